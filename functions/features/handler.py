@@ -1,0 +1,13 @@
+"""Build the batch feature tables as of the cutoff."""
+
+from typing import Any
+
+from testbed.observability import step_handler
+from testbed.pipeline.context import RunContext
+from testbed.pipeline.features import run_features
+
+
+@step_handler("features")
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    ctx = RunContext.from_event(event)
+    return run_features(ctx, ctx.manifest())

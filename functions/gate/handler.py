@@ -1,0 +1,13 @@
+"""Apply the gates and decide."""
+
+from typing import Any
+
+from testbed.observability import step_handler
+from testbed.pipeline.context import RunContext
+from testbed.pipeline.gate import run_gate
+
+
+@step_handler("gate")
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    ctx = RunContext.from_event(event)
+    return run_gate(ctx, ctx.manifest())

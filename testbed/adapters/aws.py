@@ -1,0 +1,38 @@
+"""One client factory for every AWS call: shared retry/timeout config, created lazily and cached."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
+_lock = threading.Lock()
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session(region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                                 or "us-east-1")
+
+
+def client(service: str) -> Any:
+    """A cached boto3 client. boto3 clients are thread-safe; creating them is not, hence the lock."""
+    with _lock:
+        return _client(service)
+
+
+@functools.cache
+def _client(service: str) -> Any:
+    return _session().client(service, config=_CONFIG)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (used when the local runner starts or stops its embedded AWS)."""
+    with _lock:
+        _client.cache_clear()
+        _session.cache_clear()

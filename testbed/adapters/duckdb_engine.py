@@ -1,0 +1,87 @@
+"""DuckDB standing in for Athena: the same Trino-dialect SQL, transpiled by sqlglot, over the lake's Parquet."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+
+from testbed.adapters import storage
+from testbed.core.duck import fetch
+from testbed.errors import LakeError
+
+# DuckDB lacks Trino's from_base; base 16 is all the sampling hash needs (FIELD-NOTES).
+_MACROS = ["CREATE OR REPLACE MACRO from_base(s, b) AS CAST('0x' || s AS BIGINT)"]
+_transpile_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=256)
+def _transpile_cached(sql: str) -> str:
+    return sqlglot.transpile(sql, read="trino", write="duckdb")[0]
+
+
+def to_duckdb(sql: str) -> str:
+    """Trino → DuckDB SQL (cached; sqlglot is not documented as thread-safe, so serialise it)."""
+    with _transpile_lock:
+        return _transpile_cached(sql)
+
+
+def _mirror_s3_lake(lake: str, dates: tuple[date, date] | None) -> Path:
+    """Copy an s3:// lake (only the event partitions in `dates`) to a local cache directory."""
+    target = Path(tempfile.mkdtemp(prefix="testbed-lake-"))
+    wanted = None
+    if dates:
+        days = (dates[1] - dates[0]).days + 1
+        wanted = {f"event_date={(dates[0] + timedelta(d)).isoformat()}" for d in range(days)}
+    for uri in storage.list_keys(lake.rstrip("/") + "/"):
+        relative = uri[len(lake.rstrip("/")) + 1:]
+        parts = relative.split("/")
+        if parts[0] == "events" and wanted is not None and (len(parts) < 3 or parts[1] not in wanted):
+            continue
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(storage.read_bytes(uri))
+    return target
+
+
+class DuckDBEngine:
+    """Registers `events`, `users` and `items` views over a lake root and runs Trino SQL on them."""
+
+    def __init__(self, lake: str, event_dates: tuple[date, date] | None = None, threads: int | None = None):
+        root = _mirror_s3_lake(lake, event_dates) if storage.is_s3(lake) else Path(lake)
+        self.root = root
+        self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        self.con.execute("SET TimeZone = 'UTC'")
+        for macro in _MACROS:
+            self.con.execute(macro)
+        self._register(root)
+
+    def _register(self, root: Path) -> None:
+        for dataset in ("events", "users", "items"):
+            if not (root / dataset).is_dir() or not any((root / dataset).rglob("*.parquet")):
+                raise LakeError(f"lake {root}: dataset {dataset}/ is missing or has no Parquet files")
+        glob = str(root / "events" / "**" / "*.parquet").replace("'", "''")
+        self.con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+                         "hive_types = {'event_date': DATE}, union_by_name = true)")
+        for dataset in ("users", "items"):
+            path = str(root / dataset / "**" / "*.parquet").replace("'", "''")
+            self.con.execute(f"CREATE VIEW {dataset} AS SELECT * FROM read_parquet('{path}', union_by_name = true)")
+
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pa.Table:
+        """Run one Trino-dialect statement with `?` parameters; return an Arrow table."""
+        return fetch(self.con, to_duckdb(sql), list(params))
+
+    def columns(self, dataset: str) -> dict[str, str]:
+        """Column name → DuckDB type of a lake dataset."""
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {dataset}").fetchall()
+        return {row[0]: str(row[1]) for row in rows}
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,68 @@
+"""The SPEC §2 lake contract as data, plus the SQL checks that prove a lake honours it."""
+
+from __future__ import annotations
+
+EVENT_TYPES = ("view", "add_to_cart", "purchase")
+
+_STRING = ("VARCHAR",)
+_TIMESTAMP = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP_NS")
+_INTEGER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_NUMBER = ("DOUBLE", "FLOAT", *_INTEGER)
+
+# dataset -> column -> (accepted engine types, human name)
+REQUIRED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "events": {
+        "event_id": (_STRING, "string"),
+        "event_time": (_TIMESTAMP, "timestamp"),
+        "user_id": (_STRING, "string"),
+        "item_id": (_STRING, "string"),
+        "event_type": (_STRING, "string"),
+        "session_id": (_STRING, "string"),
+        "quantity": (_INTEGER, "int"),
+        "price": (_NUMBER, "double"),
+        "event_date": (("DATE",), "date partition (event_date=YYYY-MM-DD)"),
+    },
+    "users": {"user_id": (_STRING, "string")},
+    "items": {"item_id": (_STRING, "string"), "category": (_STRING, "string"), "price": (_NUMBER, "double")},
+}
+
+
+def type_accepted(engine_type: str, accepted: tuple[str, ...]) -> bool:
+    base = engine_type.upper()
+    return base in accepted or (base.startswith("DECIMAL") and "DOUBLE" in accepted)
+
+
+def row_checks(window: str) -> list[tuple[str, str, str, str]]:
+    """(dataset, column, problem, Trino SQL returning one example row as a single string) per check.
+
+    `window` is a rendered predicate on alias `e` restricting events to the run's partitions.
+    """
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    return [
+        ("events", "event_id", "duplicate event_id",
+         f"SELECT e.event_id FROM events e WHERE {window} GROUP BY e.event_id HAVING COUNT(*) > 1 "
+         "ORDER BY e.event_id LIMIT 1"),
+        ("events", "event_id", "null event_id",
+         f"SELECT CAST(e.event_time AS VARCHAR) FROM events e WHERE {window} AND e.event_id IS NULL LIMIT 1"),
+        ("events", "event_time", "event outside its event_date partition",
+         f"SELECT e.event_id FROM events e WHERE {window} AND CAST(e.event_time AS DATE) <> e.event_date "
+         "ORDER BY e.event_id LIMIT 1"),
+        ("events", "event_type", f"event_type not in ({', '.join(EVENT_TYPES)})",
+         f"SELECT e.event_id FROM events e WHERE {window} AND (e.event_type IS NULL OR e.event_type NOT IN ({types})) "
+         "ORDER BY e.event_id LIMIT 1"),
+        ("events", "user_id", "null user_id",
+         f"SELECT e.event_id FROM events e WHERE {window} AND e.user_id IS NULL ORDER BY e.event_id LIMIT 1"),
+        ("events", "item_id", "null item_id",
+         f"SELECT e.event_id FROM events e WHERE {window} AND e.item_id IS NULL ORDER BY e.event_id LIMIT 1"),
+        ("users", "user_id", "duplicate user_id",
+         "SELECT user_id FROM users GROUP BY user_id HAVING COUNT(*) > 1 ORDER BY user_id LIMIT 1"),
+        ("items", "item_id", "duplicate item_id",
+         "SELECT item_id FROM items GROUP BY item_id HAVING COUNT(*) > 1 ORDER BY item_id LIMIT 1"),
+    ]
+
+
+def revenue_cents_sql(alias: str) -> str:
+    """Purchase revenue of one event in integer cents (exact on every engine); 0 for other event types."""
+    a = f"{alias}." if alias else ""
+    return (f"CASE WHEN {a}event_type = 'purchase' THEN CAST(round(coalesce({a}price, 0) * coalesce({a}quantity, 1)"
+            f" * 100) AS BIGINT) ELSE 0 END")

@@ -1,0 +1,518 @@
+"""Offline ranking and business metrics, following the trec_eval conventions.
+
+Layout follows ranx's ``metrics`` package: one plain function per metric with its formula in the
+docstring, and an explicit registry (:data:`PER_USER_METRICS`) mapping metric names to functions.
+Nothing registers itself at import time. Pure code: no I/O, no AWS.
+
+Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 0 when absent):
+
+* An item is *relevant* iff ``rel >= 1`` (trec_eval ``relevance_level`` 1).
+  ``R`` = number of relevant label items of the user.
+* ``rel_i`` is the grade of the item ranked at position ``i`` (1-based). Only the first ``K``
+  ranked items are looked at; lists shorter than ``K`` are fine.
+* nDCG uses the *linear* gain ``rel_i`` (trec_eval ``ndcg_cut``), not ``2**rel - 1``.
+* Users with ``R = 0`` are excluded from every average (including ``revenue@K`` and ``coverage@K``)
+  and counted separately (see :func:`aggregate`). The per-user functions return 0.0 for metrics whose
+  denominator would be zero (``recall``, ``map``, ``ndcg`` with IDCG = 0).
+* A user with ``R >= 1`` whom a model did not rank at all is a miss: every metric is 0.0.
+
+Ranks are taken as given. No tie-breaking happens here: the scorer already wrote the ``rank``
+column and breaks score ties by ``item_id`` ascending. (trec_eval itself ignores the ranks and
+re-sorts by score, breaking ties by docno *descending*; feed it strictly decreasing scores when
+comparing.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "METRIC_NAMES",
+    "PER_USER_METRICS",
+    "UserRanking",
+    "aggregate",
+    "coverage_at_k",
+    "hit_rate_at_k",
+    "map_at_k",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "per_user_metrics",
+    "precision_at_k",
+    "recall_at_k",
+    "revenue_at_k",
+]
+
+
+@dataclass(frozen=True)
+class UserRanking:
+    """One user's ranked list plus the user's labels.
+
+    ``items``: ranked item ids, rank 1 first, no duplicates.
+    ``relevance``: label grades (integers >= 0); items absent have grade 0.
+    ``revenue``: label-window purchase revenue per item; items absent have revenue 0.
+    """
+
+    items: tuple[str, ...]
+    relevance: Mapping[str, int]
+    revenue: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        if len(set(self.items)) != len(self.items):
+            raise ValueError("UserRanking.items contains duplicate item ids")
+        if any(grade < 0 for grade in self.relevance.values()):
+            raise ValueError("UserRanking.relevance grades must be >= 0")
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"cut-off k must be a positive integer, got {k!r}")
+
+
+def _top_k(u: UserRanking, k: int) -> tuple[str, ...]:
+    _check_k(k)
+    return u.items[:k]
+
+
+def _n_relevant(u: UserRanking) -> int:
+    """``R``: number of label items with grade >= 1."""
+    return sum(1 for grade in u.relevance.values() if grade >= 1)
+
+
+def _grade(u: UserRanking, item: str) -> int:
+    return u.relevance.get(item, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# per-user metrics
+
+
+def ndcg_at_k(u: UserRanking, k: int) -> float:
+    """Normalised discounted cumulative gain at ``k`` (trec_eval ``ndcg_cut``, linear gain).
+
+    ``DCG@K  = sum_{i=1..min(n,K)} rel_i / log2(i + 1)``
+
+    ``IDCG@K = sum_{j=1..K} g_j / log2(j + 1)`` with ``g_1 >= g_2 >= ...`` ALL of the user's label
+    grades sorted descending (not only the ranked ones).
+
+    ``nDCG@K = DCG@K / IDCG@K``; 0.0 when ``IDCG@K = 0``.
+    """
+    top = _top_k(u, k)
+    ideal = sorted((g for g in u.relevance.values() if g > 0), reverse=True)[:k]
+    idcg = 0.0
+    for j, grade in enumerate(ideal, start=1):
+        idcg += grade / math.log2(j + 1)
+    if idcg == 0.0:
+        return 0.0
+    dcg = 0.0
+    for i, item in enumerate(top, start=1):
+        grade = _grade(u, item)
+        if grade > 0:
+            dcg += grade / math.log2(i + 1)
+    return dcg / idcg
+
+
+def precision_at_k(u: UserRanking, k: int) -> float:
+    """Precision at ``k`` (trec_eval ``P_K``).
+
+    ``P@K = |{i <= K : rel_i >= 1}| / K``. The denominator is ``K`` even when fewer than ``K``
+    items are ranked.
+    """
+    top = _top_k(u, k)
+    return sum(1 for item in top if _grade(u, item) >= 1) / k
+
+
+def recall_at_k(u: UserRanking, k: int) -> float:
+    """Recall at ``k`` (trec_eval ``recall_K``).
+
+    ``Recall@K = |{i <= K : rel_i >= 1}| / R``; 0.0 when ``R = 0``.
+    """
+    top = _top_k(u, k)
+    n_rel = _n_relevant(u)
+    if n_rel == 0:
+        return 0.0
+    return sum(1 for item in top if _grade(u, item) >= 1) / n_rel
+
+
+def mrr_at_k(u: UserRanking, k: int) -> float:
+    """Reciprocal rank of the first relevant item within the top ``k``.
+
+    ``RR@K = 1 / min{i <= K : rel_i >= 1}``, 0.0 when no relevant item is in the top ``K``.
+    (Equals trec_eval ``recip_rank`` on a run truncated at ``K``.)
+    """
+    top = _top_k(u, k)
+    for i, item in enumerate(top, start=1):
+        if _grade(u, item) >= 1:
+            return 1.0 / i
+    return 0.0
+
+
+def hit_rate_at_k(u: UserRanking, k: int) -> float:
+    """Hit rate at ``k``.
+
+    ``HR@K = 1`` if ``exists i <= K : rel_i >= 1`` else ``0``.
+    """
+    top = _top_k(u, k)
+    return 1.0 if any(_grade(u, item) >= 1 for item in top) else 0.0
+
+
+def map_at_k(u: UserRanking, k: int) -> float:
+    """Average precision at ``k`` (trec_eval ``map_cut_K``).
+
+    ``AP@K = (sum_{i <= K, rel_i >= 1} P@i) / R`` with ``P@i = |{j <= i : rel_j >= 1}| / i``.
+    The denominator is ``R`` (all relevant label items), not ``min(R, K)``; 0.0 when ``R = 0``.
+    """
+    top = _top_k(u, k)
+    n_rel = _n_relevant(u)
+    if n_rel == 0:
+        return 0.0
+    hits = 0
+    total = 0.0
+    for i, item in enumerate(top, start=1):
+        if _grade(u, item) >= 1:
+            hits += 1
+            total += hits / i
+    return total / n_rel
+
+
+def revenue_at_k(u: UserRanking, k: int) -> float:
+    """Label-window purchase revenue captured by the top ``k``.
+
+    ``Revenue@K = sum_{i <= K} revenue(d_i)`` where ``revenue(d)`` is the user's label-window purchase
+    revenue for item ``d`` (0 when absent), whatever the item's grade.
+    """
+    top = _top_k(u, k)
+    total = 0.0
+    for item in top:
+        total += float(u.revenue.get(item, 0.0))
+    return total
+
+
+def coverage_at_k(top_k_lists: Iterable[Sequence[str]], k: int, catalogue_size: int) -> float:
+    """Catalogue coverage at ``k`` of a group of users (an aggregate, not a per-user metric).
+
+    ``Coverage@K = |union_u {d_{u,1}, ..., d_{u,K}}| / catalogue_size``.
+    """
+    _check_k(k)
+    if catalogue_size <= 0:
+        raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
+    seen: set[str] = set()
+    for items in top_k_lists:
+        seen.update(items[:k])
+    return len(seen) / catalogue_size
+
+
+METRIC_NAMES: tuple[str, ...] = ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue")
+
+PER_USER_METRICS: dict[str, Callable[[UserRanking, int], float]] = {
+    "ndcg": ndcg_at_k,
+    "precision": precision_at_k,
+    "recall": recall_at_k,
+    "mrr": mrr_at_k,
+    "hit_rate": hit_rate_at_k,
+    "map": map_at_k,
+    "revenue": revenue_at_k,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# table-level computation
+
+_RANKING_COLUMNS = ("user_id", "model", "rank", "item_id")
+_LABEL_COLUMNS = ("user_id", "item_id", "relevance", "revenue")
+
+
+def _require_columns(table: pa.Table, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{what} table is missing columns {missing}")
+    with_nulls = [c for c in columns if table.column(c).null_count > 0]
+    if with_nulls:
+        raise ValueError(f"{what} table has nulls in columns {with_nulls}")
+
+
+def _as_str(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+def _sorted_vocab(*columns: pa.ChunkedArray) -> pa.Array:
+    """Distinct values of the string columns, sorted (UTF-8 byte order == code point order)."""
+    chunks = [chunk for col in columns for chunk in _as_str(col).chunks]
+    if not chunks:
+        return pa.array([], type=pa.string())
+    uniq = pc.unique(pa.chunked_array(chunks, type=pa.string()))
+    return uniq.take(pc.sort_indices(uniq))
+
+
+def _codes(column: pa.ChunkedArray, vocab: pa.Array) -> np.ndarray:
+    """Integer position of each value of ``column`` in ``vocab`` (every value must be in it)."""
+    idx = pc.index_in(_as_str(column), value_set=vocab)
+    return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start offsets of runs of equal values in a sorted 1-d array."""
+    if sorted_keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+
+
+def _label_stats(
+    user_codes: np.ndarray, grades: np.ndarray, n_users: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per user code: ``R`` (int64) and ``IDCG@k`` (float64) from all of the user's label grades."""
+    n_rel = np.bincount(user_codes, weights=(grades >= 1), minlength=n_users).astype(np.int64)
+    order = np.lexsort((-grades, user_codes))  # by user, grade descending
+    u_sorted = user_codes[order]
+    g_sorted = grades[order].astype(np.float64)
+    starts = _group_starts(u_sorted)
+    run_len = np.diff(np.r_[starts, u_sorted.size])
+    pos = np.arange(u_sorted.size) - np.repeat(starts, run_len)  # 0-based position within user
+    keep = pos < k
+    gains = g_sorted[keep] / np.log2(pos[keep] + 2.0)
+    idcg = np.bincount(u_sorted[keep], weights=gains, minlength=n_users)
+    return n_rel, idcg
+
+
+def _empty_per_user(k: int) -> pa.Table:
+    fields = [
+        pa.field("model", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("n_relevant", pa.int64()),
+    ] + [pa.field(f"{name}@{k}", pa.float64()) for name in METRIC_NAMES]
+    return pa.schema(fields).empty_table()
+
+
+def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
+    """Per-(model, user) metrics at cut-off ``k``, vectorised with numpy / pyarrow.
+
+    ``rankings``: ``user_id``, ``model``, ``rank`` (1-based, already tie-broken), ``item_id`` (a
+    ``score`` column may be present and is ignored). Rows with ``rank > k`` are ignored; within each
+    (model, user) the ranks kept must be exactly ``1..n`` and the items distinct.
+
+    ``labels``: ``user_id``, ``item_id``, ``relevance`` (int >= 0), ``revenue`` (double); at most one
+    row per (user, item).
+
+    Returns one row per (model, user) for every model present in ``rankings`` and every user with
+    ``R >= 1`` in ``labels`` (a user the model did not rank gets 0.0 everywhere). Users with ``R = 0``
+    are dropped. Columns: ``model``, ``user_id``, ``n_relevant`` (int64) and one float64 column
+    ``f"{name}@{k}"`` per name in :data:`METRIC_NAMES`. Sorted by (model, user_id).
+
+    Values equal those of the functions in :data:`PER_USER_METRICS` (up to float rounding).
+    """
+    _check_k(k)
+    _require_columns(rankings, _RANKING_COLUMNS, "rankings")
+    _require_columns(labels, _LABEL_COLUMNS, "labels")
+
+    user_vocab = _sorted_vocab(labels.column("user_id"), rankings.column("user_id"))
+    item_vocab = _sorted_vocab(labels.column("item_id"), rankings.column("item_id"))
+    model_vocab = _sorted_vocab(rankings.column("model"))
+    n_users, n_items, n_models = len(user_vocab), len(item_vocab), len(model_vocab)
+
+    # ---- labels: per-user R and IDCG, sorted (user, item) keys for the lookup below
+    l_user = _codes(labels.column("user_id"), user_vocab)
+    l_item = _codes(labels.column("item_id"), item_vocab)
+    l_grade = np.asarray(labels.column("relevance").to_numpy(), dtype=np.int64)
+    l_rev = np.asarray(labels.column("revenue").to_numpy(), dtype=np.float64)
+    if l_grade.size and l_grade.min() < 0:
+        raise ValueError("labels.relevance must be >= 0")
+    n_rel, idcg = _label_stats(l_user, l_grade, n_users, k)
+
+    l_key = l_user * n_items + l_item
+    l_order = np.argsort(l_key, kind="stable")
+    l_key = l_key[l_order]
+    if l_key.size > 1 and bool(np.any(l_key[1:] == l_key[:-1])):
+        raise ValueError("labels has more than one row for some (user_id, item_id)")
+    l_grade = l_grade[l_order]
+    l_rev = l_rev[l_order]
+
+    # evaluated users (R >= 1), in user_id order; their row index in the output block of a model
+    eval_users = np.flatnonzero(n_rel >= 1)
+    n_eval = eval_users.size
+    eval_index = np.full(n_users, -1, dtype=np.int64)
+    eval_index[eval_users] = np.arange(n_eval)
+    if n_models == 0 or n_eval == 0:
+        return _empty_per_user(k)
+
+    # ---- rankings: keep rank <= k, sort by (model, user, rank), validate ranks 1..n
+    rank_all = np.asarray(rankings.column("rank").to_numpy(), dtype=np.int64)
+    keep = rank_all <= k
+    r_rank = rank_all[keep]
+    r_model = _codes(rankings.column("model"), model_vocab)[keep]
+    r_user = _codes(rankings.column("user_id"), user_vocab)[keep]
+    r_item = _codes(rankings.column("item_id"), item_vocab)[keep]
+
+    order = np.lexsort((r_rank, r_user, r_model))
+    r_rank, r_model, r_user, r_item = r_rank[order], r_model[order], r_user[order], r_item[order]
+    group = r_model * n_users + r_user
+    starts = _group_starts(group)
+    run_len = np.diff(np.r_[starts, group.size])
+    position = np.arange(group.size) - np.repeat(starts, run_len) + 1
+    if not np.array_equal(position, r_rank):
+        raise ValueError("rankings: ranks within each (model, user_id) must be exactly 1..n (up to k)")
+    pair = np.sort(group * n_items + r_item)
+    if pair.size > 1 and bool(np.any(pair[1:] == pair[:-1])):
+        raise ValueError("rankings: an item appears twice in the list of some (model, user_id)")
+
+    # ---- join each ranked row with its label (grade and revenue; 0 when absent); l_key is non-empty
+    r_key = r_user * n_items + r_item
+    pos = np.minimum(np.searchsorted(l_key, r_key), l_key.size - 1)
+    found = l_key[pos] == r_key
+    grade = np.where(found, l_grade[pos], 0).astype(np.float64)
+    revenue = np.where(found, l_rev[pos], 0.0)
+
+    # ---- per-row contributions
+    is_rel = grade >= 1
+    rank_f = r_rank.astype(np.float64)
+    cum_rel = np.cumsum(is_rel)
+    hits_before_group = np.repeat(cum_rel[starts] - is_rel[starts], run_len)
+    gain = grade / np.log2(rank_f + 1.0)
+    ap_term = np.where(is_rel, (cum_rel - hits_before_group) / rank_f, 0.0)
+    rr_term = np.where(is_rel, 1.0 / rank_f, 0.0)
+
+    # ---- per-group reductions, scattered into a dense (model, evaluated user) grid
+    size = n_models * n_eval
+    dcg, hits, ap_sum, rr, rev = (np.zeros(size) for _ in range(5))
+    if group.size:
+        row = eval_index[r_user[starts]]
+        evaluated = row >= 0  # groups of users with R = 0 are dropped
+        cell = (r_model[starts] * n_eval + row)[evaluated]
+        dcg[cell] = np.add.reduceat(gain, starts)[evaluated]
+        hits[cell] = np.add.reduceat(is_rel.astype(np.float64), starts)[evaluated]
+        ap_sum[cell] = np.add.reduceat(ap_term, starts)[evaluated]
+        rr[cell] = np.maximum.reduceat(rr_term, starts)[evaluated]
+        rev[cell] = np.add.reduceat(revenue, starts)[evaluated]
+
+    user_r = np.tile(n_rel[eval_users], n_models)
+    user_idcg = np.tile(idcg[eval_users], n_models)
+    columns: dict[str, np.ndarray] = {
+        "ndcg": dcg / user_idcg,
+        "precision": hits / k,
+        "recall": hits / user_r,
+        "mrr": rr,
+        "hit_rate": (hits > 0).astype(np.float64),
+        "map": ap_sum / user_r,
+        "revenue": rev,
+    }
+    model_col = model_vocab.take(pa.array(np.repeat(np.arange(n_models), n_eval)))
+    user_col = user_vocab.take(pa.array(np.tile(eval_users, n_models)))
+    arrays: list[Any] = [model_col, user_col, pa.array(user_r, type=pa.int64())]
+    arrays += [pa.array(columns[name], type=pa.float64()) for name in METRIC_NAMES]
+    return pa.Table.from_arrays(arrays, schema=_empty_per_user(k).schema)
+
+
+def _group_summary(
+    metric_values: Mapping[str, np.ndarray],
+    mask: np.ndarray,
+    n_distinct_items: int,
+    k: int,
+    catalogue_size: int,
+) -> dict[str, float | int]:
+    n = int(mask.sum())
+    out: dict[str, float | int] = {}
+    for name in METRIC_NAMES:
+        out[f"{name}@{k}"] = float(np.mean(metric_values[name][mask])) if n else math.nan
+    out[f"coverage@{k}"] = n_distinct_items / catalogue_size if n else math.nan
+    out["users"] = n
+    return out
+
+
+def aggregate(
+    per_user: pa.Table,
+    rankings: pa.Table,
+    k: int,
+    catalogue_size: int,
+    strata: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Means of the per-user metrics, coverage and excluded-user counts, per model and stratum.
+
+    ``per_user`` is the output of :func:`per_user_metrics` for the same ``k`` (evaluated users only,
+    i.e. ``R >= 1``); ``rankings`` is the table it was computed from (used for coverage and for the
+    excluded users). ``strata`` maps ``user_id`` -> stratum label (e.g. ``"loyalty_tier=gold"``);
+    users absent from it count only in ``"all"``. ``None`` means only ``"all"``.
+
+    Returns::
+
+        {"models": {model: {"all": {"ndcg@k": mean, ..., "revenue@k": mean, "coverage@k": c,
+                                    "users": n_evaluated},
+                            "<stratum>": {...}, ...}},
+         "excluded_users": {model: {"all": n, "<stratum>": n, ...}}}
+
+    * Means are plain arithmetic means over the evaluated users of the group (python floats).
+    * ``coverage@k`` = distinct items in the top-``k`` lists of the group's evaluated users divided by
+      ``catalogue_size`` (see :func:`coverage_at_k`).
+    * Excluded users are the users present in a model's rankings but not evaluated (``R = 0``).
+    * Models are sorted; within a model ``"all"`` comes first, then strata sorted. Under ``"models"`` a
+      stratum appears when it has at least one evaluated user; under ``"excluded_users"`` every stratum
+      with an evaluated or an excluded user of that model appears (possibly with 0). ``"all"`` is always
+      present; with no evaluated user its means and coverage are NaN and ``users`` is 0.
+    """
+    _check_k(k)
+    if catalogue_size <= 0:
+        raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
+    metric_columns = [f"{name}@{k}" for name in METRIC_NAMES]
+    _require_columns(per_user, ["model", "user_id", *metric_columns], "per_user")
+    _require_columns(rankings, _RANKING_COLUMNS, "rankings")
+
+    pu_model = np.asarray(_as_str(per_user.column("model")).to_pylist(), dtype=object)
+    pu_user = np.asarray(_as_str(per_user.column("user_id")).to_pylist(), dtype=object)
+    pu_values = {
+        name: np.asarray(per_user.column(col).to_numpy(), dtype=np.float64)
+        for name, col in zip(METRIC_NAMES, metric_columns, strict=True)
+    }
+    r_model = _as_str(rankings.column("model"))
+    r_top = pc.less_equal(rankings.column("rank"), k)
+    models = sorted(set(pu_model.tolist()) | set(r_model.unique().to_pylist()))
+    stratum_of: Mapping[str, str] = strata if strata is not None else {}
+
+    result_models: dict[str, dict[str, dict[str, float | int]]] = {}
+    result_excluded: dict[str, dict[str, int]] = {}
+    for model in models:
+        rows = pu_model == model
+        users = pu_user[rows]
+        evaluated = set(users.tolist())
+        values = {name: col[rows] for name, col in pu_values.items()}
+        user_strata = np.asarray([stratum_of.get(u) for u in users], dtype=object)
+        eval_strata = sorted({s for s in user_strata.tolist() if s is not None})
+
+        # one pass over the model's rankings: distinct top-k items per group, users not evaluated
+        in_model = pc.equal(r_model, model)
+        model_rows = rankings.filter(in_model)
+        top_rows = rankings.filter(pc.and_(in_model, r_top))
+        items_of: dict[str, set[str]] = {label: set() for label in ["all", *eval_strata]}
+        for user, item in zip(
+            _as_str(top_rows.column("user_id")).to_pylist(),
+            _as_str(top_rows.column("item_id")).to_pylist(),
+            strict=True,
+        ):
+            if user in evaluated:
+                items_of["all"].add(item)
+                label = stratum_of.get(user)
+                if label is not None:
+                    items_of[label].add(item)
+        excluded = set(_as_str(model_rows.column("user_id")).to_pylist()) - evaluated
+
+        groups: dict[str, dict[str, float | int]] = {}
+        for label, items in items_of.items():
+            mask = np.ones(users.size, dtype=bool) if label == "all" else user_strata == label
+            groups[label] = _group_summary(values, mask, len(items), k, catalogue_size)
+        result_models[model] = groups
+
+        excluded_strata = Counter(stratum_of[u] for u in excluded if u in stratum_of)
+        counts: dict[str, int] = {"all": len(excluded)}
+        for label in sorted(set(eval_strata) | set(excluded_strata)):
+            counts[label] = excluded_strata.get(label, 0)
+        result_excluded[model] = counts
+
+    return {"models": result_models, "excluded_users": result_excluded}

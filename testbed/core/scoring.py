@@ -1,0 +1,72 @@
+"""Score candidate rows with a LightGBM model and keep each user's top K.
+
+Ties in score break by item_id ascending (rows arrive sorted by user_id, item_id and the sort is stable),
+so rankings are deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+
+from testbed.errors import ModelArtifactError
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    role: str
+    booster: lgb.Booster
+    features: list[str]
+
+
+def load_model(role: str, text: bytes, available: list[str], source: str) -> LoadedModel:
+    try:
+        booster = lgb.Booster(model_str=text.decode("utf-8"))
+    except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+        raise ModelArtifactError(f"{source}: not a LightGBM model file ({str(exc).splitlines()[0][:80]})") from None
+    features = booster.feature_name()
+    missing = [f for f in features if f not in available]
+    if missing:
+        raise ModelArtifactError(f"{source}: model needs feature {missing[0]!r}, which this testbed does not produce")
+    return LoadedModel(role=role, booster=booster, features=features)
+
+
+def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start offset of each run of equal keys (input sorted), plus the total length at the end."""
+    if len(sorted_keys) == 0:
+        return np.array([0])
+    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    return np.concatenate([[0], change, [len(sorted_keys)]])
+
+
+def top_k(user_ids: pa.Array, item_ids: pa.Array, scores: np.ndarray, k: int) -> pa.Table:
+    """Rows sorted by (user_id, item_id) → user_id, rank (1-based), item_id, score for the top k per user."""
+    users = user_ids.to_numpy(zero_copy_only=False)
+    starts = group_starts(users)
+    codes = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    safe = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.lexsort((-safe, codes))  # by user, then score descending; stable keeps item_id order on ties
+    rank = np.arange(len(order)) - starts[codes[order]] + 1
+    keep = order[rank <= k]
+    return pa.table({
+        "user_id": pa.array(users[keep], pa.string()),
+        "rank": pa.array(rank[rank <= k], pa.int32()),
+        "item_id": item_ids.take(pa.array(keep)),
+        "score": pa.array(scores[keep], pa.float64()),
+    })
+
+
+def per_request_latency_ms(model: LoadedModel, matrix: np.ndarray, starts: np.ndarray,
+                           groups: np.ndarray) -> np.ndarray:
+    """Time one predict call per sampled user (a 'request'), as a deployed ranker would serve it."""
+    out = np.empty(len(groups))
+    for i, g in enumerate(groups):
+        rows = matrix[starts[g]:starts[g + 1]]
+        t0 = time.perf_counter()
+        model.booster.predict(rows, num_threads=1)
+        out[i] = (time.perf_counter() - t0) * 1000.0
+    return out

@@ -1,0 +1,146 @@
+"""Render the slice as SQL in the Athena (Trino) dialect, with filter values as `?` parameters.
+
+Three statements share one `sampled` CTE: sampled users (with inclusion probability), their events in
+[start, end) and the catalogue rows those events touch. Column names are checked against the lake and
+quoted; values are bound; times are rendered from validated datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from testbed.core.lake_contract import revenue_cents_sql
+from testbed.core.sampling import REVENUE_FLOOR_SHARE, head_rate, uniform_draw_sql
+from testbed.manifest import Filter, Manifest
+
+Params = list[Any]
+
+
+@dataclass(frozen=True)
+class SliceQueries:
+    users: str
+    events: str
+    items: str
+    params: tuple[Any, ...]  # bound to every statement: the segment filter values, in order
+    population: str  # eligible users per stratum (for sample-ratio checks and inclusion probabilities)
+
+
+def quote(identifier: str) -> str:
+    """Quote an identifier that was already validated against the lake's columns."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def ts_literal(value: datetime) -> str:
+    return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def date_literal(value: date) -> str:
+    return f"DATE '{value.isoformat()}'"
+
+
+def partition_range(start: datetime, end: datetime) -> tuple[date, date]:
+    """Event-date partitions that can hold events in [start, end)."""
+    last = (end - timedelta(microseconds=1)).date()
+    return start.date(), last
+
+
+def _predicate(flt: Filter, params: Params) -> str:
+    col = f"u.{quote(flt.column)}"
+    binary = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+    if flt.op in binary:
+        params.append(flt.value)
+        return f"{col} {binary[flt.op]} ?"
+    if flt.op in ("in", "not_in"):
+        assert isinstance(flt.value, list)
+        params.extend(flt.value)
+        marks = ", ".join("?" for _ in flt.value)
+        return f"{col} {'IN' if flt.op == 'in' else 'NOT IN'} ({marks})"
+    if flt.op == "between":
+        assert isinstance(flt.value, list)
+        params.extend(flt.value)
+        return f"{col} BETWEEN ? AND ?"
+    return f"{col} IS {'NULL' if flt.op == 'is_null' else 'NOT NULL'}"
+
+
+def window_predicate(alias: str, start: datetime, end: datetime) -> str:
+    first, last = partition_range(start, end)
+    return (f"{alias}.event_date BETWEEN {date_literal(first)} AND {date_literal(last)}"
+            f" AND {alias}.event_time >= {ts_literal(start)} AND {alias}.event_time < {ts_literal(end)}")
+
+
+
+
+def _probability(manifest: Manifest, strata_cols: str) -> str:
+    s = manifest.sampling
+    rate = repr(float(s.rate))
+    if s.strategy == "uniform":
+        return f"{rate} AS inclusion_probability, draw < {rate} AS selected"
+    if s.strategy == "revenue_weighted":
+        floor = repr(float(s.rate) * REVENUE_FLOOR_SHARE)
+        prob = (f"CASE WHEN total_revenue_cents = 0 THEN {rate} ELSE LEAST(1.0, GREATEST({floor}, "
+                f"{rate} * CAST(revenue_cents AS DOUBLE) * CAST(n_eligible AS DOUBLE) / "
+                f"CAST(total_revenue_cents AS DOUBLE))) END")
+        return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
+    if s.strategy == "head_tail":
+        heavy = f"activity_rank <= CAST(ceil({s.head_share!r} * n_eligible) AS BIGINT)"
+        prob = f"CASE WHEN {heavy} THEN {head_rate(s.rate, s.head_rate)!r} ELSE {rate} END"
+        return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
+    take = f"GREATEST(1, CAST(ceil({rate} * stratum_size) AS BIGINT))"
+    return (f"CAST({take} AS DOUBLE) / CAST(stratum_size AS DOUBLE) AS inclusion_probability, "
+            f"stratum_rank <= {take} AS selected")
+
+
+def render(manifest: Manifest) -> SliceQueries:
+    """The slice statements for a manifest whose columns were already checked against the lake."""
+    t, s = manifest.time, manifest.sampling
+    params: Params = []
+    where = " AND ".join(_predicate(f, params) for f in manifest.segment.filters) or "TRUE"
+    strata = [quote(c) for c in s.strata]
+    strata_select = "".join(f", u.{c}" for c in strata)
+    strata_cols = "".join(f", {c}" for c in strata)
+    partition_by = f"PARTITION BY {', '.join(strata)} " if strata else ""
+    cte = f"""WITH segment_users AS (
+  SELECT u.user_id{strata_select} FROM users u WHERE {where}
+),
+pre_cutoff AS (
+  SELECT e.user_id, COUNT(*) AS pre_events, SUM({revenue_cents_sql('e')}) AS revenue_cents
+  FROM events e
+  WHERE {window_predicate('e', t.start, t.cutoff)}
+  GROUP BY e.user_id
+),
+eligible AS (
+  SELECT su.user_id{''.join(f', su.{c}' for c in strata)},
+    coalesce(p.pre_events, 0) AS pre_events, coalesce(p.revenue_cents, 0) AS revenue_cents,
+    {uniform_draw_sql(s.seed, 'su.user_id')} AS draw
+  FROM segment_users su LEFT JOIN pre_cutoff p ON p.user_id = su.user_id
+  WHERE coalesce(p.pre_events, 0) >= {int(s.min_events_per_user)}
+),
+ranked AS (
+  SELECT el.*,
+    COUNT(*) OVER () AS n_eligible,
+    SUM(revenue_cents) OVER () AS total_revenue_cents,
+    ROW_NUMBER() OVER (ORDER BY pre_events DESC, user_id) AS activity_rank,
+    COUNT(*) OVER ({partition_by}) AS stratum_size,
+    ROW_NUMBER() OVER ({partition_by}ORDER BY draw, user_id) AS stratum_rank
+  FROM eligible el
+),
+probabilities AS (
+  SELECT user_id{strata_cols}, pre_events, revenue_cents, draw, {_probability(manifest, strata_cols)}
+  FROM ranked
+),
+sampled AS (
+  SELECT user_id, inclusion_probability FROM probabilities WHERE selected
+)"""
+    users = (f"{cte}\nSELECT u.*, s.inclusion_probability FROM users u JOIN sampled s ON s.user_id = u.user_id"
+             f"\nORDER BY u.user_id")
+    events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
+              f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
+    items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT DISTINCT e.item_id FROM events e"
+             f" JOIN sampled s ON s.user_id = e.user_id WHERE {window_predicate('e', t.start, t.end)})\nORDER BY i.item_id")
+    group = f"{strata_cols.lstrip(', ')}, " if strata else ""
+    population = (f"{cte}\nSELECT {group}COUNT(*) AS eligible_users, SUM(inclusion_probability) AS expected_users,"
+                  f" SUM(CASE WHEN selected THEN 1 ELSE 0 END) AS sampled_users\nFROM probabilities"
+                  + (f"\nGROUP BY {strata_cols.lstrip(', ')}\nORDER BY {strata_cols.lstrip(', ')}" if strata else ""))
+    return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population)

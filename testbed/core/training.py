@@ -1,0 +1,91 @@
+"""Train a LightGBM LambdaRank model on candidate lists built exactly as a run builds them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+
+from testbed.core import features, ranking_data
+from testbed.core.duck import fetch
+from testbed.core.scoring import group_starts
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    cutoff: datetime
+    label_end: datetime
+    windows: tuple[int, ...] = (7, 30, 90)
+    candidates_per_user: int = 100
+    feature_set: str = "full"  # "full" or "control" (item popularity only)
+    seed: int = 1
+    num_trees: int = 150
+    relevance: tuple[tuple[str, int], ...] = (("view", 1), ("add_to_cart", 2), ("purchase", 3))
+
+
+def select_features(all_names: list[str], feature_set: str) -> list[str]:
+    if feature_set == "full":
+        return all_names
+    if feature_set == "control":
+        return [n for n in all_names if n.startswith(ranking_data.CONTROL_PREFIXES)]
+    raise ValueError(f"unknown feature set {feature_set!r} (use full or control)")
+
+
+def training_matrix(con: duckdb.DuckDBPyConnection, cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray, list[str]]:
+    """(X, y, group sizes, feature names) for users whose candidates hold at least one relevant item.
+
+    `con` must have `events`, `items` and `score_users` relations.
+    """
+    windows = list(cfg.windows)
+    tables = features.compute_all(con, cfg.cutoff, windows)
+    for entity, table in tables.items():
+        con.register(f"f_{entity}", table)
+    ranking_data.candidates(con, cfg.cutoff, cfg.candidates_per_user)
+    keys, names = ranking_data.matrix(con, cfg.cutoff, windows)
+    con.register("train_labels", ranking_data.labels(con, cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
+    y = fetch(con, """SELECT coalesce(l.relevance, 0) FROM model_matrix m
+        LEFT JOIN train_labels l ON l.user_id = m.user_id AND l.item_id = m.item_id
+        ORDER BY m.user_id, m.item_id""").column(0).to_numpy().astype(np.float64)
+    x = ranking_data.matrix_values(con, names)
+    users = keys.column("user_id").to_numpy(zero_copy_only=False)
+    starts = group_starts(users)
+    has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)
+    keep_rows = np.repeat(has_relevant, np.diff(starts))
+    sizes = np.diff(starts)[has_relevant]
+    return x[keep_rows], y[keep_rows], sizes, names
+
+
+def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cfg: TrainingConfig) -> lgb.Booster:
+    if len(groups) < 10:
+        raise ValueError(f"only {len(groups)} users have a relevant candidate after the cutoff; need at least 10")
+    params = {
+        "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": 0.05,
+        "num_leaves": 31, "min_data_in_leaf": 40, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+        "bagging_freq": 1, "lambdarank_truncation_level": 20, "seed": cfg.seed, "deterministic": True,
+        "force_row_wise": True, "num_threads": 2, "verbose": -1,
+    }
+    dataset = lgb.Dataset(x, label=y, group=groups, feature_name=names, free_raw_data=True)
+    return lgb.train(params, dataset, num_boost_round=cfg.num_trees)
+
+
+def model_metadata(model_text: bytes, booster: lgb.Booster, cfg: TrainingConfig, groups: np.ndarray,
+                   lake_fingerprint: str) -> dict[str, object]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sha256": hashlib.sha256(model_text).hexdigest(),
+        "feature_names": booster.feature_name(),
+        "feature_set": cfg.feature_set,
+        "objective": "lambdarank",
+        "num_trees": booster.num_trees(),
+        "training": {"cutoff": cfg.cutoff.isoformat(), "label_end": cfg.label_end.isoformat(),
+                     "users": int(len(groups)), "rows": int(groups.sum()), "seed": cfg.seed,
+                     "lake_fingerprint": lake_fingerprint},
+    }
+

@@ -1,0 +1,244 @@
+"""The manifest (SPEC §3): a frozen pydantic model, its JSON Schema, canonical form and digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from testbed.errors import ManifestError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"]
+Scalar = str | int | float | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Filter(Strict):
+    """One predicate over a `users/` column; the value is bound as a query parameter, never pasted."""
+
+    column: str = Field(pattern=COLUMN.pattern, description="A column of the lake's users/ table.")
+    op: FilterOp
+    value: Scalar | list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Filter:
+        if self.op in ("is_null", "not_null"):
+            if self.value is not None:
+                raise ValueError(f"op {self.op} takes no value")
+        elif self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"op {self.op} needs a non-empty list value")
+        elif self.op == "between":
+            if not isinstance(self.value, list) or len(self.value) != 2:
+                raise ValueError("op between needs a [low, high] list value")
+        elif self.value is None or isinstance(self.value, list):
+            raise ValueError(f"op {self.op} needs a single value")
+        return self
+
+
+class Segment(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    filters: list[Filter] = Field(default_factory=list)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class TimeWindow(Strict):
+    """Features use events before `cutoff`; labels use events in [cutoff, end)."""
+
+    start: datetime
+    cutoff: datetime
+    end: datetime
+
+    @field_validator("start", "cutoff", "end")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeWindow:
+        if not self.start < self.cutoff:
+            raise ValueError("time.start must be before time.cutoff")
+        if not self.cutoff < self.end:
+            raise ValueError("time.cutoff must be before time.end")
+        return self
+
+
+class Sampling(Strict):
+    strategy: Literal["uniform", "stratified", "revenue_weighted", "head_tail"] = "uniform"
+    rate: float = Field(default=1.0, gt=0, le=1, description="Target share of eligible users, in (0, 1].")
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    strata: list[Annotated[str, Field(pattern=COLUMN.pattern)]] = Field(default_factory=list)
+    min_events_per_user: int = Field(default=1, ge=0, description="Pre-cutoff events a user needs to be eligible.")
+    head_share: float = Field(default=0.2, gt=0, lt=1, description="head_tail: share of users counted as heavy.")
+    head_rate: float | None = Field(default=None, gt=0, le=1, description="head_tail: rate for heavy users.")
+
+    @model_validator(mode="after")
+    def _strata_needed(self) -> Sampling:
+        if self.strategy == "stratified" and not self.strata:
+            raise ValueError("sampling.strata must name at least one column for strategy stratified")
+        return self
+
+
+class Features(Strict):
+    windows_days: list[Annotated[int, Field(ge=1, le=365)]] = Field(default_factory=lambda: [7, 30, 90])
+
+    @field_validator("windows_days")
+    @classmethod
+    def _sorted_unique(cls, value: list[int]) -> list[int]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("windows_days must be non-empty and unique")
+        return sorted(value)
+
+
+class ModelRef(Strict):
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file.")
+    sha256: str = Field(pattern=SHA256.pattern)
+
+
+class Models(Strict):
+    control: ModelRef
+    candidate: ModelRef
+
+
+class Relevance(Strict):
+    view: int = Field(default=1, ge=0, le=100)
+    add_to_cart: int = Field(default=2, ge=0, le=100)
+    purchase: int = Field(default=3, ge=0, le=100)
+
+
+class Evaluation(Strict):
+    k: int = Field(default=10, ge=1, le=100)
+    candidates_per_user: int = Field(default=100, ge=1, le=1000)
+    relevance: Relevance = Field(default_factory=Relevance)
+    latency_sample_users: int = Field(default=200, ge=0, le=10000,
+                                      description="Users scored one request at a time to measure latency.")
+
+
+GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate"]
+METRICS = ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
+
+
+class Gate(Strict):
+    """One gate. Comparative kinds test candidate minus control; threshold bounds a candidate metric."""
+
+    name: str = Field(pattern=SLUG.pattern)
+    kind: GateKind
+    metric: str | None = Field(default=None, description="e.g. ndcg@10; required except for safety gates.")
+    margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain.")
+    margin_type: Literal["absolute", "relative"] = "absolute"
+    bound: float | None = Field(default=None, description="threshold: minimum candidate value; safety: maximum.")
+    percentile: Literal[50, 95, 99] = 95
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    scope: Literal["all", "per_stratum"] = "all"
+    min_users: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Gate:
+        if self.kind in ("latency", "error_rate"):
+            if self.bound is None:
+                raise ValueError(f"gate {self.name}: kind {self.kind} needs bound")
+            return self
+        if self.metric is None:
+            raise ValueError(f"gate {self.name}: kind {self.kind} needs metric")
+        base, _, k = self.metric.partition("@")
+        if base not in METRICS or not k.isdigit():
+            raise ValueError(f"gate {self.name}: unknown metric {self.metric!r} (use e.g. ndcg@10)")
+        if self.kind == "threshold" and self.bound is None:
+            raise ValueError(f"gate {self.name}: kind threshold needs bound")
+        if self.kind in ("non_inferiority", "superiority") and self.margin is None:
+            raise ValueError(f"gate {self.name}: kind {self.kind} needs margin")
+        return self
+
+
+class Pii(Strict):
+    mask: list[Annotated[str, Field(pattern=COLUMN.pattern)]] = Field(default_factory=lambda: ["email"])
+
+
+class Manifest(Strict):
+    """A run's full description. Unknown keys are errors everywhere."""
+
+    name: str = Field(pattern=SLUG.pattern, description="Slug used in the run id.")
+    description: str = ""
+    segment: Segment
+    time: TimeWindow
+    sampling: Sampling = Field(default_factory=Sampling)
+    features: Features = Field(default_factory=Features)
+    models: Models
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    gates: list[Gate] = Field(default_factory=list)
+    pii: Pii = Field(default_factory=Pii)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        names = [g.name for g in self.gates]
+        if len(set(names)) != len(names):
+            raise ValueError("gate names must be unique")
+        for gate in self.gates:
+            if gate.metric and int(gate.metric.partition("@")[2]) != self.evaluation.k:
+                raise ValueError(f"gate {gate.name}: metric {gate.metric} must use k={self.evaluation.k}")
+        if max(self.features.windows_days) > 365:
+            raise ValueError("features.windows_days must be at most 365")
+        return self
+
+    def canonical_json(self) -> str:
+        """Sorted keys, no whitespace, defaults filled, UTC times: equal manifests give equal bytes."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _location(error: Any) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "manifest"
+
+
+def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
+    """Validate raw data; raise ManifestError with one line naming the first offending field."""
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ManifestError(f"{source}: {_location(error)}: {message}") from None
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a JSON or YAML manifest file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ManifestError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {first_line}") from None
+    return parse_manifest(data, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://testbed.local/manifest.schema.json"
+    return schema

@@ -1,0 +1,93 @@
+"""Step 7: merge scored shards, build labels, compute metrics per model and stratum, paired deltas, latency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from testbed.adapters import storage
+from testbed.core import metrics, ranking_data
+from testbed.core.stats import paired_delta, percentile
+from testbed.manifest import Manifest
+from testbed.pipeline import slice_data
+from testbed.pipeline.context import RunContext
+
+RANKING_COLUMNS = ("user_id", "model", "rank", "item_id", "score")
+
+
+def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
+    keys = list(storage.list_keys(ctx.uri("scores") + "/"))
+    parts = [storage.read_parquet(k) for k in keys if k.endswith(".parquet")]
+    latency = [storage.read_json(k) for k in keys if k.endswith(".latency.json")]
+    if not parts:
+        raise RuntimeError("no scored shards found under scores/")
+    rankings = pa.concat_tables(parts).select(list(RANKING_COLUMNS))
+    order = pc.sort_indices(rankings, [("model", "ascending"), ("user_id", "ascending"), ("rank", "ascending")])
+    return rankings.take(order), latency
+
+
+def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for role in ("control", "candidate"):
+        ms = np.array([v for s in shards for v in s[role]["ms"]], dtype=np.float64)
+        users = sum(s["users"] for s in shards)
+        errors = sum(s[role]["errors"] for s in shards)
+        out[role] = {"requests_timed": int(ms.size), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+                     "p99_ms": percentile(ms, 99), "users": users, "errors": errors,
+                     "error_rate": errors / users if users else 0.0, "ms": ms.round(4).tolist()}
+    return out
+
+
+def paired_deltas(per_user: pa.Table, strata: dict[str, str], metric_names: list[str]) -> dict[str, Any]:
+    """Candidate minus control per metric, overall and per stratum, on the users both models were judged on."""
+    by_model = {m: per_user.filter(pc.equal(per_user.column("model"), m)) for m in ("control", "candidate")}
+    users = by_model["control"].column("user_id").to_numpy(zero_copy_only=False)
+    if not np.array_equal(users, by_model["candidate"].column("user_id").to_numpy(zero_copy_only=False)):
+        raise RuntimeError("control and candidate were evaluated on different users")
+    groups = {"all": np.ones(len(users), bool)}
+    labels = np.array([strata.get(u, "all") for u in users])
+    for stratum in sorted(set(strata.values()) - {"all"}):
+        groups[stratum] = labels == stratum
+    out: dict[str, Any] = {}
+    for stratum, mask in groups.items():
+        out[stratum] = {}
+        for name in metric_names:
+            control = by_model["control"].column(name).to_numpy()[mask]
+            candidate = by_model["candidate"].column(name).to_numpy()[mask]
+            out[stratum][name] = paired_delta(control, candidate).as_dict()
+    return out
+
+
+def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
+    k = manifest.evaluation.k
+    rankings, latency_shards = merge_shards(ctx)
+    storage.write_parquet(ctx.uri("rankings.parquet"), rankings)
+    con = slice_data.connect(ctx, ("events",))
+    try:
+        labels = ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
+                                     manifest.evaluation.relevance.model_dump())
+    finally:
+        con.close()
+    storage.write_parquet(ctx.uri("labels.parquet"), labels)
+    users = storage.read_parquet(ctx.uri("slice", "users.parquet"))
+    strata = dict(zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True))
+    stats = storage.read_json(ctx.uri("slice", "stats.json"))
+    per_user = metrics.per_user_metrics(rankings, labels, k)
+    storage.write_parquet(ctx.uri("evaluation", "per_user.parquet"), per_user)
+    has_strata = bool(manifest.sampling.strata)
+    summary = metrics.aggregate(per_user, rankings, k, stats["catalogue_size"], strata if has_strata else None)
+    names = [f"{m}@{k}" for m in metrics.METRIC_NAMES]
+    document = {
+        "k": k,
+        "models": summary["models"],
+        "excluded_users": summary["excluded_users"],
+        "deltas": paired_deltas(per_user, strata if has_strata else {}, names),
+        "interval": "paired Student-t, 95%",
+    }
+    storage.write_json(ctx.uri("metrics.json"), document)
+    storage.write_json(ctx.uri("latency.json"), latency_summary(latency_shards))
+    evaluated = summary["models"]["control"]["all"].get("users", 0)
+    return {"users_evaluated": evaluated, "rankings_rows": rankings.num_rows, "labels_rows": labels.num_rows}

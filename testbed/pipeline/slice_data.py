@@ -1,0 +1,25 @@
+"""Load a run's slice from storage into a DuckDB connection as `events`, `users` and `items`."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from testbed.adapters import storage
+from testbed.pipeline.context import RunContext
+
+
+def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "items")) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name in datasets:
+        con.register(name, storage.read_parquet(ctx.uri("slice", f"{name}.parquet")))
+    return con
+
+
+def register_features(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> dict[str, pa.Table]:
+    tables = {}
+    for entity in ("user", "item", "user_category"):
+        tables[entity] = storage.read_parquet(ctx.uri("features", f"batch_{entity}.parquet"))
+        con.register(f"f_{entity}", tables[entity])
+    return tables

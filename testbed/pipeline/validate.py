@@ -1,0 +1,121 @@
+"""Step 1: validate the manifest against the schema, the lake and the model files; derive the run id."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import duckdb
+
+from testbed.adapters import storage
+from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.adapters.engines import make_engine
+from testbed.core import lake_contract
+from testbed.core.slice_sql import partition_range, window_predicate
+from testbed.errors import LakeError, ManifestError, ModelArtifactError
+from testbed.manifest import Manifest, parse_manifest
+from testbed.pipeline.context import FINAL_DECISIONS
+from testbed.settings import code_version
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
+
+
+def check_schema(engine: DuckDBEngine) -> dict[str, dict[str, str]]:
+    """Every required column is present with an accepted type; returns the lake's columns per dataset."""
+    found: dict[str, dict[str, str]] = {}
+    for dataset, required in lake_contract.REQUIRED.items():
+        try:
+            columns = engine.columns(dataset)
+        except duckdb.Error as exc:
+            raise LakeError(f"lake {dataset}/: unreadable Parquet ({str(exc).splitlines()[0][:120]})") from None
+        for column, (accepted, human) in required.items():
+            if column not in columns:
+                raise LakeError(f"lake {dataset}/: required column {column} ({human}) is missing")
+            if not lake_contract.type_accepted(columns[column], accepted):
+                raise LakeError(f"lake {dataset}/: column {column} has type {columns[column]}, expected {human}")
+        found[dataset] = columns
+    return found
+
+
+def check_rows(engine: DuckDBEngine, manifest: Manifest) -> None:
+    window = window_predicate("e", manifest.time.start, manifest.time.end)
+    for dataset, column, problem, sql in lake_contract.row_checks(window):
+        rows = engine.query(sql).to_pylist()
+        if rows:
+            example = next(iter(rows[0].values()))
+            raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r})")
+    count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
+    if count == 0:
+        raise LakeError(f"lake events/: no events between time.start {manifest.time.start.isoformat()} "
+                        f"and time.end {manifest.time.end.isoformat()}")
+
+
+def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
+    users = columns["users"]
+    for i, flt in enumerate(manifest.segment.filters):
+        if flt.column not in users:
+            raise ManifestError(f"manifest: segment.filters.{i}.column: unknown users/ column {flt.column!r}")
+        values = flt.value if isinstance(flt.value, list) else [flt.value]
+        if users[flt.column].upper() in _NUMERIC and any(isinstance(v, str) for v in values):
+            raise ManifestError(f"manifest: segment.filters.{i}.value: column {flt.column} is numeric, "
+                                f"got a string")
+    for i, column in enumerate(manifest.sampling.strata):
+        if column not in users:
+            raise ManifestError(f"manifest: sampling.strata.{i}: unknown users/ column {column!r}")
+    everywhere = set().union(*(set(c) for c in columns.values()))
+    explicit = "mask" in manifest.pii.model_fields_set
+    for i, column in enumerate(manifest.pii.mask):
+        if column not in everywhere and explicit:
+            raise ManifestError(f"manifest: pii.mask.{i}: column {column!r} is in no lake dataset")
+
+
+def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """Read each model file and check its SHA-256 against the manifest."""
+    out = {}
+    for role in ("control", "candidate"):
+        ref = getattr(manifest.models, role)
+        try:
+            data = storage.read_bytes(ref.uri)
+        except (OSError, storage.client("s3").exceptions.ClientError):
+            raise ModelArtifactError(f"manifest: models.{role}.uri: model file not found: {ref.uri}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != ref.sha256:
+            raise ModelArtifactError(f"manifest: models.{role}.sha256: checksum mismatch for {ref.uri} "
+                                     f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
+        out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data)}
+    return out
+
+
+def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
+    seed = f"{manifest.canonical_json()}\n{lake_fingerprint}\n{code}".encode()
+    return f"{manifest.name}-{hashlib.sha256(seed).hexdigest()[:12]}"
+
+
+def validate(raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
+    """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
+    manifest = parse_manifest(raw_manifest)
+    engine = make_engine(lake, partition_range(manifest.time.start, manifest.time.end))
+    try:
+        columns = check_schema(engine)
+        check_manifest_columns(manifest, columns)
+        check_rows(engine, manifest)
+    finally:
+        engine.close()
+    models = resolve_models(manifest)
+    fingerprint = storage.fingerprint(lake)
+    code = code_version()
+    run_id = run_id_for(manifest, fingerprint, code)
+    result: dict[str, Any] = {
+        "run_id": run_id, "lake": lake, "manifest_digest": manifest.digest(), "lake_fingerprint": fingerprint,
+        "code_version": code, "models": models, "existing_decision": None,
+    }
+    if artifacts is not None:
+        run_uri = storage.join(artifacts, "runs", run_id)
+        result["run_uri"] = run_uri
+        record = storage.join(run_uri, "run.json")
+        previous = storage.read_json(record) if storage.exists(record) else None
+        if previous and previous.get("decision") in FINAL_DECISIONS:
+            result["existing_decision"] = previous["decision"]
+        else:
+            storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
+    return result
