@@ -38,7 +38,7 @@ class StepProgress:
         if result is None:
             _say(f"[{index}/{total}] {step} ...")
             return
-        shown = {k: v for k, v in result.items() if isinstance(v, int | str) and k not in ("lake",)}
+        shown = {k: v for k, v in result.items() if isinstance(v, int) or (isinstance(v, str) and len(v) < 40)}
         detail = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
         _say(f"[{index}/{total}] {step} done in {result.get('elapsed_s', 0):.1f}s ({detail})")
 
@@ -130,6 +130,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from testbed.manifest import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from testbed.demo import run_demo
 
@@ -181,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render the report of a run record")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)
+    schema = sub.add_parser("schema", help="print the manifest JSON Schema")
+    schema.add_argument("--out", help="write it to this file instead")
+    schema.set_defaults(func=cmd_schema)
     return parser
 
 

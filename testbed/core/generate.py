@@ -601,6 +601,7 @@ def _write_events(
     day = events.time_ms // _MS_PER_DAY - start_epoch
     counts = np.bincount(day, minlength=days)
     offsets = _group_starts(counts)
+    root.mkdir(parents=True, exist_ok=True)
     files = 0
     for d in np.flatnonzero(counts):  # one file per day
         date = _EPOCH + datetime.timedelta(days=start_epoch + int(d))

@@ -72,20 +72,25 @@ def window_predicate(alias: str, start: datetime, end: datetime) -> str:
 
 
 
-def _probability(manifest: Manifest, strata_cols: str) -> str:
+def _double(value: float) -> str:
+    """A DOUBLE literal: bare decimals are DECIMAL in Trino and DuckDB."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
+
+
+def _probability(manifest: Manifest) -> str:
     s = manifest.sampling
-    rate = repr(float(s.rate))
+    rate = _double(s.rate)
     if s.strategy == "uniform":
         return f"{rate} AS inclusion_probability, draw < {rate} AS selected"
     if s.strategy == "revenue_weighted":
-        floor = repr(float(s.rate) * REVENUE_FLOOR_SHARE)
-        prob = (f"CASE WHEN total_revenue_cents = 0 THEN {rate} ELSE LEAST(1.0, GREATEST({floor}, "
+        floor = _double(s.rate * REVENUE_FLOOR_SHARE)
+        prob = (f"CASE WHEN total_revenue_cents = 0 THEN {rate} ELSE LEAST(CAST(1.0 AS DOUBLE), GREATEST({floor}, "
                 f"{rate} * CAST(revenue_cents AS DOUBLE) * CAST(n_eligible AS DOUBLE) / "
                 f"CAST(total_revenue_cents AS DOUBLE))) END")
         return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
     if s.strategy == "head_tail":
         heavy = f"activity_rank <= CAST(ceil({s.head_share!r} * n_eligible) AS BIGINT)"
-        prob = f"CASE WHEN {heavy} THEN {head_rate(s.rate, s.head_rate)!r} ELSE {rate} END"
+        prob = f"CASE WHEN {heavy} THEN {_double(head_rate(s.rate, s.head_rate))} ELSE {rate} END"
         return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
     take = f"GREATEST(1, CAST(ceil({rate} * stratum_size) AS BIGINT))"
     return (f"CAST({take} AS DOUBLE) / CAST(stratum_size AS DOUBLE) AS inclusion_probability, "
@@ -127,7 +132,7 @@ ranked AS (
   FROM eligible el
 ),
 probabilities AS (
-  SELECT user_id{strata_cols}, pre_events, revenue_cents, draw, {_probability(manifest, strata_cols)}
+  SELECT user_id{strata_cols}, pre_events, revenue_cents, draw, {_probability(manifest)}
   FROM ranked
 ),
 sampled AS (

@@ -369,7 +369,7 @@ def test_promotions_lower_prices_and_raise_demand(small: Lake) -> None:
         outside = np.mean([per_day_cat[(d, cat)] / per_day[d] for d in per_day if (d, cat) not in on_promo])
         lifts.append(during / outside)
     assert np.mean(lifts) > 1.4
-    assert sum(lift > 1.0 for lift in lifts) >= 0.8 * len(lifts)
+    assert np.median(lifts) > 1.2
 
 
 def test_promotions_convert_better(medium: Lake) -> None:

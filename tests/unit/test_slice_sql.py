@@ -1,0 +1,145 @@
+"""The rendered slice: sampling rates, strata, seeds, integrity and bound parameters, run in DuckDB."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+import sqlglot
+
+from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.core.sampling import uniform_draw
+from testbed.core.slice_sql import partition_range, render
+from testbed.manifest import parse_manifest
+
+MODELS = {"control": {"uri": "c", "sha256": "0" * 64}, "candidate": {"uri": "d", "sha256": "0" * 64}}
+BASE: dict[str, Any] = {
+    "name": "slice-test",
+    "segment": {"name": "all", "filters": []},
+    "time": {"start": "2026-08-02T00:00:00Z", "cutoff": "2026-10-17T00:00:00Z", "end": "2026-10-31T00:00:00Z"},
+    "sampling": {"strategy": "uniform", "rate": 0.3, "seed": 1},
+    "models": MODELS,
+    "gates": [{"name": "g", "kind": "latency", "bound": 10}],
+}
+
+
+def _manifest(**sampling: Any) -> Any:
+    data = copy.deepcopy(BASE)
+    data["sampling"].update(sampling)
+    return data
+
+
+@pytest.fixture(scope="module")
+def engine(small_lake: Path) -> DuckDBEngine:
+    return DuckDBEngine(str(small_lake))
+
+
+def _slice(engine: DuckDBEngine, data: dict[str, Any]) -> dict[str, Any]:
+    manifest = parse_manifest(data)
+    q = render(manifest)
+    return {name: engine.query(getattr(q, name), q.params) for name in ("users", "events", "items", "population")}
+
+
+def test_uniform_rate_within_three_standard_errors(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(rate=0.3))
+    eligible = pc.sum(out["population"].column("eligible_users")).as_py()
+    sampled = out["users"].num_rows
+    se = math.sqrt(eligible * 0.3 * 0.7)
+    assert eligible > 1000
+    assert abs(sampled - 0.3 * eligible) <= 3 * se
+    assert set(out["users"].column("inclusion_probability").to_pylist()) == {0.3}
+
+
+def test_sample_is_the_python_draw(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(rate=0.3, seed=9))
+    users = out["users"].column("user_id").to_pylist()
+    assert all(uniform_draw(9, u) < 0.3 for u in users)
+
+
+def test_changed_seed_selects_a_different_sample(engine: DuckDBEngine) -> None:
+    a = set(_slice(engine, _manifest(seed=1))["users"].column("user_id").to_pylist())
+    b = set(_slice(engine, _manifest(seed=2))["users"].column("user_id").to_pylist())
+    again = set(_slice(engine, _manifest(seed=1))["users"].column("user_id").to_pylist())
+    assert a == again
+    assert a != b
+    assert len(a & b) < 0.5 * len(a)  # independent 30% samples overlap by about 30%
+
+
+def test_stratified_hits_every_stratum(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(strategy="stratified", rate=0.01, strata=["loyalty_tier"]))
+    population = out["population"].to_pylist()
+    sampled = out["users"].group_by("loyalty_tier").aggregate([("user_id", "count")]).to_pylist()
+    counts = {row["loyalty_tier"]: row["user_id_count"] for row in sampled}
+    assert {row["loyalty_tier"] for row in population} == set(counts)
+    for row in population:
+        expected = max(1, math.ceil(0.01 * row["eligible_users"]))
+        assert counts[row["loyalty_tier"]] == expected
+        assert row["sampled_users"] == expected
+
+
+def test_revenue_weighted_probabilities(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(strategy="revenue_weighted", rate=0.3))
+    probs = out["users"].column("inclusion_probability").to_numpy()
+    assert probs.min() >= 0.03 - 1e-12 and probs.max() <= 1.0
+    assert len(set(probs.round(6))) > 10  # proportional to revenue, not constant
+    expected = pc.sum(out["population"].column("expected_users")).as_py()
+    sampled = out["users"].num_rows
+    assert abs(sampled - expected) <= 3 * math.sqrt(expected)
+
+
+def test_head_tail_keeps_heavy_users_at_the_higher_rate(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(strategy="head_tail", rate=0.1, head_share=0.2, head_rate=0.9))
+    probs = out["users"].column("inclusion_probability").to_pylist()
+    assert set(probs) == {0.1, 0.9}
+    heavy = sum(p == 0.9 for p in probs)
+    eligible = pc.sum(out["population"].column("eligible_users")).as_py()
+    assert abs(heavy - 0.9 * math.ceil(0.2 * eligible)) <= 3 * math.sqrt(0.2 * eligible * 0.09)
+
+
+def test_min_events_per_user_is_applied_to_pre_cutoff_events(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(rate=1.0, min_events_per_user=20))
+    events = out["events"]
+    cutoff = parse_manifest(BASE).time.cutoff
+    pre = events.filter(pc.less(events.column("event_time"), cutoff))
+    counts = pre.group_by("user_id").aggregate([("event_id", "count")]).column("event_id_count").to_pylist()
+    assert out["users"].num_rows == len(counts)
+    assert min(counts) >= 20
+
+
+def test_slice_keeps_all_window_events_and_touched_items(engine: DuckDBEngine) -> None:
+    out = _slice(engine, _manifest(rate=0.2))
+    manifest = parse_manifest(BASE)
+    users = out["users"].column("user_id").to_pylist()
+    engine.con.register("chosen", out["users"].select(["user_id"]))
+    first, last = partition_range(manifest.time.start, manifest.time.end)
+    expected = engine.con.execute(
+        "SELECT COUNT(*) FROM events e JOIN chosen c USING (user_id) WHERE event_time >= ? AND event_time < ?",
+        [manifest.time.start, manifest.time.end]).fetchall()[0]
+    assert expected is not None and out["events"].num_rows == expected[0]
+    assert set(out["events"].column("user_id").to_pylist()) <= set(users)
+    assert set(out["items"].column("item_id").to_pylist()) == set(out["events"].column("item_id").to_pylist())
+    dates = {d.isoformat() for d in out["events"].column("event_date").to_pylist()}
+    assert min(dates) >= first.isoformat() and max(dates) <= last.isoformat()
+
+
+def test_filter_values_are_bound_never_rendered() -> None:
+    data = copy.deepcopy(BASE)
+    evil = "x'; DROP TABLE users; --"
+    data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "in", "value": ["gold", evil]},
+                                  {"column": "prior_orders", "op": "between", "value": [0, 3]}]
+    q = render(parse_manifest(data))
+    for sql in (q.users, q.events, q.items, q.population):
+        assert evil not in sql and "gold" not in sql
+        sqlglot.parse_one(sql, read="trino")  # valid Trino
+    assert q.params == ("gold", evil, 0, 3)
+
+
+def test_injection_value_is_just_data(engine: DuckDBEngine) -> None:
+    data = copy.deepcopy(BASE)
+    data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "x'; DROP TABLE users; --"}]
+    assert _slice(engine, data)["users"].num_rows == 0
+    assert engine.query("SELECT COUNT(*) AS n FROM users").column(0)[0].as_py() == 1500
