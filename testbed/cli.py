@@ -11,9 +11,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from testbed.errors import InputError, TestbedError
-
 from testbed.cli_support import EXIT_CODES
+from testbed.errors import InputError, TestbedError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,9 +114,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from testbed.adapters import storage
     from testbed.pipeline.context import RunContext
     from testbed.pipeline.report import render_markdown
-    from testbed.adapters import storage
 
     run_uri = args.run_dir.rstrip("/")
     record = storage.read_json(storage.join(run_uri, "run.json"))

@@ -48,7 +48,8 @@ def load_handler(step: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         raise RuntimeError(f"cannot load handler {path}")
     module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.lambda_handler  # type: ignore[no-any-return]
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
+    return handler
 
 
 @contextlib.contextmanager

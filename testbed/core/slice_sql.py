@@ -143,9 +143,10 @@ sampled AS (
     events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
               f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
     items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT DISTINCT e.item_id FROM events e"
-             f" JOIN sampled s ON s.user_id = e.user_id WHERE {window_predicate('e', t.start, t.end)})\nORDER BY i.item_id")
+             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window_predicate('e', t.start, t.end)})\nORDER BY i.item_id")
     group = f"{strata_cols.lstrip(', ')}, " if strata else ""
+    keys = strata_cols.lstrip(", ")
     population = (f"{cte}\nSELECT {group}COUNT(*) AS eligible_users, SUM(inclusion_probability) AS expected_users,"
                   f" SUM(CASE WHEN selected THEN 1 ELSE 0 END) AS sampled_users\nFROM probabilities"
-                  + (f"\nGROUP BY {strata_cols.lstrip(', ')}\nORDER BY {strata_cols.lstrip(', ')}" if strata else ""))
+                  + (f"\nGROUP BY {keys}\nORDER BY {keys}" if strata else ""))
     return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population)

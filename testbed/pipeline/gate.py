@@ -26,8 +26,8 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     pairs: gates.Pairs = {}
     for stratum in ["all", *names]:
         mask = np.ones(len(labels), bool) if stratum == "all" else labels == stratum
-        pairs[stratum] = {m: (tables["control"].column(m).to_numpy()[mask], tables["candidate"].column(m).to_numpy()[mask])
-                          for m in metric_names}
+        pairs[stratum] = {m: (tables["control"].column(m).to_numpy()[mask],
+                              tables["candidate"].column(m).to_numpy()[mask]) for m in metric_names}
     return gates.GateInputs(
         pairs=pairs, aggregates=document["models"],
         latency_ms={role: np.array(v["ms"], dtype=np.float64) for role, v in latency.items()},
@@ -41,5 +41,5 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     decision, reasons = gates.decide(results)
     storage.write_json(ctx.uri("gates.json"),
                        {"gates": [r.as_dict() for r in results], "decision": decision, "reasons": reasons})
-    return {"decision": decision, "reasons": reasons,
-            "gates": {outcome: sum(r.outcome == outcome for r in results) for outcome in ("pass", "fail", "inconclusive")}}
+    counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in ("pass", "fail", "inconclusive")}
+    return {"decision": decision, "reasons": reasons, "gates": counts}

@@ -33,7 +33,8 @@ def _step_seconds(steps: dict[str, Any]) -> dict[str, float]:
     return {name: float(out.get("elapsed_s", 0.0)) for name, out in steps.items() if isinstance(out, dict)}
 
 
-def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
+def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
+               steps: dict[str, Any]) -> dict[str, Any]:
     gates = storage.read_json(ctx.uri("gates.json"))
     stats = storage.read_json(ctx.uri("slice", "stats.json"))
     timings = _step_seconds(steps)
@@ -48,7 +49,8 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any], 
         "code_version": validation["code_version"],
         "seeds": {"sampling": manifest.sampling.seed},
         "models": validation["models"],
-        "slice": {"users": stats["users"], "events": stats["rows"]["events"], "content_sha256": stats["content_sha256"]},
+        "slice": {"users": stats["users"], "events": stats["rows"]["events"],
+                  "content_sha256": stats["content_sha256"]},
         "replay": None,  # filled by the Kinesis replay step once the run has one
         "step_seconds": timings,
         "cost_estimate": cost_estimate(timings, validation.get("bytes_scanned", 0)),

@@ -37,10 +37,11 @@ def normalise_events(events: pa.Table) -> pa.Table:
 def mask(tables: dict[str, pa.Table], columns: list[str], secret: bytes) -> dict[str, pa.Table]:
     out = {}
     for name, table in tables.items():
+        masked = table
         for column in columns:
-            if column in table.column_names:
-                table = mask_column(table, column, secret)
-        out[name] = table
+            if column in masked.column_names:
+                masked = mask_column(masked, column, secret)
+        out[name] = masked
     return out
 
 

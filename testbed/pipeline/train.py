@@ -25,7 +25,8 @@ def default_cutoff(engine: DuckDBEngine, label_days: int) -> datetime:
 
 
 def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
-                feature_set: str = "full", seed: int = 1, users_rate: float = 1.0, num_trees: int = 150) -> dict[str, Any]:
+                feature_set: str = "full", seed: int = 1, users_rate: float = 1.0,
+                num_trees: int = 150) -> dict[str, Any]:
     engine = DuckDBEngine(lake)
     try:
         cut = cutoff or default_cutoff(engine, label_days)
