@@ -205,6 +205,7 @@ class Monitor:
         self.peaks: dict[str, int] = {}
         self.samples = 0
         self.stopped = threading.Event()
+        self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True)
         self.sampler = threading.Thread(target=self._sample, daemon=True)
 
@@ -222,9 +223,10 @@ class Monitor:
         rss = proc_status_kib(self.pid, "VmRSS")
         if rss is None:
             return False
-        self.samples += 1
-        if rss > self.peaks.get(self.phase, 0):
-            self.peaks[self.phase] = rss
+        with self.lock:
+            self.samples += 1
+            if rss > self.peaks.get(self.phase, 0):
+                self.peaks[self.phase] = rss
         return True
 
     def _sample(self) -> None:

@@ -142,8 +142,9 @@ sampled AS (
              f"\nORDER BY u.user_id")
     events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
               f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
+    window = window_predicate("e", t.start, t.end)
     items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT DISTINCT e.item_id FROM events e"
-             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window_predicate('e', t.start, t.end)})\nORDER BY i.item_id")
+             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window})\nORDER BY i.item_id")
     group = f"{strata_cols.lstrip(', ')}, " if strata else ""
     keys = strata_cols.lstrip(", ")
     population = (f"{cte}\nSELECT {group}COUNT(*) AS eligible_users, SUM(inclusion_probability) AS expected_users,"
