@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -493,48 +492,6 @@ def test_aggregate_without_strata_and_matches_means() -> None:
         ranked = set(lists[model])
         assert out["excluded_users"][model] == {"all": len(ranked - set(evaluated))}
     assert out["excluded_users"]["m_a"]["all"] >= 10  # the label-less users
-
-
-# --------------------------------------------------------------------------------------------------
-# speed
-
-
-@pytest.mark.slow
-def test_per_user_metrics_speed_20k_users_two_models() -> None:
-    rng = np.random.default_rng(3)
-    n_users, k = 20_000, 10
-    users = np.repeat(np.array([f"u{i:06d}" for i in range(n_users)]), k)
-    ranks = np.tile(np.arange(1, k + 1), n_users)
-    parts = []
-    for model in ("base", "cand"):
-        items = (np.arange(n_users * k) * 7 + rng.integers(0, 5)) % 50_000
-        item_ids = np.char.add("i", items.astype(str))
-        models = np.full(users.size, model)
-        table = {
-            "user_id": users,
-            "model": models,
-            "rank": ranks,
-            "item_id": item_ids,
-            "score": 1000.0 - ranks,
-        }
-        parts.append(pa.table(table))
-    rankings = pa.concat_tables(parts)
-    lab_users = np.repeat(np.array([f"u{i:06d}" for i in range(n_users)]), 5)
-    lab_items = np.char.add("i", (np.arange(lab_users.size) * 13 % 50_000).astype(str))
-    grades = rng.integers(0, 4, lab_users.size)
-    labels = pa.table(
-        {
-            "user_id": lab_users,
-            "item_id": lab_items,
-            "relevance": grades,
-            "revenue": rng.random(lab_users.size),
-        }
-    )
-    start = time.perf_counter()
-    table = per_user_metrics(rankings, labels, k)
-    elapsed = time.perf_counter() - start
-    assert table.num_rows > 30_000
-    assert elapsed < 2.0
 
 
 def test_aggregate_with_no_evaluated_user_reports_nan_and_counts_excluded() -> None:
