@@ -1,17 +1,19 @@
-"""The local runner: the same Lambda handlers, in order, against an embedded AWS (moto) and DuckDB.
+"""The local runner: the deployed workflow's definition, executed by moto's Step Functions interpreter.
 
-Run data goes through the embedded S3 exactly as it would in AWS; when the run ends its record is copied
-to the local `--out` directory, `run.json` last.
+Each Task invokes its real handler in this process (functions/<step>/handler.py), against the embedded S3,
+with DuckDB standing in for Athena. When the execution ends the run record is copied from the embedded
+bucket to the local `--out` directory, `run.json` last.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -19,16 +21,20 @@ from typing import Any
 
 import yaml
 
+from testbed import workflow
 from testbed.adapters import storage
-from testbed.adapters.aws import client, reset_clients
-from testbed.errors import InputError, ManifestError, TestbedError
+from testbed.adapters.aws import client
+from testbed.adapters.embedded_aws import embedded_aws, register_function, role_arn
+from testbed.errors import InputError, ManifestError, StepError, TestbedError
 from testbed.settings import PII_SECRET_ENV
 
 LOCAL_BUCKET = "testbed-local-artifacts"
-STEPS = ("slice", "features", "score", "evaluate", "gate", "record")
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+POLL_SECONDS = 0.25
+RUN_DEADLINE_SECONDS = 3600
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
+TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
 
 
 @dataclass
@@ -38,6 +44,7 @@ class LocalResult:
     run_dir: Path
     existing: bool
     steps: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_handler(step: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -50,28 +57,6 @@ def load_handler(step: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     spec.loader.exec_module(module)
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
     return handler
-
-
-@contextlib.contextmanager
-def embedded_aws() -> Iterator[None]:
-    """moto's in-process AWS with throwaway credentials; nothing leaves this process."""
-    from moto import mock_aws
-
-    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in fake}
-    os.environ.update(fake)
-    try:
-        with mock_aws():
-            reset_clients()
-            yield
-    finally:
-        reset_clients()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def read_manifest_file(path: Path) -> dict[str, Any]:
@@ -112,10 +97,86 @@ def _hydrate(out: Path) -> None:
 def _export(run_id: str, out: Path) -> Path:
     prefix = f"s3://{LOCAL_BUCKET}/runs/{run_id}/"
     target = out / "runs" / run_id
-    keys = list(storage.list_keys(prefix))
-    for uri in sorted(keys, key=lambda u: u.endswith("/run.json")):  # run.json last
+    for uri in sorted(storage.list_keys(prefix), key=lambda u: u.endswith("/run.json")):  # run.json last
         storage.write_bytes(str(target / uri[len(prefix):]), storage.read_bytes(uri))
     return target
+
+
+def deploy_local_workflow() -> str:
+    """Register every step's handler as an embedded Lambda and the workflow as a state machine."""
+    arns = {step: register_function(f"testbed-{step.replace('_', '-')}", load_handler(step))
+            for step in workflow.STEPS}
+    definition = json.dumps(workflow.definition(arns))
+    created = client("stepfunctions").create_state_machine(
+        name=f"testbed-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role_arn())
+    return str(created["stateMachineArn"])
+
+
+def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(step, 'entered'|'exited') for the history events that mark a tracked step."""
+    kind = event["type"]
+    details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+    if not details or kind not in ("TaskStateEntered", "TaskStateExited", "MapStateEntered", "MapStateExited"):
+        return None
+    step = next((s for s in TRACKED if workflow.state_name(s) == details["name"]), None)
+    if step is None:
+        return None
+    return step, "entered" if kind.endswith("Entered") else "exited"
+
+
+def follow(execution_arn: str, progress: Progress, deadline_s: float = RUN_DEADLINE_SECONDS) -> dict[str, Any]:
+    """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
+    sfn = client("stepfunctions")
+    seen, started = 0, time.monotonic()
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        for event in events[seen:]:
+            marked = _step_of(event)
+            if marked:
+                step, phase = marked
+                index = TRACKED.index(step) + 1
+                result = None
+                if phase == "exited":
+                    output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
+                    result = _step_result(output, step)
+                progress(step, index, len(TRACKED), result)
+        seen = len(events)
+        if described["status"] != "RUNNING":
+            return {**described, "history": events}
+        if time.monotonic() - started > deadline_s:
+            sfn.stop_execution(executionArn=execution_arn, error="Timeout", cause="local deadline passed")
+            raise StepError(f"the local run exceeded its {deadline_s:.0f}s deadline and was stopped")
+        time.sleep(POLL_SECONDS)
+
+
+def _step_result(output: dict[str, Any], step: str) -> dict[str, Any]:
+    value = output.get("run") if step == "validate" else (output.get("steps") or {}).get(step)
+    if isinstance(value, list):  # the scoring Map: one result per shard
+        return {"shards": len(value), "users": sum(v.get("users", 0) for v in value),
+                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in value), default=0.0)}
+    return value if isinstance(value, dict) else {}
+
+
+def input_error_names() -> set[str]:
+    names, stack = set(), [InputError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return names
+
+
+def raise_for_failure(error: str, cause: str) -> None:
+    """Turn a failed execution into the typed error the CLI maps to an exit code."""
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (json.JSONDecodeError, AttributeError):
+        message = cause
+    message = (message or error).strip().splitlines()[0] if (message or error).strip() else error
+    if error in input_error_names():
+        raise InputError(message)
+    raise RunFailedError(f"{error}: {message}")
 
 
 def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None) -> LocalResult:
@@ -124,38 +185,37 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ensure_pii_secret(out)
-    notify = progress or (lambda *_: None)
-    total = len(STEPS) + 1
     with embedded_aws():
         client("s3").create_bucket(Bucket=LOCAL_BUCKET)
         _hydrate(out)
-        state: dict[str, Any] = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
-        notify("validate", 1, total, None)
-        state["run"] = load_handler("validate")(state, None)
-        notify("validate", 1, total, state["run"])
-        run_id = state["run"]["run_id"]
-        if state["run"]["existing_decision"]:
-            return LocalResult(run_id, state["run"]["existing_decision"], out / "runs" / run_id, existing=True)
-        state["steps"] = {}
-        for index, step in enumerate(STEPS, start=2):
-            notify(step, index, total, None)
-            try:
-                state["steps"][step] = load_handler(step)(state, None)
-            except Exception as exc:
-                error = {"Error": type(exc).__name__, "Cause": str(exc)}
-                load_handler("record_error")({**state, "failed_step": step, "error": error}, None)
-                _export(run_id, out)
-                if isinstance(exc, TestbedError):
-                    raise
-                raise RunFailedError(f"step {step} failed: {type(exc).__name__}: {exc}") from exc
-            notify(step, index, total, state["steps"][step])
-        result = state["steps"]["record"]
-        run_dir = _export(run_id, out)
-        return LocalResult(run_id, result["decision"], run_dir, existing=result["existing"], steps=state["steps"])
+        machine = deploy_local_workflow()
+        state = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
+        execution = client("stepfunctions").start_execution(
+            stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}", input=json.dumps(state))
+        ended = follow(execution["executionArn"], progress or (lambda *_: None))
+        output = json.loads(ended.get("output") or "{}")
+        run_id = (output.get("run") or {}).get("run_id") or _run_id_from_history(ended["history"])
+        if run_id:
+            _export(run_id, out)
+        if ended["status"] != "SUCCEEDED":
+            raise_for_failure(ended.get("error", "Error"), ended.get("cause", ""))
+        run = output["run"]
+        run_id = run["run_id"]
+        if run["existing_decision"]:
+            return LocalResult(run_id, run["existing_decision"], out / "runs" / run_id, existing=True,
+                               history=ended["history"])
+        record = output["steps"]["record"]
+        return LocalResult(run_id, record["decision"], out / "runs" / run_id, existing=record["existing"],
+                           steps=output["steps"], history=ended["history"])
+
+
+def _run_id_from_history(history: list[dict[str, Any]]) -> str | None:
+    for event in history:
+        details = event.get("stateExitedEventDetails")
+        if details and details.get("name") == "Validate":
+            return (json.loads(details.get("output") or "{}").get("run") or {}).get("run_id")
+    return None
 
 
 class RunFailedError(TestbedError):
     """A step raised an unexpected error; the run was recorded as ERROR (exit code 4)."""
-
-
-__all__ = ["InputError", "LocalResult", "run_local"]

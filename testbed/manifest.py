@@ -128,6 +128,8 @@ class Evaluation(Strict):
     k: int = Field(default=10, ge=1, le=100)
     candidates_per_user: int = Field(default=100, ge=1, le=1000)
     relevance: Relevance = Field(default_factory=Relevance)
+    users_per_shard: int = Field(default=5000, ge=100, le=100_000,
+                                 description="Users per scoring shard (one Distributed Map item each).")
     latency_sample_users: int = Field(default=200, ge=0, le=10000,
                                       description="Users scored one request at a time to measure latency.")
 

@@ -8,6 +8,7 @@ attempt with the same run id; every error is also kept under `errors/`.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +31,11 @@ def cost_estimate(step_seconds: dict[str, float], bytes_scanned: int) -> dict[st
 
 
 def _step_seconds(steps: dict[str, Any]) -> dict[str, float]:
-    return {name: float(out.get("elapsed_s", 0.0)) for name, out in steps.items() if isinstance(out, dict)}
+    seconds = {}
+    for name, out in steps.items():
+        parts = out if isinstance(out, list) else [out]  # the scoring Map returns one result per shard
+        seconds[name] = round(sum(float(p.get("elapsed_s", 0.0)) for p in parts if isinstance(p, dict)), 3)
+    return seconds
 
 
 def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
@@ -69,7 +74,11 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
 def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str, Any]:
     """Record what is known after a failed step; never replaces a final decision."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    message = cause.strip().splitlines()[-1][:500] if cause.strip() else error
+    try:
+        message = str(json.loads(cause).get("errorMessage", cause))
+    except (json.JSONDecodeError, AttributeError):
+        message = cause
+    message = message.strip().splitlines()[0][:500] if message.strip() else error
     record = {"run_id": ctx.run_id, "decision": "ERROR", "reasons": [f"{step}: {error}: {message}"],
               "failed_step": step, "error": error, "created_at": now}
     key = hashlib.sha256(f"{now}{step}{message}".encode()).hexdigest()[:12]

@@ -224,6 +224,24 @@ def test_labels_and_slice_keep_ids_and_normalise_event_time(foreign: dict[str, A
     assert set(labels.column("user_id").to_pylist()) <= set(foreign["users"])
 
 
+def test_naive_and_utc_partitions_give_the_same_instants(foreign: dict[str, Any], whole_run: dict[str, Any]) -> None:
+    """A naive timestamp[ms] is read as UTC wall time; no partition is shifted by a time zone."""
+    lake_ms: dict[str, int] = {}
+    flavours = set()
+    for path in (foreign["lake"] / "events").rglob("*.parquet"):
+        table = pq.read_table(path)
+        flavours.add(str(table.schema.field("event_time").type))
+        stamps = table.column("event_time").cast(pa.int64()).to_pylist()
+        unit = 1 if table.schema.field("event_time").type.unit == "ms" else 1000
+        lake_ms.update(zip(table.column("event_id").to_pylist(), (s // unit for s in stamps), strict=True))
+    assert flavours == {"timestamp[ms]", "timestamp[us, tz=UTC]"}
+    events = pq.read_table(whole_run["dir"] / "slice" / "events.parquet")
+    slice_ms = [s // 1000 for s in events.column("event_time").cast(pa.int64()).to_pylist()]
+    ids = events.column("event_id").to_pylist()
+    assert len(ids) == len(set(ids)) > 1000
+    assert all(lake_ms[i] == ms for i, ms in zip(ids, slice_ms, strict=True))
+
+
 def test_extra_event_column_channel_is_carried_through(whole_run: dict[str, Any]) -> None:
     events = pq.read_table(whole_run["dir"] / "slice" / "events.parquet")
     assert "channel" in events.column_names
