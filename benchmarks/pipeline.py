@@ -135,15 +135,17 @@ def child_train(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
 def child_pipeline(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
     from testbed.local import run_local
 
-    captured: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []  # every progress call: step, started/finished, time, result
+    started = time.perf_counter()
 
     def progress(step: str, index: int, total: int, result: dict[str, Any] | None) -> None:
+        at = round(time.perf_counter() - started, 3)
         if result is None:
             phase(step)
-            return
-        if step == "validate":
-            captured["validate"] = result
-        print(f"[bench child] {step} done in {result.get('elapsed_s', '?')} s", file=sys.stderr, flush=True)
+        else:
+            print(f"[bench child] {step} done in {result.get('elapsed_s', '?')} s", file=sys.stderr, flush=True)
+        events.append({"step": step, "event": "started" if result is None else "finished", "at_s": at,
+                       "result": result})
 
     profiler = None
     if args.get("profile"):
@@ -151,7 +153,6 @@ def child_pipeline(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
 
         profiler = cProfile.Profile()
     phase("setup")
-    started = time.perf_counter()
     if profiler:
         profiler.enable()
     result = run_local(Path(args["manifest"]), args["lake"], Path(args["out"]), progress)
@@ -164,9 +165,9 @@ def child_pipeline(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
 
         profiler.dump_stats(args["profile"])
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
-    steps = {"validate": captured.get("validate", {}), **result.steps}
     return {"wall_s": round(wall, 3), "run_id": result.run_id, "decision": result.decision,
-            "existing": result.existing, "steps": steps,
+            "existing": result.existing, "run_dir": str(result.run_dir), "steps": result.steps,
+            "progress": events,
             "self_ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "vmhwm_kib": proc_status_kib("self", "VmHWM")}
 
@@ -334,6 +335,26 @@ def write_manifest(path: Path, scale_name: str, scale: Scale, models: Path, trai
 # --------------------------------------------------------------------------------------------------
 
 
+def merge_shards(value: Any) -> dict[str, Any]:
+    """A step's result; a Map step's list of shard results becomes one dict (counts and seconds summed)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, list):
+        return {}
+    merged: dict[str, Any] = {"shards": len(value), "shard_elapsed_s": [s.get("elapsed_s") for s in value]}
+    for shard in value:
+        for key, item in shard.items():
+            if key == "shard":
+                continue
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                merged[key] = round(merged.get(key, 0) + item, 4)
+            elif isinstance(item, dict) and all(isinstance(v, int | float) for v in item.values()):
+                totals = merged.setdefault(key, {})
+                for k, v in item.items():
+                    totals[k] = round(totals.get(k, 0) + v, 4)
+    return merged
+
+
 def step_rows(step: str, out: dict[str, Any], steps: dict[str, Any]) -> tuple[int | None, str | None]:
     """Rows a step processes and what they are (None when the step has no row count)."""
     slice_events = steps.get("slice", {}).get("events")
@@ -342,7 +363,7 @@ def step_rows(step: str, out: dict[str, Any], steps: dict[str, Any]) -> tuple[in
     if step == "features":
         return slice_events, "slice events read"
     if step == "score":
-        return out.get("candidate_rows"), "candidate rows scored (per model)"
+        return out.get("candidate_rows"), "candidate rows scored (by each model)"
     if step == "evaluate":
         return out.get("rankings_rows"), "ranking rows evaluated"
     if step == "gate":
@@ -351,9 +372,22 @@ def step_rows(step: str, out: dict[str, Any], steps: dict[str, Any]) -> tuple[in
     return None, None
 
 
-def numeric_counts(out: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in out.items() if k != "elapsed_s" and (isinstance(v, int | float) and not isinstance(v, bool)
-                                                                   or k == "predict_seconds")}
+def counts_of(out: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a step reported (not its timing, which is reported separately)."""
+    return {k: v for k, v in out.items()
+            if k not in ("elapsed_s", "shard_elapsed_s") and not isinstance(v, bool | str | list)}
+
+
+def observed_walls(progress: list[dict[str, Any]]) -> dict[str, float]:
+    """Started-to-finished seconds per step as the progress callback saw them (includes handler import)."""
+    began: dict[str, float] = {}
+    walls: dict[str, float] = {}
+    for event in progress:
+        if event["event"] == "started":
+            began.setdefault(event["step"], event["at_s"])
+        elif event["step"] in began:
+            walls[event["step"]] = round(event["at_s"] - began[event["step"]], 3)
+    return walls
 
 
 def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path | None) -> dict[str, Any]:
@@ -366,21 +400,27 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
     res = child.result
     if res["existing"]:
         raise SystemExit("benchmark: the run already existed, so no step ran; use a fresh --workdir")
-    steps_out: dict[str, Any] = res["steps"]
+    validate = next((e["result"] for e in res["progress"] if e["step"] == "validate" and e["result"]), {})
+    steps_out = {"validate": validate, **{k: merge_shards(v) for k, v in (res["steps"] or {}).items()}}
+    walls = observed_walls(res["progress"])
+    order = [*PIPELINE_STEPS, *(s for s in steps_out if s not in PIPELINE_STEPS)]
     table: dict[str, Any] = {}
-    for step in PIPELINE_STEPS:
+    for step in (s for s in order if s in steps_out or s in walls):
         out_step = steps_out.get(step, {})
         seconds = out_step.get("elapsed_s")
         rows, basis = step_rows(step, out_step, steps_out)
-        table[step] = {"seconds": seconds, "rows": rows, "rows_basis": basis, "rows_per_s": per_second(rows, seconds),
-                       "peak_rss_mb": mb(child.peaks_kib.get(step)), "counts": numeric_counts(out_step)}
-    in_steps = sum(float(table[s]["seconds"] or 0.0) for s in PIPELINE_STEPS)
+        table[step] = {"seconds": seconds, "observed_s": walls.get(step), "rows": rows, "rows_basis": basis,
+                       "rows_per_s": per_second(rows, seconds), "peak_rss_mb": mb(child.peaks_kib.get(step)),
+                       "counts": counts_of(out_step)}
+        if "shard_elapsed_s" in out_step:
+            table[step]["shard_seconds"] = out_step["shard_elapsed_s"]
+    in_steps = sum(float(row["seconds"] or 0.0) for row in table.values())
     sampled_peak = max(child.peaks_kib.values(), default=0)
     children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     peak = max(sampled_peak, res.get("vmhwm_kib") or 0)
     say(f"local run finished in {res['wall_s']} s, decision {res['decision']}, peak RSS {mb(peak)} MB")
     return {
-        "run_id": res["run_id"], "decision": res["decision"], "run_dir": str(out),
+        "run_id": res["run_id"], "decision": res["decision"], "out_dir": str(out), "run_dir": res["run_dir"],
         "wall_s": res["wall_s"],
         "child_process_s": child.seconds,
         "steps_total_s": round(in_steps, 3),
@@ -443,8 +483,17 @@ def bare_duckdb_slice(lake: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             "not_in_total": {"population_s": round(min(run["population"] for run in runs), 3)}}
 
 
+def timed_predict(booster: Any, matrix: Any) -> dict[str, Any]:
+    timings = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        booster.predict(matrix)
+        timings.append(time.perf_counter() - started)
+    return {"seconds": round(min(timings), 4), "runs_s": [round(t, 4) for t in timings]}
+
+
 def bare_lightgbm_predict(models: Path, rows: int) -> dict[str, Any]:
-    """Each model file predicting a random float64 matrix with the score step's row count."""
+    """Each model file predicting a random U[0, 1) float64 matrix with the score step's row count."""
     import lightgbm as lgb
     import numpy as np
 
@@ -453,15 +502,55 @@ def bare_lightgbm_predict(models: Path, rows: int) -> dict[str, Any]:
     for role in ROLES:
         booster = lgb.Booster(model_file=str(models / f"{role}.txt"))
         matrix = rng.random((rows, booster.num_feature()))
-        timings = []
-        for _ in range(REPEATS):
-            started = time.perf_counter()
-            booster.predict(matrix)
-            timings.append(time.perf_counter() - started)
         per_model[role] = {"features": booster.num_feature(), "trees": booster.num_trees(),
-                           "seconds": round(min(timings), 4), "runs_s": [round(t, 4) for t in timings]}
+                           **timed_predict(booster, matrix)}
         del matrix
     return {"rows": rows, "seconds": round(sum(m["seconds"] for m in per_model.values()), 4), "models": per_model}
+
+
+def real_matrix_predict(models: Path, run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Reference only: bare predict on the run's own score matrix, rebuilt from its exported slice and features.
+
+    Random U[0, 1) features send every row down much the same short tree paths, so the random baseline is
+    faster than predicting real candidate rows; this isolates LightGBM's own cost on the real data. It calls
+    the product's candidate/matrix code (the same calls the score step makes) and is skipped with a note if
+    that code or the run's artifacts are not what it expects.
+    """
+    try:
+        import duckdb
+        import lightgbm as lgb
+        import pyarrow.parquet as pq
+
+        from testbed.core import features, ranking_data
+        from testbed.manifest import parse_manifest
+
+        parsed = parse_manifest(manifest)
+        windows, cutoff = parsed.features.windows_days, parsed.time.cutoff
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        for name in ("events", "items"):
+            con.register(name, pq.read_table(run_dir / "slice" / f"{name}.parquet"))
+        for entity in ("user", "item", "user_category"):
+            con.register(f"f_{entity}", pq.read_table(run_dir / "features" / f"batch_{entity}.parquet"))
+        con.register("score_users", pq.read_table(run_dir / "slice" / "users.parquet").select(["user_id"]))
+        started = time.perf_counter()
+        features.prepare(con, cutoff, windows)
+        ranking_data.candidates(con, cutoff, parsed.evaluation.candidates_per_user)
+        keys, _ = ranking_data.matrix(con, cutoff, windows)
+        matrix_s = time.perf_counter() - started
+        per_model: dict[str, Any] = {}
+        for role in ROLES:
+            booster = lgb.Booster(model_file=str(models / f"{role}.txt"))
+            started = time.perf_counter()
+            matrix = ranking_data.matrix_values(con, booster.feature_name())
+            values_s = time.perf_counter() - started
+            per_model[role] = {"matrix_values_s": round(values_s, 3), **timed_predict(booster, matrix)}
+            del matrix
+        con.close()
+    except Exception as exc:  # a reference number must never sink the benchmark
+        return {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+    return {"rows": keys.num_rows, "candidates_and_matrix_sql_s": round(matrix_s, 3),
+            "seconds": round(sum(m["seconds"] for m in per_model.values()), 4), "models": per_model}
 
 
 def baselines(lake: Path, models: Path, manifest: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
@@ -469,8 +558,12 @@ def baselines(lake: Path, models: Path, manifest: dict[str, Any], pipeline: dict
     duck = bare_duckdb_slice(lake, manifest)
     score = pipeline["steps"]["score"]
     candidate_rows = int(score["counts"].get("candidate_rows") or 0)
-    say(f"baseline: bare LightGBM predict on {candidate_rows} rows (best of 3)")
+    say(f"baseline: bare LightGBM predict on {candidate_rows} random rows (best of 3)")
     bare = bare_lightgbm_predict(models, candidate_rows)
+    real: dict[str, Any] = {"skipped": "the run directory is gone"}
+    if pipeline.get("run_dir") and Path(pipeline["run_dir"]).is_dir():
+        say("reference: bare LightGBM predict on the run's own score matrix (best of 3)")
+        real = real_matrix_predict(models, Path(pipeline["run_dir"]), manifest)
     predict_s = sum(float(v) for v in (score["counts"].get("predict_seconds") or {}).values())
     return {
         "duckdb_slice": duck,
@@ -479,6 +572,8 @@ def baselines(lake: Path, models: Path, manifest: dict[str, Any], pipeline: dict
         "score_predict_s": round(predict_s, 4),
         "score_ratio": ratio(predict_s, bare["seconds"]),
         "score_step_ratio": ratio(score["seconds"], bare["seconds"]),
+        "lightgbm_predict_real_matrix": real,
+        "score_ratio_real_matrix": ratio(predict_s, real.get("seconds")),
     }
 
 
@@ -501,7 +596,6 @@ def machine() -> dict[str, Any]:
     import lightgbm
     import pyarrow
 
-    mem = proc_status_kib("self", "VmRSS")  # just to prove /proc is readable
     try:
         total = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                      if line.startswith("MemTotal:"))
@@ -509,7 +603,7 @@ def machine() -> dict[str, Any]:
         total = None
     return {"cpus": os.cpu_count(), "mem_total_gib": None if total is None else round(total / 1024**2, 1),
             "python": platform.python_version(), "duckdb": duckdb.__version__, "lightgbm": lightgbm.__version__,
-            "pyarrow": pyarrow.__version__, "proc_readable": mem is not None}
+            "pyarrow": pyarrow.__version__}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -533,6 +627,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     scale = SCALES[args.scale]
     started = time.perf_counter()
+    load_before = os.getloadavg()
     if args.reuse:
         workdir, remove = args.reuse.resolve(), False
     elif args.workdir:
@@ -540,22 +635,25 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     else:
         workdir, remove = Path(tempfile.mkdtemp(prefix="testbed-bench-")), not args.keep
     workdir.mkdir(parents=True, exist_ok=True)
-    run_dir: Path | None = None
+    out_dir: Path | None = None
     try:
         prepared = prepare(workdir, args.scale, scale, reuse=bool(args.reuse))
         manifest = write_manifest(workdir / "manifest.json", args.scale, scale, workdir / "models", prepared["train"])
         profile = workdir / "pipeline.pstats" if args.profile else None
         pipeline = run_pipeline(workdir, workdir / "manifest.json", workdir / "lake", profile)
-        run_dir = Path(pipeline["run_dir"])
+        out_dir = Path(pipeline["out_dir"])
         base = baselines(workdir / "lake", workdir / "models", manifest, pipeline)
+        if not args.keep:
+            pipeline["out_dir"] = pipeline["run_dir"] = None  # removed below
         return {
             "benchmark": "pipeline",
             "scale": args.scale,
             "params": {**asdict(scale), "lake_seed": LAKE_SEED, "lake_end": LAKE_END.isoformat(),
                        "time": manifest["time"], "segment": "everyone", "sampling": manifest["sampling"],
                        "k": 10, "candidates_per_user": 100, "windows_days": [7, 30, 90]},
-            "machine": machine(),
-            "workdir": str(workdir) if not remove else None,
+            "machine": {**machine(), "loadavg_1m_before": round(load_before[0], 2),
+                        "loadavg_1m_after": round(os.getloadavg()[0], 2)},
+            "workdir": None if remove else str(workdir),
             "generate": prepared["generate"],
             "train": prepared["train"],
             "pipeline": pipeline,
@@ -566,8 +664,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if remove:
             shutil.rmtree(workdir, ignore_errors=True)
-        elif run_dir is not None and not args.keep:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            shutil.rmtree(workdir / "bench-io", ignore_errors=True)
+            if out_dir is not None and not args.keep:
+                shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

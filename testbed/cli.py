@@ -60,15 +60,42 @@ def _print_summary(run_dir: Path, decision: str, existing: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.state_machine_arn:
+        return _run_remote(args)
     from testbed.local import run_local
 
-    if args.state_machine_arn:
-        raise InputError("--state-machine-arn: the deployed workflow is not part of this build yet; use --lake/--out")
     if not args.lake:
         raise InputError("--lake is required for a local run")
-    result = run_local(Path(args.manifest), args.lake, Path(args.out), StepProgress(args.quiet))
+    result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), StepProgress(args.quiet))
+    if args.trace:
+        _print_trace(result.history)
     _print_summary(result.run_dir, result.decision, result.existing)
     return EXIT_CODES[result.decision]
+
+
+def _print_trace(history: list[dict[str, Any]]) -> None:
+    """The execution history, one event per line: id, seconds since start, type, state name."""
+    if not history:
+        return
+    start = history[0]["timestamp"]
+    for event in history:
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails") or {}
+        offset = (event["timestamp"] - start).total_seconds()
+        print(f"{event['id']:>4} {offset:>8.3f}s  {event['type']:<28} {details.get('name', '')}")
+
+
+def _run_remote(args: argparse.Namespace) -> int:
+    from testbed.remote import start_run
+
+    result = start_run(Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
+                       wait=args.wait, progress=StepProgress(args.quiet), deadline_s=args.timeout)
+    print(f"execution: {result.execution_arn}")
+    if not args.wait:
+        return 0
+    print(f"decision: {result.decision}")
+    if result.record:
+        print(f"record: {result.record}")
+    return EXIT_CODES[result.decision or "ERROR"]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -158,9 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a manifest locally (embedded AWS, DuckDB for Athena)")
     run.add_argument("manifest")
-    run.add_argument("--lake", help="lake root: a directory or s3:// URI")
-    run.add_argument("--out", default="testbed-runs", help="artifacts root (local directory)")
-    run.add_argument("--state-machine-arn")
+    run.add_argument("--lake", help="lake root: a directory or s3:// URI (deployed: defaults to the deployment's)")
+    run.add_argument("--out", help="artifacts root: a local directory (default testbed-runs), or s3:// when deployed")
+    run.add_argument("--state-machine-arn", help="start the deployed workflow instead of running locally")
+    run.add_argument("--wait", action="store_true", help="with --state-machine-arn: follow it, exit with its code")
+    run.add_argument("--timeout", type=float, default=3600, help="with --wait: give up after this many seconds")
+    run.add_argument("--trace", action="store_true", help="local: print the execution history")
+    run.add_argument("--local", action="store_true", help="run locally (the default without --state-machine-arn)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_run)
 

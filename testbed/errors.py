@@ -27,3 +27,7 @@ class ModelArtifactError(InputError):
 
 class StepError(TestbedError):
     """A pipeline step failed at run time (exit code 4)."""
+
+
+class TransientError(StepError):
+    """A retryable failure (throttling, a busy service); the workflow retries it with backoff."""

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import secrets
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,16 +24,13 @@ from testbed import workflow
 from testbed.adapters import storage
 from testbed.adapters.aws import client
 from testbed.adapters.embedded_aws import embedded_aws, register_function, role_arn
-from testbed.errors import InputError, ManifestError, StepError, TestbedError
+from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
+from testbed.errors import ManifestError
 from testbed.settings import PII_SECRET_ENV
 
 LOCAL_BUCKET = "testbed-local-artifacts"
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-POLL_SECONDS = 0.25
-RUN_DEADLINE_SECONDS = 3600
-
-Progress = Callable[[str, int, int, dict[str, Any] | None], None]
-TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
+LOCAL_POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -112,73 +108,6 @@ def deploy_local_workflow() -> str:
     return str(created["stateMachineArn"])
 
 
-def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
-    """(step, 'entered'|'exited') for the history events that mark a tracked step."""
-    kind = event["type"]
-    details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
-    if not details or kind not in ("TaskStateEntered", "TaskStateExited", "MapStateEntered", "MapStateExited"):
-        return None
-    step = next((s for s in TRACKED if workflow.state_name(s) == details["name"]), None)
-    if step is None:
-        return None
-    return step, "entered" if kind.endswith("Entered") else "exited"
-
-
-def follow(execution_arn: str, progress: Progress, deadline_s: float = RUN_DEADLINE_SECONDS) -> dict[str, Any]:
-    """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
-    sfn = client("stepfunctions")
-    seen, started = 0, time.monotonic()
-    while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        for event in events[seen:]:
-            marked = _step_of(event)
-            if marked:
-                step, phase = marked
-                index = TRACKED.index(step) + 1
-                result = None
-                if phase == "exited":
-                    output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
-                    result = _step_result(output, step)
-                progress(step, index, len(TRACKED), result)
-        seen = len(events)
-        if described["status"] != "RUNNING":
-            return {**described, "history": events}
-        if time.monotonic() - started > deadline_s:
-            sfn.stop_execution(executionArn=execution_arn, error="Timeout", cause="local deadline passed")
-            raise StepError(f"the local run exceeded its {deadline_s:.0f}s deadline and was stopped")
-        time.sleep(POLL_SECONDS)
-
-
-def _step_result(output: dict[str, Any], step: str) -> dict[str, Any]:
-    value = output.get("run") if step == "validate" else (output.get("steps") or {}).get(step)
-    if isinstance(value, list):  # the scoring Map: one result per shard
-        return {"shards": len(value), "users": sum(v.get("users", 0) for v in value),
-                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in value), default=0.0)}
-    return value if isinstance(value, dict) else {}
-
-
-def input_error_names() -> set[str]:
-    names, stack = set(), [InputError]
-    while stack:
-        cls = stack.pop()
-        names.add(cls.__name__)
-        stack.extend(cls.__subclasses__())
-    return names
-
-
-def raise_for_failure(error: str, cause: str) -> None:
-    """Turn a failed execution into the typed error the CLI maps to an exit code."""
-    try:
-        message = json.loads(cause).get("errorMessage", cause)
-    except (json.JSONDecodeError, AttributeError):
-        message = cause
-    message = (message or error).strip().splitlines()[0] if (message or error).strip() else error
-    if error in input_error_names():
-        raise InputError(message)
-    raise RunFailedError(f"{error}: {message}")
-
-
 def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None) -> LocalResult:
     raw = read_manifest_file(manifest_path)
     lake = lake if storage.is_s3(lake) else str(Path(lake).resolve())
@@ -192,9 +121,10 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         state = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
         execution = client("stepfunctions").start_execution(
             stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}", input=json.dumps(state))
-        ended = follow(execution["executionArn"], progress or (lambda *_: None))
+        ended = follow(execution["executionArn"], progress or (lambda *_: None),
+                       poll_s=LOCAL_POLL_SECONDS, max_poll_s=LOCAL_POLL_SECONDS)
         output = json.loads(ended.get("output") or "{}")
-        run_id = (output.get("run") or {}).get("run_id") or _run_id_from_history(ended["history"])
+        run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])
         if run_id:
             _export(run_id, out)
         if ended["status"] != "SUCCEEDED":
@@ -207,15 +137,3 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         record = output["steps"]["record"]
         return LocalResult(run_id, record["decision"], out / "runs" / run_id, existing=record["existing"],
                            steps=output["steps"], history=ended["history"])
-
-
-def _run_id_from_history(history: list[dict[str, Any]]) -> str | None:
-    for event in history:
-        details = event.get("stateExitedEventDetails")
-        if details and details.get("name") == "Validate":
-            return (json.loads(details.get("output") or "{}").get("run") or {}).get("run_id")
-    return None
-
-
-class RunFailedError(TestbedError):
-    """A step raised an unexpected error; the run was recorded as ERROR (exit code 4)."""

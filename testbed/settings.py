@@ -11,14 +11,29 @@ import testbed
 from testbed.errors import InputError
 
 PII_SECRET_ENV = "TESTBED_PII_SECRET"
+PII_SECRET_ARN_ENV = "TESTBED_PII_SECRET_ARN"  # deployed: a Secrets Manager secret
 
 
 def pii_secret() -> bytes:
-    """The HMAC key for PII masking. It never appears in a run record."""
+    """The HMAC key for PII masking, from the environment or Secrets Manager. Never in a run record."""
     secret = os.environ.get(PII_SECRET_ENV, "")
+    if not secret and os.environ.get(PII_SECRET_ARN_ENV):
+        secret = _secret_from_arn(os.environ[PII_SECRET_ARN_ENV])
     if len(secret) < 16:
-        raise InputError(f"{PII_SECRET_ENV} must be set to a secret of at least 16 characters")
+        raise InputError(f"{PII_SECRET_ENV} (or {PII_SECRET_ARN_ENV}) must give a secret of at least 16 characters")
     return secret.encode()
+
+
+@functools.cache
+def _secret_from_arn(arn: str) -> str:
+    from testbed.adapters.aws import client
+
+    return str(client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+
+
+def default_uri(kind: str) -> str | None:
+    """Deployed defaults for a run's `lake` / `artifacts` when the execution input leaves them out."""
+    return os.environ.get(f"TESTBED_{kind.upper()}_URI")
 
 
 @functools.cache

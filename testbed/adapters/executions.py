@@ -1,0 +1,106 @@
+"""Follow a Step Functions execution of the testbed workflow: bounded polling, step progress, typed failure."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from testbed import workflow
+from testbed.adapters.aws import client
+from testbed.errors import InputError, StepError, TestbedError
+
+Progress = Callable[[str, int, int, dict[str, Any] | None], None]
+TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
+DEADLINE_SECONDS = 3600
+
+
+class RunFailedError(TestbedError):
+    """A step raised an unexpected error; the run was recorded as ERROR (exit code 4)."""
+
+
+def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(step, 'entered'|'exited') for the history events that mark a tracked step."""
+    kind = event["type"]
+    details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+    if not details or kind not in ("TaskStateEntered", "TaskStateExited", "MapStateEntered", "MapStateExited"):
+        return None
+    step = next((s for s in TRACKED if workflow.state_name(s) == details["name"]), None)
+    if step is None:
+        return None
+    return step, "entered" if kind.endswith("Entered") else "exited"
+
+
+def history(execution_arn: str) -> list[dict[str, Any]]:
+    pages = client("stepfunctions").get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, PaginationConfig={"PageSize": 1000})
+    return [event for page in pages for event in page["events"]]
+
+
+def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_poll_s: float = 10.0,
+           deadline_s: float = DEADLINE_SECONDS, stop_at_deadline: bool = True) -> dict[str, Any]:
+    """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
+    sfn = client("stepfunctions")
+    seen, started = 0, time.monotonic()
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        events = history(execution_arn)
+        for event in events[seen:]:
+            marked = _step_of(event)
+            if marked:
+                step, phase = marked
+                index = TRACKED.index(step) + 1
+                result = None
+                if phase == "exited":
+                    output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
+                    result = _step_result(output, step)
+                progress(step, index, len(TRACKED), result)
+        seen = len(events)
+        if described["status"] != "RUNNING":
+            return {**described, "history": events}
+        if time.monotonic() - started > deadline_s:
+            if stop_at_deadline:
+                sfn.stop_execution(executionArn=execution_arn, error="Timeout", cause="deadline passed")
+            raise StepError(f"execution {execution_arn} did not finish within {deadline_s:.0f}s"
+                            + (" and was stopped" if stop_at_deadline else "; it is still running"))
+        time.sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 1.5)  # back off on long runs
+
+
+def _step_result(output: dict[str, Any], step: str) -> dict[str, Any]:
+    value = output.get("run") if step == "validate" else (output.get("steps") or {}).get(step)
+    if isinstance(value, list):  # the scoring Map: one result per shard
+        return {"shards": len(value), "users": sum(v.get("users", 0) for v in value),
+                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in value), default=0.0)}
+    return value if isinstance(value, dict) else {}
+
+
+def input_error_names() -> set[str]:
+    names, stack = set(), [InputError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return names
+
+
+def raise_for_failure(error: str, cause: str) -> None:
+    """Turn a failed execution into the typed error the CLI maps to an exit code."""
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (json.JSONDecodeError, AttributeError):
+        message = cause
+    message = (message or error).strip().splitlines()[0] if (message or error).strip() else error
+    if error in input_error_names():
+        raise InputError(message)
+    raise RunFailedError(f"{error}: {message}")
+
+
+def run_id_from_history(history: list[dict[str, Any]]) -> str | None:
+    for event in history:
+        details = event.get("stateExitedEventDetails")
+        if details and details.get("name") == "Validate":
+            run_id = (json.loads(details.get("output") or "{}").get("run") or {}).get("run_id")
+            return str(run_id) if run_id else None
+    return None

@@ -1,0 +1,128 @@
+"""The workflow through moto's Step Functions: retries, recorded errors, and the CI entry point's exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed import workflow
+from testbed.adapters.aws import client
+from testbed.adapters.embedded_aws import embedded_aws, role_arn
+from testbed.cli import main
+from testbed.errors import TransientError
+from testbed.local import run_local
+from testbed.pipeline import features as features_step
+
+
+def _run_ids(out: Path) -> list[Path]:
+    return sorted((out / "runs").glob("*/run.json"))
+
+
+def test_definition_retries_and_catches_every_task() -> None:
+    asl = workflow.definition({step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in workflow.STEPS})
+    tasks = {name: s for name, s in asl["States"].items() if s["Type"] in ("Task", "Map")}
+    assert set(tasks) >= {"Validate", "Slice", "Features", "PlanShards", "Score", "Evaluate", "Gate", "Record"}
+    for name, state in tasks.items():
+        if name != "RecordError":
+            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+            assert asl["States"][state["Catch"][0]["Next"]]["Next"] == "RecordError"
+        retry = state.get("Retry") or state["ItemProcessor"]["States"]["ScoreShard"]["Retry"]
+        assert retry[0]["BackoffRate"] >= 2 and "TransientError" in retry[0]["ErrorEquals"], name
+    assert asl["States"]["Score"]["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert asl["States"]["RunFailed"]["ErrorPath"] == "$.error.Error"
+
+
+def test_transient_error_is_retried_and_the_run_succeeds(
+        small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    original = features_step.run_features
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TransientError("throttled")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(features_step, "run_features", flaky)
+    result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
+    assert calls["n"] == 2
+    assert result.decision in ("PASS", "FAIL", "INCONCLUSIVE")
+    retried = [e for e in result.history if e["type"] == "LambdaFunctionFailed"]
+    assert len(retried) == 1
+
+
+def test_failing_step_records_error_and_exits_4(
+        small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(features_step, "run_features", broken)
+    out = tmp_path / "out"
+    code = main(["run", str(write_manifest(manifest_data)), "--lake", str(small_lake), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4
+    assert len(err) == 1 and "disk on fire" in err[0] and "Traceback" not in err[0]
+    records = _run_ids(out)
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["decision"] == "ERROR"
+    assert record["failed_step"] == "features"
+    assert "disk on fire" in record["reasons"][0]
+    assert not (records[0].parent / "gates.json").exists()
+    assert list((records[0].parent / "errors").glob("*.json"))
+
+
+def _fake_machine(final: dict[str, Any] | None, error: str | None = None) -> str:
+    """A stand-in workflow whose execution ends like a real one would (output shape or failure)."""
+    if error:
+        states: dict[str, Any] = {"End": {"Type": "Fail", "Error": error, "Cause": json.dumps(
+            {"errorMessage": "something broke", "errorType": error})}}
+    else:
+        states = {"End": {"Type": "Pass", "Result": final, "End": True}}
+    created = client("stepfunctions").create_state_machine(
+        name=f"fake-{error or final['steps']['record']['decision']}",  # type: ignore[index]
+        definition=json.dumps({"StartAt": "End", "States": states}), roleArn=role_arn())
+    return str(created["stateMachineArn"])
+
+
+def _output(decision: str) -> dict[str, Any]:
+    return {"run": {"run_id": "x-000000000000", "run_uri": "s3://bucket/runs/x-000000000000",
+                    "existing_decision": None}, "steps": {"record": {"decision": decision, "existing": False}}}
+
+
+@pytest.mark.parametrize(("decision", "code"), [("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 3)])
+def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    manifest_data["models"] = {r: {"uri": f"s3://models/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
+    path = write_manifest(manifest_data)
+    with embedded_aws():
+        arn = _fake_machine(_output(decision))
+        assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code
+    out = capsys.readouterr().out
+    assert f"decision: {decision}" in out
+    assert "record: s3://bucket/runs/x-000000000000/run.json" in out
+
+
+@pytest.mark.parametrize(("error", "code"), [("RunFailedError", 4), ("ManifestError", 2), ("RuntimeError", 4)])
+def test_ci_entry_point_failed_execution(error: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    manifest_data["models"] = {r: {"uri": f"s3://models/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
+    path = write_manifest(manifest_data)
+    with embedded_aws():
+        arn = _fake_machine(None, error=error)
+        assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "something broke" in err[0]
+
+
+def test_ci_entry_point_rejects_local_model_paths(manifest_data: dict[str, Any], write_manifest: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(manifest_data)
+    assert main(["run", str(path), "--state-machine-arn", "arn:aws:states:us-east-1:1:stateMachine:x",
+                 "--wait"]) == 2
+    assert "models.control.uri" in capsys.readouterr().err
