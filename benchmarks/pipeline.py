@@ -40,7 +40,7 @@ LAKE_SEED = 7
 SAMPLE_INTERVAL_S = 0.05
 REPEATS = 3
 ROLES = {"control": "control", "candidate": "full"}  # role -> training feature set
-PIPELINE_STEPS = ("validate", "slice", "features", "score", "evaluate", "gate", "record")
+PIPELINE_STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
 BENCH_SECRET = "benchmark-only-pii-secret-0123456789"
 
 TARGETS = {"slice_ratio_max": 1.5, "score_ratio_max": 1.3, "end_to_end_s_max": 300.0, "peak_rss_mb_max": 4096.0}
@@ -57,7 +57,7 @@ class Scale:
 
 SCALES = {
     "small": Scale(users=5_000, days=120, sampling_rate=0.5, train_users_rate=1.0),
-    "large": Scale(users=100_000, days=150, sampling_rate=0.2, train_users_rate=0.1),
+    "large": Scale(users=100_000, days=142, sampling_rate=0.2, train_users_rate=0.05),
 }
 
 
@@ -132,6 +132,45 @@ def child_train(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
     return out
 
 
+class ThreadProfiles:
+    """cProfile for the calling thread and every thread started after `start` (the local runner executes the
+    workflow, and so every handler, on moto's worker threads)."""
+
+    def __init__(self) -> None:
+        self.profiles: list[Any] = []
+        self.lock = threading.Lock()
+
+    def _new(self) -> None:
+        import cProfile
+
+        profile = cProfile.Profile()
+        with self.lock:
+            self.profiles.append(profile)
+        profile.enable()  # replaces this hook for the thread
+
+    def start(self) -> None:
+        threading.setprofile(lambda *_: self._new())
+        self._new()
+
+    def report(self, path: Path) -> None:
+        import pstats
+
+        threading.setprofile(None)
+        stats: pstats.Stats | None = None
+        for profile in self.profiles:
+            profile.disable()
+            try:
+                stats = pstats.Stats(profile, stream=sys.stderr) if stats is None else stats.add(profile)
+            except TypeError:  # a thread that recorded nothing
+                continue
+        if stats is None:
+            return
+        stats.dump_stats(str(path))
+        print(f"[bench child] profile of {len(self.profiles)} threads written to {path}", file=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(50)
+        stats.sort_stats("tottime").print_stats(30)
+
+
 def child_pipeline(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
     from testbed.local import run_local
 
@@ -147,24 +186,15 @@ def child_pipeline(args: dict[str, Any], phase: PhaseWriter) -> dict[str, Any]:
         events.append({"step": step, "event": "started" if result is None else "finished", "at_s": at,
                        "result": result})
 
-    profiler = None
-    if args.get("profile"):
-        import cProfile
-
-        profiler = cProfile.Profile()
+    profiler = ThreadProfiles() if args.get("profile") else None
     phase("setup")
     if profiler:
-        profiler.enable()
+        profiler.start()
     result = run_local(Path(args["manifest"]), args["lake"], Path(args["out"]), progress)
-    if profiler:
-        profiler.disable()
     wall = time.perf_counter() - started
     phase("teardown")
     if profiler:
-        import pstats
-
-        profiler.dump_stats(args["profile"])
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+        profiler.report(Path(args["profile"]))
     return {"wall_s": round(wall, 3), "run_id": result.run_id, "decision": result.decision,
             "existing": result.existing, "run_dir": str(result.run_dir), "steps": result.steps,
             "progress": events,
@@ -372,10 +402,14 @@ def step_rows(step: str, out: dict[str, Any], steps: dict[str, Any]) -> tuple[in
     return None, None
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def counts_of(out: dict[str, Any]) -> dict[str, Any]:
     """The numbers a step reported (not its timing, which is reported separately)."""
-    return {k: v for k, v in out.items()
-            if k not in ("elapsed_s", "shard_elapsed_s") and not isinstance(v, bool | str | list)}
+    return {k: v for k, v in out.items() if k not in ("elapsed_s", "shard_elapsed_s") and (
+        is_number(v) or (isinstance(v, dict) and v and all(is_number(x) for x in v.values())))}
 
 
 def observed_walls(progress: list[dict[str, Any]]) -> dict[str, float]:
@@ -415,6 +449,9 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
         if "shard_elapsed_s" in out_step:
             table[step]["shard_seconds"] = out_step["shard_elapsed_s"]
     in_steps = sum(float(row["seconds"] or 0.0) for row in table.values())
+    marks = [e["at_s"] for e in res["progress"]]
+    around = {"before_first_step_s": marks[0] if marks else None,
+              "after_last_step_s": round(res["wall_s"] - marks[-1], 3) if marks else None}
     sampled_peak = max(child.peaks_kib.values(), default=0)
     children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     peak = max(sampled_peak, res.get("vmhwm_kib") or 0)
@@ -425,6 +462,7 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
         "child_process_s": child.seconds,
         "steps_total_s": round(in_steps, 3),
         "outside_steps_s": round(res["wall_s"] - in_steps, 3),
+        "outside_steps": around,
         "steps": table,
         "peak_rss_mb": mb(peak),
         "peak_rss_mb_sampled": mb(sampled_peak),

@@ -37,6 +37,9 @@ class StepProgress:
         if result is None:
             _say(f"[{index}/{total}] {step} ...")
             return
+        if "failed" in result:
+            _say(f"[{index}/{total}] {step} failed ({result['failed']})")
+            return
         shown = {k: v for k, v in result.items() if isinstance(v, int) or (isinstance(v, str) and len(v) < 40)}
         detail = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
         _say(f"[{index}/{total}] {step} done in {result.get('elapsed_s', 0):.1f}s ({detail})")

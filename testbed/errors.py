@@ -31,3 +31,13 @@ class StepError(TestbedError):
 
 class TransientError(StepError):
     """A retryable failure (throttling, a busy service); the workflow retries it with backoff."""
+
+
+def _all_subclasses(cls: type[TestbedError]) -> list[type[TestbedError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+ERRORS_BY_NAME: dict[str, type[TestbedError]] = {c.__name__: c for c in _all_subclasses(TestbedError)}

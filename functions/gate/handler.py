@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from testbed.observability import step_handler
+from testbed.observability import record_decision, step_handler
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.gate import run_gate
 
@@ -10,4 +10,6 @@ from testbed.pipeline.gate import run_gate
 @step_handler("gate")
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     ctx = RunContext.from_event(event)
-    return run_gate(ctx, ctx.manifest())
+    result = run_gate(ctx, ctx.manifest())
+    record_decision(result["decision"])
+    return result

@@ -5,11 +5,15 @@ from typing import Any
 from testbed.observability import step_handler
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.plan import read_shard
-from testbed.pipeline.score import run_score
+from testbed.pipeline.score import record_shard_failure, run_score
 
 
 @step_handler("score")
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     ctx = RunContext.from_event(event)
     index, count = read_shard(ctx, event.get("shard_key"))
-    return run_score(ctx, ctx.manifest(), index, count)
+    try:
+        return run_score(ctx, ctx.manifest(), index, count)
+    except Exception as exc:
+        record_shard_failure(ctx, index, exc)
+        raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import threading
 import traceback
@@ -18,7 +19,7 @@ from testbed.adapters.aws import client, reset_clients
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 ROLE_NAME = "testbed-local"
 _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-             "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+             "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}
 _handlers: dict[str, Handler] = {}
 _handlers_lock = threading.Lock()
 
@@ -62,6 +63,8 @@ def embedded_aws() -> Iterator[None]:
     from moto import mock_aws
     from moto.awslambda.models import LambdaFunction
 
+    # moto's interpreter logs every caught task failure at ERROR; the run record and the CLI report them.
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     saved = {k: os.environ.get(k) for k in _FAKE_ENV}
     os.environ.update(_FAKE_ENV)
     original = LambdaFunction.invoke

@@ -1,11 +1,27 @@
-"""Pick the query engine for a lake. Locally (and in tests) that is DuckDB over the same Parquet."""
+"""Pick the query engine: Athena when deployed (TESTBED_ENGINE=athena), else DuckDB over the same Parquet."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from typing import Any, Protocol
 
+import pyarrow as pa
+
+from testbed.adapters.athena_engine import AthenaEngine
 from testbed.adapters.duckdb_engine import DuckDBEngine
 
 
-def make_engine(lake: str, event_dates: tuple[date, date] | None = None) -> DuckDBEngine:
+class Engine(Protocol):
+    def query(self, sql: str, params: Any = ()) -> pa.Table: ...
+
+    def columns(self, dataset: str) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+def make_engine(lake: str, event_dates: tuple[date, date] | None = None) -> Engine:
+    if os.environ.get("TESTBED_ENGINE") == "athena":
+        return AthenaEngine(os.environ["TESTBED_ATHENA_WORKGROUP"], os.environ["TESTBED_GLUE_DATABASE"],
+                            os.environ["TESTBED_SCRATCH_URI"])
     return DuckDBEngine(lake, event_dates)

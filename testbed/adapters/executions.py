@@ -9,7 +9,7 @@ from typing import Any
 
 from testbed import workflow
 from testbed.adapters.aws import client
-from testbed.errors import InputError, StepError, TestbedError
+from testbed.errors import ERRORS_BY_NAME, InputError, StepError, TestbedError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
 TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
@@ -55,6 +55,8 @@ def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_p
                 if phase == "exited":
                     output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
                     result = _step_result(output, step)
+                    if not result and isinstance(output.get("error"), dict):
+                        result = {"failed": output["error"].get("Error", "Error")}
                 progress(step, index, len(TRACKED), result)
         seen = len(events)
         if described["status"] != "RUNNING":
@@ -71,18 +73,10 @@ def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_p
 def _step_result(output: dict[str, Any], step: str) -> dict[str, Any]:
     value = output.get("run") if step == "validate" else (output.get("steps") or {}).get(step)
     if isinstance(value, list):  # the scoring Map: one result per shard
-        return {"shards": len(value), "users": sum(v.get("users", 0) for v in value),
-                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in value), default=0.0)}
+        done = [v for v in value if isinstance(v, dict)]
+        return {"shards": len(value), "users": sum(v.get("users", 0) for v in done),
+                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in done), default=0.0)}
     return value if isinstance(value, dict) else {}
-
-
-def input_error_names() -> set[str]:
-    names, stack = set(), [InputError]
-    while stack:
-        cls = stack.pop()
-        names.add(cls.__name__)
-        stack.extend(cls.__subclasses__())
-    return names
 
 
 def raise_for_failure(error: str, cause: str) -> None:
@@ -92,7 +86,7 @@ def raise_for_failure(error: str, cause: str) -> None:
     except (json.JSONDecodeError, AttributeError):
         message = cause
     message = (message or error).strip().splitlines()[0] if (message or error).strip() else error
-    if error in input_error_names():
+    if issubclass(ERRORS_BY_NAME.get(error, StepError), InputError):
         raise InputError(message)
     raise RunFailedError(f"{error}: {message}")
 

@@ -20,7 +20,7 @@ REQUIRED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
         "session_id": (_STRING, "string"),
         "quantity": (_INTEGER, "int"),
         "price": (_NUMBER, "double"),
-        "event_date": (("DATE",), "date partition (event_date=YYYY-MM-DD)"),
+        "event_date": (("DATE", "VARCHAR"), "partition event_date=YYYY-MM-DD"),
     },
     "users": {"user_id": (_STRING, "string")},
     "items": {"item_id": (_STRING, "string"), "category": (_STRING, "string"), "price": (_NUMBER, "double")},
@@ -45,7 +45,8 @@ def row_checks(window: str) -> list[tuple[str, str, str, str]]:
         ("events", "event_id", "null event_id",
          f"SELECT CAST(e.event_time AS VARCHAR) FROM events e WHERE {window} AND e.event_id IS NULL LIMIT 1"),
         ("events", "event_time", "event outside its event_date partition",
-         f"SELECT e.event_id FROM events e WHERE {window} AND CAST(e.event_time AS DATE) <> e.event_date "
+         f"SELECT e.event_id FROM events e WHERE {window} "
+         "AND CAST(CAST(e.event_time AS DATE) AS VARCHAR) <> CAST(e.event_date AS VARCHAR) "
          "ORDER BY e.event_id LIMIT 1"),
         ("events", "event_type", f"event_type not in ({', '.join(EVENT_TYPES)})",
          f"SELECT e.event_id FROM events e WHERE {window} AND (e.event_type IS NULL OR e.event_type NOT IN ({types})) "

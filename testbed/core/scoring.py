@@ -6,6 +6,7 @@ so rankings are deterministic.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.errors import ModelArtifactError
+
+# LightGBM's native log lines ("[LightGBM] [Fatal] ...") go to Python logging, not straight to stderr:
+# load errors already surface as one-line ModelArtifactError messages.
+lgb.register_logger(logging.getLogger("testbed.lightgbm"))
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,8 @@ class LoadedModel:
 
 
 def load_model(role: str, text: bytes, available: list[str], source: str) -> LoadedModel:
+    if not text.startswith(b"tree\n"):  # every LightGBM text model starts so; avoids native error noise
+        raise ModelArtifactError(f"{source}: not a LightGBM text model file")
     try:
         booster = lgb.Booster(model_str=text.decode("utf-8"))
     except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:

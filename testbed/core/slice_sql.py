@@ -36,10 +36,6 @@ def ts_literal(value: datetime) -> str:
     return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
 
 
-def date_literal(value: date) -> str:
-    return f"DATE '{value.isoformat()}'"
-
-
 def partition_range(start: datetime, end: datetime) -> tuple[date, date]:
     """Event-date partitions that can hold events in [start, end)."""
     last = (end - timedelta(microseconds=1)).date()
@@ -66,7 +62,9 @@ def _predicate(flt: Filter, params: Params) -> str:
 
 def window_predicate(alias: str, start: datetime, end: datetime) -> str:
     first, last = partition_range(start, end)
-    return (f"{alias}.event_date BETWEEN {date_literal(first)} AND {date_literal(last)}"
+    # Partition bounds as 'YYYY-MM-DD' strings: Glue projects event_date as a string, DuckDB reads it as a date
+    # and casts the literal; both prune partitions.
+    return (f"{alias}.event_date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'"
             f" AND {alias}.event_time >= {ts_literal(start)} AND {alias}.event_time < {ts_literal(end)}")
 
 

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from testbed.adapters import storage
 from testbed.core import metrics, ranking_data
 from testbed.core.stats import paired_delta, percentile
+from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
@@ -18,12 +19,25 @@ from testbed.pipeline.context import RunContext
 RANKING_COLUMNS = ("user_id", "model", "rank", "item_id", "score")
 
 
+def check_shards(ctx: RunContext, keys: list[str]) -> None:
+    """Fail closed unless every planned shard was scored; re-raise a shard's own error when it left one."""
+    for key in keys:
+        if key.endswith(".error.json"):
+            failure = storage.read_json(key)
+            error_type = ERRORS_BY_NAME.get(failure["error"], StepError)
+            raise error_type(failure["message"])
+    planned = [k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(ctx.uri("shards") + "/")]
+    scored = {k.rsplit("/", 1)[1].removesuffix(".parquet") for k in keys if k.endswith(".parquet")}
+    missing = [name for name in planned if name not in scored]
+    if missing or not planned:
+        raise StepError(f"scoring produced no result for {missing[0] if missing else 'any shard'}")
+
+
 def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
     keys = list(storage.list_keys(ctx.uri("scores") + "/"))
+    check_shards(ctx, keys)
     parts = [storage.read_parquet(k) for k in keys if k.endswith(".parquet")]
     latency = [storage.read_json(k) for k in keys if k.endswith(".latency.json")]
-    if not parts:
-        raise RuntimeError("no scored shards found under scores/")
     rankings = pa.concat_tables(parts).select(list(RANKING_COLUMNS))
     order = pc.sort_indices(rankings, [("model", "ascending"), ("user_id", "ascending"), ("rank", "ascending")])
     return rankings.take(order), latency

@@ -58,7 +58,7 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
                   "content_sha256": stats["content_sha256"]},
         "replay": None,  # filled by the Kinesis replay step once the run has one
         "step_seconds": timings,
-        "cost_estimate": cost_estimate(timings, validation.get("bytes_scanned", 0)),
+        "cost_estimate": cost_estimate(timings, int((steps.get("slice") or {}).get("bytes_scanned", 0))),
         "artifacts": sorted(uri.removeprefix(ctx.run_uri + "/") for uri in storage.list_keys(ctx.run_uri + "/")),
     }
     storage.write_bytes(ctx.uri("report.md"), render_markdown(ctx, record).encode())

@@ -35,6 +35,12 @@ def latency_groups(user_ids: np.ndarray, starts: np.ndarray, sample: int, seed: 
     return np.sort(np.argsort(draws, kind="stable")[:sample])
 
 
+def record_shard_failure(ctx: RunContext, index: int, exc: Exception) -> None:
+    """Leave the shard's error where evaluate looks, so a failed shard can never pass unnoticed."""
+    storage.write_json(ctx.uri("scores", f"shard-{index:05d}.error.json"),
+                       {"error": type(exc).__name__, "message": str(exc)})
+
+
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     con = slice_data.connect(ctx, ("events", "items"))

@@ -76,6 +76,10 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
                             f"({str(exc).splitlines()[0][:100]})") from None
     finally:
         engine.close()
+    # UNLOAD writes files in no particular order: sort here so every engine gives the same bytes.
+    users = users.sort_by([("user_id", "ascending")])
+    events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
+    items = items.sort_by([("item_id", "ascending")])
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
     tables = mask({"users": users, "events": normalise_events(events), "items": items},
                   manifest.pii.mask, pii_secret())
@@ -101,4 +105,5 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "content_sha256": digest.hexdigest(),
     }
     storage.write_json(ctx.uri("slice", "stats.json"), stats)
-    return {"users": stats["users"], "events": stats["rows"]["events"], "content_sha256": stats["content_sha256"]}
+    return {"users": stats["users"], "events": stats["rows"]["events"], "content_sha256": stats["content_sha256"],
+            "bytes_scanned": int(getattr(engine, "bytes_scanned", 0))}

@@ -6,11 +6,12 @@ import hashlib
 from typing import Any
 
 import duckdb
+from botocore.exceptions import ClientError
 
 from testbed.adapters import storage
-from testbed.adapters.duckdb_engine import DuckDBEngine
-from testbed.adapters.engines import make_engine
-from testbed.core import lake_contract
+from testbed.adapters.engines import Engine, make_engine
+from testbed.core import lake_contract, ranking_data
+from testbed.core.scoring import load_model
 from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.manifest import Manifest, parse_manifest
@@ -20,13 +21,13 @@ from testbed.settings import code_version
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
 
 
-def check_schema(engine: DuckDBEngine) -> dict[str, dict[str, str]]:
+def check_schema(engine: Engine) -> dict[str, dict[str, str]]:
     """Every required column is present with an accepted type; returns the lake's columns per dataset."""
     found: dict[str, dict[str, str]] = {}
     for dataset, required in lake_contract.REQUIRED.items():
         try:
             columns = engine.columns(dataset)
-        except duckdb.Error as exc:
+        except (duckdb.Error, ClientError) as exc:
             raise LakeError(f"lake {dataset}/: unreadable Parquet ({str(exc).splitlines()[0][:120]})") from None
         for column, (accepted, human) in required.items():
             if column not in columns:
@@ -37,7 +38,7 @@ def check_schema(engine: DuckDBEngine) -> dict[str, dict[str, str]]:
     return found
 
 
-def check_rows(engine: DuckDBEngine, manifest: Manifest) -> None:
+def check_rows(engine: Engine, manifest: Manifest) -> None:
     window = window_predicate("e", manifest.time.start, manifest.time.end)
     for dataset, column, problem, sql in lake_contract.row_checks(window):
         rows = engine.query(sql).to_pylist()
@@ -70,7 +71,8 @@ def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]
 
 
 def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
-    """Read each model file and check its SHA-256 against the manifest."""
+    """Read each model file, check its SHA-256, and check it is a LightGBM model on features we produce."""
+    available = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
     out = {}
     for role in ("control", "candidate"):
         ref = getattr(manifest.models, role)
@@ -82,7 +84,8 @@ def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
         if actual != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: checksum mismatch for {ref.uri} "
                                      f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
-        out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data)}
+        model = load_model(role, data, available, f"manifest: models.{role}.uri ({ref.uri})")
+        out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data), "features": len(model.features)}
     return out
 
 
