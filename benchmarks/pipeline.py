@@ -340,7 +340,8 @@ def window() -> dict[str, str]:
     return {"start": start.strftime(iso), "cutoff": cutoff.strftime(iso), "end": end.strftime(iso)}
 
 
-def write_manifest(path: Path, scale_name: str, scale: Scale, models: Path, train: dict[str, Any]) -> dict[str, Any]:
+def write_manifest(path: Path, scale_name: str, scale: Scale, models: Path, train: dict[str, Any], *,
+                   users_per_shard: int | None = None) -> dict[str, Any]:
     manifest = {
         "name": f"bench-{scale_name}",
         "description": "Benchmark: every user, uniform sample; candidate vs control.",
@@ -350,7 +351,8 @@ def write_manifest(path: Path, scale_name: str, scale: Scale, models: Path, trai
         "features": {"windows_days": [7, 30, 90]},
         "models": {role: {"uri": str((models / f"{role}.txt").resolve()), "sha256": train[role]["sha256"]}
                    for role in ROLES},
-        "evaluation": {"k": 10, "candidates_per_user": 100},
+        "evaluation": {"k": 10, "candidates_per_user": 100,
+                       **({"users_per_shard": users_per_shard} if users_per_shard else {})},
         "gates": [
             {"name": "ndcg-not-worse", "kind": "non_inferiority", "metric": "ndcg@10", "margin": 0.01},
             {"name": "latency-p95", "kind": "latency", "percentile": 95, "bound": 50},
@@ -441,13 +443,16 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
     table: dict[str, Any] = {}
     for step in (s for s in order if s in steps_out or s in walls):
         out_step = steps_out.get(step, {})
-        seconds = out_step.get("elapsed_s")
+        # A Map step's shards may overlap, so its wall time is what the progress callback saw, not a sum.
+        sharded = "shard_elapsed_s" in out_step
+        seconds = walls.get(step) if sharded else out_step.get("elapsed_s")
         rows, basis = step_rows(step, out_step, steps_out)
         table[step] = {"seconds": seconds, "observed_s": walls.get(step), "rows": rows, "rows_basis": basis,
                        "rows_per_s": per_second(rows, seconds), "peak_rss_mb": mb(child.peaks_kib.get(step)),
                        "counts": counts_of(out_step)}
-        if "shard_elapsed_s" in out_step:
+        if sharded:
             table[step]["shard_seconds"] = out_step["shard_elapsed_s"]
+            table[step]["shard_seconds_sum"] = out_step.get("elapsed_s")
     in_steps = sum(float(row["seconds"] or 0.0) for row in table.values())
     marks = [e["at_s"] for e in res["progress"]]
     around = {"before_first_step_s": marks[0] if marks else None,
@@ -655,6 +660,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--reuse", type=Path, metavar="DIR",
                        help="reuse (or create and keep) the lake and models in DIR; implies --keep for them")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (and the run output)")
+    parser.add_argument("--users-per-shard", type=int, metavar="N",
+                        help="set evaluation.users_per_shard in the benchmark manifest (default: the product's)")
     parser.add_argument("--profile", action="store_true", help="cProfile the local run (stats to stderr + file)")
     parser.add_argument("--child", choices=sorted(CHILD_TASKS), help=argparse.SUPPRESS)
     parser.add_argument("--child-io", type=Path, help=argparse.SUPPRESS)
@@ -676,7 +683,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     out_dir: Path | None = None
     try:
         prepared = prepare(workdir, args.scale, scale, reuse=bool(args.reuse))
-        manifest = write_manifest(workdir / "manifest.json", args.scale, scale, workdir / "models", prepared["train"])
+        manifest = write_manifest(workdir / "manifest.json", args.scale, scale, workdir / "models", prepared["train"],
+                                  users_per_shard=args.users_per_shard)
         profile = workdir / "pipeline.pstats" if args.profile else None
         pipeline = run_pipeline(workdir, workdir / "manifest.json", workdir / "lake", profile)
         out_dir = Path(pipeline["out_dir"])
@@ -688,7 +696,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "scale": args.scale,
             "params": {**asdict(scale), "lake_seed": LAKE_SEED, "lake_end": LAKE_END.isoformat(),
                        "time": manifest["time"], "segment": "everyone", "sampling": manifest["sampling"],
-                       "k": 10, "candidates_per_user": 100, "windows_days": [7, 30, 90]},
+                       "k": 10, "candidates_per_user": 100, "windows_days": [7, 30, 90],
+                       "users_per_shard": args.users_per_shard or "product default"},
             "machine": {**machine(), "loadavg_1m_before": round(load_before[0], 2),
                         "loadavg_1m_after": round(os.getloadavg()[0], 2)},
             "workdir": None if remove else str(workdir),

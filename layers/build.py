@@ -115,7 +115,7 @@ class Target:
 
     @property
     def tag(self) -> str:
-        return "cp%d%d" % self.python_version
+        return "cp" + "".join(map(str, self.python_version))
 
     @property
     def runtime_stub(self) -> Path:
@@ -130,6 +130,10 @@ class Target:
 
     def lib_dirs(self, layers: tuple[str, ...]) -> list[Path]:
         return [self.out / layer / "lib" for layer in layers if (self.out / layer / "lib").is_dir()]
+
+
+def dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
 
 
 def log(message: str) -> None:
@@ -151,15 +155,15 @@ def python_reports(python: str, version: tuple[int, int]) -> bool:
                              capture_output=True, text=True, timeout=60, check=False)
     except OSError:
         return False
-    return out.returncode == 0 and out.stdout.strip() == "%d.%d" % version
+    return out.returncode == 0 and out.stdout.strip() == dotted(version)
 
 
 def find_python(version: tuple[int, int]) -> str | None:
     """A working CPython of `version`: $LAYERS_PYTHON312, PATH, pyenv's versions, then the usual prefixes."""
-    name = "python%d.%d" % version
+    name = f"python{dotted(version)}"
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = [os.environ.get("LAYERS_PYTHON%d%d" % version), shutil.which(name)]
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "%d.%d.*" % version, "bin", name)),
+    candidates = [os.environ.get("LAYERS_PYTHON" + "".join(map(str, version))), shutil.which(name)]
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{dotted(version)}.*", "bin", name)),
                          reverse=True)
     candidates += [f"/usr/local/bin/{name}", f"/usr/bin/{name}"]
     return next((c for c in candidates if c and python_reports(c, version)), None)
@@ -169,7 +173,7 @@ def find_python(version: tuple[int, int]) -> str | None:
 
 def pip_target_args(python_version: tuple[int, int]) -> list[str]:
     args = ["--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
-            "--python-version", "%d.%d" % python_version]
+            "--python-version", dotted(python_version)]
     for platform in PLATFORMS:
         args += ["--platform", platform]
     return args
@@ -460,18 +464,27 @@ def dependency_problems(paths: list[Path], markers: dict[str, str]) -> list[str]
     return problems
 
 
+def top_level_names(python_dir: Path) -> set[str]:
+    """Names a directory adds to the merged /opt/python (a top-level __pycache__ merges file by file)."""
+    if not python_dir.is_dir():
+        return set()
+    names = {p.name for p in python_dir.iterdir() if p.name != "__pycache__"}
+    return names | {f"__pycache__/{p.name}" for p in python_dir.glob("__pycache__/*")}
+
+
 def overlap_problems(target: Target) -> list[str]:
     """Layers merge into one /opt/python: no two layers may ship the same top-level name, and none may ship
     what the runtime provides (it would shadow the runtime's boto3/botocore)."""
-    problems, seen = [], {}
-    runtime = {p.name for p in target.runtime_stub.iterdir()} if target.runtime_stub.is_dir() else set()
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    runtime = top_level_names(target.runtime_stub)
     for layer in LAYERS:
-        for entry in target.python_dir(layer).iterdir():
-            if entry.name in seen:
-                problems.append(f"{entry.name} is in both {seen[entry.name]} and {layer}")
-            if entry.name in runtime:
-                problems.append(f"{layer} ships {entry.name}, which the Lambda runtime provides")
-            seen[entry.name] = layer
+        for name in sorted(top_level_names(target.python_dir(layer))):
+            if name in seen:
+                problems.append(f"{name} is in both {seen[name]} and {layer}")
+            if name in runtime:
+                problems.append(f"{layer} ships {name}, which the Lambda runtime provides")
+            seen[name] = layer
     return problems
 
 
@@ -612,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.update(size_report(target))
     summary["static_checks"] = static_checks(target)
     if target.check_python is None:
-        log("no CPython %d.%d found (PATH, pyenv, $LAYERS_PYTHON312): rerun with --host to check a twin" % LAMBDA_PYTHON)
+        log(f"no CPython {dotted(LAMBDA_PYTHON)} found (PATH, pyenv, $LAYERS_PYTHON312): rerun with --host")
         print(json.dumps(summary, indent=2))
         return 2
     log(f"isolation checks with {target.check_python} ...")

@@ -53,9 +53,9 @@ def task_lightgbm(spec: dict) -> dict:
     labels = np.clip((features[:, 0] * 1.5 + rng.normal(scale=0.5, size=len(features))).round(), 0, 3)
     params = {"objective": "lambdarank", "num_leaves": 7, "min_data_in_leaf": 2, "verbose": -1, "num_threads": 2}
     booster = lgb.train(params, lgb.Dataset(features, label=labels, group=groups), num_boost_round=10)
-    dense = booster.predict(features)
+    dense = np.asarray(booster.predict(features))
     reloaded = lgb.Booster(model_str=booster.model_to_string())
-    from_sparse = reloaded.predict(sparse.csr_matrix(features))
+    from_sparse = np.asarray(reloaded.predict(sparse.csr_matrix(features)))
     assert dense.shape == (len(features),) and np.isfinite(dense).all(), "bad predictions"
     assert np.allclose(dense, from_sparse), "reloaded model predicts differently"
     assert np.corrcoef(dense, features[:, 0])[0, 1] > 0.5, "the model did not learn the planted signal"
@@ -130,7 +130,7 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     sys.path[:0] = spec["paths"]
     result = TASKS[spec["task"]](spec)
-    result["python"] = "%d.%d.%d" % sys.version_info[:3]
+    result["python"] = ".".join(map(str, sys.version_info[:3]))
     print(json.dumps(result))
 
 

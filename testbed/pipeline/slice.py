@@ -76,6 +76,10 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
                             f"({str(exc).splitlines()[0][:100]})") from None
     finally:
         engine.close()
+    if users.num_rows == 0:
+        raise ManifestError(f"manifest: segment: {manifest.segment.name!r} selects no users with at least "
+                            f"{manifest.sampling.min_events_per_user} events in [time.start, time.cutoff) "
+                            "after sampling; widen the filters or the window")
     # UNLOAD writes files in no particular order: sort here so every engine gives the same bytes.
     users = users.sort_by([("user_id", "ascending")])
     events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])

@@ -1,0 +1,75 @@
+"""The cloud engine against moto's Athena and Glue: UNLOAD wrapping, escaped parameters, read-back, schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from testbed.adapters import storage
+from testbed.adapters.athena_engine import AthenaEngine, literal
+from testbed.adapters.aws import client
+from testbed.adapters.embedded_aws import embedded_aws
+from testbed.core.slice_sql import render
+from testbed.errors import TransientError
+from testbed.manifest import parse_manifest
+
+
+def test_literals_are_escaped() -> None:
+    assert literal("O'Brien") == "'O''Brien'"
+    assert literal("x'; DROP TABLE users; --") == "'x''; DROP TABLE users; --'"
+    assert literal(3) == "3" and literal(2.5) == "2.5" and literal(True) == "TRUE"
+
+
+@pytest.fixture
+def aws() -> Any:
+    with embedded_aws():
+        client("s3").create_bucket(Bucket="scratch")
+        client("athena").create_work_group(Name="testbed-wg", Configuration={})
+        glue = client("glue")
+        glue.create_database(DatabaseInput={"Name": "lake"})
+        glue.create_table(DatabaseName="lake", TableInput={
+            "Name": "events",
+            "StorageDescriptor": {"Columns": [{"Name": "event_id", "Type": "string"},
+                                              {"Name": "event_time", "Type": "timestamp"},
+                                              {"Name": "price", "Type": "double"}]},
+            "PartitionKeys": [{"Name": "event_date", "Type": "string"}],
+        })
+        yield
+
+
+def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: Any) -> None:
+    manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "x'; DROP TABLE users; --"}]
+    queries = render(parse_manifest(manifest_data))
+    canned = pa.table({"user_id": ["C1", "C2"], "inclusion_probability": [0.5, 0.5]})
+    storage.write_parquet("s3://scratch/runs/r1/unload/t1/part-0.parquet", canned)
+    engine = AthenaEngine("testbed-wg", "lake", "s3://scratch/runs/r1", token=lambda: "t1", poll_s=0.01)
+    result = engine.query(queries.users, queries.params)
+    assert result.equals(canned)
+    executions = client("athena").list_query_executions()["QueryExecutionIds"]
+    detail = client("athena").get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
+    assert detail["Query"].startswith("UNLOAD (WITH segment_users AS")
+    assert "s3://scratch/runs/r1/unload/t1/" in detail["Query"]
+    assert "DROP TABLE" not in detail["Query"]
+    assert detail["WorkGroup"] == "testbed-wg"
+    assert detail["QueryExecutionContext"]["Database"] == "lake"
+
+
+def test_columns_come_from_glue(aws: Any) -> None:
+    engine = AthenaEngine("wg", "lake", "s3://scratch/x")
+    assert engine.columns("events") == {"event_id": "VARCHAR", "event_time": "TIMESTAMP", "price": "DOUBLE",
+                                        "event_date": "VARCHAR"}
+
+
+def test_polling_stops_before_the_lambda_times_out(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    athena = client("athena")
+    running = {"QueryExecution": {"Status": {"State": "RUNNING"}}}
+    stopped: list[str] = []
+    monkeypatch.setattr(athena, "get_query_execution", lambda **_: running)
+    monkeypatch.setattr(athena, "stop_query_execution", lambda QueryExecutionId: stopped.append(QueryExecutionId))
+    monkeypatch.setattr("testbed.adapters.athena_engine.remaining_ms", lambda: 5_000)
+    engine = AthenaEngine("testbed-wg", "lake", "s3://scratch/x", poll_s=0.01)
+    with pytest.raises(TransientError, match="Lambda time ran out"):
+        engine.query("SELECT 1")
+    assert len(stopped) == 1
