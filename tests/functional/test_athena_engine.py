@@ -67,7 +67,7 @@ def test_polling_stops_before_the_lambda_times_out(aws: Any, monkeypatch: pytest
     running = {"QueryExecution": {"Status": {"State": "RUNNING"}}}
     stopped: list[str] = []
     monkeypatch.setattr(athena, "get_query_execution", lambda **_: running)
-    monkeypatch.setattr(athena, "stop_query_execution", lambda QueryExecutionId: stopped.append(QueryExecutionId))
+    monkeypatch.setattr(athena, "stop_query_execution", lambda **kw: stopped.append(kw["QueryExecutionId"]))
     monkeypatch.setattr("testbed.adapters.athena_engine.remaining_ms", lambda: 5_000)
     engine = AthenaEngine("testbed-wg", "lake", "s3://scratch/x", poll_s=0.01)
     with pytest.raises(TransientError, match="Lambda time ran out"):
