@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from testbed.core.student_t import t_cdf, t_ppf, t_sf
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def paired_delta(control: np.ndarray, candidate: np.ndarray, alpha: float = 0.05
     mean = float(diff.mean()) if n else math.nan
     se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     if n > 1 and se > 0:
-        half = float(stats.t.ppf(1 - alpha / 2, df=n - 1)) * se
+        half = t_ppf(1 - alpha / 2, n - 1) * se
         interval = (mean - half, mean + half)
     else:
         interval = (mean, mean) if n > 1 else (math.nan, math.nan)
@@ -54,7 +55,7 @@ def one_sided_p(delta: PairedDelta, null_value: float, alternative: str) -> floa
         above = delta.delta > null_value
         return 0.0 if above == (alternative == "greater") else 1.0
     t = (delta.delta - null_value) / delta.std_error
-    tail = stats.t.sf(t, df=delta.n - 1) if alternative == "greater" else stats.t.cdf(t, df=delta.n - 1)
+    tail = t_sf(t, delta.n - 1) if alternative == "greater" else t_cdf(t, delta.n - 1)
     return float(tail)
 
 
