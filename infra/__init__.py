@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack, Validations
-from aws_cdk import Acknowledgment
+from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 MIN_REASON_CHARS = 20

@@ -1,4 +1,4 @@
-"""Typed per-environment settings. Only app.py reads CDK context; every construct gets one `TestbedConfig`."""
+"""Typed per-environment settings. Only app.py reads CDK context; every construct gets one `EnvironmentConfig`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws
+from aws_cdk import aws_logs as logs
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 PROTECTED_ENVIRONMENTS = ("staging", "prod")
 LAYER_NAMES = ("lightgbm", "data", "project")
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-                      3288, 3653)
+# CloudWatch Logs accepts only fixed retention periods; these are the ones an environment may choose (days).
+LOG_RETENTION = {1: "ONE_DAY", 3: "THREE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 60: "TWO_MONTHS",
+                 90: "THREE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 731: "TWO_YEARS", 1827: "FIVE_YEARS"}
+ATHENA_MIN_CUTOFF = 10_000_000  # Athena rejects smaller per-query limits
 GLUE_TYPES = ("string", "int", "bigint", "double", "float", "boolean", "date", "timestamp")
 
 _DEFAULTS: dict[str, Any] = {
@@ -26,6 +28,7 @@ _DEFAULTS: dict[str, Any] = {
     "heavy_lambda_timeout_seconds": 900,
     "heavy_lambda_ephemeral_storage_mb": 4096,
     "athena_bytes_scanned_cutoff": 10 * 1024**3,
+    "run_timeout_minutes": 240,
     "log_retention_days": 30,
     "artifact_lock_days": 30,
     "bulky_data_days": 14,
@@ -47,7 +50,7 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class TestbedConfig:
+class EnvironmentConfig:
     env_name: str
     account: str | None
     region: str | None
@@ -57,6 +60,7 @@ class TestbedConfig:
     heavy_lambda_timeout_seconds: int
     heavy_lambda_ephemeral_storage_mb: int
     athena_bytes_scanned_cutoff: int
+    run_timeout_minutes: int
     log_retention_days: int
     artifact_lock_days: int
     bulky_data_days: int
@@ -71,6 +75,10 @@ class TestbedConfig:
 
     def name(self, purpose: str) -> str:
         return f"testbed-{self.env_name}-{purpose}"
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return logs.RetentionDays[LOG_RETENTION[self.log_retention_days]]
 
     @property
     def glue_database(self) -> str:
@@ -124,7 +132,7 @@ def _columns(raw: Any) -> dict[str, dict[str, str]]:
 
 
 def build_config(env_name: str, environments: Mapping[str, Any], layer_dirs: Mapping[str, Path],
-                 lake_extra_columns: Mapping[str, Any] | None = None) -> TestbedConfig:
+                 lake_extra_columns: Mapping[str, Any] | None = None) -> EnvironmentConfig:
     """Validate one environment's context (unknown keys are errors) and fill defaults."""
     if env_name not in ENVIRONMENTS or env_name not in environments:
         raise ConfigError(f"env {env_name!r}: expected one of {[e for e in ENVIRONMENTS if e in environments]}")
@@ -132,12 +140,14 @@ def build_config(env_name: str, environments: Mapping[str, Any], layer_dirs: Map
     unknown = sorted(set(raw) - set(_DEFAULTS))
     if unknown:
         raise ConfigError(f"environments.{env_name}: unknown keys {unknown}")
-    if raw["log_retention_days"] not in LOG_RETENTION_DAYS:
-        raise ConfigError(f"environments.{env_name}.log_retention_days: must be one of {LOG_RETENTION_DAYS}")
+    if raw["log_retention_days"] not in LOG_RETENTION:
+        raise ConfigError(f"environments.{env_name}.log_retention_days: must be one of {sorted(LOG_RETENTION)}")
+    if _int(raw, "athena_bytes_scanned_cutoff", env_name) < ATHENA_MIN_CUTOFF:
+        raise ConfigError(f"environments.{env_name}.athena_bytes_scanned_cutoff: at least {ATHENA_MIN_CUTOFF}")
     if sorted(layer_dirs) != sorted(LAYER_NAMES):
         raise ConfigError(f"layer directories needed for exactly {LAYER_NAMES}")
     ints = {key: _int(raw, key, env_name) for key, default in _DEFAULTS.items() if isinstance(default, int)}
-    return TestbedConfig(
+    return EnvironmentConfig(
         env_name=env_name,
         account=raw["account"],
         region=raw["region"],

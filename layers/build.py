@@ -421,7 +421,7 @@ def layer_sizes(target: Target, zipped: bool) -> dict[str, dict[str, object]]:
     scipy = target.python_dir("lightgbm") / "scipy"
     if scipy.is_dir():
         report["lightgbm"]["scipy_subpackages_mib"] = {p.name: mib(tree_bytes(p)) for p in sorted(scipy.iterdir())
-                                                       if p.is_dir()}
+                                                       if p.is_dir() and p.name != "__pycache__"}
     return report
 
 

@@ -192,12 +192,10 @@ class Manifest(Strict):
     def _consistent(self) -> Manifest:
         names = [g.name for g in self.gates]
         if len(set(names)) != len(names):
-            raise ValueError("gate names must be unique")
-        for gate in self.gates:
+            raise ValueError("gates: gate names must be unique")
+        for i, gate in enumerate(self.gates):
             if gate.metric and int(gate.metric.partition("@")[2]) != self.evaluation.k:
-                raise ValueError(f"gate {gate.name}: metric {gate.metric} must use k={self.evaluation.k}")
-        if max(self.features.windows_days) > 365:
-            raise ValueError("features.windows_days must be at most 365")
+                raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use k={self.evaluation.k}")
         return self
 
     def canonical_json(self) -> str:
@@ -209,7 +207,7 @@ class Manifest(Strict):
 
 
 def _location(error: Any) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "manifest"
+    return ".".join(str(part) for part in error["loc"])
 
 
 def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
@@ -221,7 +219,8 @@ def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        raise ManifestError(f"{source}: {_location(error)}: {message}") from None
+        where = _location(error)
+        raise ManifestError(f"{source}: {where}: {message}" if where else f"{source}: {message}") from None
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -63,6 +63,20 @@ class DuckDBEngine:
             self.con.execute(macro)
         self._register(root)
 
+    def file_missing_column(self, dataset: str, required: list[str]) -> tuple[str, str] | None:
+        """(file, column) for the first Parquet file of a dataset that lacks a required column, or None.
+
+        The dataset views read with union_by_name, which would quietly fill a column missing from one file.
+        """
+        glob = str(self.root / dataset / "**" / "*.parquet").replace("'", "''")
+        rows = fetch(self.con, f"SELECT file_name, list(name) AS names FROM parquet_schema('{glob}') "
+                               "GROUP BY file_name ORDER BY file_name").to_pylist()
+        for row in rows:
+            for column in required:
+                if column not in row["names"]:
+                    return str(Path(row["file_name"]).relative_to(self.root)), column
+        return None
+
     def _register(self, root: Path) -> None:
         for dataset in ("events", "users", "items"):
             if not (root / dataset).is_dir() or not any((root / dataset).rglob("*.parquet")):

@@ -28,9 +28,26 @@ class LoadedModel:
     features: list[str]
 
 
+HEADER_KEYS = (b"version=", b"num_class=", b"max_feature_idx=", b"objective=", b"feature_names=")
+
+
+def text_model_problem(text: bytes) -> str | None:
+    """Why `text` is not a whole LightGBM text model, or None. Cheap structural checks only."""
+    if not text.startswith(b"tree\n"):
+        return "does not start with 'tree'"
+    header = text.split(b"\nTree=", 1)[0]
+    missing = [key.decode().rstrip("=") for key in HEADER_KEYS if b"\n" + key not in header]
+    if missing:
+        return f"header lacks {missing[0]}"
+    if b"\nend of trees" not in text:
+        return "no 'end of trees' marker: truncated?"
+    return None
+
+
 def load_model(role: str, text: bytes, available: list[str], source: str) -> LoadedModel:
-    if not text.startswith(b"tree\n"):  # every LightGBM text model starts so; avoids native error noise
-        raise ModelArtifactError(f"{source}: not a LightGBM text model file")
+    problem = text_model_problem(text)
+    if problem:  # checked before LightGBM's parser, which prints native errors and aborts on truncated files
+        raise ModelArtifactError(f"{source}: not a LightGBM text model ({problem})")
     try:
         booster = lgb.Booster(model_str=text.decode("utf-8"))
     except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:

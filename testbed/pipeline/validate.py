@@ -34,6 +34,10 @@ def check_schema(engine: Engine) -> dict[str, dict[str, str]]:
                 raise LakeError(f"lake {dataset}/: required column {column} ({human}) is missing")
             if not lake_contract.type_accepted(columns[column], accepted):
                 raise LakeError(f"lake {dataset}/: column {column} has type {columns[column]}, expected {human}")
+        per_file = getattr(engine, "file_missing_column", None)  # Glue tables have one schema; files may not
+        missing = per_file(dataset, [c for c in required if c != "event_date"]) if per_file else None
+        if missing:
+            raise LakeError(f"lake {missing[0]}: required column {missing[1]} is missing from this file")
         found[dataset] = columns
     return found
 

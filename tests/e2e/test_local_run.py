@@ -221,7 +221,7 @@ def test_no_raw_email_anywhere_in_the_run_record(run_a: dict[str, Any], small_la
 
 def test_masked_emails_are_keyed_hashes_stable_across_runs(run_a: dict[str, Any], run_other_seed: dict[str, Any],
                                                            small_lake: Path) -> None:
-    raw = {}
+    raw: dict[str, str] = {}
     for path in (small_lake / "users").rglob("*.parquet"):
         table = pq.read_table(path, columns=["user_id", "email"])
         raw.update(zip(table.column("user_id").to_pylist(), table.column("email").to_pylist(), strict=True))
@@ -254,7 +254,6 @@ def test_rankings_are_ranked_top_k_lists(run_a: dict[str, Any]) -> None:
     assert {model for model, _ in lists} == {"control", "candidate"}
     users = set(slice_users(run_a["dir"]))
     assert {user for _, user in lists} <= users
-    ties = 0
     for (model, user), rows in lists.items():
         rows.sort()
         ranks = [r for r, _, _ in rows]
@@ -264,7 +263,6 @@ def test_rankings_are_ranked_top_k_lists(run_a: dict[str, Any]) -> None:
         for (_, s1, i1), (_, s2, i2) in zip(rows, rows[1:], strict=False):
             assert s1 >= s2, (model, user)
             if s1 == s2:
-                ties += 1
                 assert i1 < i2, f"tie between {i1} and {i2} for {model}/{user} not broken by item_id"
     # both models ranked the same users
     assert {u for m, u in lists if m == "control"} == {u for m, u in lists if m == "candidate"}
@@ -294,7 +292,8 @@ def test_metrics_json_has_the_spec_shape(run_a: dict[str, Any]) -> None:
     lo, hi = delta["interval"]
     assert lo <= delta["delta"] <= hi
     assert delta["n"] == metrics["models"]["control"]["all"]["users"] > 0
-    control, candidate = metrics["models"]["control"]["all"]["ndcg@10"], metrics["models"]["candidate"]["all"]["ndcg@10"]
+    control = metrics["models"]["control"]["all"]["ndcg@10"]
+    candidate = metrics["models"]["candidate"]["all"]["ndcg@10"]
     assert delta["delta"] == pytest.approx(candidate - control, abs=1e-12)
     assert delta["relative"] == pytest.approx((candidate - control) / control, rel=1e-9)
 
@@ -405,7 +404,8 @@ def test_stratified_sampling_hits_every_stratum(run_stratified: dict[str, Any], 
     for model in ("control", "candidate"):
         per_stratum = set(metrics["models"][model]) - {"all"}
         assert per_stratum and per_stratum <= set(strata)
-        assert sum(metrics["models"][model][s]["users"] for s in per_stratum) == metrics["models"][model]["all"]["users"]
+        evaluated = metrics["models"][model]["all"]["users"]
+        assert sum(metrics["models"][model][s]["users"] for s in per_stratum) == evaluated
     assert set(metrics["deltas"]) - {"all"} == set(metrics["models"]["control"]) - {"all"}
 
 

@@ -1,7 +1,7 @@
 """The Lambda layers (layers/build.py): the 250 MiB budget and the isolation checks, whenever a build exists.
 
 Build first with `python layers/build.py` (it needs a CPython 3.12 for the checks; `--host` builds a host-Python
-twin instead). Without a build under build/layers every test here is skipped.
+twin instead). Without a build under build/layers the build tests are skipped; the first two tests need none.
 """
 
 from __future__ import annotations
@@ -28,6 +28,32 @@ def _load_build_script() -> ModuleType:
 
 
 build = _load_build_script()
+
+
+def test_dependency_check_uses_the_lambda_runtimes_markers(tmp_path: Path) -> None:
+    """The marker trap: requirements are judged for Python 3.12 on Linux, whatever the host runs."""
+    meta = tmp_path / "app-1.0.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: app\nVersion: 1.0\n"
+        'Requires-Dist: needed-on-312; python_version >= "3.12"\n'
+        'Requires-Dist: only-before-312; python_version < "3.12"\n'
+        'Requires-Dist: only-with-extra; extra == "fancy"\n'
+    )
+    assert build.dependency_problems([tmp_path], build.LAMBDA_MARKERS) == [
+        'app requires needed-on-312; python_version >= "3.12": missing'
+    ]
+
+
+def test_importtime_total_sums_only_top_level_entries() -> None:
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |        100 |   _io\n"
+        "import time:       200 |        300 | encodings\n"
+        "import time:        50 |         50 |     numpy.version\n"
+        "import time:      1000 |       5000 | handler\n"
+    )
+    assert build.top_level_import_us(stderr) == (5300, 5000)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +90,8 @@ def test_layers_do_not_overlap_and_dependencies_are_complete(sized: Any) -> None
 
 def test_layers_work_in_isolation(checked: Any) -> None:
     results = build.isolation_checks(checked)
-    failed = {name: r["error"] for name, r in results.items() if not r["ok"]}
-    assert not failed, failed
+    failed = {name: r["error"][-1] for name, r in results.items() if not r["ok"]}
+    assert not failed, f"{failed} (see layers/README.md)"
     lib = str(checked.out / "lightgbm" / "lib") + "/"
     assert all(path.startswith(lib) for path in results["lightgbm_train_predict"]["libgomp"])
     for step, layers in checked.layout.function_layers.items():

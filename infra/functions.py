@@ -1,0 +1,110 @@
+"""One Lambda function per workflow step, the shared layers, and each step's least-privilege role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra import acknowledge, nag_resource
+from infra.athena import QueryEngine
+from infra.config import EnvironmentConfig
+from infra.data_lake import DataLake
+from testbed.workflow import STEPS, state_name
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+SERVICE_NAME = "testbed"
+METRICS_NAMESPACE = "Testbed"  # RunMonitoring's dashboard reads the handlers' custom metrics from here
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.X86_64  # the layers are built from manylinux x86_64 wheels
+LIGHTGBM_STEPS = ("score",)
+LAKE_READERS = ("validate", "slice")  # lake contract checks and the slice query read the lake
+PII_MASKERS = ("slice",)
+# validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.
+HEAVY_STEPS = ("validate", "slice", "score")
+# cdk-nag findings raised by CDK's bucket grants (grant_read / grant_put): action families on one bucket.
+_S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*")
+
+
+class PipelineFunctions(Construct):
+    """`functions[step]` for every step in testbed.workflow.STEPS."""
+
+    def __init__(self, scope: Construct, cid: str, *, config: EnvironmentConfig, lake: s3.IBucket,
+                 artifacts: s3.IBucket, catalog: DataLake, query_engine: QueryEngine,
+                 pii_key: secretsmanager.ISecret) -> None:
+        super().__init__(scope, cid)
+        self._config = config
+        self.layers = {
+            name: lambda_.LayerVersion(
+                self, f"{name.capitalize()}Layer", code=lambda_.Code.from_asset(str(path)),
+                compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
+                description=f"testbed {name} layer (layers/ builds it into build/layers/{name})")
+            for name, path in config.layer_dirs.items()
+        }
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "TESTBED_ENGINE": "athena",
+            "TESTBED_ATHENA_WORKGROUP": query_engine.workgroup_name,
+            "TESTBED_GLUE_DATABASE": catalog.database_name,
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+        for step in STEPS:
+            role = iam.Role(self, f"{state_name(step)}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                            description=f"testbed {config.env_name} {step} step")
+            fn = self._function(step, role, environment)
+            artifacts.grant_read(fn)
+            artifacts.grant_put(fn)
+            buckets = [artifacts]
+            if step in LAKE_READERS:
+                lake.grant_read(fn)
+                catalog.grant_catalog_read(fn)
+                query_engine.grant_query(fn)
+                buckets.append(lake)
+            if step in PII_MASKERS:
+                pii_key.grant_read(fn)
+                fn.add_environment("TESTBED_PII_SECRET_ARN", pii_key.secret_arn)
+            self._acknowledge_grants(role, buckets)
+            self.functions[step] = fn
+
+    def _function(self, step: str, role: iam.Role, environment: dict[str, str]) -> lambda_.Function:
+        config, name = self._config, state_name(step)
+        heavy = step in HEAVY_STEPS
+        log_group = logs.LogGroup(self, f"{name}Logs", retention=config.log_retention,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group.grant_write(role)
+        layers = ["lightgbm", "data", "project"] if step in LIGHTGBM_STEPS else ["data", "project"]
+        fn = lambda_.Function(
+            self, name, description=f"testbed {config.env_name}: {step} step",
+            runtime=RUNTIME, architecture=ARCHITECTURE, handler="handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / step), exclude=["__pycache__", "*.pyc"]),
+            layers=[self.layers[layer] for layer in layers],
+            memory_size=config.heavy_lambda_memory_mb if heavy else config.lambda_memory_mb,
+            timeout=Duration.seconds(config.heavy_lambda_timeout_seconds if heavy else config.lambda_timeout_seconds),
+            ephemeral_storage_size=Size.mebibytes(config.heavy_lambda_ephemeral_storage_mb if heavy else 512),
+            tracing=lambda_.Tracing.ACTIVE, role=role, log_group=log_group, environment=dict(environment),
+        )
+        acknowledge(fn.node.default_child, "AwsSolutions-L1",  # type: ignore[arg-type]
+                    "Pinned to Python 3.12 on purpose: the layers are built from cp312 manylinux wheels and "
+                    "moving runtimes means rebuilding and re-measuring them (FIELD-NOTES, package sizes).")
+        return fn
+
+    @staticmethod
+    def _acknowledge_grants(role: iam.Role, buckets: list[s3.IBucket]) -> None:
+        policy = role.node.find_child("DefaultPolicy")  # where CDK puts the grants' statements
+        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level scoping.")
+        for action in _S3_GRANT_ACTIONS:
+            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]",
+                        "CDK bucket grants (grant_read, grant_put) name S3 action families; they are scoped to "
+                        "the testbed buckets this step needs and carry no delete permission.")
+        for bucket in buckets:
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects('*'))}]",
+                        "Object keys are per run (runs/<run_id>/..., lake partitions) and only known at run "
+                        "time; access is limited to this one bucket's objects.")
