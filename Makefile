@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint synth layers bench clean
 
 $(BIN)/testbed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +20,26 @@ demo: install
 	$(BIN)/testbed demo
 
 lint: install
-	$(BIN)/ruff check testbed functions tests benchmarks
-	$(BIN)/mypy testbed
+	$(BIN)/ruff check .
+	$(BIN)/mypy testbed infra app.py
 
 test: lint
 	$(BIN)/pytest
+
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Synthesize every environment with the pinned CDK CLI (cdk-nag runs inside; any finding fails).
+synth: install node_modules/.bin/cdk
+	for env in dev staging prod; do PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth -c env=$$env --quiet || exit 1; done
+
+# Build the Lambda layers into build/layers and check sizes and isolated imports.
+layers: install
+	$(BIN)/python layers/build.py
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py --scale small
 
 clean:
-	rm -rf $(VENV) testbed-demo
+	rm -rf $(VENV) testbed-demo build cdk.out node_modules

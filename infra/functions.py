@@ -23,7 +23,7 @@ SERVICE_NAME = "testbed"
 METRICS_NAMESPACE = "Testbed"  # RunMonitoring's dashboard reads the handlers' custom metrics from here
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # the layers are built from manylinux x86_64 wheels
-LIGHTGBM_STEPS = ("score",)
+LIGHTGBM_STEPS = ("validate", "score")  # validate loads both models to check them
 LAKE_READERS = ("validate", "slice")  # lake contract checks and the slice query read the lake
 PII_MASKERS = ("slice",)
 # validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.
@@ -53,6 +53,9 @@ class PipelineFunctions(Construct):
             "TESTBED_ENGINE": "athena",
             "TESTBED_ATHENA_WORKGROUP": query_engine.workgroup_name,
             "TESTBED_GLUE_DATABASE": catalog.database_name,
+            "TESTBED_SCRATCH_URI": f"s3://{artifacts.bucket_name}/scratch",
+            "TESTBED_LAKE_URI": f"s3://{lake.bucket_name}",
+            "TESTBED_ARTIFACTS_URI": f"s3://{artifacts.bucket_name}",
         }
         self.functions: dict[str, lambda_.Function] = {}
         for step in STEPS:

@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from testbed.observability import step_handler
+from aws_lambda_powertools.metrics import MetricUnit
+
+from testbed.observability import emit_metric, step_handler
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.slice import run_slice
 
@@ -10,4 +12,6 @@ from testbed.pipeline.slice import run_slice
 @step_handler("slice")
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     ctx = RunContext.from_event(event)
-    return run_slice(ctx, ctx.manifest())
+    result = run_slice(ctx, ctx.manifest())
+    emit_metric("SliceUsers", MetricUnit.Count, result["users"], ("step", "slice"))
+    return result

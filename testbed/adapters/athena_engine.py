@@ -35,6 +35,7 @@ def literal(value: Any) -> str:
 
 
 class AthenaEngine:
+    preserves_order = False  # UNLOAD splits results over files in no particular order
     def __init__(self, workgroup: str, database: str, scratch_uri: str, *,
                  token: Callable[[], str] = lambda: uuid.uuid4().hex, poll_s: float = 0.5):
         self.workgroup, self.database, self.scratch_uri = workgroup, database, scratch_uri.rstrip("/")

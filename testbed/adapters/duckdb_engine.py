@@ -54,6 +54,8 @@ def _mirror_s3_lake(lake: str, dates: tuple[date, date] | None) -> Path:
 class DuckDBEngine:
     """Registers `events`, `users` and `items` views over a lake root and runs Trino SQL on them."""
 
+    preserves_order = True
+
     def __init__(self, lake: str, event_dates: tuple[date, date] | None = None, threads: int | None = None):
         root = _mirror_s3_lake(lake, event_dates) if storage.is_s3(lake) else Path(lake)
         self.root = root

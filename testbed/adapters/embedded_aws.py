@@ -22,6 +22,7 @@ _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}
 _handlers: dict[str, Handler] = {}
 _handlers_lock = threading.Lock()
+_slots = threading.BoundedSemaphore(max(1, int(os.environ.get("TESTBED_LOCAL_CONCURRENCY", "1"))))
 
 
 class LambdaContext:
@@ -48,7 +49,8 @@ def _invoke_in_process(self: Any, body: Any, request_headers: Any, response_head
     handler = _handlers[self.function_name]
     event = json.loads(body) if body else {}
     try:
-        result = handler(event, LambdaContext(self.function_name, int(self.timeout or 900)))
+        with _slots:  # Map items arrive on parallel threads; each handler already uses every core
+            result = handler(event, LambdaContext(self.function_name, int(self.timeout or 900)))
     except Exception as exc:
         response_headers["x-amz-function-error"] = "Unhandled"
         payload = {"errorType": type(exc).__name__, "errorMessage": str(exc),

@@ -13,6 +13,8 @@ from testbed.adapters.duckdb_engine import DuckDBEngine
 
 
 class Engine(Protocol):
+    preserves_order: bool  # does a result keep the statement's ORDER BY?
+
     def query(self, sql: str, params: Any = ()) -> pa.Table: ...
 
     def columns(self, dataset: str) -> dict[str, str]: ...

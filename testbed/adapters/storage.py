@@ -50,12 +50,20 @@ def exists(uri: str) -> bool:
     return Path(uri).exists()
 
 
-def write_bytes(uri: str, data: bytes, *, if_absent: bool = False) -> bool:
-    """Write an object. With `if_absent`, never replace an existing one; returns False if it existed."""
+BULKY_TAG = "testbed:retention=bulky"  # the artifacts bucket's lifecycle rule expires objects tagged so
+
+
+def write_bytes(uri: str, data: bytes, *, if_absent: bool = False, bulky: bool = False) -> bool:
+    """Write an object. With `if_absent`, never replace an existing one; returns False if it existed.
+
+    `bulky` marks re-creatable bulk data (slices, shard scores) for lifecycle expiry on S3.
+    """
     if is_s3(uri):
         bucket, key = split_s3(uri)
         s3 = client("s3")
         kwargs: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
+        if bulky:
+            kwargs["Tagging"] = BULKY_TAG
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
         except s3.exceptions.ClientError as exc:
@@ -96,8 +104,8 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def write_parquet(uri: str, table: pa.Table) -> None:
-    write_bytes(uri, parquet_bytes(table))
+def write_parquet(uri: str, table: pa.Table, *, bulky: bool = False) -> None:
+    write_bytes(uri, parquet_bytes(table), bulky=bulky)
 
 
 def read_parquet(uri: str) -> pa.Table:

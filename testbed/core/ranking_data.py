@@ -125,8 +125,12 @@ ORDER BY c.user_id, c.item_id""")
 def matrix_values(con: duckdb.DuckDBPyConnection, names: list[str]) -> np.ndarray:
     """The named columns of `model_matrix` as a C-contiguous float64 array (NULL → NaN)."""
     table = fetch(con, f"SELECT {', '.join(names)} FROM model_matrix")
-    columns = [table.column(i).to_numpy(zero_copy_only=False).astype(np.float64) for i in range(len(names))]
-    return np.ascontiguousarray(np.column_stack(columns)) if columns else np.empty((table.num_rows, 0))
+    if not names:
+        return np.empty((table.num_rows, 0))
+    out = np.empty((table.num_rows, len(names)), dtype=np.float64)  # one C-ordered buffer, filled per column
+    for i in range(len(names)):
+        out[:, i] = table.column(i).to_numpy(zero_copy_only=False)  # NULL → NaN for doubles
+    return out
 
 
 def labels(con: duckdb.DuckDBPyConnection, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:

@@ -41,6 +41,13 @@ def record_shard_failure(ctx: RunContext, index: int, exc: Exception) -> None:
                        {"error": type(exc).__name__, "message": str(exc)})
 
 
+def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
+    """The model's columns in its own order; the matrix itself when they already match (no copy)."""
+    if wanted == names:
+        return values
+    return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
+
+
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     con = slice_data.connect(ctx, ("events", "items"))
@@ -54,9 +61,12 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
         for role in ROLES:
             ref = getattr(manifest.models, role)
             models.append(load_model(role, storage.read_bytes(ref.uri), names, f"models.{role}"))
-        matrices = {m.role: ranking_data.matrix_values(con, m.features) for m in models}
+        used = [n for n in names if any(n in m.features for m in models)]
+        values = ranking_data.matrix_values(con, used)  # fetched once for both models
     finally:
         con.close()
+    matrices = {m.role: columns_for(values, used, m.features) for m in models}
+    del values
     user_ids = keys.column("user_id").combine_chunks()
     starts = group_starts(user_ids.to_numpy(zero_copy_only=False))
     sample = latency_groups(user_ids.to_numpy(zero_copy_only=False), starts,
@@ -74,7 +84,7 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
         }
     rankings = pa.concat_tables(parts)
     name = f"shard-{shard_index:05d}"
-    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), rankings)
+    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), rankings, bulky=True)
     storage.write_json(ctx.uri("scores", f"{name}.latency.json"), {"users": int(len(starts) - 1), **latency})
     return {"shard": shard_index, "users": int(len(starts) - 1), "candidate_rows": int(len(keys)),
             "predict_seconds": timings}

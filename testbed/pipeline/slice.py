@@ -80,10 +80,10 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         raise ManifestError(f"manifest: segment: {manifest.segment.name!r} selects no users with at least "
                             f"{manifest.sampling.min_events_per_user} events in [time.start, time.cutoff) "
                             "after sampling; widen the filters or the window")
-    # UNLOAD writes files in no particular order: sort here so every engine gives the same bytes.
-    users = users.sort_by([("user_id", "ascending")])
-    events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
-    items = items.sort_by([("item_id", "ascending")])
+    if not engine.preserves_order:  # Athena's UNLOAD writes files in no particular order: same bytes everywhere
+        users = users.sort_by([("user_id", "ascending")])
+        events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
+        items = items.sort_by([("item_id", "ascending")])
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
     tables = mask({"users": users, "events": normalise_events(events), "items": items},
                   manifest.pii.mask, pii_secret())
@@ -91,7 +91,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     for name in ("users", "events", "items"):
         data = storage.parquet_bytes(tables[name].combine_chunks())
         digest.update(data)
-        storage.write_bytes(ctx.uri("slice", f"{name}.parquet"), data)
+        storage.write_bytes(ctx.uri("slice", f"{name}.parquet"), data, bulky=True)
     probabilities = tables["users"].column("inclusion_probability")
     stats = {
         "rows": {name: tables[name].num_rows for name in ("users", "events", "items")},
