@@ -34,6 +34,9 @@ class Artifacts(Construct):
                 s3.LifecycleRule(id="expire-bulky-run-data", tag_filters={tag_key: tag_value},
                                  expiration=Duration.days(config.bulky_data_days),
                                  noncurrent_version_expiration=Duration.days(1)),
+                # Teardown empties a run's scratch/<run_id>/; this rule catches what a killed run left.
+                s3.LifecycleRule(id="expire-run-scratch", prefix="scratch/", expiration=Duration.days(1),
+                                 noncurrent_version_expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expire-athena-results", prefix=ATHENA_RESULTS_PREFIX,
                                  expiration=Duration.days(7), noncurrent_version_expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expire-noncurrent-versions",

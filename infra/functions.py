@@ -27,6 +27,7 @@ LIGHTGBM_STEPS = ("validate", "score")  # validate loads both models to check th
 LAKE_READERS = ("validate", "slice")  # lake contract checks and the slice query read the lake
 PII_MASKERS = ("slice",)
 # validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.
+SCRATCH_PREFIX = "scratch/"  # testbed.pipeline.context.scratch_uri: <artifacts>/scratch/<run_id>/
 HEAVY_STEPS = ("validate", "slice", "score")
 # cdk-nag findings raised by CDK's bucket grants (grant_read / grant_put): action families on one bucket.
 _S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*")
@@ -53,7 +54,6 @@ class PipelineFunctions(Construct):
             "TESTBED_ENGINE": "athena",
             "TESTBED_ATHENA_WORKGROUP": query_engine.workgroup_name,
             "TESTBED_GLUE_DATABASE": catalog.database_name,
-            "TESTBED_SCRATCH_URI": f"s3://{artifacts.bucket_name}/scratch",
             "TESTBED_LAKE_URI": f"s3://{lake.bucket_name}",
             "TESTBED_ARTIFACTS_URI": f"s3://{artifacts.bucket_name}",
         }
@@ -70,6 +70,13 @@ class PipelineFunctions(Construct):
                 catalog.grant_catalog_read(fn)
                 query_engine.grant_query(fn)
                 buckets.append(lake)
+            if step == "teardown":  # deletes the run's scratch objects, nothing else
+                scratch = artifacts.arn_for_objects(f"{SCRATCH_PREFIX}*")
+                fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[scratch]))
+                policy = role.node.find_child("DefaultPolicy")
+                acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, scratch)}]",
+                            "Teardown deletes the objects under the run's scratch prefix, named at run time; the "
+                            "statement allows s3:DeleteObject there and nowhere else.")
             if step in PII_MASKERS:
                 pii_key.grant_read(fn)
                 fn.add_environment("TESTBED_PII_SECRET_ARN", pii_key.secret_arn)

@@ -4,6 +4,7 @@ The CDK app passes deployed function ARNs (CDK tokens) and the local runner pass
 nothing else differs. Tasks use the plain function-ARN resource, so a handler's return value is the task
 result as is. Every task retries transient errors with backoff and catches everything else into
 RecordError, which writes decision ERROR; the execution then fails with the original error name and cause.
+Teardown runs after the record and after RecordError, so ephemeral resources go in both cases.
 Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES).
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "record_error")
+STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "record_error",
+         "teardown")
+RECOVERY_STEPS = ("record_error", "teardown")  # run after a failure; not caught into RecordError themselves
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException", "TransientError"]
 SCORE_MAX_CONCURRENCY = 10
@@ -73,13 +76,23 @@ def definition(arns: dict[str, str]) -> dict[str, Any]:
         "Score": _score_map(arns["score"]),
         "Evaluate": _task(arns["evaluate"], "evaluate", "$.steps.evaluate", "Gate"),
         "Gate": _task(arns["gate"], "gate", "$.steps.gate", "Record"),
-        "Record": _task(arns["record"], "record", "$.steps.record", None),
+        "Record": _task(arns["record"], "record", "$.steps.record", "Teardown"),
+        "Teardown": {"Type": "Task", "Resource": arns["teardown"], "ResultPath": "$.steps.teardown",
+                     "Retry": _retry(), "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                                   "Next": "RunFailed"}], "End": True},
     }
-    for step in STEPS[:-1]:
+    for step in STEPS:
+        if step in RECOVERY_STEPS:
+            continue
         states[f"{state_name(step)}Failed"] = {"Type": "Pass", "Result": step, "ResultPath": "$.failed_step",
                                               "Next": "RecordError"}
     states["RecordError"] = {
         "Type": "Task", "Resource": arns["record_error"], "ResultPath": None, "Retry": _retry(),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "TeardownAfterError"}],
+        "Next": "TeardownAfterError",
+    }
+    states["TeardownAfterError"] = {
+        "Type": "Task", "Resource": arns["teardown"], "ResultPath": "$.steps.teardown", "Retry": _retry(),
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "RunFailed"}],
         "Next": "RunFailed",
     }

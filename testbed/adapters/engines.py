@@ -22,8 +22,10 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def make_engine(lake: str, event_dates: tuple[date, date] | None = None) -> Engine:
+def make_engine(lake: str, event_dates: tuple[date, date] | None = None, scratch_uri: str | None = None) -> Engine:
+    """Athena writes results under `scratch_uri` (the run's ephemeral prefix); DuckDB needs none."""
     if os.environ.get("TESTBED_ENGINE") == "athena":
-        return AthenaEngine(os.environ["TESTBED_ATHENA_WORKGROUP"], os.environ["TESTBED_GLUE_DATABASE"],
-                            os.environ["TESTBED_SCRATCH_URI"])
+        if not scratch_uri:
+            raise ValueError("the Athena engine needs a scratch prefix for query results")
+        return AthenaEngine(os.environ["TESTBED_ATHENA_WORKGROUP"], os.environ["TESTBED_GLUE_DATABASE"], scratch_uri)
     return DuckDBEngine(lake, event_dates)

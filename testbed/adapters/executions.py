@@ -12,7 +12,7 @@ from testbed.adapters.aws import client
 from testbed.errors import ERRORS_BY_NAME, InputError, StepError, TestbedError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
-TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
+TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "teardown")
 DEADLINE_SECONDS = 3600
 
 
@@ -26,7 +26,8 @@ def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
     details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
     if not details or kind not in ("TaskStateEntered", "TaskStateExited", "MapStateEntered", "MapStateExited"):
         return None
-    step = next((s for s in TRACKED if workflow.state_name(s) == details["name"]), None)
+    name = details["name"].removesuffix("AfterError")  # TeardownAfterError is the teardown step too
+    step = next((s for s in TRACKED if workflow.state_name(s) == name), None)
     if step is None:
         return None
     return step, "entered" if kind.endswith("Entered") else "exited"
@@ -55,7 +56,7 @@ def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_p
                 if phase == "exited":
                     output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
                     result = _step_result(output, step)
-                    if not result and isinstance(output.get("error"), dict):
+                    if not result and isinstance(output.get("error"), dict):  # caught: the step failed
                         result = {"failed": output["error"].get("Error", "Error")}
                 progress(step, index, len(TRACKED), result)
         seen = len(events)

@@ -146,3 +146,15 @@ def fingerprint(root: str) -> str:
                 file_hash.update(block)
         digest.update(f"{path.relative_to(base).as_posix()}\t{file_hash.hexdigest()}\n".encode())
     return digest.hexdigest()
+
+
+def delete(uris: list[str]) -> None:
+    """Delete objects (S3: batches of 1,000, the DeleteObjects limit) or local files."""
+    s3_uris = [u for u in uris if is_s3(u)]
+    for uri in uris:
+        if not is_s3(uri):
+            Path(uri).unlink(missing_ok=True)
+    for start in range(0, len(s3_uris), 1000):
+        batch = [split_s3(u) for u in s3_uris[start:start + 1000]]
+        client("s3").delete_objects(Bucket=batch[0][0], Delete={"Objects": [{"Key": k} for _, k in batch],
+                                                                 "Quiet": True})

@@ -11,6 +11,10 @@ from testbed.manifest import Manifest, parse_manifest
 FINAL_DECISIONS = ("PASS", "FAIL", "INCONCLUSIVE")
 
 
+def scratch_uri(artifacts: str, run_id: str, *parts: str) -> str:
+    return storage.join(artifacts, "scratch", run_id, *parts)
+
+
 @dataclass(frozen=True)
 class RunContext:
     run_id: str
@@ -24,6 +28,10 @@ class RunContext:
 
     def uri(self, *parts: str) -> str:
         return storage.join(self.run_uri, *parts)
+
+    def scratch(self, *parts: str) -> str:
+        """The run's ephemeral prefix `<artifacts>/scratch/<run_id>/` (Athena output, shard plans)."""
+        return scratch_uri(self.run_uri.rsplit("/runs/", 1)[0], self.run_id, *parts)
 
     def manifest(self) -> Manifest:
         return parse_manifest(storage.read_json(self.uri("manifest.json")), source="manifest.json")

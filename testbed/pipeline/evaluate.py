@@ -26,7 +26,7 @@ def check_shards(ctx: RunContext, keys: list[str]) -> None:
             failure = storage.read_json(key)
             error_type = ERRORS_BY_NAME.get(failure["error"], StepError)
             raise error_type(failure["message"])
-    planned = [k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(ctx.uri("shards") + "/")]
+    planned = [k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(ctx.scratch("shards") + "/")]
     scored = {k.rsplit("/", 1)[1].removesuffix(".parquet") for k in keys if k.endswith(".parquet")}
     missing = [name for name in planned if name not in scored]
     if missing or not planned:

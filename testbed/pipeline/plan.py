@@ -14,8 +14,8 @@ def run_plan(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     users = storage.read_json(ctx.uri("slice", "stats.json"))["users"]
     count = max(1, math.ceil(users / manifest.evaluation.users_per_shard))
     for index in range(count):
-        storage.write_json(ctx.uri("shards", f"shard-{index:05d}.json"), {"index": index, "count": count})
-    bucket, key = storage.split_s3(ctx.uri("shards") + "/")
+        storage.write_json(ctx.scratch("shards", f"shard-{index:05d}.json"), {"index": index, "count": count})
+    bucket, key = storage.split_s3(ctx.scratch("shards") + "/")
     return {"bucket": bucket, "prefix": key, "shards": count}
 
 

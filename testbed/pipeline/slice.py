@@ -64,7 +64,7 @@ def stratum_stats(users: pa.Table, events: pa.Table, population: pa.Table, strat
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     queries = render(manifest)
-    engine = make_engine(ctx.lake, partition_range(manifest.time.start, manifest.time.end))
+    engine = make_engine(ctx.lake, partition_range(manifest.time.start, manifest.time.end), ctx.scratch("slice"))
     try:
         users = engine.query(queries.users, queries.params)
         events = engine.query(queries.events, queries.params)

@@ -15,7 +15,7 @@ from testbed.core.scoring import load_model
 from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline.context import FINAL_DECISIONS
+from testbed.pipeline.context import FINAL_DECISIONS, scratch_uri
 from testbed.settings import code_version
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
@@ -101,7 +101,11 @@ def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
 def validate(raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
     """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
     manifest = parse_manifest(raw_manifest)
-    engine = make_engine(lake, partition_range(manifest.time.start, manifest.time.end))
+    fingerprint = storage.fingerprint(lake)
+    code = code_version()
+    run_id = run_id_for(manifest, fingerprint, code)
+    scratch = scratch_uri(artifacts, run_id, "validate") if artifacts else None
+    engine = make_engine(lake, partition_range(manifest.time.start, manifest.time.end), scratch)
     try:
         columns = check_schema(engine)
         check_manifest_columns(manifest, columns)
@@ -109,9 +113,6 @@ def validate(raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict
     finally:
         engine.close()
     models = resolve_models(manifest)
-    fingerprint = storage.fingerprint(lake)
-    code = code_version()
-    run_id = run_id_for(manifest, fingerprint, code)
     result: dict[str, Any] = {
         "run_id": run_id, "lake": lake, "manifest_digest": manifest.digest(), "lake_fingerprint": fingerprint,
         "code_version": code, "models": models, "existing_decision": None,

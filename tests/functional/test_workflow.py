@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 
 from testbed import workflow
+from testbed.adapters import storage
 from testbed.adapters.aws import client
 from testbed.adapters.embedded_aws import embedded_aws, role_arn
+from testbed.adapters.executions import RunFailedError
 from testbed.cli import main
 from testbed.errors import TransientError
 from testbed.local import run_local
+from testbed.pipeline import evaluate as evaluate_step
 from testbed.pipeline import features as features_step
+from testbed.pipeline import teardown as teardown_step
 
 
 def _run_ids(out: Path) -> list[Path]:
@@ -26,13 +30,18 @@ def test_definition_retries_and_catches_every_task() -> None:
     tasks = {name: s for name, s in asl["States"].items() if s["Type"] in ("Task", "Map")}
     assert set(tasks) >= {"Validate", "Slice", "Features", "PlanShards", "Score", "Evaluate", "Gate", "Record"}
     for name, state in tasks.items():
-        if name != "RecordError":
-            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        if name not in ("RecordError", "Teardown", "TeardownAfterError"):
             assert asl["States"][state["Catch"][0]["Next"]]["Next"] == "RecordError"
         retry = state.get("Retry") or state["ItemProcessor"]["States"]["ScoreShard"]["Retry"]
         assert retry[0]["BackoffRate"] >= 2 and "TransientError" in retry[0]["ErrorEquals"], name
     assert asl["States"]["Score"]["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert asl["States"]["RunFailed"]["ErrorPath"] == "$.error.Error"
+    # teardown runs on both paths, and a failing teardown still ends the execution as failed
+    assert asl["States"]["Record"]["Next"] == "Teardown" and asl["States"]["Teardown"]["End"]
+    assert asl["States"]["RecordError"]["Next"] == "TeardownAfterError"
+    assert asl["States"]["TeardownAfterError"]["Next"] == "RunFailed"
+    assert asl["States"]["Teardown"]["Catch"][0]["Next"] == "RunFailed"
 
 
 def test_transient_error_is_retried_and_the_run_succeeds(
@@ -75,6 +84,32 @@ def test_failing_step_records_error_and_exits_4(
     assert "disk on fire" in record["reasons"][0]
     assert not (records[0].parent / "gates.json").exists()
     assert list((records[0].parent / "errors").glob("*.json"))
+
+
+def test_teardown_runs_after_a_failure_and_empties_the_scratch_prefix(
+        small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, Any]] = []
+    remaining: list[str] = []
+    original = teardown_step.run_teardown
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("evaluate broke")
+
+    def watched(ctx: Any) -> Any:
+        assert list(storage.list_keys(ctx.scratch() + "/"))  # the shard plans are there before
+        result = original(ctx)
+        remaining.extend(storage.list_keys(ctx.scratch() + "/"))
+        return result
+
+    monkeypatch.setattr(evaluate_step, "run_evaluate", broken)
+    monkeypatch.setattr(teardown_step, "run_teardown", watched)
+    with pytest.raises(RunFailedError, match="evaluate broke"):
+        run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out",
+                  progress=lambda step, _i, _n, result: seen.append((step, result)))
+    teardowns = [result for step, result in seen if step == "teardown" and result]
+    assert [r["deleted_objects"] for r in teardowns] == [1]  # the one shard plan
+    assert remaining == []
 
 
 def _fake_machine(final: dict[str, Any] | None, error: str | None = None) -> str:

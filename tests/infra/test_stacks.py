@@ -304,7 +304,12 @@ def test_function_roles_are_least_privilege(synthesized: Synthesized) -> None:
         statements = policy_statements_of_role(synthesized.workflow, props["Role"])
         assert not any(st["Effect"] == "Allow" and "*" in as_list(st["Action"]) for st in statements)
         assert "s3:PutObject" in actions_on(statements, artifacts)
-        assert not {a for a in actions_on(statements, artifacts) if a.startswith("s3:Delete")}
+        deletes = [st for st in statements if any(a.startswith("s3:Delete") for a in as_list(st["Action"]))]
+        if step == "teardown":  # only teardown deletes, and only under scratch/
+            assert [as_list(st["Action"]) for st in deletes] == [["s3:DeleteObject"]]
+            assert "scratch/*" in json.dumps(deletes[0]["Resource"])
+        else:
+            assert not deletes, step
         reads_lake = "s3:GetObject*" in actions_on(statements, lake)
         assert reads_lake == (step in ("validate", "slice")), step
         assert not {a for a in actions_on(statements, lake) if a.startswith("s3:Put")}
