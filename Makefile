@@ -7,16 +7,21 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install demo test lint synth layers bench clean
 
-$(BIN)/testbed: requirements.txt requirements-dev.txt pyproject.toml
+# The demo needs only the runtime pins; tests add the dev tools and the CDK libraries (~0.5 GB).
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
-	@touch $(BIN)/testbed
+	@touch $@
 
-install: $(BIN)/testbed
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
 
-demo: install
+install: $(VENV)/.dev
+
+demo: $(VENV)/.runtime
 	$(BIN)/testbed demo
 
 lint: install
