@@ -47,5 +47,5 @@ def render_markdown(ctx: RunContext, record: dict[str, Any]) -> str:
         lines.append(f"| {stratum} | {row['users']} | {row['events']} | {row.get('eligible_users', 'n/a')} |")
     lines += ["", "## Provenance", "", f"- manifest sha256 `{record['manifest_digest']}`",
               f"- lake fingerprint `{record['lake_fingerprint']}`", f"- code `{record['code_version']}`"]
-    lines += [f"- {role} model sha256 `{m['sha256']}`" for role, m in record["models"].items()]
+    lines += [f"- {role} model sha256 `{record['models'][role]['sha256']}`" for role in ("control", "candidate")]
     return "\n".join(lines) + "\n"

@@ -441,3 +441,22 @@ def test_unexpected_step_error_is_recorded_as_error(base_manifest: dict[str, Any
     assert "injected failure" in record["reasons"][0]
     assert all(read_json(p)["decision"] != "PASS" for p in out.rglob("run.json"))
     assert not (run_dir / "gates.json").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# reports
+
+
+def test_report_puts_the_failed_gate_first_and_rerenders_identically(
+        run_threshold: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_threshold["dir"] / "report.md"
+    original = report.read_text()
+    assert "**FAIL**" in original.splitlines()[0]
+    lines = original.splitlines()
+    first_gate = lines[lines.index("## Gates") + 4]  # after the blank line, the header and its separator
+    assert first_gate.startswith("| ndcg-floor (ndcg@10) | all |") and first_gate.endswith("| fail |")
+    assert "0.9900" in first_gate  # the bound it missed, with its number
+    report.unlink()
+    assert main(["report", str(run_threshold["dir"])]) == 0
+    assert report.read_text() == original
+    assert capsys.readouterr().out.strip() == original.strip()
