@@ -16,14 +16,13 @@ from infra import acknowledge, nag_resource
 from infra.athena import QueryEngine
 from infra.config import EnvironmentConfig
 from infra.data_lake import DataLake
-from testbed.workflow import STEPS, state_name
+from testbed.workflow import LIGHTGBM_STEPS, STEPS, state_name
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 SERVICE_NAME = "testbed"
 METRICS_NAMESPACE = "Testbed"  # RunMonitoring's dashboard reads the handlers' custom metrics from here
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # the layers are built from manylinux x86_64 wheels
-LIGHTGBM_STEPS = ("validate", "score")  # validate loads both models to check them
 LAKE_READERS = ("validate", "slice")  # lake contract checks and the slice query read the lake
 PII_MASKERS = ("slice",)
 # validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the step list comes from the workflow definition
+from testbed.workflow import LIGHTGBM_STEPS, STEPS  # noqa: E402
+
 HERE = ROOT / "layers"
 PROBE = HERE / "probe.py"
 MIB = 1024 * 1024
@@ -83,12 +86,11 @@ class Layout:
 
 BASE = ("data", "project")
 WITH_LIGHTGBM = ("data", "lightgbm", "project")
-# validate and score import testbed.core.scoring (lightgbm). gate and evaluate import testbed.core.stats, which
-# imports scipy.stats today: this layout expects that to be replaced by a scipy-free Student-t (see README).
+# Every workflow step is a function; those that load models (testbed.workflow.LIGHTGBM_STEPS) get LightGBM.
+# testbed.core.stats has a scipy-free Student-t, so gate and evaluate need no scipy.
 RECOMMENDED = Layout(
     name="recommended",
-    function_layers={"validate": WITH_LIGHTGBM, "slice": BASE, "features": BASE, "plan_shards": BASE,
-                     "score": WITH_LIGHTGBM, "evaluate": BASE, "gate": BASE, "record": BASE, "record_error": BASE},
+    function_layers={step: WITH_LIGHTGBM if step in LIGHTGBM_STEPS else BASE for step in STEPS},
     scipy_keep=SCIPY_FOR_LIGHTGBM,
     # sparse.linalg is not imported by `import scipy.sparse` and is the only kept part that needs scipy.libs
     # (OpenBLAS, 29 MiB), which then goes too.

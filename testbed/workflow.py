@@ -14,6 +14,7 @@ from typing import Any
 
 STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "record_error",
          "teardown")
+LIGHTGBM_STEPS = ("validate", "score")  # they load models; the Lambda packaging gives them the LightGBM layer
 RECOVERY_STEPS = ("record_error", "teardown")  # run after a failure; not caught into RecordError themselves
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException", "TransientError"]
