@@ -42,7 +42,7 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
                steps: dict[str, Any]) -> dict[str, Any]:
     gates = storage.read_json(ctx.uri("gates.json"))
     stats = storage.read_json(ctx.uri("slice", "stats.json"))
-    timings = _step_seconds(steps)
+    timings = {"validate": float(validation.get("elapsed_s", 0.0)), **_step_seconds(steps)}
     record = {
         "run_id": ctx.run_id,
         "decision": gates["decision"],
@@ -58,7 +58,8 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
                   "content_sha256": stats["content_sha256"]},
         "replay": None,  # filled by the Kinesis replay step once the run has one
         "step_seconds": timings,
-        "cost_estimate": cost_estimate(timings, int((steps.get("slice") or {}).get("bytes_scanned", 0))),
+        "cost_estimate": cost_estimate(timings, int(validation.get("bytes_scanned", 0))
+                                       + int((steps.get("slice") or {}).get("bytes_scanned", 0))),
         "artifacts": sorted(uri.removeprefix(ctx.run_uri + "/") for uri in storage.list_keys(ctx.run_uri + "/")),
     }
     storage.write_bytes(ctx.uri("report.md"), render_markdown(ctx, record).encode())

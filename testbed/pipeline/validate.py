@@ -116,6 +116,7 @@ def validate(raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict
     result: dict[str, Any] = {
         "run_id": run_id, "lake": lake, "manifest_digest": manifest.digest(), "lake_fingerprint": fingerprint,
         "code_version": code, "models": models, "existing_decision": None,
+        "bytes_scanned": int(getattr(engine, "bytes_scanned", 0)),
     }
     if artifacts is not None:
         run_uri = storage.join(artifacts, "runs", run_id)
