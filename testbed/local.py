@@ -23,9 +23,12 @@ import yaml
 from testbed import workflow
 from testbed.adapters import storage
 from testbed.adapters.aws import client
+from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import embedded_aws, register_function, role_arn
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
+from testbed.core.slice_sql import partition_range
 from testbed.errors import ManifestError
+from testbed.manifest import parse_manifest
 from testbed.settings import PII_SECRET_ENV
 
 LOCAL_BUCKET = "testbed-local-artifacts"
@@ -110,7 +113,10 @@ def deploy_local_workflow() -> str:
 
 def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None) -> LocalResult:
     raw = read_manifest_file(manifest_path)
-    lake = lake if storage.is_s3(lake) else str(Path(lake).resolve())
+    if storage.is_s3(lake):  # fetch the window's partitions with real credentials before AWS is emulated
+        window = parse_manifest(raw, source=str(manifest_path)).time
+        lake = str(mirror_s3_lake(lake, partition_range(window.start, window.end)))
+    lake = str(Path(lake).resolve())
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ensure_pii_secret(out)

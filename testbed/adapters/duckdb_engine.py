@@ -33,7 +33,7 @@ def to_duckdb(sql: str) -> str:
         return _transpile_cached(sql)
 
 
-def _mirror_s3_lake(lake: str, dates: tuple[date, date] | None) -> Path:
+def mirror_s3_lake(lake: str, dates: tuple[date, date] | None) -> Path:
     """Copy an s3:// lake (only the event partitions in `dates`) to a local cache directory."""
     target = Path(tempfile.mkdtemp(prefix="testbed-lake-"))
     wanted = None
@@ -57,7 +57,7 @@ class DuckDBEngine:
     preserves_order = True
 
     def __init__(self, lake: str, event_dates: tuple[date, date] | None = None, threads: int | None = None):
-        root = _mirror_s3_lake(lake, event_dates) if storage.is_s3(lake) else Path(lake)
+        root = mirror_s3_lake(lake, event_dates) if storage.is_s3(lake) else Path(lake)
         self.root = root
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
         self.con.execute("SET TimeZone = 'UTC'")
