@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from testbed.cli_support import EXIT_CODES
+from testbed.cli_support import EXIT_CODES, say
 from testbed.errors import InputError, TestbedError
 
 
@@ -19,10 +19,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 on bad arguments, as SPEC §5 asks
         self.print_usage(sys.stderr)
         self.exit(2, f"testbed: error: {message}\n")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class StepProgress:
@@ -35,14 +31,14 @@ class StepProgress:
         if self.quiet:
             return
         if result is None:
-            _say(f"[{index}/{total}] {step} ...")
+            say(f"[{index}/{total}] {step} ...")
             return
         if "failed" in result:
-            _say(f"[{index}/{total}] {step} failed ({result['failed']})")
+            say(f"[{index}/{total}] {step} failed ({result['failed']})")
             return
         shown = {k: v for k, v in result.items() if isinstance(v, int) or (isinstance(v, str) and len(v) < 40)}
         detail = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
-        _say(f"[{index}/{total}] {step} done in {result.get('elapsed_s', 0):.1f}s ({detail})")
+        say(f"[{index}/{total}] {step} done in {result.get('elapsed_s', 0):.1f}s ({detail})")
 
 
 def _print_summary(run_dir: Path, decision: str, existing: bool) -> None:
@@ -102,8 +98,7 @@ def _run_remote(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from testbed.local import read_manifest_file
-    from testbed.manifest import parse_manifest
+    from testbed.manifest import parse_manifest, read_manifest_file
     from testbed.pipeline.validate import validate
 
     raw = read_manifest_file(Path(args.manifest))
@@ -237,14 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except TestbedError as exc:
-        _say(f"testbed: error: {exc}")
+        say(f"testbed: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        _say("testbed: interrupted")
+        say("testbed: interrupted")
         return 4
     except Exception as exc:
         if args.debug:
             raise
-        _say(f"testbed: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        say(f"testbed: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
              "(rerun with --debug for details)")
         return 4

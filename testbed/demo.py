@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed.cli_support import EXIT_CODES
+from testbed.cli_support import EXIT_CODES, say
 from testbed.core.generate import LakeSpec, generate_lake
 from testbed.local import Progress, run_local
 from testbed.pipeline.train import train_model
@@ -15,23 +15,17 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "manifests" / "loyalty-member
 DEMO_LAKE = LakeSpec(users=5000, days=180, seed=7)
 
 
-def _say(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
-
-
 def prepare(directory: Path) -> Path:
     """Lake, models and a manifest pointing at them; reused when already there (all steps are seeded)."""
     lake, models = directory / "lake", directory / "models"
     if not (lake / "users").exists():
-        _say(f"demo: generating a retail lake ({DEMO_LAKE.users} users, {DEMO_LAKE.days} days) in {lake}")
+        say(f"demo: generating a retail lake ({DEMO_LAKE.users} users, {DEMO_LAKE.days} days) in {lake}")
         generate_lake(lake, DEMO_LAKE)
     shas = {}
     for role, feature_set in (("control", "control"), ("candidate", "full")):
         path = models / f"{role}.txt"
         if not path.exists():
-            _say(f"demo: training the {role} model ({feature_set} features)")
+            say(f"demo: training the {role} model ({feature_set} features)")
             train_model(str(lake), path, feature_set=feature_set)
         shas[role] = json.loads(Path(str(path) + ".json").read_text())["sha256"]
     manifest = json.loads(EXAMPLE.read_text())
@@ -45,7 +39,7 @@ def prepare(directory: Path) -> Path:
 def run_demo(directory: Path, progress: Progress, summary: Callable[[Path, str, bool], None]) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     manifest = prepare(directory)
-    _say(f"demo: running {manifest} locally")
+    say(f"demo: running {manifest} locally")
     result = run_local(manifest, str(directory / "lake"), directory, progress)
     summary(result.run_dir, result.decision, result.existing)
     return EXIT_CODES[result.decision]

@@ -18,8 +18,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from testbed import workflow
 from testbed.adapters import storage
 from testbed.adapters.aws import client
@@ -27,8 +25,7 @@ from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import embedded_aws, register_function, role_arn
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
 from testbed.core.slice_sql import partition_range
-from testbed.errors import ManifestError
-from testbed.manifest import parse_manifest
+from testbed.manifest import parse_manifest, read_manifest_file
 from testbed.settings import PII_SECRET_ENV
 
 LOCAL_BUCKET = "testbed-local-artifacts"
@@ -56,23 +53,6 @@ def load_handler(step: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     spec.loader.exec_module(module)
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
     return handler
-
-
-def read_manifest_file(path: Path) -> dict[str, Any]:
-    """Raw manifest data with relative model paths resolved against the manifest's folder."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: not valid JSON/YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path}: the manifest must be an object")
-    for model in (data.get("models") or {}).values():
-        if isinstance(model, dict) and isinstance(model.get("uri"), str) and not storage.is_s3(model["uri"]):
-            model["uri"] = str((path.parent / model["uri"]).resolve())
-    return data
 
 
 def ensure_pii_secret(out: Path) -> None:

@@ -223,19 +223,21 @@ def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
         raise ManifestError(f"{source}: {where}: {message}" if where else f"{source}: {message}") from None
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read a JSON or YAML manifest file."""
-    path = Path(path)
+def read_manifest_file(path: Path) -> dict[str, Any]:
+    """Raw manifest data from a JSON or YAML file, local model paths resolved against the file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first_line = str(exc).splitlines()[0]
-        raise ManifestError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: {first_line}") from None
-    return parse_manifest(data, source=str(path))
+        raise ManifestError(f"{path}: not valid JSON/YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: the manifest must be an object")
+    for model in (data.get("models") or {}).values():
+        if isinstance(model, dict) and isinstance(model.get("uri"), str) and not model["uri"].startswith("s3://"):
+            model["uri"] = str((path.parent / model["uri"]).resolve())
+    return data
 
 
 def json_schema() -> dict[str, Any]:

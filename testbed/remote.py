@@ -13,7 +13,7 @@ from testbed.adapters import storage
 from testbed.adapters.aws import client
 from testbed.adapters.executions import Progress, follow, raise_for_failure
 from testbed.errors import InputError
-from testbed.local import read_manifest_file
+from testbed.manifest import read_manifest_file
 
 
 @dataclass

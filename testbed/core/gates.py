@@ -14,15 +14,35 @@ Fewer than `min_users` users → inconclusive.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from testbed.core.stats import one_sided_p, paired_delta, percentile
 from testbed.manifest import Gate
 
 Pairs = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # stratum -> metric -> (control, candidate)
 Aggregates = dict[str, dict[str, dict[str, float]]]  # model -> stratum -> metric -> value
+
+
+def pair_by_stratum(per_user: pa.Table, strata: Mapping[str, str], metric_names: list[str]) -> Pairs:
+    """(control, candidate) per-user values of each metric, for "all" and each stratum, aligned by user.
+
+    `per_user` has one row per (model, user_id), sorted; `strata` maps user_id to its stratum (empty: "all" only).
+    """
+    by_model = {m: per_user.filter(pc.equal(per_user.column("model"), m)) for m in ("control", "candidate")}
+    users = by_model["control"].column("user_id").to_numpy(zero_copy_only=False)
+    if not np.array_equal(users, by_model["candidate"].column("user_id").to_numpy(zero_copy_only=False)):
+        raise ValueError("control and candidate were evaluated on different users")
+    labels = np.array([strata.get(u, "all") for u in users])
+    masks = {"all": np.ones(len(users), bool)}
+    masks.update({s: labels == s for s in sorted(set(strata.values()) - {"all"})})
+    columns = {m: {name: table.column(name).to_numpy() for name in metric_names} for m, table in by_model.items()}
+    return {stratum: {name: (columns["control"][name][mask], columns["candidate"][name][mask])
+                      for name in metric_names} for stratum, mask in masks.items()}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from testbed.core.arrays import group_starts
+
 __all__ = [
     "METRIC_NAMES",
     "PER_USER_METRICS",
@@ -261,13 +263,6 @@ def _codes(column: pa.ChunkedArray, vocab: pa.Array) -> np.ndarray:
     return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Start offsets of runs of equal values in a sorted 1-d array."""
-    if sorted_keys.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-
-
 def _label_stats(
     user_codes: np.ndarray, grades: np.ndarray, n_users: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +271,7 @@ def _label_stats(
     order = np.lexsort((-grades, user_codes))  # by user, grade descending
     u_sorted = user_codes[order]
     g_sorted = grades[order].astype(np.float64)
-    starts = _group_starts(u_sorted)
+    starts = group_starts(u_sorted)[:-1]
     run_len = np.diff(np.r_[starts, u_sorted.size])
     pos = np.arange(u_sorted.size) - np.repeat(starts, run_len)  # 0-based position within user
     keep = pos < k
@@ -356,7 +351,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     order = np.lexsort((r_rank, r_user, r_model))
     r_rank, r_model, r_user, r_item = r_rank[order], r_model[order], r_user[order], r_item[order]
     group = r_model * n_users + r_user
-    starts = _group_starts(group)
+    starts = group_starts(group)[:-1]
     run_len = np.diff(np.r_[starts, group.size])
     position = np.arange(group.size) - np.repeat(starts, run_len) + 1
     if not np.array_equal(position, r_rank):

@@ -14,6 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 
+from testbed.core.arrays import group_starts
 from testbed.errors import ModelArtifactError
 
 # LightGBM's native log lines ("[LightGBM] [Fatal] ...") go to Python logging, not straight to stderr:
@@ -57,14 +58,6 @@ def load_model(role: str, text: bytes, available: list[str], source: str) -> Loa
     if missing:
         raise ModelArtifactError(f"{source}: model needs feature {missing[0]!r}, which this testbed does not produce")
     return LoadedModel(role=role, booster=booster, features=features)
-
-
-def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Start offset of each run of equal keys (input sorted), plus the total length at the end."""
-    if len(sorted_keys) == 0:
-        return np.array([0])
-    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-    return np.concatenate([[0], change, [len(sorted_keys)]])
 
 
 def top_k(user_ids: pa.Array, item_ids: pa.Array, scores: np.ndarray, k: int) -> pa.Table:

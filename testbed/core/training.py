@@ -11,8 +11,8 @@ import lightgbm as lgb
 import numpy as np
 
 from testbed.core import features, ranking_data
+from testbed.core.arrays import group_starts
 from testbed.core.duck import fetch
-from testbed.core.scoring import group_starts
 
 SCHEMA_VERSION = 1
 

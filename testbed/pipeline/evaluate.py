@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from testbed.adapters import storage
 from testbed.core import metrics, ranking_data
+from testbed.core.gates import pair_by_stratum
 from testbed.core.stats import paired_delta, percentile
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
@@ -57,22 +58,9 @@ def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
 
 def paired_deltas(per_user: pa.Table, strata: dict[str, str], metric_names: list[str]) -> dict[str, Any]:
     """Candidate minus control per metric, overall and per stratum, on the users both models were judged on."""
-    by_model = {m: per_user.filter(pc.equal(per_user.column("model"), m)) for m in ("control", "candidate")}
-    users = by_model["control"].column("user_id").to_numpy(zero_copy_only=False)
-    if not np.array_equal(users, by_model["candidate"].column("user_id").to_numpy(zero_copy_only=False)):
-        raise RuntimeError("control and candidate were evaluated on different users")
-    groups = {"all": np.ones(len(users), bool)}
-    labels = np.array([strata.get(u, "all") for u in users])
-    for stratum in sorted(set(strata.values()) - {"all"}):
-        groups[stratum] = labels == stratum
-    out: dict[str, Any] = {}
-    for stratum, mask in groups.items():
-        out[stratum] = {}
-        for name in metric_names:
-            control = by_model["control"].column(name).to_numpy()[mask]
-            candidate = by_model["candidate"].column(name).to_numpy()[mask]
-            out[stratum][name] = paired_delta(control, candidate).as_dict()
-    return out
+    pairs = pair_by_stratum(per_user, strata, metric_names)
+    return {stratum: {name: paired_delta(control, candidate).as_dict() for name, (control, candidate) in by.items()}
+            for stratum, by in pairs.items()}
 
 
 def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
@@ -86,19 +74,17 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     finally:
         con.close()
     storage.write_parquet(ctx.uri("labels.parquet"), labels)
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet"))
-    strata = dict(zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True))
+    strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = storage.read_json(ctx.uri("slice", "stats.json"))
     per_user = metrics.per_user_metrics(rankings, labels, k)
     storage.write_parquet(ctx.uri("evaluation", "per_user.parquet"), per_user)
-    has_strata = bool(manifest.sampling.strata)
-    summary = metrics.aggregate(per_user, rankings, k, stats["catalogue_size"], strata if has_strata else None)
+    summary = metrics.aggregate(per_user, rankings, k, stats["catalogue_size"], strata or None)
     names = [f"{m}@{k}" for m in metrics.METRIC_NAMES]
     document = {
         "k": k,
         "models": summary["models"],
         "excluded_users": summary["excluded_users"],
-        "deltas": paired_deltas(per_user, strata if has_strata else {}, names),
+        "deltas": paired_deltas(per_user, strata, names),
         "interval": "paired Student-t, 95%",
     }
     storage.write_json(ctx.uri("metrics.json"), document)

@@ -14,8 +14,9 @@ import pyarrow as pa
 
 from testbed.adapters import storage
 from testbed.core import features, ranking_data
+from testbed.core.arrays import group_starts
 from testbed.core.sampling import uniform_draw
-from testbed.core.scoring import LoadedModel, group_starts, load_model, per_request_latency_ms, top_k
+from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext

@@ -17,6 +17,12 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
     return con
 
 
+def strata(ctx: RunContext) -> dict[str, str]:
+    """user_id → stratum label of every sampled user."""
+    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "stratum"])
+    return dict(zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True))
+
+
 def register_features(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> dict[str, pa.Table]:
     tables = {}
     for entity in ("user", "item", "user_category"):
