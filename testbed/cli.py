@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except TestbedError as exc:
         say(f"testbed: error: {exc}")
         return exc.exit_code
+    except BrokenPipeError:  # stdout closed early (e.g. `| head`): stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         say("testbed: interrupted")
         return 4
