@@ -92,6 +92,11 @@ class EnvironmentConfig:
     def state_machine_name(self) -> str:
         return self.name("run")
 
+    @property
+    def run_resource_prefix(self) -> str:
+        """Runs name their Kinesis stream and state table `<prefix>-<run_id>` (testbed.settings)."""
+        return self.name("run")
+
     def bucket_name(self, purpose: str) -> str:
         """Globally unique and known before deployment, so the workflow stack refers to buckets by name."""
         return f"{self.name(purpose)}-{self.account or Aws.ACCOUNT_ID}-{self.region or Aws.REGION}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -30,6 +30,20 @@ SCRATCH_PREFIX = "scratch/"  # testbed.pipeline.context.scratch_uri: <artifacts>
 HEAVY_STEPS = ("validate", "slice", "score")
 # cdk-nag findings raised by CDK's bucket grants (grant_read / grant_put): action families on one bucket.
 _S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*")
+# What each step does to the run's ephemeral Kinesis stream and DynamoDB state table (named at run time).
+STREAM_ACTIONS = {
+    "provision": ["kinesis:CreateStream", "kinesis:DescribeStreamSummary", "kinesis:DeleteStream",
+                  "kinesis:StartStreamEncryption", "kinesis:ListShards", "kinesis:AddTagsToStream"],
+    "replay": ["kinesis:PutRecords"],
+    "consume": ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"],
+    "teardown": ["kinesis:DeleteStream"],
+}
+TABLE_ACTIONS = {
+    "provision": ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable", "dynamodb:TagResource"],
+    "replay": ["dynamodb:GetItem", "dynamodb:PutItem"],
+    "consume": ["dynamodb:GetItem", "dynamodb:PutItem"],
+    "teardown": ["dynamodb:DeleteTable"],
+}
 
 
 class PipelineFunctions(Construct):
@@ -55,6 +69,7 @@ class PipelineFunctions(Construct):
             "TESTBED_GLUE_DATABASE": catalog.database_name,
             "TESTBED_LAKE_URI": f"s3://{lake.bucket_name}",
             "TESTBED_ARTIFACTS_URI": f"s3://{artifacts.bucket_name}",
+            "TESTBED_RESOURCE_PREFIX": config.run_resource_prefix,
         }
         self.functions: dict[str, lambda_.Function] = {}
         for step in STEPS:
@@ -76,6 +91,8 @@ class PipelineFunctions(Construct):
                 acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, scratch)}]",
                             "Teardown deletes the objects under the run's scratch prefix, named at run time; the "
                             "statement allows s3:DeleteObject there and nowhere else.")
+            if step in STREAM_ACTIONS:
+                self._grant_run_resources(step, role)
             if step in PII_MASKERS:
                 pii_key.grant_read(fn)
                 fn.add_environment("TESTBED_PII_SECRET_ARN", pii_key.secret_arn)
@@ -103,6 +120,19 @@ class PipelineFunctions(Construct):
                     "Pinned to Python 3.12 on purpose: the layers are built from cp312 manylinux wheels and "
                     "moving runtimes means rebuilding and re-measuring them (FIELD-NOTES, package sizes).")
         return fn
+
+    def _grant_run_resources(self, step: str, role: iam.Role) -> None:
+        """The step's actions on streams and tables named `<prefix>-*` in this account and region only."""
+        stack, prefix = Stack.of(self), self._config.run_resource_prefix
+        stream = stack.format_arn(service="kinesis", resource="stream", resource_name=f"{prefix}-*")
+        table = stack.format_arn(service="dynamodb", resource="table", resource_name=f"{prefix}-*")
+        role.add_to_policy(iam.PolicyStatement(actions=STREAM_ACTIONS[step], resources=[stream]))
+        role.add_to_policy(iam.PolicyStatement(actions=TABLE_ACTIONS[step], resources=[table]))
+        policy = role.node.find_child("DefaultPolicy")
+        for arn in (stream, table):
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, arn)}]",
+                        "Each run creates its own stream and state table named <prefix>-<run_id> at run time; the "
+                        "statement covers only that prefix in this account and region, with the step's actions.")
 
     @staticmethod
     def _acknowledge_grants(role: iam.Role, buckets: list[s3.IBucket]) -> None:

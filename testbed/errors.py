@@ -33,6 +33,14 @@ class TransientError(StepError):
     """A retryable failure (throttling, a busy service); the workflow retries it with backoff."""
 
 
+class ParityError(StepError):
+    """Stream-built and batch-built features differ (the run's decision is ERROR)."""
+
+
+class ReplayError(StepError):
+    """The replay could not publish or read back every record of the slice."""
+
+
 def _all_subclasses(cls: type[TestbedError]) -> list[type[TestbedError]]:
     out = [cls]
     for sub in cls.__subclasses__():

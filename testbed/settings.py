@@ -44,3 +44,11 @@ def code_version() -> str:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return f"{testbed.__version__}+{digest.hexdigest()[:12]}"
+
+
+RESOURCE_PREFIX_ENV = "TESTBED_RESOURCE_PREFIX"  # deployed: testbed-<env>, so environments never share a stream
+
+
+def run_resource_name(run_id: str) -> str:
+    """The name of a run's Kinesis stream and DynamoDB state table: the prefix plus the run id."""
+    return f"{os.environ.get(RESOURCE_PREFIX_ENV) or 'testbed'}-{run_id}"

@@ -6,14 +6,16 @@ result as is. Every task retries transient errors with backoff and catches every
 RecordError, which writes decision ERROR; the execution then fails with the original error name and cause.
 Teardown runs after the record and after RecordError, so ephemeral resources go in both cases.
 Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES).
+Replay and consume checkpoint their progress and return `done`; a Choice calls them again until it is true.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "record_error",
-         "teardown")
+STEPS = ("validate", "provision", "slice", "replay", "consume", "features", "plan_shards", "score", "evaluate", "gate",
+         "record", "record_error", "teardown")
+LOOPING_STEPS = ("replay", "consume")  # they return done=false when the time limit cut them short; called again
 LIGHTGBM_STEPS = ("validate", "score")  # they load models; the Lambda packaging gives them the LightGBM layer
 RECOVERY_STEPS = ("record_error", "teardown")  # run after a failure; not caught into RecordError themselves
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
@@ -58,6 +60,11 @@ def _score_map(arn: str) -> dict[str, Any]:
     }
 
 
+def _loop(step: str, next_state: str) -> dict[str, Any]:
+    return {"Type": "Choice", "Default": state_name(step),
+            "Choices": [{"Variable": f"$.steps.{step}.done", "BooleanEquals": True, "Next": next_state}]}
+
+
 def definition(arns: dict[str, str]) -> dict[str, Any]:
     """The ASL document. `arns` maps every name in STEPS to a Lambda function ARN."""
     missing = [s for s in STEPS if s not in arns]
@@ -68,10 +75,15 @@ def definition(arns: dict[str, str]) -> dict[str, Any]:
         "ExistingRecord?": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.run.existing_decision", "IsString": True, "Next": "ExistingRecord"}],
-            "Default": "Slice",
+            "Default": "Provision",
         },
         "ExistingRecord": {"Type": "Succeed"},
-        "Slice": _task(arns["slice"], "slice", "$.steps.slice", "Features"),
+        "Provision": _task(arns["provision"], "provision", "$.steps.provision", "Slice"),
+        "Slice": _task(arns["slice"], "slice", "$.steps.slice", "Replay"),
+        "Replay": _task(arns["replay"], "replay", "$.steps.replay", "ReplayDone?"),
+        "ReplayDone?": _loop("replay", "Consume"),
+        "Consume": _task(arns["consume"], "consume", "$.steps.consume", "ConsumeDone?"),
+        "ConsumeDone?": _loop("consume", "Features"),
         "Features": _task(arns["features"], "features", "$.steps.features", "PlanShards"),
         "PlanShards": _task(arns["plan_shards"], "plan_shards", "$.steps.plan_shards", "Score"),
         "Score": _score_map(arns["score"]),

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from testbed.adapters import moto_kinesis
 from testbed.adapters.aws import client, reset_clients
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -67,6 +68,7 @@ def embedded_aws() -> Iterator[None]:
 
     # moto's interpreter logs every caught task failure at ERROR; the run record and the CLI report them.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+    moto_kinesis.install()
     saved = {k: os.environ.get(k) for k in _FAKE_ENV}
     os.environ.update(_FAKE_ENV)
     original = LambdaFunction.invoke

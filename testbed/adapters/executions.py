@@ -12,7 +12,7 @@ from testbed.adapters.aws import client
 from testbed.errors import ERRORS_BY_NAME, InputError, StepError, TestbedError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
-TRACKED = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record", "teardown")
+TRACKED = tuple(step for step in workflow.STEPS if step != "record_error")
 DEADLINE_SECONDS = 3600
 
 

@@ -18,3 +18,7 @@ def remaining_ms() -> int:
     context = _current.get()
     getter = getattr(context, "get_remaining_time_in_millis", None)
     return int(getter()) if callable(getter) else DEFAULT_BUDGET_MS
+
+
+def remaining_s() -> float:
+    return remaining_ms() / 1000.0

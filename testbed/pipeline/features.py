@@ -1,22 +1,41 @@
-"""Step 5 (batch path): feature tables as of the cutoff, from the slice's events."""
+"""Step 5b: batch features as of the cutoff from the slice, and the parity check against the stream's.
+
+The consume step wrote `features/stream_<entity>.parquet`; this step writes `features/batch_<entity>.parquet`
+and `features/parity.json`. Any difference fails the run (ParityError → decision ERROR) with the first
+differing feature and row in the message; up to 20 examples are in parity.json.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from testbed.adapters import storage
-from testbed.core import features
+from testbed.core import features, parity
+from testbed.errors import ParityError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
 
 
+def _describe(example: dict[str, Any]) -> str:
+    key = ", ".join(f"{k}={v}" for k, v in example["key"].items())
+    return f"{example['feature']} for {example['entity']} {key}: stream {example['stream']}, batch {example['batch']}"
+
+
 def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     con = slice_data.connect(ctx, ("events", "items"))
     try:
-        tables = features.compute_all(con, manifest.time.cutoff, manifest.features.windows_days)
+        batch = features.compute_all(con, manifest.time.cutoff, manifest.features.windows_days)
     finally:
         con.close()
-    for entity, table in tables.items():
-        storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
-    return {f"{entity}_rows": table.num_rows for entity, table in tables.items()}
+    batch = {entity: table.combine_chunks() for entity, table in batch.items()}
+    for entity, table in batch.items():
+        storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table)
+    stream = {entity: storage.read_parquet(ctx.uri("features", f"stream_{entity}.parquet")) for entity in batch}
+    report = parity.compare(stream, batch)
+    storage.write_json(ctx.uri("features", "parity.json"), report.as_dict())
+    if report.mismatches:
+        worst = max(report.features_mismatched.items(), key=lambda kv: kv[1])
+        raise ParityError(f"feature parity failed: {report.mismatches} rows differ, most in {worst[0]} "
+                          f"({worst[1]} rows); e.g. {_describe(report.examples[0])}; see features/parity.json")
+    return {f"{entity}_rows": table.num_rows for entity, table in batch.items()} | {"parity_mismatches": 0}

@@ -17,6 +17,17 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
     return con
 
 
+def read(ctx: RunContext, name: str) -> pa.Table:
+    return storage.read_parquet(ctx.uri("slice", f"{name}.parquet"))
+
+
+def inclusion_probabilities(ctx: RunContext) -> dict[str, float]:
+    """user_id → inclusion probability of every sampled user (its inverse weights population estimates)."""
+    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "inclusion_probability"])
+    return dict(zip(users.column("user_id").to_pylist(), users.column("inclusion_probability").to_pylist(),
+                    strict=True))
+
+
 def strata(ctx: RunContext) -> dict[str, str]:
     """user_id → stratum label of every sampled user."""
     users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "stratum"])

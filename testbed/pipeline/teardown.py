@@ -1,18 +1,23 @@
 """Step 10: delete the run's ephemeral resources, after success and after any failure.
 
-Today that is the scratch prefix (Athena query output, shard plans). On a versioned, Object-Locked bucket
-a delete leaves a delete marker; lifecycle rules remove the old versions once their retention has passed.
+The run's Kinesis stream and DynamoDB state table (named after the run id, so teardown finds them even when
+provision never reported back) and the scratch prefix (Athena output, shard plans, stream chunks). On a
+versioned, Object-Locked bucket a delete leaves a delete marker; lifecycle rules remove the old versions once
+their retention has passed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters import storage
+from testbed.adapters import run_resources, storage
 from testbed.pipeline.context import RunContext
+from testbed.settings import run_resource_name
 
 
 def run_teardown(ctx: RunContext) -> dict[str, Any]:
+    name = run_resource_name(ctx.run_id)
     keys = list(storage.list_keys(ctx.scratch() + "/"))
     storage.delete(keys)
-    return {"deleted_objects": len(keys)}
+    return {"deleted_objects": len(keys), "stream_deleted": run_resources.delete_stream(name),
+            "table_deleted": run_resources.delete_table(name)}

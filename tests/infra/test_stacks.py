@@ -29,7 +29,7 @@ from testbed import workflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
-MAX_SUPPRESSIONS = 15
+MAX_SUPPRESSIONS = 16  # +1 with the run-scoped stream and table prefixes (issue 4)
 EXPECTED_SCHEDULES = {"dev": 0, "staging": 1, "prod": 2}
 
 
@@ -319,6 +319,29 @@ def test_function_roles_are_least_privilege(synthesized: Synthesized) -> None:
         assert ("glue:GetTable" in glue_tables) == reads_lake
         secret_actions = {a for st in statements for a in as_list(st["Action"]) if a.startswith("secretsmanager:")}
         assert bool(secret_actions) == (step == "slice"), step
+
+
+def test_only_the_stream_steps_touch_run_streams_and_tables_and_only_by_prefix(synthesized: Synthesized) -> None:
+    prefix = synthesized.config.run_resource_prefix
+    expected = {
+        "provision": ({"kinesis:CreateStream", "kinesis:DeleteStream", "kinesis:StartStreamEncryption"},
+                      {"dynamodb:CreateTable", "dynamodb:DeleteTable"}),
+        "replay": ({"kinesis:PutRecords"}, {"dynamodb:GetItem", "dynamodb:PutItem"}),
+        "consume": ({"kinesis:GetRecords", "kinesis:GetShardIterator"}, {"dynamodb:GetItem", "dynamodb:PutItem"}),
+        "teardown": ({"kinesis:DeleteStream"}, {"dynamodb:DeleteTable"}),
+    }
+    for step, (_, props) in functions_by_step(synthesized).items():
+        statements = policy_statements_of_role(synthesized.workflow, props["Role"])
+        stream_actions = actions_on(statements, f":stream/{prefix}-*")
+        table_actions = actions_on(statements, f":table/{prefix}-*")
+        touches = {a for st in statements for a in as_list(st["Action"]) if a.split(":")[0] in ("kinesis", "dynamodb")}
+        assert touches == stream_actions | table_actions, step  # never on any other resource
+        if step in expected:
+            assert expected[step][0] <= stream_actions and expected[step][1] <= table_actions, step
+            assert not {"kinesis:PutRecords", "kinesis:GetRecords"} & stream_actions - expected[step][0], step
+        else:
+            assert not touches, step
+        assert props["Environment"]["Variables"]["TESTBED_RESOURCE_PREFIX"] == prefix
 
 
 # --- state machine -------------------------------------------------------------------------------------------

@@ -1,0 +1,14 @@
+"""Publish the slice to the run's stream; returns done=false when the time limit cut it short."""
+
+from typing import Any
+
+from testbed.adapters.lambda_context import remaining_s
+from testbed.observability import step_handler
+from testbed.pipeline.replay import run_replay
+from testbed.pipeline.context import RunContext
+
+
+@step_handler("replay")
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    ctx = RunContext.from_event(event)
+    return run_replay(ctx, ctx.manifest(), remaining_s)

@@ -1,0 +1,94 @@
+"""A run's ephemeral resources: its Kinesis stream and its DynamoDB state table, both named after the run id.
+
+Creation never reuses what a crashed attempt left behind: a stream or table that already exists under the
+name is deleted and created again, so no stale record or checkpoint can leak into this run. Every wait is
+bounded by a deadline (seconds from now).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from testbed.adapters.aws import client
+from testbed.errors import TransientError
+from testbed.manifest import Replay
+
+POLL_SECONDS = 1.0
+
+
+def _wait(check: Callable[[], bool], deadline_s: float, what: str) -> None:
+    until = time.monotonic() + deadline_s
+    while not check():
+        if time.monotonic() > until:
+            raise TransientError(f"{what} did not settle within {deadline_s:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
+def _stream_status(name: str) -> str | None:
+    kinesis = client("kinesis")
+    try:
+        return str(kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"])
+    except kinesis.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _table_status(name: str) -> str | None:
+    dynamodb = client("dynamodb")
+    try:
+        return str(dynamodb.describe_table(TableName=name)["Table"]["TableStatus"])
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return None
+
+
+def delete_stream(name: str) -> bool:
+    kinesis = client("kinesis")
+    try:
+        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    except kinesis.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
+def delete_table(name: str) -> bool:
+    dynamodb = client("dynamodb")
+    try:
+        dynamodb.delete_table(TableName=name)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
+def create_stream(name: str, replay: Replay, deadline_s: float) -> dict[str, Any]:
+    """Create the run's stream (replacing a stale one), encrypted with the AWS-managed key; wait until ACTIVE."""
+    stale = _stream_status(name) is not None
+    if stale:
+        delete_stream(name)
+        _wait(lambda: _stream_status(name) is None, deadline_s, f"deleting stale stream {name}")
+    kinesis = client("kinesis")
+    if replay.stream_mode == "on_demand":
+        kinesis.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    else:
+        kinesis.create_stream(StreamName=name, ShardCount=replay.shards,
+                              StreamModeDetails={"StreamMode": "PROVISIONED"})
+    _wait(lambda: _stream_status(name) == "ACTIVE", deadline_s, f"creating stream {name}")
+    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    _wait(lambda: _stream_status(name) == "ACTIVE", deadline_s, f"encrypting stream {name}")
+    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=name)["Shards"]]
+    return {"stream": name, "mode": replay.stream_mode, "shards": shards, "replaced_stale": stale}
+
+
+def create_table(name: str, deadline_s: float) -> dict[str, Any]:
+    """Create the run's state table (replacing a stale one) and wait until ACTIVE."""
+    stale = _table_status(name) is not None
+    if stale:
+        delete_table(name)
+        _wait(lambda: _table_status(name) is None, deadline_s, f"deleting stale table {name}")
+    client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        Tags=[{"Key": "testbed:ephemeral", "Value": "true"}])
+    _wait(lambda: _table_status(name) == "ACTIVE", deadline_s, f"creating table {name}")
+    return {"table": name, "replaced_stale": stale}

@@ -1,0 +1,99 @@
+"""Feature parity: the stream-built and batch-built tables must hold the same keys and the same values.
+
+Counts compare exactly. Floats (revenue, recency) compare within FLOAT_TOLERANCE absolute: both paths compute
+them with the same IEEE operations, so any real difference is far larger. Missing on one side (a key the other
+path lacks, or a null where the other has a value) is a mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from testbed.core.duck import fetch
+from testbed.core.features import ENTITY_KEYS
+
+FLOAT_TOLERANCE = 1e-9
+MAX_EXAMPLES = 20
+
+
+@dataclass
+class ParityReport:
+    rows_stream: int = 0
+    rows_batch: int = 0
+    mismatches: int = 0
+    features_mismatched: dict[str, int] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows_stream": self.rows_stream, "rows_batch": self.rows_batch, "mismatches": self.mismatches,
+                "float_tolerance": FLOAT_TOLERANCE, "features_mismatched": self.features_mismatched,
+                "examples": self.examples, "entities": self.entities}
+
+
+def _differs(column: str, floating: bool) -> str:
+    s, b = f's."{column}"', f'b."{column}"'
+    if floating:
+        return f"(({s} IS NULL) <> ({b} IS NULL) OR abs({s} - {b}) > {FLOAT_TOLERANCE})"
+    return f"({s} IS DISTINCT FROM {b})"
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport) -> None:
+    """Add one entity's comparison (full outer join on its keys) to `report`."""
+    keys = ENTITY_KEYS[entity]
+    features = [c for c in batch.column_names if c not in keys]
+    if sorted(stream.column_names) != sorted(batch.column_names):
+        raise ValueError(f"{entity}: stream columns {stream.column_names} differ from batch {batch.column_names}")
+    con = duckdb.connect()
+    try:
+        con.register("s", stream)
+        con.register("b", batch)
+        join = " AND ".join(f's."{k}" = b."{k}"' for k in keys)
+        flags = ", ".join(f"{_differs(c, pa.types.is_floating(batch.schema.field(c).type))} AS \"d_{c}\""
+                          for c in features)
+        key_cols = ", ".join(f'coalesce(s."{k}", b."{k}") AS "{k}"' for k in keys)
+        values = ", ".join(f's."{c}" AS "s_{c}", b."{c}" AS "b_{c}"' for c in features)
+        presence = f"s.\"{keys[0]}\" IS NULL AS only_batch, b.\"{keys[0]}\" IS NULL AS only_stream"
+        con.execute(f"CREATE TEMP TABLE cmp AS SELECT {key_cols}, {presence}, {flags}, {values} "
+                    f"FROM s FULL OUTER JOIN b ON {join}")
+        any_diff = " OR ".join(["only_batch", "only_stream", *(f'"d_{c}"' for c in features)])
+        bad = fetch(con, f"SELECT * FROM cmp WHERE {any_diff} ORDER BY {', '.join(keys)}")
+    finally:
+        con.close()
+    report.rows_stream += stream.num_rows
+    report.rows_batch += batch.num_rows
+    report.mismatches += bad.num_rows
+    report.entities[entity] = {"rows_stream": stream.num_rows, "rows_batch": batch.num_rows,
+                               "mismatches": bad.num_rows}
+    for row in bad.to_pylist():
+        key = {k: row[k] for k in keys}
+        if row["only_batch"] or row["only_stream"]:
+            side = "batch" if row["only_batch"] else "stream"
+            report.features_mismatched[f"{entity}:<row only in {side}>"] = (
+                report.features_mismatched.get(f"{entity}:<row only in {side}>", 0) + 1)
+            differing = [("<row>", "absent" if side == "batch" else "present", "present" if side == "batch"
+                          else "absent")]
+        else:
+            differing = [(c, _clean(row[f"s_{c}"]), _clean(row[f"b_{c}"])) for c in features if row[f"d_{c}"]]
+            for c, _, _ in differing:
+                report.features_mismatched[c] = report.features_mismatched.get(c, 0) + 1
+        for feature, stream_value, batch_value in differing:
+            if len(report.examples) < MAX_EXAMPLES:
+                report.examples.append({"entity": entity, "key": key, "feature": feature,
+                                        "stream": stream_value, "batch": batch_value})
+
+
+def compare(stream: dict[str, pa.Table], batch: dict[str, pa.Table]) -> ParityReport:
+    report = ParityReport()
+    for entity in ENTITY_KEYS:
+        compare_entity(entity, stream[entity], batch[entity], report)
+    return report

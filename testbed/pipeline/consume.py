@@ -1,0 +1,148 @@
+"""Step 5a (stream path): read the run's stream back and fold it into feature state as of the cutoff.
+
+Reading is checkpointed: each page of a shard is decoded, stripped of event_ids already seen (Kinesis may
+deliver a record twice, and a publisher killed between a call and its checkpoint sends one again), written to
+the run's scratch prefix as a Parquet chunk, and only then is the shard's position saved in the state table.
+A consumer cut off by the time limit resumes after the last saved position, with the seen ids rebuilt from
+the chunks. A shard is finished when the record with the publisher's last sequence number has been read.
+
+PutRecords does not keep order across a partial-failure retry, so the fold does not trust arrival order: once
+every shard is read, it delivers each user's events in event-time order (see core.stream_fold) and reports
+how many arrived out of order.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from testbed.adapters import kinesis, state_table, storage
+from testbed.core import stream_fold
+from testbed.core.duck import fetch
+from testbed.manifest import Manifest
+from testbed.pipeline import slice_data
+from testbed.pipeline.context import RunContext
+from testbed.settings import run_resource_name
+
+CHECKPOINT_KEY = "consumer"
+READ_RESERVE_S = 20.0  # stop reading with this much left: writing one chunk and its checkpoint fits in it
+FOLD_RESERVE_S = 120.0  # start the fold only with this much left; otherwise fold in the next invocation
+EVENT_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("event_time", pa.timestamp("us", tz="UTC")), ("user_id", pa.string()),
+    ("item_id", pa.string()), ("event_type", pa.string()), ("quantity", pa.int64()), ("price", pa.float64()),
+])
+
+
+def decode(records: list[dict[str, Any]], shard_id: str) -> pa.Table:
+    """The contract columns of a page's JSON payloads, plus where each record came from."""
+    lines = b"\n".join(record["Data"] for record in records)
+    table = pajson.read_json(io.BytesIO(lines), parse_options=pajson.ParseOptions(
+        explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore"))
+    return table.append_column("shard_id", pa.array([shard_id] * len(records), pa.string())).append_column(
+        "sequence_number", pa.array([r["SequenceNumber"] for r in records], pa.string()))
+
+
+def _chunk_uri(ctx: RunContext, number: int) -> str:
+    return ctx.scratch("stream", f"chunk-{number:06d}.parquet")
+
+
+def _read_chunks(ctx: RunContext, count: int) -> pa.Table:
+    parts = [storage.read_parquet(_chunk_uri(ctx, n)) for n in range(count)]
+    if not parts:
+        empty = EVENT_SCHEMA.append(pa.field("shard_id", pa.string())).append(pa.field("sequence_number",
+                                                                                        pa.string()))
+        return empty.empty_table()
+    return pa.concat_tables(parts)
+
+
+def _fresh_state(replay: dict[str, Any]) -> dict[str, Any]:
+    shards = {s["shard_id"]: {"after": None, "until": s["last_sequence"], "done": not s["records"]}
+              for s in replay["shards"]}
+    return {"shards": shards, "chunks": 0, "records_read": 0, "duplicates": 0, "folded": False,
+            "invocations": 0, "seconds": 0.0}
+
+
+def _dedup(page: pa.Table, seen: set[str]) -> pa.Table:
+    ids = page.column("event_id").to_pylist()
+    keep = []
+    for event_id in ids:
+        keep.append(event_id not in seen)
+        seen.add(event_id)
+    return page.filter(pa.array(keep))
+
+
+def arrived_out_of_order(events: pa.Table) -> int:
+    """Events that reached the consumer after a later event of the same user (arrival = shard order)."""
+    con = duckdb.connect()
+    try:
+        con.register("arrivals", events.select(["user_id", "event_time", "shard_id", "sequence_number"])
+                     .append_column("arrival", pa.array(range(events.num_rows), pa.int64())))
+        late = fetch(con, "SELECT count(*) AS n FROM (SELECT event_time < max(event_time) OVER (PARTITION BY user_id "
+                          "ORDER BY arrival ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS late FROM arrivals) "
+                          "WHERE late")
+    finally:
+        con.close()
+    return int(late.column("n")[0].as_py())
+
+
+def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callable[[], float]) -> None:
+    seen: set[str] = set(_read_chunks(ctx, state["chunks"]).column("event_id").to_pylist())
+    for shard_id, shard in sorted(state["shards"].items()):
+        if shard["done"]:
+            continue
+        for records in kinesis.read_shard(name, shard_id, after=shard["after"], until=int(shard["until"]),
+                                          remaining_s=remaining_s, reserve_s=READ_RESERVE_S):
+            page = decode(records, shard_id)
+            fresh = _dedup(page, seen)
+            state["records_read"] += page.num_rows
+            state["duplicates"] += page.num_rows - fresh.num_rows
+            if fresh.num_rows:
+                storage.write_parquet(_chunk_uri(ctx, state["chunks"]), fresh)
+                state["chunks"] += 1
+            shard["after"] = records[-1]["SequenceNumber"]
+            shard["done"] = int(shard["after"]) >= int(shard["until"])
+            state_table.save(name, CHECKPOINT_KEY, state)
+
+
+def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
+    events = _read_chunks(ctx, state["chunks"])
+    items = slice_data.read(ctx, "items")
+    tables = stream_fold.fold(events, items, manifest.time.cutoff, manifest.features.windows_days)
+    for entity, table in tables.items():
+        storage.write_parquet(ctx.uri("features", f"stream_{entity}.parquet"), table)
+    ids = pc.unique(events.column("event_id"))
+    return {"events": events.num_rows, "distinct_event_ids": len(ids), "records_read": state["records_read"],
+            "duplicates_dropped": state["duplicates"], "arrived_out_of_order": arrived_out_of_order(events),
+            "rows": {entity: table.num_rows for entity, table in tables.items()}}
+
+
+def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], float]) -> dict[str, Any]:
+    """Read and fold until done or until the invocation's time runs short; `done` moves the workflow on."""
+    started = time.monotonic()
+    name = run_resource_name(ctx.run_id)
+    state = state_table.load(name, CHECKPOINT_KEY) or _fresh_state(storage.read_json(ctx.uri("replay.json")))
+    if state["folded"]:
+        return {"done": True, "records_read": state["records_read"], "duplicates": state["duplicates"]}
+    state["invocations"] += 1
+    _read(ctx, name, state, remaining_s)
+    read_all = all(shard["done"] for shard in state["shards"].values())
+    if read_all and remaining_s() > FOLD_RESERVE_S:
+        stats = _fold(ctx, manifest, state)
+        state["folded"] = True
+        state["seconds"] += time.monotonic() - started
+        seconds = round(state["seconds"], 3)
+        stats.update(invocations=state["invocations"], seconds=seconds,
+                     events_per_s=round(state["records_read"] / seconds, 1) if seconds else None)
+        storage.write_json(ctx.uri("features", "stream_stats.json"), stats)
+    else:
+        state["seconds"] += time.monotonic() - started
+    state_table.save(name, CHECKPOINT_KEY, state)
+    return {"done": state["folded"], "records_read": state["records_read"], "duplicates": state["duplicates"],
+            "shards_done": sum(s["done"] for s in state["shards"].values()), "shards": len(state["shards"])}
