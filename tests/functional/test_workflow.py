@@ -44,6 +44,25 @@ def test_definition_retries_and_catches_every_task() -> None:
     assert asl["States"]["Teardown"]["Catch"][0]["Next"] == "RunFailed"
 
 
+def test_replay_and_consume_loop_until_done_and_spec_step_order_holds() -> None:
+    asl = workflow.definition({step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in workflow.STEPS})
+    states = asl["States"]
+    order, name = [], "Validate"
+    while name:
+        state = states[name]
+        if state["Type"] in ("Task", "Map"):
+            order.append(name)
+        name = state.get("Next") or state.get("Default") if state["Type"] != "Choice" else (
+            state["Choices"][0]["Next"] if name != "ExistingRecord?" else state["Default"])
+    assert order == ["Validate", "Provision", "Slice", "Replay", "Consume", "Features", "PlanShards", "Score",
+                     "Evaluate", "Gate", "Record", "Teardown"]
+    for step in ("Replay", "Consume"):
+        loop = states[f"{step}Done?"]
+        assert loop["Default"] == step
+        assert loop["Choices"] == [{"Variable": f"$.steps.{step.lower()}.done", "BooleanEquals": True,
+                                    "Next": "Consume" if step == "Replay" else "Features"}]
+
+
 def test_transient_error_is_retried_and_the_run_succeeds(
         small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
