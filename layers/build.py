@@ -57,6 +57,7 @@ LAYER_TRIMS: dict[str, tuple[str, ...]] = {
         "pyarrow/_s3fs*", "pyarrow/libarrow_s3*",  # pyarrow.fs.S3FileSystem (14 MiB): S3 goes through boto3
         "pyarrow/_pyarrow_cpp_tests*", "pyarrow/src",
         "numpy/_pyinstaller", "numpy/_core/lib", "numpy/random/lib",
+        "pygal/test",  # pygal's own test suite (0.27 MiB; BUILD_ONLY_DIRS only knows `tests`)
         # (numpy/f2py stays: scipy's array_api_compat runs `from numpy import *`, which imports it)
     ),
     "lightgbm": ("bin",),

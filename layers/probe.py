@@ -108,6 +108,7 @@ def smoke_data_libraries() -> dict:
     import aws_xray_sdk.core  # noqa: F401
     import jsonschema
     import pydantic
+    import pygal
     import sqlglot
     import yaml
     from aws_lambda_powertools import Logger
@@ -120,7 +121,11 @@ def smoke_data_libraries() -> dict:
     assert yaml.safe_load("a: [1, 2]") == {"a": [1, 2]}
     assert sqlglot.transpile("SELECT to_hex(md5(to_utf8('a')))", read="trino", write="duckdb")
     Logger(service="probe")
-    return {"pydantic": pydantic.VERSION, "sqlglot": sqlglot.__version__}
+    chart = pygal.Bar(js=[])  # the report's charts: static SVG, no script fetched
+    chart.add("x", [1, 2])
+    svg = chart.render(is_unicode=True)
+    assert svg.startswith("<?xml") and "<svg" in svg and "kozea.github.io" not in svg
+    return {"pydantic": pydantic.VERSION, "sqlglot": sqlglot.__version__, "pygal": pygal.__version__}
 
 
 TASKS = {"handler": task_handler, "lightgbm": task_lightgbm, "scipy_stats": task_scipy_stats, "data": task_data}

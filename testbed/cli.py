@@ -3,59 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from testbed.cli_support import EXIT_CODES, say
+from testbed.cli_support import say
 from testbed.errors import InputError, TestbedError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 on bad arguments, as SPEC §5 asks
         self.print_usage(sys.stderr)
-        self.exit(2, f"testbed: error: {message}\n")
+        self.exit(2, f"testbed: error: {message} (next: see `{self.prog} --help`)\n")
 
 
-class StepProgress:
-    """Plain progress lines on stderr: which step, how far along, what it produced and how long it took."""
+def _progress(args: argparse.Namespace) -> Any:
+    from testbed.adapters.executions import TRACKED
+    from testbed.progress import make_progress
 
-    def __init__(self, quiet: bool = False):
-        self.quiet, self.started = quiet, time.perf_counter()
-
-    def __call__(self, step: str, index: int, total: int, result: dict[str, Any] | None) -> None:
-        if self.quiet:
-            return
-        if result is None:
-            say(f"[{index}/{total}] {step} ...")
-            return
-        if "failed" in result:
-            say(f"[{index}/{total}] {step} failed ({result['failed']})")
-            return
-        shown = {k: v for k, v in result.items() if isinstance(v, int) or (isinstance(v, str) and len(v) < 40)}
-        detail = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
-        say(f"[{index}/{total}] {step} done in {result.get('elapsed_s', 0):.1f}s ({detail})")
+    return make_progress(quiet=args.quiet, steps=TRACKED)
 
 
-def _print_summary(run_dir: Path, decision: str, existing: bool) -> None:
-    metrics_path, gates_path = run_dir / "metrics.json", run_dir / "gates.json"
-    print(f"decision: {decision}" + (" (existing record, not rerun)" if existing else ""))
-    if gates_path.exists():
-        for reason in json.loads(gates_path.read_text())["reasons"]:
-            print(f"  {reason}")
-    if metrics_path.exists():
-        deltas = json.loads(metrics_path.read_text())["deltas"]["all"]
-        print(f"{'metric':<14}{'control':>10}{'candidate':>11}{'delta':>10}   95% CI")
-        for name, d in deltas.items():
-            print(f"{name:<14}{d['control']:>10.4f}{d['candidate']:>11.4f}{d['delta']:>+10.4f}   "
-                  f"[{d['interval'][0]:+.4f}, {d['interval'][1]:+.4f}]")
-    print(f"record: {run_dir}")
-    if (run_dir / "report.md").exists():
-        print(f"report: {run_dir / 'report.md'}")
+@contextlib.contextmanager
+def _workflow_error(progress: Any) -> Iterator[None]:
+    """Tag an error that ends a run with the type its failing step raised (progress saw it), for the hint."""
+    try:
+        yield
+    except TestbedError as exc:
+        exc.workflow_error = progress.failed_error  # type: ignore[attr-defined]
+        raise
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """--json: the result document alone on stdout; otherwise the summary table (--quiet only hides progress)."""
+    from testbed.cli_output import summary_lines
+
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print("\n".join(summary_lines(result)))
+    return int(result["exit_code"])
+
+
+def _local_summary(command: str, args: argparse.Namespace, progress: Any = None) -> Any:
+    """The summary callback run_local's callers (run, demo) finish with; it ends the live display first."""
+    from testbed.cli_output import run_result
+
+    def summary(run_dir: Path, decision: str, existing: bool) -> int:
+        if progress is not None:
+            progress.close()
+        return _finish(args, run_result(command, "local", str(run_dir), decision=decision, run_id=run_dir.name,
+                                        existing=existing))
+
+    return summary
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,11 +71,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not args.lake:
         raise InputError("--lake is required for a local run")
-    result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), StepProgress(args.quiet))
-    if args.trace:
+    with _progress(args) as progress, _workflow_error(progress):
+        result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), progress)
+    if args.trace and not args.json:
         _print_trace(result.history)
-    _print_summary(result.run_dir, result.decision, result.existing)
-    return EXIT_CODES[result.decision]
+    return int(_local_summary("run", args)(result.run_dir, result.decision, result.existing))
 
 
 def _print_trace(history: list[dict[str, Any]]) -> None:
@@ -84,17 +90,19 @@ def _print_trace(history: list[dict[str, Any]]) -> None:
 
 
 def _run_remote(args: argparse.Namespace) -> int:
+    from testbed.adapters import storage
+    from testbed.cli_output import run_result
     from testbed.remote import start_run
 
-    result = start_run(Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
-                       wait=args.wait, progress=StepProgress(args.quiet), deadline_s=args.timeout)
-    print(f"execution: {result.execution_arn}")
-    if not args.wait:
-        return 0
-    print(f"decision: {result.decision}")
-    if result.record:
-        print(f"record: {result.record}")
-    return EXIT_CODES[result.decision or "ERROR"]
+    with _progress(args) as progress, _workflow_error(progress):
+        result = start_run(Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
+                           wait=args.wait, progress=progress, deadline_s=args.timeout)
+    run_uri = result.record.removesuffix("/run.json") if result.record else None
+    if run_uri and not storage.is_s3(run_uri):
+        run_uri = None
+    document = run_result("run", "deployed", run_uri if args.wait else None, decision=result.decision,
+                          run_id=result.run_id, status=result.status, execution_arn=result.execution_arn)
+    return _finish(args, document)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -139,18 +147,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.md and report.html from a run record (local or s3://); report.md goes to stdout."""
     from testbed.adapters import storage
-    from testbed.pipeline.context import RunContext
-    from testbed.pipeline.report import render_markdown
+    from testbed.report.render import write_reports
 
     run_uri = args.run_dir.rstrip("/")
-    record = storage.read_json(storage.join(run_uri, "run.json"))
-    if record.get("decision") == "ERROR":
-        print(f"run {record['run_id']}: ERROR: {'; '.join(record['reasons'])}")
-        return 4
-    text = render_markdown(RunContext(record["run_id"], run_uri, record["lake"]), record)
-    storage.write_bytes(storage.join(run_uri, "report.md"), text.encode())
-    print(text)
+    if not storage.is_s3(run_uri):
+        run_uri = str(Path(run_uri).resolve())
+    if not storage.exists(storage.join(run_uri, "run.json")):
+        raise InputError(f"{args.run_dir}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
+    rendered = write_reports(run_uri, strict=args.strict)
+    for problem in rendered.errors:
+        say(f"testbed: warning: report section not rendered: {problem}")
+    if not args.quiet:
+        print(rendered.markdown, end="")
+    for uri in rendered.uris.values():
+        say(f"wrote {uri}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """How two run records differ: decision, gates, metric deltas and drift."""
+    from testbed.adapters import storage
+    from testbed.report.compare import compare, text
+    from testbed.report.inputs import load_run
+
+    runs = []
+    for given in (args.run_a, args.run_b):
+        uri = given.rstrip("/") if storage.is_s3(given) else str(Path(given).resolve())
+        if not storage.exists(storage.join(uri, "run.json")):
+            raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
+        runs.append(load_run(uri, derived=False))
+    result = compare(runs[0], runs[1])
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else "\n".join(text(result)))
     return 0
 
 
@@ -168,7 +197,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from testbed.demo import run_demo
 
-    return run_demo(Path(args.dir), StepProgress(args.quiet), _print_summary)
+    with _progress(args) as progress, _workflow_error(progress):
+        return run_demo(Path(args.dir), progress, _local_summary("demo", args, progress))
+
+
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress display (the summary still goes to stdout)")
+    parser.add_argument("--json", action="store_true",
+                        help="the result as JSON on stdout (schemas/run-result.schema.json), nothing else there")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate a lake and two models, then run the example manifest locally")
     demo.add_argument("--dir", default="testbed-demo")
-    demo.add_argument("--quiet", action="store_true")
+    _output_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="run a manifest locally (embedded AWS, DuckDB for Athena)")
@@ -190,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=3600, help="with --wait: give up after this many seconds")
     run.add_argument("--trace", action="store_true", help="local: print the execution history")
     run.add_argument("--local", action="store_true", help="run locally (the default without --state-machine-arn)")
-    run.add_argument("--quiet", action="store_true")
+    _output_flags(run)
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a manifest against its schema and, with --lake, a lake")
@@ -217,9 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--users-rate", type=float, default=1.0, help="share of users to train on")
     train.set_defaults(func=cmd_train)
 
-    rep = sub.add_parser("report", help="re-render the report of a run record")
-    rep.add_argument("run_dir")
+    rep = sub.add_parser("report", help="re-render report.md and report.html of a run record (local or s3://)")
+    rep.add_argument("run_dir", help="a run record folder: <out>/runs/<run_id> or s3://.../runs/<run_id>")
+    rep.add_argument("--strict", action="store_true", help="fail on any rendering error instead of noting it")
+    rep.add_argument("--quiet", action="store_true", help="do not print report.md on stdout")
     rep.set_defaults(func=cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="how two run records differ: decision, gates, metrics and drift")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument("--json", action="store_true", help="the comparison as JSON (schemas/compare-result)")
+    cmp_.set_defaults(func=cmd_compare)
     schema = sub.add_parser("schema", help="print the manifest JSON Schema")
     schema.add_argument("--out", help="write it to this file instead")
     schema.set_defaults(func=cmd_schema)
@@ -231,9 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
         return int(args.func(args))
-    except TestbedError as exc:
-        say(f"testbed: error: {exc}")
-        return exc.exit_code
     except BrokenPipeError:  # stdout closed early (e.g. `| head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -241,8 +282,18 @@ def main(argv: list[str] | None = None) -> int:
         say("testbed: interrupted")
         return 4
     except Exception as exc:
-        if args.debug:
+        if args.debug and not isinstance(exc, TestbedError):
             raise
-        say(f"testbed: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-             "(rerun with --debug for details)")
-        return 4
+        return _fail(args, exc)
+
+
+def _fail(args: argparse.Namespace, exc: Exception) -> int:
+    """One stderr line naming what went wrong and what to do next; with --json, the error document on stdout."""
+    from testbed.cli_output import error_line, error_result
+
+    internal = not isinstance(exc, TestbedError)
+    code = 4 if internal else exc.exit_code  # type: ignore[attr-defined]
+    say(error_line(exc, internal=internal))
+    if getattr(args, "json", False) and args.command in ("run", "demo"):
+        print(json.dumps(error_result(exc, code, args.command), indent=2, sort_keys=True))
+    return code

@@ -139,18 +139,26 @@ METRICS = ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "
 
 
 class Gate(Strict):
-    """One gate. Comparative kinds test candidate minus control; threshold bounds a candidate metric."""
+    """One gate, tested on "all" users or on "all" and every stratum (scope per_stratum).
+
+    non_inferiority / superiority test the paired per-user delta (candidate minus control) against a margin,
+    absolute or relative to the control's mean (then the relative delta is tested); threshold tests the
+    candidate's own mean against a minimum `bound`; latency / error_rate bound the candidate's p-th
+    percentile request latency (ms) / share of failed requests. Tests are one-sided at `alpha`, corrected
+    across gates x strata as `statistics.correction` says; fewer than `min_users` users is inconclusive.
+    """
 
     name: str = Field(pattern=SLUG.pattern)
     kind: GateKind
     metric: str | None = Field(default=None, description="e.g. ndcg@10; required except for safety gates.")
-    margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain.")
+    margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain "
+                                 "(superiority); a fraction of the control's mean when margin_type is relative.")
     margin_type: Literal["absolute", "relative"] = "absolute"
     bound: float | None = Field(default=None, description="threshold: minimum candidate value; safety: maximum.")
     percentile: Literal[50, 95, 99] = 95
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="One-sided level of the gate's tests.")
     scope: Literal["all", "per_stratum"] = "all"
-    min_users: int = Field(default=30, ge=1)
+    min_users: int = Field(default=30, ge=1, description="Fewer evaluated users in a stratum: inconclusive.")
 
     @model_validator(mode="after")
     def _complete(self) -> Gate:
@@ -170,6 +178,93 @@ class Gate(Strict):
         return self
 
 
+class Statistics(Strict):
+    """How the gates are tested (one block for all gates): bootstrap, multiple testing, power, sample ratio."""
+
+    correction: Literal["holm", "bonferroni", "none"] = Field(
+        default="holm", description="Multiple-testing correction across gates x strata.")
+    resamples: int = Field(default=2000, ge=2000, le=100_000, description="Bootstrap resamples (BCa intervals).")
+    bootstrap_seed: int | None = Field(default=None, ge=0, lt=2**63, description="Default: sampling.seed.")
+    confidence: float = Field(default=0.95, ge=0.5, lt=1, description="Level of the metrics.json intervals.")
+    power: float = Field(default=0.9, ge=0.5, lt=1, description="Power behind each gate's MDE and required users.")
+    sample_ratio_alpha: float = Field(default=0.001, gt=0, lt=0.5,
+                                      description="The sample-ratio check fails below this p-value.")
+
+
+class Replay(Strict):
+    """The run's Kinesis replay: stream sizing, pacing and how hard to retry throttled records."""
+
+    stream_mode: Literal["on_demand", "provisioned"] = "on_demand"
+    shards: int = Field(default=4, ge=1, le=500, description="Shard count when stream_mode is provisioned.")
+    speedup: float | None = Field(default=None, gt=0, description="Event-time seconds per wall second; unset: "
+                                  "publish as fast as the stream accepts.")
+    max_attempts: int = Field(default=8, ge=1, le=20, description="PutRecords attempts per record before failing.")
+
+
+class DriftFeature(Strict):
+    """Thresholds for one feature; unset fields keep the `drift` defaults."""
+
+    threshold: float | None = Field(default=None, gt=0, description="The method's threshold: KS p-value, "
+                                    "normalised Wasserstein or Jensen-Shannon distance.")
+    psi_threshold: float | None = Field(default=None, gt=0)
+
+
+class Drift(Strict):
+    """Feature drift of the slice against a baseline (testbed.pipeline.drift); defaults follow evidently."""
+
+    baseline: str | None = Field(default=None, min_length=1, description="Artifacts URI of a reference run "
+                                 "(.../runs/<run_id>); unset: the segment's unsampled population in the window.")
+    ks_p_value: float = Field(default=0.05, gt=0, lt=1, description="KS drifts below this p-value.")
+    wasserstein: float = Field(default=0.1, gt=0, description="Wasserstein / reference std drifts at or above.")
+    jensen_shannon: float = Field(default=0.1, gt=0, le=0.8326, description="JS distance drifts at or above.")
+    psi: float = Field(default=0.2, gt=0, description="PSI at or above this is drift (significant shift).")
+    psi_warning: float = Field(default=0.1, gt=0, description="PSI at or above this is reported as moderate.")
+    small_sample_rows: int = Field(default=1000, ge=1, description="KS up to this many baseline rows, "
+                                   "Wasserstein above (numeric features).")
+    bins: int = Field(default=10, ge=2, le=100, description="PSI quantile bins from the baseline.")
+    features: dict[Annotated[str, Field(pattern=COLUMN.pattern)], DriftFeature] = Field(default_factory=dict)
+    daily_features: int = Field(default=3, ge=0, le=20, description="Top features given a daily PSI series.")
+    daily_min_rows: int = Field(default=100, ge=1, description="Days with fewer slice rows get no PSI.")
+    retrain_min_days: int = Field(default=3, ge=1, le=60, description="Evaluated days needed on each side "
+                                  "of the day a daily PSI series crosses its threshold (the retraining date).")
+    min_stratum_rows: int = Field(default=50, ge=1, description="Strata with fewer slice rows are not tested.")
+    max_baseline_users: int = Field(default=100_000, ge=100, description="Population baselines above this "
+                                    "many eligible users use a uniform sample of this size.")
+
+
+class WhatIfScenario(Strict):
+    """One catalogue perturbation: N cold-start items, or a category's prices shifted by a fraction."""
+
+    name: str = Field(pattern=SLUG.pattern)
+    kind: Literal["cold_start_items", "price_shift"]
+    items: int | None = Field(default=None, ge=1, le=10_000, description="cold_start_items: how many.")
+    category: str | None = Field(default=None, min_length=1, description="price_shift: the items' category.")
+    fraction: float | None = Field(default=None, gt=-1, le=10, description="price_shift: 0.2 means +20%.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> WhatIfScenario:
+        if self.kind == "cold_start_items" and (self.items is None or self.category or self.fraction is not None):
+            raise ValueError(f"scenario {self.name}: cold_start_items takes items (and no category/fraction)")
+        if self.kind == "price_shift" and (self.category is None or self.fraction is None or self.items):
+            raise ValueError(f"scenario {self.name}: price_shift takes category and fraction (and no items)")
+        return self
+
+
+class WhatIf(Strict):
+    """Catalogue what-ifs scored with both models on a seeded subset of the slice's users (labels unchanged)."""
+
+    scenarios: list[WhatIfScenario] = Field(min_length=1)
+    max_users: int = Field(default=1000, ge=10, le=100_000, description="Users scored per scenario.")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="Picks the users and the cold items' attributes.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> WhatIf:
+        names = [s.name for s in self.scenarios]
+        if len(set(names)) != len(names):
+            raise ValueError("scenario names must be unique")
+        return self
+
+
 class Pii(Strict):
     mask: list[Annotated[str, Field(pattern=COLUMN.pattern)]] = Field(default_factory=lambda: ["email"])
 
@@ -186,7 +281,11 @@ class Manifest(Strict):
     models: Models
     evaluation: Evaluation = Field(default_factory=Evaluation)
     gates: list[Gate] = Field(default_factory=list)
+    statistics: Statistics = Field(default_factory=Statistics)
     pii: Pii = Field(default_factory=Pii)
+    replay: Replay = Field(default_factory=Replay)
+    drift: Drift = Field(default_factory=Drift)
+    whatif: WhatIf | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -196,6 +295,17 @@ class Manifest(Strict):
         for i, gate in enumerate(self.gates):
             if gate.metric and int(gate.metric.partition("@")[2]) != self.evaluation.k:
                 raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use k={self.evaluation.k}")
+        return self
+
+    @model_validator(mode="after")
+    def _drift_features_known(self) -> Manifest:
+        if self.drift.features:
+            from testbed.core.drift import feature_names  # imports duckdb: only when thresholds are customised
+
+            known = feature_names(self.features.windows_days)
+            for name in self.drift.features:
+                if name not in known:
+                    raise ValueError(f"drift.features.{name}: unknown feature (known: e.g. {', '.join(known[:3])})")
         return self
 
     def canonical_json(self) -> str:

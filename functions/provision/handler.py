@@ -4,8 +4,8 @@ from typing import Any
 
 from testbed.adapters.lambda_context import remaining_s
 from testbed.observability import step_handler
-from testbed.pipeline.provision import run_provision
 from testbed.pipeline.context import RunContext
+from testbed.pipeline.provision import run_provision
 
 
 @step_handler("provision")

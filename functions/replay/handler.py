@@ -4,8 +4,8 @@ from typing import Any
 
 from testbed.adapters.lambda_context import remaining_s
 from testbed.observability import step_handler
-from testbed.pipeline.replay import run_replay
 from testbed.pipeline.context import RunContext
+from testbed.pipeline.replay import run_replay
 
 
 @step_handler("replay")

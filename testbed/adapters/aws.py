@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any
-
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 from botocore.config import Config

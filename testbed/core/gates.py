@@ -1,57 +1,71 @@
 """Gates and the decision. Fail-closed: PASS only when every gate passes.
 
-Comparative gates (non_inferiority, superiority) read the paired per-user deltas of one metric:
-- non_inferiority with margin m: pass if the (1 - 2·alpha) interval's lower end is above -m (one-sided test at
-  alpha), fail if its upper end is below -m (a harm beyond the margin with confidence), else inconclusive.
-- superiority with margin m: pass if the lower end is above m, fail if the upper end is below 0, else
-  inconclusive.
-A relative margin is multiplied by the control mean. `coverage@k` has no per-user values, so it is compared
-on its point values. threshold: the candidate's value must reach `bound`. latency / error_rate: the
-candidate's p-th percentile request latency (ms) / share of failed requests must not exceed `bound`.
-Fewer than `min_users` users → inconclusive.
+Each statistical gate row (one per gate and stratum) runs two one-sided tests at the gate's alpha, on the
+BCa bootstrap of the row's statistic (testbed.core.stats / bootstrap):
+- the pass test, H0 "not good enough": non_inferiority H0: delta <= -margin; superiority H0: delta <= margin;
+  threshold H0: candidate mean <= bound. `p_value` is its p-value.
+- the harm test, H0 "no harm beyond the limit": non_inferiority H0: delta >= -margin; superiority
+  H0: delta >= 0 (the candidate is worse than control); threshold H0: candidate mean >= bound.
+A relative margin tests the relative delta (delta / control mean) against the margin as a fraction.
+Each family of tests (pass tests; harm tests) across all gates x strata is corrected for multiple testing
+(Holm by default, or Bonferroni, or none): PASS when the adjusted pass p-value <= alpha, FAIL when the
+adjusted harm p-value <= alpha, INCONCLUSIVE otherwise (the interval still holds both a harm beyond the
+limit and its absence) or when the row has fewer than `min_users` users. `interval` is the two-sided
+(1 - 2 alpha) BCa interval, whose ends are the unadjusted one-sided bounds. Every row reports the minimum
+detectable effect (distance from the limit detected with `power` at the corrected level) and the users a
+rerun needs to be conclusive at the observed effect.
+
+Rows that are not statistical tests, compared on point values (p_value null): `coverage@k` (no per-user
+values), latency (the candidate's p-th percentile request latency, with a distribution-free order-statistic
+interval; measured on the test machine, an engineering bound) and error_rate (share of failed requests,
+with a Wilson interval). Two rows come from the run itself: "feature-parity" (stream vs batch features, when
+features/parity.json exists) and "sample-ratio" (testbed.core.sample_ratio); a failed one blocks PASS.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from testbed.core.stats import one_sided_p, paired_delta, percentile
+from testbed.core.bootstrap import Replicates, bca_interval, bca_p_greater
+from testbed.core.sample_ratio import METHOD as SAMPLE_RATIO_METHOD
+from testbed.core.sample_ratio import SampleRatio
+from testbed.core.special import binom_cdf, norm_ppf
+from testbed.core.stats import (
+    Comparison,
+    Correction,
+    adjust_p_values,
+    minimum_detectable_effect,
+    per_test_alpha,
+    percentile,
+    required_users,
+)
 from testbed.manifest import Gate
 
-Pairs = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # stratum -> metric -> (control, candidate)
 Aggregates = dict[str, dict[str, dict[str, float]]]  # model -> stratum -> metric -> value
+STATISTICAL_KINDS = ("non_inferiority", "superiority", "threshold")
+MANIFEST_KINDS = (*STATISTICAL_KINDS, "latency", "error_rate")
 
 
-def pair_by_stratum(per_user: pa.Table, strata: Mapping[str, str], metric_names: list[str]) -> Pairs:
-    """(control, candidate) per-user values of each metric, for "all" and each stratum, aligned by user.
-
-    `per_user` has one row per (model, user_id), sorted; `strata` maps user_id to its stratum (empty: "all" only).
-    """
-    by_model = {m: per_user.filter(pc.equal(per_user.column("model"), m)) for m in ("control", "candidate")}
-    users = by_model["control"].column("user_id").to_numpy(zero_copy_only=False)
-    if not np.array_equal(users, by_model["candidate"].column("user_id").to_numpy(zero_copy_only=False)):
-        raise ValueError("control and candidate were evaluated on different users")
-    labels = np.array([strata.get(u, "all") for u in users])
-    masks = {"all": np.ones(len(users), bool)}
-    masks.update({s: labels == s for s in sorted(set(strata.values()) - {"all"})})
-    columns = {m: {name: table.column(name).to_numpy() for name in metric_names} for m, table in by_model.items()}
-    return {stratum: {name: (columns["control"][name][mask], columns["candidate"][name][mask])
-                      for name in metric_names} for stratum, mask in masks.items()}
+@dataclass(frozen=True)
+class GateSettings:
+    correction: Correction = "holm"
+    power: float = 0.9
 
 
 @dataclass(frozen=True)
 class GateInputs:
-    pairs: Pairs
+    comparisons: dict[str, Comparison]  # stratum -> paired evidence ("all" and every stratum)
     aggregates: Aggregates
     latency_ms: dict[str, np.ndarray]
     error_rate: dict[str, float]
+    scored_users: dict[str, int] = field(default_factory=dict)
     strata: list[str] = field(default_factory=list)
+    sample_ratio: SampleRatio | None = None
+    parity: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,48 +81,194 @@ class GateResult:
     outcome: str  # pass | fail | inconclusive
     n: int | None
     reason: str
+    relative: float | None = None
+    statistic: float | None = None
+    p_adjusted: float | None = None
+    p_harm: float | None = None
+    p_harm_adjusted: float | None = None
+    alpha: float | None = None
+    confidence: float | None = None
+    scale: str | None = None  # absolute | relative (what observed, interval and threshold measure)
+    mde: float | None = None
+    required_n: int | None = None
+    method: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return [clean(x) for x in v] if isinstance(v, list) else v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4g}"
 
 
-def _comparative(gate: Gate, stratum: str, inputs: GateInputs) -> GateResult:
-    assert gate.metric is not None and gate.margin is not None
-    metric, name = gate.metric, gate.name
-    base = inputs.aggregates["control"].get(stratum, {}).get(metric, math.nan)
-    margin = gate.margin * abs(base) if gate.margin_type == "relative" else gate.margin
-    if metric.startswith("coverage@"):
-        cand = inputs.aggregates["candidate"].get(stratum, {}).get(metric, math.nan)
-        delta = cand - base
-        limit = -margin if gate.kind == "non_inferiority" else margin
-        outcome = "pass" if delta > limit else "fail"
-        return GateResult(name, gate.kind, metric, stratum, delta, None, limit, None, outcome, None,
-                          f"{metric} delta {_fmt(delta)} vs limit {_fmt(limit)} (point values)")
-    control, candidate = inputs.pairs.get(stratum, {}).get(metric, (np.empty(0), np.empty(0)))
-    est = paired_delta(control, candidate, alpha=2 * gate.alpha)
-    lo, hi = est.interval
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class _Test:
+    """One statistical row before the multiple-testing correction."""
+
+    gate: Gate
+    stratum: str
+    scale: str
+    label: str  # what is tested, e.g. "ndcg@10 delta"
+    estimate: float
+    std_error: float
+    limit: float  # the pass test's null value
+    harm_limit: float  # the harm test's null value
+    interval: tuple[float, float]
+    p_pass: float
+    p_harm: float
+    n: int
+    delta: float
+    relative: float
+    short: str | None = None  # set when the row cannot be tested (too few users)
+    widening: float = 1.0  # the small-sample factor inside std_error (testbed.core.stats)
+
+
+def _statistic(gate: Gate) -> tuple[str, str, str]:
+    """(which statistic of a Comparison, scale, label) a gate tests."""
+    assert gate.metric is not None
+    if gate.kind == "threshold":
+        return "candidate", "absolute", f"candidate {gate.metric}"
+    if gate.margin_type == "relative":
+        return "relative", "relative", f"{gate.metric} relative delta"
+    return "delta", "absolute", f"{gate.metric} delta"
+
+
+def _limits(gate: Gate) -> tuple[float, float]:
+    """(pass-test null, harm-test null) on the row's scale."""
+    if gate.kind == "threshold":
+        assert gate.bound is not None
+        return gate.bound, gate.bound
+    assert gate.margin is not None
     if gate.kind == "non_inferiority":
-        limit, p = -margin, one_sided_p(est, -margin, "greater")
-        outcome = "pass" if lo > limit else "fail" if hi < limit else "inconclusive"
+        return -gate.margin, -gate.margin
+    return gate.margin, 0.0
+
+
+def _test(gate: Gate, stratum: str, cmp: Comparison | None) -> _Test:
+    assert gate.metric is not None
+    limit, harm_limit = _limits(gate)
+    if cmp is None:
+        return _Test(gate, stratum, "absolute", gate.metric, math.nan, math.nan, limit, harm_limit,
+                     (math.nan, math.nan), math.nan, math.nan, 0, math.nan, math.nan,
+                     short=f"no evaluated users (< min_users {gate.min_users})")
+    key, scale, label = _statistic(gate)
+    rep: Replicates = getattr(cmp, key)
+    j = cmp.column(gate.metric)
+    column = Replicates(rep.estimate[j:j + 1], rep.boot[:, j:j + 1], rep.jack[:, j:j + 1])
+    lo, hi = bca_interval(column, gate.alpha)
+    p_pass = float(bca_p_greater(column, limit)[0])
+    p_harm = 1.0 - float(bca_p_greater(column, harm_limit)[0])
+    short = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
+    if short is None and not math.isfinite(p_pass):
+        short = f"{label} could not be estimated on {cmp.n} users"
+    return _Test(gate, stratum, scale, label, float(column.estimate[0]), float(column.std_error[0]), limit,
+                 harm_limit, (float(lo[0]), float(hi[0])), p_pass, p_harm, cmp.n,
+                 float(cmp.delta.estimate[j]), float(cmp.relative.estimate[j]), short,
+                 float(cmp.widening[key][j]))
+
+
+def _distance(t: _Test) -> float:
+    """How far the estimate is from the limit it would be declared against (NaN: more users will not help)."""
+    if t.gate.kind == "superiority" and t.harm_limit <= t.estimate <= t.limit:
+        return math.nan
+    nearest = t.harm_limit if t.gate.kind == "superiority" and t.estimate < t.harm_limit else t.limit
+    return t.estimate - nearest
+
+
+def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: GateSettings,
+            resamples: int) -> GateResult:
+    p_adj, p_harm_adj = adjusted
+    gate = t.gate
+    level = per_test_alpha(gate.alpha, family, settings.correction)
+    mde = minimum_detectable_effect(t.std_error, level, settings.power) if t.n >= 2 else math.nan
+    # a rerun's larger sample needs (almost) no small-sample widening: project from the plain bootstrap SE
+    need = required_users(t.n, t.std_error / t.widening, _distance(t), level, settings.power)
+    need = None if need is None else max(need, gate.min_users)
+    if t.short is not None:
+        outcome = "inconclusive"
+    elif p_adj <= gate.alpha:
+        outcome = "pass"
+    elif p_harm_adj <= gate.alpha:
+        outcome = "fail"
     else:
-        limit, p = margin, one_sided_p(est, margin, "greater")
-        outcome = "pass" if lo > limit else "fail" if hi < 0 else "inconclusive"
-    why = f"delta {_fmt(est.delta)} [{_fmt(lo)}, {_fmt(hi)}] vs limit {_fmt(limit)}, n={est.n}"
-    if est.n < gate.min_users:
-        outcome, why = "inconclusive", f"only {est.n} users (< min_users {gate.min_users}); {why}"
-    return GateResult(name, gate.kind, metric, stratum, est.delta, [lo, hi], limit, p, outcome, est.n, why)
+        outcome = "inconclusive"
+    lo, hi = t.interval
+    conf = round(1 - 2 * gate.alpha, 6)
+    what = "relative delta" if t.scale == "relative" else ("value" if gate.kind == "threshold" else "delta")
+    tested = settings.correction != "none" and t.short is None
+    corr = f" ({settings.correction} {_fmt(p_adj)})" if tested else ""
+    corr_harm = f" ({settings.correction} {_fmt(p_harm_adj)})" if tested else ""
+    why = (f"{gate.metric} {what} {_fmt(t.estimate)}, {conf:.0%} CI [{_fmt(lo)}, {_fmt(hi)}], limit {_fmt(t.limit)};"
+           f" p {_fmt(t.p_pass)}{corr}, harm p {_fmt(t.p_harm)}{corr_harm}; n {t.n}; MDE {_fmt(mde)}")
+    if outcome == "inconclusive":
+        why += (f"; ~{need} users would be conclusive" if need is not None
+                else "; the estimate lies between no harm and the required gain: more users will not pass it")
+    if t.short is not None:
+        why = f"{t.short}; {why}"
+    statistic = (t.estimate - t.limit) / t.std_error if t.std_error > 0 else math.nan
+    return GateResult(
+        gate.name, gate.kind, gate.metric, t.stratum, _finite(t.estimate), [lo, hi], t.limit,
+        _finite(t.p_pass), outcome, t.n, why, relative=_finite(t.relative), statistic=_finite(statistic),
+        p_adjusted=_finite(p_adj), p_harm=_finite(t.p_harm), p_harm_adjusted=_finite(p_harm_adj),
+        alpha=gate.alpha, confidence=conf, scale=t.scale, mde=_finite(mde), required_n=need,
+        method=f"{t.label}: BCa bootstrap ({resamples} resamples), one-sided tests at alpha {gate.alpha}, "
+               f"{settings.correction} across gates x strata")
 
 
-def _threshold(gate: Gate, stratum: str, inputs: GateInputs) -> GateResult:
-    assert gate.metric is not None and gate.bound is not None
-    value = inputs.aggregates["candidate"].get(stratum, {}).get(gate.metric, math.nan)
-    outcome = "pass" if value >= gate.bound else "fail"
-    return GateResult(gate.name, gate.kind, gate.metric, stratum, value, None, gate.bound, None, outcome, None,
-                      f"candidate {gate.metric} {_fmt(value)} vs minimum {_fmt(gate.bound)}")
+def _point(gate: Gate, stratum: str, inputs: GateInputs) -> GateResult:
+    """coverage@k has no per-user values: compared on its point values, pass or fail."""
+    assert gate.metric is not None
+    base = inputs.aggregates["control"].get(stratum, {}).get(gate.metric, math.nan)
+    cand = inputs.aggregates["candidate"].get(stratum, {}).get(gate.metric, math.nan)
+    if gate.kind == "threshold":
+        assert gate.bound is not None
+        observed, limit, scale, what = cand, gate.bound, "absolute", "candidate value"
+    else:
+        assert gate.margin is not None
+        relative = gate.margin_type == "relative"
+        observed = (cand - base) / base if relative and base else (cand - base if not relative else math.nan)
+        limit = -gate.margin if gate.kind == "non_inferiority" else gate.margin
+        scale, what = ("relative", "relative delta") if relative else ("absolute", "delta")
+    passed = observed >= limit if gate.kind == "threshold" else observed > limit
+    outcome = "pass" if passed else "fail"  # NaN compares False: fails closed
+    rel = (cand - base) / base if base else math.nan
+    return GateResult(gate.name, gate.kind, gate.metric, stratum, _finite(observed), None, limit, None, outcome,
+                      None, f"{gate.metric} {what} {_fmt(observed)} vs limit {_fmt(limit)} (point values)",
+                      relative=_finite(rel), statistic=_finite(observed), alpha=gate.alpha, scale=scale,
+                      method="point values (no per-user values to resample)")
+
+
+def quantile_interval(samples: np.ndarray, q: float, alpha: float) -> list[float] | None:
+    """Distribution-free two-sided (1 - 2 alpha) interval for the q-quantile from order statistics."""
+    x = np.sort(samples)
+    n = x.size
+    if n == 0:
+        return None
+    cdf = binom_cdf(np.arange(n + 1), n, q)  # P(Bin <= k)
+    lower = np.flatnonzero(cdf <= alpha)  # X_(k+1) <= quantile with probability 1 - P(Bin <= k)
+    upper = np.flatnonzero(cdf >= 1 - alpha)  # X_(k+1) >= quantile with probability P(Bin <= k)
+    if not lower.size or not upper.size or upper[0] >= n:
+        return None
+    return [float(x[lower[-1]]), float(x[upper[0]])]
+
+
+def wilson_interval(errors: int, n: int, alpha: float) -> list[float] | None:
+    if n <= 0:
+        return None
+    z = norm_ppf(1 - alpha)
+    p = errors / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def _safety(gate: Gate, inputs: GateInputs) -> GateResult:
@@ -117,31 +277,85 @@ def _safety(gate: Gate, inputs: GateInputs) -> GateResult:
         samples = inputs.latency_ms.get("candidate", np.empty(0))
         value, label = percentile(samples, gate.percentile), f"p{gate.percentile} latency ms"
         n: int | None = int(samples.size)
+        interval = quantile_interval(samples, gate.percentile / 100, gate.alpha)
+        method = "point estimate vs an engineering bound; order-statistic interval"
     else:
-        value, label, n = inputs.error_rate.get("candidate", math.nan), "error rate", None
+        value, label = inputs.error_rate.get("candidate", math.nan), "error rate"
+        n = inputs.scored_users.get("candidate")
+        errors = round(value * n) if n and math.isfinite(value) else 0
+        interval = wilson_interval(errors, n, gate.alpha) if n else None
+        method = "point estimate vs an engineering bound; Wilson interval"
     outcome = "pass" if value <= gate.bound else "fail"  # NaN compares False: no data fails closed
-    return GateResult(gate.name, gate.kind, label, "all", value, None, gate.bound, None, outcome, n,
-                      f"candidate {label} {_fmt(value)} vs maximum {_fmt(gate.bound)}")
+    return GateResult(gate.name, gate.kind, label, "all", _finite(value), interval, gate.bound, None, outcome, n,
+                      f"candidate {label} {_fmt(value)} vs maximum {_fmt(gate.bound)}", statistic=_finite(value),
+                      alpha=gate.alpha, confidence=round(1 - 2 * gate.alpha, 6), scale="absolute", method=method)
 
 
-def evaluate(gates: list[Gate], inputs: GateInputs) -> list[GateResult]:
-    results: list[GateResult] = []
+def parity_result(parity: dict[str, Any]) -> GateResult:
+    mismatches = int(parity.get("mismatches", 0))
+    features = parity.get("features_mismatched") or []
+    why = (f"{mismatches} mismatching feature rows between stream ({parity.get('rows_stream')} rows) and batch "
+           f"({parity.get('rows_batch')} rows)" + (f": {', '.join(map(str, list(features)[:5]))}" if features else ""))
+    return GateResult("feature-parity", "parity", None, "all", float(mismatches), None, 0.0, None,
+                      "pass" if mismatches == 0 else "fail", parity.get("rows_batch"), why,
+                      statistic=float(mismatches), method="stream-built vs batch-built feature rows")
+
+
+def sample_ratio_result(srm: SampleRatio) -> GateResult:
+    worst = srm.worst()
+    detail = ""
+    if worst is not None and srm.strata[worst]["contribution"] > 0:
+        row = srm.strata[worst]
+        detail = f"; largest gap {worst}: {row['observed']} vs {_fmt(row['expected'])} expected"
+    why = (f"users per stratum vs inclusion probabilities: chi2 {_fmt(srm.statistic)} on {srm.dof} dof, "
+           f"p {_fmt(srm.p_value)} ({'>=' if srm.passed else '<'} {_fmt(srm.alpha)}){detail}")
+    return GateResult("sample-ratio", "sample_ratio", None, "all", float(srm.observed), None, srm.alpha,
+                      srm.p_value, "pass" if srm.passed else "fail", srm.observed, why,
+                      statistic=_finite(srm.statistic), p_adjusted=srm.p_value, alpha=srm.alpha,
+                      method=SAMPLE_RATIO_METHOD)
+
+
+def _rows(gate: Gate, inputs: GateInputs) -> list[str]:
+    return ["all"] + (inputs.strata if gate.scope == "per_stratum" else [])
+
+
+def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | None = None) -> list[GateResult]:
+    """Every gate row, in manifest order ("all" first, then strata); parity and sample ratio come first."""
+    settings = settings or GateSettings()
+    slots: list[GateResult | _Test] = []
     for gate in gates:
         if gate.kind in ("latency", "error_rate"):
-            results.append(_safety(gate, inputs))
+            slots.append(_safety(gate, inputs))
             continue
-        strata = ["all"] + (inputs.strata if gate.scope == "per_stratum" else [])
-        for stratum in strata:
-            run = _threshold if gate.kind == "threshold" else _comparative
-            results.append(run(gate, stratum, inputs))
+        for stratum in _rows(gate, inputs):
+            if gate.metric is not None and gate.metric.startswith("coverage@"):
+                slots.append(_point(gate, stratum, inputs))
+            else:
+                slots.append(_test(gate, stratum, inputs.comparisons.get(stratum)))
+    tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
+    adjusted = dict(zip(map(id, tests), zip(adjust_p_values([t.p_pass for t in tests], settings.correction),
+                                            adjust_p_values([t.p_harm for t in tests], settings.correction),
+                                            strict=True), strict=True))
+    resamples = next(iter(inputs.comparisons.values())).resamples if inputs.comparisons else 0
+    results: list[GateResult] = []
+    if inputs.parity is not None:
+        results.append(parity_result(inputs.parity))
+    if inputs.sample_ratio is not None:
+        results.append(sample_ratio_result(inputs.sample_ratio))
+    for slot in slots:
+        if isinstance(slot, GateResult):
+            results.append(slot)
+            continue
+        results.append(_finish(slot, adjusted.get(id(slot), (math.nan, math.nan)), family=len(tests),
+                               settings=settings, resamples=resamples))
     return results
 
 
 def decide(results: list[GateResult]) -> tuple[str, list[str]]:
-    """(decision, one reason line per failed or inconclusive gate); no gates at all is INCONCLUSIVE."""
+    """(decision, one reason line per failed or inconclusive row); no manifest gate at all is INCONCLUSIVE."""
     reasons = [f"{r.outcome.upper()} {r.name} [{r.stratum}]: {r.reason}" for r in results if r.outcome != "pass"]
-    if not results:
-        return "INCONCLUSIVE", ["no gates were evaluated"]
+    if not any(r.kind in MANIFEST_KINDS for r in results):
+        return "INCONCLUSIVE", [*reasons, "no gates were evaluated"]
     if any(r.outcome == "fail" for r in results):
         return "FAIL", reasons
     if any(r.outcome == "inconclusive" for r in results):

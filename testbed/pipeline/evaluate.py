@@ -10,12 +10,13 @@ import pyarrow.compute as pc
 
 from testbed.adapters import storage
 from testbed.core import metrics, ranking_data
-from testbed.core.gates import pair_by_stratum
-from testbed.core.stats import paired_delta, percentile
+from testbed.core.stats import delta_summaries, percentile
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
-from testbed.pipeline import slice_data
+from testbed.pipeline import paired, slice_data
 from testbed.pipeline.context import RunContext
+from testbed.pipeline.drift import run_drift
+from testbed.pipeline.whatif import run_whatif
 
 RANKING_COLUMNS = ("user_id", "model", "rank", "item_id", "score")
 
@@ -56,11 +57,12 @@ def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def paired_deltas(per_user: pa.Table, strata: dict[str, str], metric_names: list[str]) -> dict[str, Any]:
-    """Candidate minus control per metric, overall and per stratum, on the users both models were judged on."""
-    pairs = pair_by_stratum(per_user, strata, metric_names)
-    return {stratum: {name: paired_delta(control, candidate).as_dict() for name, (control, candidate) in by.items()}
-            for stratum, by in pairs.items()}
+def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, Any]:
+    """Candidate minus control per metric, overall and per stratum, on the users both models were judged on:
+    weighted by 1 / inclusion probability, with BCa bootstrap intervals (testbed.core.stats)."""
+    confidence = manifest.statistics.confidence
+    return {stratum: delta_summaries(cmp, confidence)
+            for stratum, cmp in paired.comparisons(ctx, manifest, per_user).items()}
 
 
 def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
@@ -79,15 +81,16 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     per_user = metrics.per_user_metrics(rankings, labels, k)
     storage.write_parquet(ctx.uri("evaluation", "per_user.parquet"), per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats["catalogue_size"], strata or None)
-    names = [f"{m}@{k}" for m in metrics.METRIC_NAMES]
     document = {
         "k": k,
         "models": summary["models"],
         "excluded_users": summary["excluded_users"],
-        "deltas": paired_deltas(per_user, strata, names),
-        "interval": "paired Student-t, 95%",
+        "deltas": paired_deltas(ctx, manifest, per_user),
+        "interval": paired.interval_label(manifest),
     }
     storage.write_json(ctx.uri("metrics.json"), document)
     storage.write_json(ctx.uri("latency.json"), latency_summary(latency_shards))
+    run_drift(ctx, manifest)  # drift.json: the slice's features against their baseline
+    run_whatif(ctx, manifest, labels)  # whatif.json, only when the manifest asks for catalogue what-ifs
     evaluated = summary["models"]["control"]["all"].get("users", 0)
     return {"users_evaluated": evaluated, "rankings_rows": rankings.num_rows, "labels_rows": labels.num_rows}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,13 +84,13 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
     return {"decision": record["decision"], "existing": False}
 
 
-def _record_failed_parity_gate(ctx: RunContext, error: str, reasons: list[str]) -> None:
+def _record_failed_parity_gate(ctx: RunContext, error: str, reasons: Sequence[str]) -> None:
     """A parity failure ends the run before the gate step; gates.json still shows parity as its failed gate."""
     parity_uri = ctx.uri("features", "parity.json")
     if error != "ParityError" or not storage.exists(parity_uri) or storage.exists(ctx.uri("gates.json")):
         return
     row = gates.parity_result(storage.read_json(parity_uri)).as_dict()
-    storage.write_json(ctx.uri("gates.json"), {"gates": [row], "decision": "ERROR", "reasons": reasons})
+    storage.write_json(ctx.uri("gates.json"), {"gates": [row], "decision": "ERROR", "reasons": list(reasons)})
 
 
 def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str, Any]:

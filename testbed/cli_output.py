@@ -1,0 +1,162 @@
+"""What the CLI prints when a run ends: the machine-readable result (`--json`, schemas/run-result.schema.json),
+the short aligned summary for people, and the one-line error with a hint of what to do next.
+
+The summary and the JSON come from the same dictionary, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testbed.adapters import storage
+from testbed.cli_support import EXIT_CODES
+from testbed.errors import InputError, LakeError, ManifestError, ModelArtifactError, StepError, TestbedError
+from testbed.report import facts
+from testbed.report.inputs import load_run
+
+RESULT_VERSION = 1
+TOP_DRIFT = 5
+SHOWN_FAILED = 5
+
+# What to do next, by error type (the most specific class in the error's MRO wins).
+HINTS: dict[str, str] = {
+    ManifestError.__name__: "fix that field, then check the manifest with `testbed validate MANIFEST`",
+    LakeError.__name__: "fix the lake (README: 'The lake contract'), then check it with "
+                        "`testbed validate MANIFEST --lake LAKE`",
+    ModelArtifactError.__name__: "check the model's uri and sha256 in the manifest (`sha256sum FILE` prints it)",
+    InputError.__name__: "check the arguments with `testbed COMMAND --help`",
+    "RunFailedError": "the run is recorded as ERROR in its run.json; fix the cause and run again "
+                      "(`--debug` before the command shows tracebacks)",
+    "TransientError": "a service was busy or throttled; run the same command again",
+    StepError.__name__: "see the run's run.json and errors/ for the failing step; rerun with `--debug` for details",
+    TestbedError.__name__: "rerun with `--debug` before the command for details",
+}
+INTERNAL_HINT = "rerun with `--debug` before the command for the traceback, and report it if it persists"
+
+
+def hint_for(error: BaseException) -> str:
+    """The hint of the error's type; for a failed workflow, of the type the failing step raised (the CLI
+    records it as `workflow_error`), which is more specific than the InputError/RunFailedError that carries it."""
+    workflow_error = getattr(error, "workflow_error", None)
+    if workflow_error in HINTS:
+        return HINTS[workflow_error]
+    for cls in type(error).__mro__:
+        if cls.__name__ in HINTS:
+            return HINTS[cls.__name__]
+    return INTERNAL_HINT
+
+
+def one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def error_line(error: BaseException, internal: bool = False) -> str:
+    """`testbed: error: <what> (next: <hint>)`, always one line."""
+    message = one_line(str(error))
+    if internal:
+        message = f"internal error: {type(error).__name__}" + (f": {message}" if message else "")
+    return f"testbed: error: {message} (next: {hint_for(error)})"
+
+
+def error_result(error: BaseException, exit_code: int, command: str) -> dict[str, Any]:
+    """The --json document of a command that ended in an error."""
+    return {"version": RESULT_VERSION, "command": command, "mode": None, "run_id": None,
+            "decision": "ERROR" if exit_code == EXIT_CODES["ERROR"] and type(error).__name__ == "RunFailedError"
+            else None, "exit_code": exit_code, "existing": False, "status": "ERROR", "execution_arn": None,
+            "record": None, "reports": {"markdown": None, "html": None}, "reasons": [], "gates": [],
+            "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
+            "error": {"type": getattr(error, "workflow_error", None) or type(error).__name__,
+                      "message": one_line(str(error)), "hint": hint_for(error)}}
+
+
+def number(value: Any) -> float | None:
+    return float(value) if facts.is_number(value) else None
+
+
+def _gate(g: dict[str, Any]) -> dict[str, Any]:
+    interval = g.get("interval")
+    return {"name": str(g.get("name")), "kind": g.get("kind"), "metric": g.get("metric"),
+            "stratum": str(g.get("stratum", "all")), "outcome": str(g.get("outcome")),
+            "observed": number(g.get("observed")), "threshold": number(g.get("threshold")),
+            "interval": [number(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None,
+            "p_value": number(facts.p_shown(g))}
+
+
+def _metric(name: str, d: dict[str, Any]) -> dict[str, Any]:
+    interval = d.get("interval")
+    return {"metric": name, "control": number(d.get("control")), "candidate": number(d.get("candidate")),
+            "delta": number(d.get("delta")), "relative": number(d.get("relative")),
+            "interval": [number(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None}
+
+
+def run_result(command: str, mode: str, run_uri: str | None, *, decision: str | None, run_id: str | None = None,
+               existing: bool = False, status: str = "SUCCEEDED", execution_arn: str | None = None) -> dict[str, Any]:
+    """The result of `testbed run`/`demo` as data: the decision, the gates (failed first), the metric deltas
+    of all users (largest first), drift, timings and where the record and reports are."""
+    result: dict[str, Any] = {
+        "version": RESULT_VERSION, "command": command, "mode": mode, "run_id": run_id, "decision": decision,
+        "exit_code": EXIT_CODES.get(decision or "", 0) if decision else 0, "existing": existing, "status": status,
+        "execution_arn": execution_arn, "record": run_uri, "reports": {"markdown": None, "html": None},
+        "reasons": [], "gates": [], "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
+        "error": None}
+    if run_uri is None:
+        return result
+    try:
+        data = load_run(run_uri, derived=False)
+    except Exception:  # a deployed run's record may be unreadable with the caller's credentials
+        return result
+    result["run_id"] = run_id or data.record.get("run_id")
+    result["reasons"] = data.reasons
+    result["gates"] = [_gate(g) for g in facts.ordered_gates(data.gates)]
+    result["gate_counts"] = facts.gate_counts(data.gates) if data.gates is not None else {}
+    result["metrics"] = [_metric(n, d) for n, d in facts.top_deltas(data.metrics)]
+    if data.drift is not None:
+        top = facts.drift_features(data.drift, TOP_DRIFT)
+        result["drift"] = {"drifted": facts.drifted_count(data.drift),
+                           "features": len(facts.drift_features(data.drift)),
+                           "top": [{"feature": str(f.get("feature")), "method": f.get("method"),
+                                    "psi": float(f["psi"]) if facts.is_number(f.get("psi")) else None,
+                                    "drifted": bool(f.get("drifted"))} for f in top]}
+    seconds = data.record.get("step_seconds") or {}
+    result["step_seconds"] = {str(k): float(v) for k, v in seconds.items() if facts.is_number(v)}
+    for key, name in (("markdown", "report.md"), ("html", "report.html")):
+        uri = storage.join(run_uri, name)
+        result["reports"][key] = uri if storage.exists(uri) else None
+    return result
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The end-of-run table: decision and gate counts, failed gates with their numbers, the metric deltas,
+    drift, and where the record and both reports are. Labels are padded to one column."""
+    rows: list[tuple[str, str]] = []
+    decision = str(result.get("decision") or result.get("status"))
+    counts = result.get("gate_counts") or {}
+    rows.append(("decision", decision + (" (existing record, not rerun)" if result.get("existing") else "")
+                 + (f"  [{facts.counts_text(counts)}]" if counts else "")))
+    rows += [("reason", reason) for reason in result.get("reasons") or []][:SHOWN_FAILED]
+    lines = [f"{label:<12}{value}" for label, value in rows]
+    metrics = result.get("metrics") or []
+    if metrics:
+        width = max(12, *(len(m["metric"]) for m in metrics)) + 2
+        lines.append(f"{'metric':<{width}}{'control':>10}{'candidate':>11}{'delta':>10}  interval")
+        for m in metrics:
+            lo, hi = m["interval"] or (None, None)
+            lines.append(f"{m['metric']:<{width}}{facts.num(m['control']):>10}{facts.num(m['candidate']):>11}"
+                         f"{facts.signed(m['delta']):>10}  [{facts.signed(lo)}, {facts.signed(hi)}]")
+    tail: list[tuple[str, str]] = []
+    drift = result.get("drift")
+    if drift is not None:
+        top = ", ".join(f["feature"] for f in drift["top"] if f["drifted"])
+        tail.append(("drift", f"{drift['drifted']} of {drift['features']} features drifted"
+                     + (f": {top}" if top else "")))
+    elif result.get("record") and result.get("decision") != "ERROR":
+        tail.append(("drift", "no drift diagnostics in this run"))
+    if result.get("execution_arn"):
+        tail.append(("execution", str(result["execution_arn"])))
+    if result.get("record"):
+        tail.append(("record", str(result["record"])))
+    for key, name in (("markdown", "report.md"), ("html", "report.html")):
+        if (result.get("reports") or {}).get(key):
+            tail.append((name, str(result["reports"][key])))
+    return lines + [f"{label:<12}{value}" for label, value in tail]

@@ -1,0 +1,297 @@
+"""Feature drift against a baseline: which test, which verdict, which features and strata moved most, and when.
+
+Method (evidently's size-aware defaults): when a side is small (effective size <= `small_sample_rows`,
+1000), numeric features use Kolmogorov-Smirnov and categorical ones a chi-square test of homogeneity, both
+with p-values; above that, numeric features use the Wasserstein distance normalised by the baseline's
+standard deviation and categorical ones the Jensen-Shannon distance. Every feature also gets a PSI on the
+baseline's decile bins. Two departures from evidently, which looks at the reference's row count alone:
+the smaller side decides (a small slice stratum judged by an effect size is mostly noise, a p-value
+accounts for both sizes), and sizes are effective sizes — Kish's (Σw)²/Σw² for weighted rows, capped at
+the number of distinct users for tables with several rows per user (a user's events are not independent,
+and counting them as such made a slice look drifted from the very population it was drawn from).
+
+Verdict: a feature drifts when its method says so (p < 0.05; W/σ >= 0.1; JS >= 0.1) or, when both sides
+are large, its PSI reaches the PSI threshold (0.2, "significant"; 0.1 is reported as `psi_warning`): on
+small samples PSI's own sampling noise, about bins/n, nears the threshold. Thresholds can be set per
+feature (the p-value threshold is shared by KS and chi-square).
+
+Ranking: drifted features first, then by PSI (the one statistic every feature has, on one scale), then by
+the method's statistic.
+
+Per stratum (and, for event fields, per item category), the slice's rows of a group are compared with the
+baseline's rows of the same group when the baseline has enough of them, else with the whole baseline;
+p-values are Bonferroni-corrected over the feature's groups.
+
+Daily series: for a feature's underlying event field (e.g. purchase revenue for the revenue features),
+the PSI of each day's values in the slice against the baseline's values of that field. The suggested
+retraining date is where the series crosses the PSI threshold for good (see `retrain_after`): the shift
+has held since then, so a retraining window should start there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from testbed.core import drift_stats
+from testbed.core.features import ENTITY_KEYS, feature_columns
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+KS, WASSERSTEIN, JENSEN_SHANNON, CHI_SQUARE = "ks", "wasserstein", "jensen_shannon", "chi_square"
+P_VALUE_METHODS = (KS, CHI_SQUARE)
+
+# event-level fields of table `event`: name -> (type, the event_type its rows are restricted to, or None)
+EVENT_FIELDS: dict[str, tuple[str, str | None]] = {
+    "price": (NUMERIC, None),  # unit price paid
+    "price_index": (NUMERIC, None),  # unit price paid / the item's catalogue price
+    "quantity": (NUMERIC, "purchase"),
+    "revenue": (NUMERIC, "purchase"),  # price x quantity of a purchase
+    "event_type": (CATEGORICAL, None),
+    "category": (CATEGORICAL, None),
+}
+
+
+def feature_names(windows: list[int]) -> list[str]:
+    """Every feature drift can report on for these windows: feature-table columns, then event fields."""
+    return [*(c for entity in ENTITY_KEYS for c in feature_columns(entity, windows)), *EVENT_FIELDS]
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    ks_p_value: float = 0.05
+    wasserstein: float = 0.1
+    jensen_shannon: float = 0.1
+    psi: float = 0.2
+    psi_warning: float = 0.1
+    small_sample_rows: int = 1000
+    bins: int = drift_stats.DEFAULT_BINS
+    min_rows: int = 10  # fewer rows on either side: no statistic, no verdict
+    min_stratum_rows: int = 50
+    overrides: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def threshold(self, feature: str, method: str) -> float:
+        custom = self.overrides.get(feature, (None, None))[0]
+        if custom is not None:
+            return custom
+        return {KS: self.ks_p_value, CHI_SQUARE: self.ks_p_value, WASSERSTEIN: self.wasserstein,
+                JENSEN_SHANNON: self.jensen_shannon}[method]
+
+    def psi_threshold(self, feature: str) -> float:
+        custom = self.overrides.get(feature, (None, None))[1]
+        return custom if custom is not None else self.psi
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One side of a comparison: values (NaN or None = missing), optional row weights, group labels (strata
+    or categories) and clusters (the user of each row: rows of one user are not independent)."""
+
+    values: np.ndarray
+    weights: np.ndarray | None = None
+    strata: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+
+    def rows(self) -> int:
+        return int(len(self.values))
+
+    def present(self) -> np.ndarray:
+        """Mask of the non-missing rows."""
+        if self.values.dtype.kind == "U":
+            return np.ones(len(self.values), dtype=bool)
+        if self.values.dtype == object:
+            return np.array([v is not None for v in self.values], dtype=bool)
+        return ~np.isnan(np.asarray(self.values, dtype=np.float64))
+
+    def effective_size(self) -> float:
+        """Kish's size of the non-missing rows' weights, capped by their number of distinct clusters."""
+        present = self.present()
+        weights = np.ones(int(present.sum())) if self.weights is None else np.asarray(self.weights)[present]
+        size = drift_stats.effective_size(weights) if len(weights) else 0.0
+        if self.clusters is not None and len(weights):
+            size = min(size, float(len(np.unique(self.clusters[present]))))
+        return size
+
+    def where(self, mask: np.ndarray) -> Sample:
+        def pick(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[mask]
+
+        return Sample(self.values[mask], pick(self.weights), pick(self.strata), pick(self.clusters))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    method: str
+    statistic: float | None
+    threshold: float
+    p_value: float | None
+    psi: float | None
+    psi_threshold: float
+    drifted: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "statistic": self.statistic, "threshold": self.threshold,
+                "p_value": self.p_value, "psi": self.psi, "psi_threshold": self.psi_threshold,
+                "drifted": self.drifted}
+
+
+def choose_method(kind: str, effective_rows: float, small_sample_rows: int) -> str:
+    """`effective_rows`: the smaller side's effective size."""
+    small = effective_rows <= small_sample_rows
+    if kind == CATEGORICAL:
+        return CHI_SQUARE if small else JENSEN_SHANNON
+    return KS if small else WASSERSTEIN
+
+
+def compare(feature: str, kind: str, baseline: Sample, current: Sample, config: DriftConfig, *,
+            family: int = 1) -> Verdict:
+    """One feature's statistic, PSI and verdict; no statistic (and no drift) when either side is too small.
+
+    `family`: how many comparisons of the same feature are made together (its groups); a p-value must then
+    clear threshold / family (Bonferroni), so 24 categories do not give a false alarm one time in three.
+    """
+    n_base, n_cur = baseline.effective_size(), current.effective_size()
+    method = choose_method(kind, min(n_base, n_cur), config.small_sample_rows)
+    threshold, psi_threshold = config.threshold(feature, method), config.psi_threshold(feature)
+    if min(int(baseline.present().sum()), int(current.present().sum())) < config.min_rows:
+        return Verdict(method, None, threshold, None, None, psi_threshold, False)
+    p_value = None
+    if kind == CATEGORICAL:
+        labels = drift_stats.categories_of(baseline.values, current.values)
+        p = drift_stats.category_shares(baseline.values, baseline.weights, labels)
+        q = drift_stats.category_shares(current.values, current.weights, labels)
+        psi = drift_stats.psi_from_shares(p, q)
+        if method == CHI_SQUARE:
+            statistic, p_value = drift_stats.chi_square_test(p, q, n_base, n_cur)
+        else:
+            statistic = drift_stats.jensen_shannon(p, q)
+    else:
+        ref = np.asarray(baseline.values, dtype=np.float64)
+        cur = np.asarray(current.values, dtype=np.float64)
+        psi = drift_stats.psi(ref, cur, baseline.weights, current.weights, config.bins)
+        if method == KS:
+            statistic, p_value = drift_stats.ks_test(ref, cur, baseline.weights, current.weights,
+                                                     n_ref=n_base, n_cur=n_cur)
+        else:
+            statistic = drift_stats.normalised_wasserstein(ref, cur, baseline.weights, current.weights)
+    method_drift = p_value < threshold / max(family, 1) if p_value is not None else statistic >= threshold
+    psi_drift = min(n_base, n_cur) > config.small_sample_rows and psi >= psi_threshold  # else mostly noise
+    return Verdict(method, round(statistic, 6), threshold, None if p_value is None else round(p_value, 6),
+                   round(psi, 6), psi_threshold, bool(method_drift or psi_drift))
+
+
+def group_verdicts(feature: str, kind: str, baseline: Sample, current: Sample, config: DriftConfig, *,
+                   label: str = "stratum") -> list[dict[str, Any]]:
+    """Each group of the slice (by `Sample.strata`, with enough rows) against the baseline's same group when it
+    has enough rows, else against the whole baseline (`vs` says which). Groups are strata or categories."""
+    if current.strata is None:
+        return []
+    out = []
+    labels, inverse, counts = np.unique(current.strata.astype(str, copy=False), return_inverse=True,
+                                        return_counts=True)
+    baseline_labels = None if baseline.strata is None else baseline.strata.astype(str, copy=False)
+    if len(labels) == 1:  # one group (an unstratified slice): the same as the feature's own comparison
+        return []
+    family = int(np.count_nonzero(counts >= config.min_stratum_rows))
+    for code, (group, count) in enumerate(zip(labels.tolist(), counts.tolist(), strict=True)):
+        if count < config.min_stratum_rows:
+            continue
+        reference, vs = baseline, "all"
+        if baseline_labels is not None:
+            same = baseline_labels == group
+            if int(same.sum()) >= config.min_stratum_rows:
+                reference, vs = baseline.where(same), label
+        verdict = compare(feature, kind, reference, current.where(inverse == code), config, family=family)
+        out.append({label: group, "statistic": verdict.statistic, "psi": verdict.psi,
+                    "drifted": verdict.drifted, "method": verdict.method, "p_value": verdict.p_value,
+                    "vs": vs, "rows": int(count)})
+    return out
+
+
+def feature_report(feature: str, table: str, kind: str, *, baseline: Sample, current: Sample,
+                   config: DriftConfig) -> dict[str, Any]:
+    """The drift.json entry of one feature (rank filled in by `rank_features`)."""
+    verdict = compare(feature, kind, baseline, current, config)
+    return {"feature": feature, "table": table, "type": kind, **verdict.as_dict(),
+            "psi_warning": bool(verdict.psi is not None and verdict.psi >= config.psi_warning),
+            "rows": {"baseline": baseline.rows(), "slice": current.rows()},
+            "strata": group_verdicts(feature, kind, baseline, current, config)}
+
+
+def _shift_key(row: dict[str, Any]) -> tuple[int, float, float]:
+    psi = row["psi"] if row["psi"] is not None else -1.0
+    statistic = row["statistic"] if row["statistic"] is not None else -1.0
+    if row["method"] in P_VALUE_METHODS and row["p_value"] is not None:
+        statistic = 1.0 - row["p_value"]
+    return (0 if row["drifted"] else 1, -psi, -statistic)
+
+
+def rank_features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Most shifted first (drifted, then PSI, then statistic; ties by name); `rank` is 1-based."""
+    ordered = sorted(rows, key=lambda r: (*_shift_key(r), r["table"], r["feature"]))
+    return [{**row, "rank": i} for i, row in enumerate(ordered, start=1)]
+
+
+def top_groups(rows: list[dict[str, Any]], key: str = "strata", label: str = "stratum") -> list[dict[str, Any]]:
+    """Groups (strata, or categories with key="categories") by number of drifted features, then largest PSI."""
+    summary: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for entry in row.get(key, []):
+            item = summary.setdefault(entry[label], {label: entry[label], "drifted_features": 0,
+                                                     "max_psi": 0.0, "features": []})
+            if entry["drifted"]:
+                item["drifted_features"] += 1
+                item["features"].append(row["feature"])
+            if entry["psi"] is not None:
+                item["max_psi"] = max(item["max_psi"], entry["psi"])
+    return sorted(summary.values(), key=lambda s: (-s["drifted_features"], -s["max_psi"], s[label]))
+
+
+def daily_psi(kind: str, baseline: Sample, current: Sample, days: np.ndarray, *, config: DriftConfig,
+              min_rows: int) -> tuple[list[str], list[float | None]]:
+    """(sorted day labels, PSI of each day's slice values against the baseline; None below `min_rows`)."""
+    dates_array, inverse = np.unique(np.asarray(days).astype(str, copy=False), return_inverse=True)
+    dates = dates_array.tolist()
+    out: list[float | None] = []
+    if kind == CATEGORICAL:
+        categories = drift_stats.categories_of(baseline.values, current.values)
+        expected = drift_stats.category_shares(baseline.values, baseline.weights, categories)
+    else:
+        reference = np.asarray(baseline.values, dtype=np.float64)
+        edges = drift_stats.psi_edges(reference, baseline.weights, config.bins)
+        expected = drift_stats.bin_shares(reference, baseline.weights, edges)
+    for code in range(len(dates)):
+        mask = inverse == code
+        if int(mask.sum()) < min_rows or baseline.rows() < config.min_rows:
+            out.append(None)
+            continue
+        sample = current.where(mask)
+        if kind == CATEGORICAL:
+            actual = drift_stats.category_shares(sample.values, sample.weights, categories)
+        else:
+            actual = drift_stats.bin_shares(np.asarray(sample.values, dtype=np.float64), sample.weights, edges)
+        out.append(round(drift_stats.psi_from_shares(expected, actual), 6))
+    return dates, out
+
+
+def retrain_after(dates: list[str], psi: list[float | None], threshold: float, min_days: int) -> str | None:
+    """The day the series crossed the threshold and stayed there, or None.
+
+    The earliest day d with PSI(d) >= threshold where the median PSI of the evaluated days from d to the end
+    is at or above the threshold and the median of the days before d is below it, with at least `min_days`
+    evaluated days on each side. Medians make it robust to single noisy days after the shift and to
+    transient bumps (a promotion) before it. Days without a PSI (too few rows) are skipped. A series that is
+    above the threshold from its start gives None: the shift, if any, predates it.
+    """
+    if min_days < 1:
+        raise ValueError("min_days must be at least 1")
+    points = [(d, v) for d, v in zip(dates, psi, strict=True) if v is not None]
+    values = np.array([v for _, v in points], dtype=np.float64)
+    for i in range(min_days, len(points) - min_days + 1):
+        if values[i] < threshold:
+            continue
+        if np.median(values[i:]) >= threshold and np.median(values[:i]) < threshold:
+            return points[i][0]
+    return None

@@ -1,0 +1,37 @@
+"""The paired comparisons of a run, built the same way by the evaluate and the gate steps.
+
+Both steps need the bootstrap of the per-user metrics (evaluate for metrics.json's intervals, gate for the
+tests at each gate's margin). Recomputing it from evaluation/per_user.parquet with the same seed gives the
+same resamples in both, so intervals agree to the bit, without shipping replicate matrices between steps.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from testbed.core import stats
+from testbed.manifest import Manifest
+from testbed.pipeline import slice_data
+from testbed.pipeline.context import RunContext
+
+
+def bootstrap_seed(manifest: Manifest) -> int:
+    seed = manifest.statistics.bootstrap_seed
+    return manifest.sampling.seed if seed is None else seed
+
+
+def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:
+    """"all" and every stratum: weighted (1 / inclusion probability) paired bootstrap of every metric."""
+    strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
+    probabilities = slice_data.inclusion_probabilities(ctx)
+    names = [c for c in per_user.column_names if "@" in c]
+    sample = stats.paired_sample(per_user, strata, probabilities, names)
+    return stats.compare_strata(sample, manifest.statistics.resamples, bootstrap_seed(manifest),
+                                fixed_stratum_sizes=manifest.sampling.strategy == "stratified")
+
+
+def interval_label(manifest: Manifest) -> str:
+    s = manifest.statistics
+    return (f"{s.confidence:.0%} BCa bootstrap of the paired per-user delta ({s.resamples} resamples of users, "
+            f"seed {bootstrap_seed(manifest)}), users weighted by 1 / inclusion probability; p_value two-sided "
+            "for delta = 0; t_interval: weighted paired Student-t cross-check")

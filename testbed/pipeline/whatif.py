@@ -1,0 +1,152 @@
+"""Part of step 7, only when the manifest has a `whatif` block: catalogue what-ifs, written to `whatif.json`.
+
+A seeded subset of the slice's users (at most `whatif.max_users`) is scored by both validated models the
+way the score step scores them (same candidates, features and matrix: testbed.core.ranking_data), once on
+the catalogue as it is (the baseline) and once per scenario on the perturbed catalogue
+(testbed.core.whatif). Labels are the run's labels for those users, unchanged. Metrics are the run's own
+(testbed.core.metrics), plus exposure shares of new and affected items.
+
+LightGBM is imported only here and only when a what-if is asked for, so the evaluate function needs the
+LightGBM layer only for manifests that use `whatif`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from testbed.adapters import storage
+from testbed.core import features, metrics, ranking_data, whatif
+from testbed.errors import ManifestError, ModelArtifactError
+from testbed.manifest import Manifest, WhatIfScenario
+from testbed.pipeline import slice_data
+from testbed.pipeline.context import RunContext
+
+ROLES = ("control", "candidate")
+
+
+def pick_users(users: list[str], limit: int, rng: np.random.Generator) -> list[str]:
+    """At most `limit` of the users, chosen uniformly without replacement; sorted."""
+    ordered = sorted(users)
+    if len(ordered) <= limit:
+        return ordered
+    return sorted(ordered[i] for i in rng.choice(len(ordered), size=limit, replace=False))
+
+
+def load_models(manifest: Manifest, names: list[str]) -> list[Any]:
+    """Both models, as the score step loads them, after re-checking the SHA-256 that validate checked."""
+    from testbed.core.scoring import load_model  # LightGBM: only when a what-if runs
+
+    models = []
+    for role in ROLES:
+        ref = getattr(manifest.models, role)
+        data = storage.read_bytes(ref.uri)
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
+        models.append(load_model(role, data, names, f"models.{role}"))
+    return models
+
+
+def score(con: duckdb.DuckDBPyConnection, manifest: Manifest, models: list[Any]) -> pa.Table:
+    """Rankings (user_id, model, rank, item_id, score) of both models over the current `candidates`."""
+    from testbed.core.scoring import top_k
+
+    keys, names = ranking_data.matrix(con, manifest.time.cutoff, manifest.features.windows_days)
+    values = ranking_data.matrix_values(con, names)
+    user_ids = keys.column("user_id").combine_chunks()
+    item_ids = keys.column("item_id").combine_chunks()
+    parts = []
+    for model in models:
+        columns = [names.index(n) for n in model.features]
+        matrix = np.ascontiguousarray(values[:, columns])
+        scores = np.asarray(model.booster.predict(matrix)) if len(keys) else np.empty(0)
+        ranked = top_k(user_ids, item_ids, scores, manifest.evaluation.k)
+        parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
+    return pa.concat_tables(parts)
+
+
+def summarise(rankings: pa.Table, labels: pa.Table, k: int, *, catalogue_size: int,
+              new_items: set[str], affected: set[str]) -> dict[str, dict[str, Any]]:
+    """Per model: the run's metrics at k, coverage, and the exposure of new and affected items."""
+    per_user = metrics.per_user_metrics(rankings, labels, k)
+    summary = metrics.aggregate(per_user, rankings, k, catalogue_size)["models"]
+    new_share = whatif.exposure_share(rankings, k, new_items)
+    affected_share = whatif.exposure_share(rankings, k, affected)
+    return {role: {**summary.get(role, {}).get("all", {}), f"new_item_share@{k}": new_share.get(role, 0.0),
+                   f"affected_item_share@{k}": affected_share.get(role, 0.0)} for role in ROLES}
+
+
+def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
+            rng: np.random.Generator) -> tuple[pa.Table, set[str], set[str], dict[str, Any]]:
+    """(perturbed catalogue, new item ids, affected item ids, params) of one scenario."""
+    where = f"manifest: whatif.scenarios.{index}"
+    if scenario.kind == "cold_start_items":
+        count = int(scenario.items or 0)
+        perturbed = whatif.cold_start_items(items, count, rng)
+        new = set(perturbed.column("item_id").to_pylist()[items.num_rows:])
+        return perturbed, new, new, {"items": count}
+    category, fraction = str(scenario.category), float(scenario.fraction or 0.0)
+    if not pc.any(pc.equal(items.column("category"), category)).as_py():
+        raise ManifestError(f"{where}.category: no item of the slice's catalogue is in category {category!r}")
+    affected = set(items.filter(pc.equal(items.column("category"), category)).column("item_id").to_pylist())
+    return whatif.shift_prices(items, category, fraction), set(), affected, {"category": category,
+                                                                              "fraction": fraction}
+
+
+def run_whatif(ctx: RunContext, manifest: Manifest, labels: pa.Table) -> dict[str, Any] | None:
+    """Score the what-if scenarios and write `whatif.json`; None (and no file) when the manifest has none."""
+    spec = manifest.whatif
+    if spec is None:
+        return None
+    k = manifest.evaluation.k
+    rng = np.random.default_rng(spec.seed)
+    users = pick_users(storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist(),
+                       spec.max_users, rng)
+    chosen = pa.array(users, pa.string())
+    labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
+    catalogue_size = int(storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"])
+    items = storage.read_parquet(ctx.uri("slice", "items.parquet"))
+    names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
+    models = load_models(manifest, names)
+    con = slice_data.connect(ctx, ("events", "items"))
+    try:
+        slice_data.register_features(con, ctx)
+        con.register("score_users", pa.table({"user_id": chosen}))
+        features.prepare(con, manifest.time.cutoff, manifest.features.windows_days)
+        ranking_data.candidates(con, manifest.time.cutoff, manifest.evaluation.candidates_per_user)
+        con.execute("CREATE OR REPLACE TEMP TABLE base_candidates AS SELECT * FROM candidates")
+        baseline_rankings = score(con, manifest, models)
+        scenarios: list[dict[str, Any]] = []
+        changes: dict[str, list[float]] = {role: [] for role in ROLES}
+        primary = f"ndcg@{k}"
+        for index, scenario in enumerate(spec.scenarios):
+            perturbed, new, affected, params = perturb(scenario, index, items, rng)
+            con.register("items", perturbed)
+            con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT * FROM base_candidates")
+            if new:
+                params["candidate_rows_added"] = whatif.add_cold_candidates(con, sorted(new))
+            rankings = score(con, manifest, models)
+            con.register("items", items)
+            size = catalogue_size + len(new)
+            base = summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(), affected=affected)
+            result = summarise(rankings, labels, k, catalogue_size=size, new_items=new, affected=affected)
+            delta = {role: whatif.deltas(result[role], base[role]) for role in ROLES}
+            for role in ROLES:
+                before = base[role].get(primary)
+                if before and primary in delta[role]:
+                    changes[role].append(delta[role][primary] / before)
+            scenarios.append({"name": scenario.name, "kind": scenario.kind, "params": params, "models": result,
+                              "baseline": base, "deltas_vs_baseline": delta})
+    finally:
+        con.close()
+    graceful, relative = whatif.more_graceful(changes)
+    document = {"users": len(users), "seed": spec.seed, "k": k, "scenarios": scenarios, "more_graceful": graceful,
+                "graceful_by": {"metric": primary, "mean_relative_change": relative},
+                "labels": "unchanged: the run's label window for the same users"}
+    storage.write_json(ctx.uri("whatif.json"), document)
+    return {"scenarios": len(scenarios), "more_graceful": graceful}

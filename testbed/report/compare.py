@@ -1,0 +1,137 @@
+"""`testbed compare RUN_A RUN_B`: how two run records differ, as data (`--json`,
+schemas/compare-result.schema.json) and as an aligned text table.
+
+It contrasts the inputs (manifest digest, lake fingerprint, code version, model checksums, slice hash), the
+decisions, every gate whose outcome changed (or that exists in one run only), the metric deltas of all users,
+and drift (features that started or stopped drifting, PSI side by side).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testbed.report import facts
+from testbed.report.inputs import RunData
+
+TOP_DRIFT = 10
+
+
+def _side(data: RunData) -> dict[str, Any]:
+    return {"run_id": data.run_id, "uri": data.run_uri, "decision": data.decision,
+            "gate_counts": facts.gate_counts(data.gates) if data.gates is not None else {},
+            "drifted": facts.drifted_count(data.drift)}
+
+
+def _inputs(a: RunData, b: RunData) -> dict[str, bool | None]:
+    def same(key: str) -> bool | None:
+        left, right = a.record.get(key), b.record.get(key)
+        return None if left is None or right is None else left == right
+
+    def shas(data: RunData) -> dict[str, Any]:
+        return {role: (m or {}).get("sha256") for role, m in (data.record.get("models") or {}).items()}
+
+    slice_a = (a.record.get("slice") or {}).get("content_sha256")
+    slice_b = (b.record.get("slice") or {}).get("content_sha256")
+    return {"manifest": same("manifest_digest"), "lake": same("lake_fingerprint"), "code": same("code_version"),
+            "models": shas(a) == shas(b) if shas(a) and shas(b) else None,
+            "slice": slice_a == slice_b if slice_a and slice_b else None}
+
+
+def _gate_key(g: dict[str, Any]) -> tuple[str, str]:
+    return str(g.get("name")), str(g.get("stratum", "all"))
+
+
+def _gate_side(g: dict[str, Any] | None) -> dict[str, Any] | None:
+    if g is None:
+        return None
+    return {"outcome": str(g.get("outcome")), "observed": g.get("observed") if facts.is_number(g.get("observed"))
+            else None, "threshold": g.get("threshold") if facts.is_number(g.get("threshold")) else None}
+
+
+def _gates(a: RunData, b: RunData) -> list[dict[str, Any]]:
+    left = {_gate_key(g): g for g in facts.ordered_gates(a.gates)}
+    right = {_gate_key(g): g for g in facts.ordered_gates(b.gates)}
+    keys = list(left) + [k for k in right if k not in left]
+    out = []
+    for key in keys:
+        ga, gb = left.get(key), right.get(key)
+        changed = ga is None or gb is None or ga.get("outcome") != gb.get("outcome")
+        out.append({"name": key[0], "stratum": key[1], "metric": (ga or gb or {}).get("metric"),
+                    "a": _gate_side(ga), "b": _gate_side(gb), "changed": changed})
+    return sorted(out, key=lambda g: (not g["changed"], keys.index((g["name"], g["stratum"]))))
+
+
+def _metrics(a: RunData, b: RunData) -> list[dict[str, Any]]:
+    left, right = facts.deltas(a.metrics), facts.deltas(b.metrics)
+    out = []
+    for name in sorted(set(left) | set(right)):
+        da, db = left.get(name, {}).get("delta"), right.get(name, {}).get("delta")
+        da, db = (float(da) if facts.is_number(da) else None), (float(db) if facts.is_number(db) else None)
+        out.append({"metric": name, "a": da, "b": db, "change": db - da if da is not None and db is not None else None,
+                    "a_interval": left.get(name, {}).get("interval"),
+                    "b_interval": right.get(name, {}).get("interval")})
+    return out
+
+
+def _drift(a: RunData, b: RunData) -> dict[str, Any]:
+    left = {str(f.get("feature")): f for f in facts.drift_features(a.drift)}
+    right = {str(f.get("feature")): f for f in facts.drift_features(b.drift)}
+    drifted_a = {n for n, f in left.items() if f.get("drifted")}
+    drifted_b = {n for n, f in right.items() if f.get("drifted")}
+    names = list(right) + [n for n in left if n not in right]
+    features = [{"feature": n, "a_psi": (left.get(n) or {}).get("psi"), "b_psi": (right.get(n) or {}).get("psi"),
+                 "a_drifted": n in drifted_a if a.drift is not None else None,
+                 "b_drifted": n in drifted_b if b.drift is not None else None} for n in names[:TOP_DRIFT]]
+    both = a.drift is not None and b.drift is not None  # a run without diagnostics says nothing about drift
+    return {"a_available": a.drift is not None, "b_available": b.drift is not None,
+            "newly_drifted": sorted(drifted_b - drifted_a) if both else [],
+            "no_longer_drifted": sorted(drifted_a - drifted_b) if both else [], "features": features}
+
+
+def compare(a: RunData, b: RunData) -> dict[str, Any]:
+    return {"version": 1, "a": _side(a), "b": _side(b), "same_inputs": _inputs(a, b),
+            "decision_changed": a.decision != b.decision, "gates": _gates(a, b), "metrics": _metrics(a, b),
+            "drift": _drift(a, b)}
+
+
+def _same(value: bool | None) -> str:
+    return "n/a" if value is None else ("same" if value else "different")
+
+
+def text(result: dict[str, Any]) -> list[str]:
+    """Aligned lines: one column per run, changed gates first."""
+    a, b = result["a"], result["b"]
+    width = max(28, len(a["run_id"]) + 2)
+    lines = [f"{'':<14}{'A':<{width}}B",
+             f"{'run':<14}{a['run_id']:<{width}}{b['run_id']}",
+             f"{'decision':<14}{a['decision']:<{width}}{b['decision']}"
+             + ("   (changed)" if result["decision_changed"] else ""),
+             f"{'gates':<14}{facts.counts_text(a['gate_counts']):<{width}}{facts.counts_text(b['gate_counts'])}",
+             f"{'inputs':<14}" + ", ".join(f"{k} {_same(v)}" for k, v in result["same_inputs"].items())]
+    changed = [g for g in result["gates"] if g["changed"]]
+    lines.append("")
+    if changed:
+        lines.append("gates that changed")
+        for g in changed:
+            sides = [f"{s['outcome']} {facts.num(s['observed'])}" if s else "absent" for s in (g["a"], g["b"])]
+            lines.append(f"  {g['name'] + ' / ' + g['stratum']:<36}{sides[0]:<22}-> {sides[1]}")
+    else:
+        lines.append("no gate changed its outcome")
+    if result["metrics"]:
+        lines += ["", f"{'delta (all users)':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
+        lines += [f"{m['metric']:<20}{facts.signed(m['a']):>10}{facts.signed(m['b']):>10}"
+                  f"{facts.signed(m['change']):>10}" for m in result["metrics"]]
+    drift = result["drift"]
+    lines.append("")
+    if not (drift["a_available"] or drift["b_available"]):
+        lines.append("drift: no drift diagnostics in either run")
+    else:
+        lines.append(f"drift: A {a['drifted'] if drift['a_available'] else 'n/a'} drifted, "
+                     f"B {b['drifted'] if drift['b_available'] else 'n/a'} drifted")
+        if drift["newly_drifted"]:
+            lines.append(f"  newly drifted in B: {', '.join(drift['newly_drifted'])}")
+        if drift["no_longer_drifted"]:
+            lines.append(f"  no longer drifted in B: {', '.join(drift['no_longer_drifted'])}")
+        for f in drift["features"]:
+            lines.append(f"  {f['feature']:<34}PSI {facts.num(f['a_psi']):>8} -> {facts.num(f['b_psi']):>8}")
+    return lines

@@ -1,0 +1,199 @@
+"""drift.json from real slices of generated lakes: the price-shift acceptance, no false alarms, the Athena path.
+
+The runs here are built step by step (slice, then batch features with the core code) rather than through the
+whole workflow, so each takes about a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from testbed.adapters import storage
+from testbed.adapters.athena_engine import AthenaEngine
+from testbed.adapters.aws import client
+from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.adapters.embedded_aws import embedded_aws
+from testbed.core import features
+from testbed.core.generate import generate_lake
+from testbed.core.slice_sql import render
+from testbed.errors import ManifestError
+from testbed.manifest import Manifest, parse_manifest
+from testbed.pipeline import drift, slice_data
+from testbed.pipeline.context import RunContext
+from testbed.pipeline.slice import run_slice
+from tests.conftest import BASE_MANIFEST, SMALL_LAKE
+
+SHIFT = ("electronics", 0.2, dt.date(2026, 9, 20))
+PRICE_DERIVED = {"price", "price_index", "revenue"}
+
+
+def manifest_data(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE_MANIFEST)
+    data["models"] = {r: {"uri": f"/unused/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
+    data.update(copy.deepcopy(changes))
+    return data
+
+
+def prepare_run(run_uri: str, lake: Path | str, data: dict[str, Any]) -> tuple[RunContext, Manifest]:
+    """A run directory holding what evaluate reads: manifest.json, the slice and the batch feature tables."""
+    manifest = parse_manifest(data)
+    storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
+    ctx = RunContext(run_id=run_uri.rstrip("/").rsplit("/", 1)[1], run_uri=run_uri, lake=str(lake))
+    run_slice(ctx, manifest)
+    con = slice_data.connect(ctx, ("events", "items"))
+    try:
+        tables = features.compute_all(con, manifest.time.cutoff, manifest.features.windows_days)
+    finally:
+        con.close()
+    for entity, table in tables.items():
+        storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
+    return ctx, manifest
+
+
+@pytest.fixture(scope="module")
+def shifted_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shifted-lake")
+    generate_lake(root, dataclasses.replace(SMALL_LAKE, price_shift=SHIFT))
+    return root
+
+
+def is_price_derived(feature: str) -> bool:
+    return feature in PRICE_DERIVED or "_revenue_" in feature
+
+
+def test_a_price_shift_puts_price_features_on_top(small_lake: Path, shifted_lake: Path, tmp_path: Path) -> None:
+    reference, _ = prepare_run(str(tmp_path / "runs" / "reference-000000000001"), small_lake, manifest_data())
+    ctx, manifest = prepare_run(str(tmp_path / "runs" / "shifted-000000000002"), shifted_lake,
+                                manifest_data(drift={"baseline": reference.run_uri}))
+    summary = drift.run_drift(ctx, manifest)
+    document = json.loads((Path(ctx.run_uri) / "drift.json").read_text())
+    assert summary == {"drifted_features": document["drifted"], "top_feature": "price_index",
+                       "baseline": "reference_run"}
+    assert document["baseline"] == {"kind": "reference_run", "source": reference.run_uri,
+                                    "rows": document["baseline"]["rows"], "tables": document["baseline"]["tables"]}
+    top = document["features"][0]
+    assert top["feature"] == "price_index" and top["table"] == "event" and top["rank"] == 1
+    assert is_price_derived(top["feature"]) and top["psi_warning"]
+    others = [f for f in document["features"] if not is_price_derived(f["feature"]) and f["psi"] is not None]
+    assert top["psi"] > 5 * max(f["psi"] for f in others)
+    assert not any(f["drifted"] for f in others)  # only prices moved
+    # the shifted category is named, with a drifted price index, and the shift date is recovered
+    assert top["categories"][0]["category"] == "electronics" and top["categories"][0]["drifted"]
+    assert document["top_categories"][0]["category"] == "electronics"
+    assert "price_index" in document["top_categories"][0]["features"]
+    assert document["daily"]["price_index"]["retrain_after"] == SHIFT[2].isoformat()
+    before = [p for d, p in zip(document["daily"]["price_index"]["dates"], document["daily"]["price_index"]["psi"],
+                                strict=True) if d < SHIFT[2].isoformat() and p is not None]
+    assert before and max(before) < document["daily"]["price_index"]["threshold"]
+
+
+@pytest.mark.parametrize("sampling", [
+    {"strategy": "uniform", "rate": 0.5, "seed": 3},
+    {"strategy": "stratified", "rate": 0.3, "seed": 3, "strata": ["loyalty_tier"]},
+    {"strategy": "revenue_weighted", "rate": 0.3, "seed": 3},
+], ids=lambda s: s["strategy"])
+def test_an_unshifted_lake_flags_nothing_against_its_population(small_lake: Path, tmp_path: Path,
+                                                                sampling: dict[str, Any]) -> None:
+    ctx, manifest = prepare_run(str(tmp_path / "runs" / "plain-000000000003"), small_lake,
+                                manifest_data(sampling=sampling))
+    drift.run_drift(ctx, manifest)
+    document = json.loads((Path(ctx.run_uri) / "drift.json").read_text())
+    stats = json.loads((Path(ctx.run_uri) / "slice" / "stats.json").read_text())
+    assert document["baseline"]["kind"] == "population"
+    assert document["baseline"]["rows"] == stats["eligible_users"]
+    assert document["drifted"] == 0, [f["feature"] for f in document["features"] if f["drifted"]]
+    assert not any(g["drifted"] for f in document["features"] for g in f["strata"] + f.get("categories", []))
+    assert {f["table"] for f in document["features"]} == {"user", "user_category", "event"}
+    assert {s["table"] for s in document["skipped"]} == {"item"}  # item aggregates scale with the sample
+    assert [f["rank"] for f in document["features"]] == list(range(1, len(document["features"]) + 1))
+    if sampling["strategy"] == "stratified":
+        assert {s["stratum"] for s in document["top_strata"]} >= {"loyalty_tier=none", "loyalty_tier=bronze"}
+        assert all(s["vs"] == "stratum" for f in document["features"] for s in f["strata"])
+    assert all(v["retrain_after"] is None for v in document["daily"].values())
+
+
+def test_a_reference_without_features_is_a_manifest_error(small_lake: Path, tmp_path: Path) -> None:
+    ctx, manifest = prepare_run(str(tmp_path / "runs" / "x-000000000004"), small_lake,
+                                manifest_data(drift={"baseline": str(tmp_path / "runs" / "missing")}))
+    with pytest.raises(ManifestError, match=r"drift\.baseline: .* is not a run with features "
+                                            r"\(no features/batch_user\.parquet\)"):
+        drift.run_drift(ctx, manifest)
+
+
+def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Athena path: the same three slice statements at rate 1, as UNLOADs under the run's scratch prefix.
+
+    moto's Athena runs no SQL, so DuckDB computes the answers and they are placed where each UNLOAD writes.
+    """
+    local, manifest = prepare_run(str(tmp_path / "runs" / "local-000000000005"), small_lake, manifest_data())
+    expected = drift.population_side(local, manifest)
+    population = manifest.model_copy(update={"sampling": manifest.sampling.model_copy(
+        update={"strategy": "uniform", "rate": 1.0, "seed": manifest.sampling.seed + 1})})
+    queries = render(population)
+    duck = DuckDBEngine(str(small_lake))
+    answers = [duck.query(sql, queries.params) for sql in (queries.users, queries.events, queries.items)]
+    duck.close()
+    with embedded_aws():
+        client("s3").create_bucket(Bucket="art")
+        client("athena").create_work_group(Name="wg", Configuration={})
+        run_uri = "s3://art/runs/cloud-000000000006"
+        storage.write_bytes(run_uri + "/slice/stats.json", (Path(local.run_uri) / "slice" / "stats.json").read_bytes())
+        ctx = RunContext(run_id="cloud-000000000006", run_uri=run_uri, lake="s3://lake")
+        tokens = iter(f"q{i}" for i in range(3))
+
+        def athena(lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
+            assert scratch == "s3://art/scratch/cloud-000000000006/drift"
+            return AthenaEngine("wg", "lakedb", scratch, token=lambda: next(tokens), poll_s=0.01)
+
+        for i, table in enumerate(answers):
+            storage.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
+        monkeypatch.setattr(drift, "make_engine", athena)
+        side = drift.population_side(ctx, manifest)
+        ids = client("athena").list_query_executions()["QueryExecutionIds"]
+        sent = [client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    statements = sorted(s["Query"] for s in sent)
+    assert len(statements) == 3 and all(s.startswith("UNLOAD (WITH segment_users AS") for s in statements)
+    assert all("CAST(1.0 AS DOUBLE) AS inclusion_probability" in s for s in statements)
+    assert all(f"'{manifest.sampling.seed + 1}:'" in s for s in statements)
+    assert all(s["WorkGroup"] == "wg" and s["QueryExecutionContext"]["Database"] == "lakedb" for s in sent)
+    for entity in ("user", "item", "user_category"):
+        assert side.features[entity].equals(expected.features[entity])
+    assert side.users.equals(expected.users)
+
+
+def test_reweighted_user_rows_carry_the_inclusion_probability(small_lake: Path, tmp_path: Path) -> None:
+    ctx, manifest = prepare_run(str(tmp_path / "runs" / "w-000000000007"), small_lake,
+                                manifest_data(sampling={"strategy": "revenue_weighted", "rate": 0.3, "seed": 3}))
+    side = drift.slice_side(ctx, manifest)
+    users = storage.read_parquet(ctx.uri("slice", "users.parquet"))
+    expected = [1.0 / p for p in users.column("inclusion_probability").to_pylist()]
+    assert side.users.column("weight").to_pylist() == pytest.approx(expected)
+    assert side.users.column("user_id").to_pylist() == users.column("user_id").to_pylist()
+    assert pa.types.is_string(side.users.schema.field("stratum").type)
+
+
+def test_a_reference_whose_slice_expired_still_compares_its_feature_tables(small_lake: Path, tmp_path: Path) -> None:
+    reference, _ = prepare_run(str(tmp_path / "runs" / "old-000000000008"), small_lake, manifest_data())
+    recorded = json.loads((Path(reference.run_uri) / "manifest.json").read_text())
+    recorded["added_by_a_later_version"] = True  # the reference's manifest is read leniently
+    (Path(reference.run_uri) / "manifest.json").write_text(json.dumps(recorded))
+    for name in ("events", "items"):
+        (Path(reference.run_uri) / "slice" / f"{name}.parquet").unlink()  # bulky data expired
+    ctx, manifest = prepare_run(str(tmp_path / "runs" / "new-000000000009"), small_lake,
+                                manifest_data(drift={"baseline": reference.run_uri}))
+    drift.run_drift(ctx, manifest)
+    document = json.loads((Path(ctx.run_uri) / "drift.json").read_text())
+    assert {f["table"] for f in document["features"]} == {"user", "item", "user_category"}
+    assert {s["feature"] for s in document["skipped"]} == set(drift.EVENT_FIELDS)
+    assert document["daily"] == {} and document["drifted"] == 0
+    assert all(f["statistic"] == 0.0 and f["psi"] == 0.0 for f in document["features"])  # the same slice
+    assert document["top_strata"] == []  # unstratified: no per-stratum repeat of the whole comparison

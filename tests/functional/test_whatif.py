@@ -1,0 +1,108 @@
+"""whatif.json on a real slice with the session's two small models: scoring identical to the score step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from testbed.adapters import storage
+from testbed.core import metrics, ranking_data
+from testbed.errors import ManifestError
+from testbed.pipeline import slice_data
+from testbed.pipeline.score import run_score
+from testbed.pipeline.whatif import pick_users, run_whatif
+from tests.functional.test_drift import manifest_data, prepare_run
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = [{"name": "cold-30", "kind": "cold_start_items", "items": 30},
+             {"name": "grocery-down-50", "kind": "price_shift", "category": "grocery", "fraction": -0.5}]
+
+
+@pytest.fixture(scope="module")
+def scored(small_lake: Path, small_models: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    data = manifest_data(whatif={"scenarios": SCENARIOS, "max_users": 150, "seed": 5})
+    data["models"] = small_models
+    ctx, manifest = prepare_run(str(tmp_path_factory.mktemp("whatif") / "runs" / "w-000000000001"),
+                                small_lake, data)
+    run_score(ctx, manifest)
+    con = slice_data.connect(ctx, ("events",))
+    try:
+        labels = ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
+                                     manifest.evaluation.relevance.model_dump())
+    finally:
+        con.close()
+    summary = run_whatif(ctx, manifest, labels)
+    return ctx, manifest, labels, summary, json.loads((Path(ctx.run_uri) / "whatif.json").read_text())
+
+
+def test_whatif_shape_and_the_graceful_verdict(scored: Any) -> None:
+    _, _, _, summary, document = scored
+    assert summary == {"scenarios": 2, "more_graceful": document["more_graceful"]}
+    assert document["users"] == 150 and document["k"] == 10
+    assert document["more_graceful"] in ("control", "candidate", None)
+    assert set(document["graceful_by"]["mean_relative_change"]) == {"control", "candidate"}
+    assert [s["name"] for s in document["scenarios"]] == ["cold-30", "grocery-down-50"]
+    cold, price = document["scenarios"]
+    assert cold["kind"] == "cold_start_items" and cold["params"]["items"] == 30
+    assert cold["params"]["candidate_rows_added"] > 150  # every user gets the new items of their categories
+    assert price["params"] == {"category": "grocery", "fraction": -0.5}
+    for scenario in document["scenarios"]:
+        for role in ("control", "candidate"):
+            model, base, delta = (scenario[key][role] for key in ("models", "baseline", "deltas_vs_baseline"))
+            assert {"ndcg@10", "recall@10", "coverage@10", "new_item_share@10", "affected_item_share@10"} <= set(model)
+            assert delta["ndcg@10"] == pytest.approx(model["ndcg@10"] - base["ndcg@10"])
+            assert base["new_item_share@10"] == 0.0
+    assert price["models"]["control"]["new_item_share@10"] == 0.0
+    assert 0 < price["baseline"]["control"]["affected_item_share@10"] < 1  # grocery items hold some slots
+
+
+def test_whatif_baseline_scores_exactly_like_the_score_step(scored: Any) -> None:
+    ctx, _, labels, _, document = scored
+    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist()
+    chosen = pa.array(pick_users(users, document["users"], np.random.default_rng(document["seed"])), pa.string())
+    rankings = storage.read_parquet(ctx.uri("scores", "shard-00000.parquet"))
+    subset = rankings.filter(pc.is_in(rankings.column("user_id"), value_set=chosen))
+    sub_labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
+    catalogue = storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"]
+    expected = metrics.aggregate(metrics.per_user_metrics(subset, sub_labels, 10), subset, 10, catalogue)["models"]
+    baseline = document["scenarios"][1]["baseline"]  # the price scenario: catalogue size unchanged
+    for role in ("control", "candidate"):
+        for name in ("ndcg@10", "recall@10", "mrr@10", "coverage@10", "users"):
+            assert baseline[role][name] == pytest.approx(expected[role]["all"][name], rel=1e-12)
+
+
+def test_whatif_is_deterministic(scored: Any) -> None:
+    ctx, manifest, labels, _, document = scored
+    run_whatif(ctx, manifest, labels)
+    assert json.loads((Path(ctx.run_uri) / "whatif.json").read_text()) == document
+
+
+def test_an_unknown_category_is_a_manifest_error(scored: Any) -> None:
+    ctx, manifest, labels, _, _ = scored
+    spec = manifest.whatif
+    scenario = spec.scenarios[1].model_copy(update={"category": "spaceships"})
+    bad = manifest.model_copy(update={"whatif": spec.model_copy(update={"scenarios": [scenario]})})
+    with pytest.raises(ManifestError, match=r"whatif\.scenarios\.0\.category: .*'spaceships'"):
+        run_whatif(ctx, bad, labels)
+
+
+def test_no_whatif_block_writes_nothing(scored: Any) -> None:
+    ctx, manifest, labels, _, _ = scored
+    plain = manifest.model_copy(update={"whatif": None})
+    assert run_whatif(ctx, plain, labels) is None
+
+
+def test_the_evaluate_handler_does_not_import_lightgbm() -> None:
+    """The evaluate Lambda has no LightGBM layer: only a manifest with `whatif` may load it (lazily)."""
+    code = ("import sys; sys.path.insert(0, '.'); import functions.evaluate.handler; "
+            "print('lightgbm' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

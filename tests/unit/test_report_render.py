@@ -1,0 +1,212 @@
+"""report.md and report.html from the hand-made run record: failed gate first with its numbers, compact
+Markdown, a self-contained page, graceful degradation, and a record step that never fails on a report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.pipeline.context import RunContext
+from testbed.pipeline.report import write_run_reports
+from testbed.report import html as html_report
+from testbed.report import render
+from testbed.report.inputs import load_run
+from testbed.report.markdown import render_markdown
+from tests.unit import report_run
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return report_run.write_run(tmp_path)
+
+
+def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
+    text = render_markdown(load_run(str(run_dir)))
+    lines = text.splitlines()
+    assert lines[0] == f"# Testbed run `{report_run.RUN_ID}`: **FAIL**"
+    assert lines[2] == "- revenue-floor (all): candidate revenue@10 3.25 below 4.5"
+    start = lines.index("## Gates")
+    assert lines[start + 2] == "| gate | stratum | observed | interval | threshold | p-value | outcome |"
+    assert lines[start + 4] == "| revenue-floor (revenue@10) | all | 3.2500 | n/a | 4.5000 | n/a | fail |"
+    assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | tier=gold | -0.0040 | [-0.0150, 0.0070] | -0.0100 | "
+                                "0.2100 | inconclusive |")
+    assert lines[start + 6].endswith("| 0.0120 | [0.0040, 0.0200] | -0.0100 | 0.0003 | pass |")  # adjusted p
+
+
+def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Path) -> None:
+    text = render_markdown(load_run(str(run_dir)))
+    lines = text.splitlines()
+    start = lines.index("## Top deltas (all users, K=10; bca-bootstrap, 95%)")
+    assert lines[start + 4].startswith("| recall@10 | 0.2000 | 0.2500 | +0.0500 | +25.0% | [+0.0300, +0.0700] |")
+    assert lines[start + 5].startswith("| revenue@10 | 4.0000 | 3.2500 | -0.7500 | -18.8% |")
+    assert "| coverage@10 | 0.1000 | 0.3000 | +0.2000 | +200.0% | n/a |" in lines
+    assert "2 of 3 features drifted (baseline: population)." in lines
+    drift_rows = [ln for ln in lines if ln.startswith("| i_") or ln.startswith("| u_")]
+    assert [r.split(" | ")[0] for r in drift_rows] == ["| i_revenue_30d", "| i_price", "| u_views_7d"]
+    assert "| i_revenue_30d | wasserstein | 0.3100 | PSI 0.4200 (limit 0.2000) | yes |" in lines
+    assert "- slice: 400 users, 9000 events, 2 strata (stratified sampling, seed 42)" in lines
+    assert f"- models: control `{'c' * 16}`, candidate `{'d' * 16}`" in lines
+    assert lines[-1] == "Charts, every gate and the full provenance: [report.html](report.html)"
+    assert len(lines) < 60
+
+
+def test_markdown_without_drift_or_gates_says_so(tmp_path: Path) -> None:
+    run = report_run.write_run(tmp_path, drift=False, skip=("gates.json",))
+    text = render_markdown(load_run(str(run)))
+    assert "No drift diagnostics in this run." in text and "No gates.json in this run." in text
+
+
+def test_many_gates_list_only_failures_and_count_the_rest(run_dir: Path) -> None:
+    data = load_run(str(run_dir))
+    assert data.gates is not None
+    passing = data.gates["gates"][0]
+    data.gates["gates"] += [{**passing, "stratum": f"s{i}"} for i in range(20)]
+    text = render_markdown(data)
+    assert "…and 22 passed gates (see report.html)." in text
+    assert len(text.splitlines()) < 60
+
+
+def test_markdown_of_an_error_record(tmp_path: Path) -> None:
+    run = tmp_path / "err"
+    run.mkdir()
+    (run / "run.json").write_text('{"run_id": "x-0123456789ab", "decision": "ERROR", "failed_step": "score", '
+                                  '"reasons": ["score: StepError: boom"]}')
+    text = render_markdown(load_run(str(run)))
+    assert text.splitlines()[:3] == ["# Testbed run `x-0123456789ab`: **ERROR**", "", "- score: StepError: boom"]
+    assert "The run stopped in step `score`" in text
+
+
+def _visible_text(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", page, flags=re.S)))
+
+
+def test_html_shows_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
+    page = html_report.render_html(load_run(str(run_dir)), strict=True)
+    callout = page[page.index('id="failed-gates"'):]
+    callout = callout[:callout.index("</div>")]
+    assert "revenue-floor (revenue@10)" in callout and "observed 3.2500" in callout and "threshold 4.5000" in callout
+    table = page[page.index("<table", page.index('id="gates"')):]
+    first_row = table[table.index("<tbody><tr"):table.index("</tr>", table.index("<tbody>"))]
+    assert 'class="fail"' in first_row and "revenue-floor" in first_row
+    assert ">3.2500<" in first_row and ">4.5000<" in first_row
+    text = _visible_text(page)
+    assert "FAIL" in text and "revenue-floor (all): candidate revenue@10 3.25 below 4.5" in text
+
+
+def test_html_has_every_section_and_chart(run_dir: Path) -> None:
+    page = html_report.render_html(load_run(str(run_dir)), strict=True)
+    charts = re.findall(r'<figure class="chart" data-chart="([^"]+)"><svg', page)
+    assert charts == ["forest-ndcg-not-worse", "composition", "inclusion", "drift-ranking", "drift-daily-i-revenue-30d",
+                      "drift-daily-i-price", "scores", "coverage", "popularity"]
+    text = _visible_text(page)
+    for needle in ("Per-stratum deltas", "Slice composition", "Feature drift", "Strata most affected",
+                   "Catalogue what-if", "Degrades more gracefully: control", "Provenance", "a" * 64, "b" * 64,
+                   "c" * 64, "d" * 64, "0.1.0+abc", "seed: sampling 42", "seed: bootstrap 7",
+                   "shardId-000000000000", "4960", "4999", "3 retried entries", "400 vs 400 rows, 0 mismatches",
+                   "multiple-testing correction: holm", "sample-ratio check p = 0.5300", "retrain after 2026-10-03"):
+        assert needle in text, needle
+
+
+def test_html_is_self_contained_and_deterministic(run_dir: Path) -> None:
+    data = load_run(str(run_dir))
+    page = html_report.render_html(data, strict=True)
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(?:src|href)\s*=\s*["'](?!#)""", page)  # no loaded resource of any kind
+    assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", page) and "@import" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert "Generated with pygal" not in page  # the dated generator comment is dropped
+    assert page == html_report.render_html(load_run(str(run_dir)), strict=True)
+
+
+def test_html_escapes_run_data(tmp_path: Path) -> None:
+    run = report_run.write_run(tmp_path)
+    data = load_run(str(run))
+    assert data.gates is not None
+    data.gates["gates"][2]["name"] = "<img src=x onerror=alert(1)>"
+    page = html_report.render_html(data, strict=True)
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_html_degrades_when_inputs_are_missing(tmp_path: Path) -> None:
+    run = report_run.write_run(tmp_path, drift=False, whatif=False, parquet=False,
+                               skip=("metrics.json", "latency.json"))
+    errors: list[str] = []
+    page = html_report.render_html(load_run(str(run)), strict=True, errors=errors)
+    text = _visible_text(page)
+    for needle in ("No drift diagnostics in this run.", "No metrics.json in this run.",
+                   "No rankings in this run: no score distributions.", "No coverage in metrics.json.",
+                   "Not in this run record:"):
+        assert needle in text, needle
+    assert errors == []
+    assert "Catalogue what-if" not in text
+
+
+def test_a_failing_section_is_noted_unless_strict(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(data: Any) -> str:
+        raise ValueError("bad drift row")
+
+    monkeypatch.setattr(html_report, "SECTIONS", [(n, broken if n == "drift" else f)
+                                                  for n, f in html_report.SECTIONS])
+    data = load_run(str(run_dir))
+    errors: list[str] = []
+    page = html_report.render_html(data, errors=errors)
+    assert errors == ["drift: ValueError: bad drift row"]
+    assert "This section could not be rendered (ValueError: bad drift row)." in page
+    assert "revenue-floor" in page  # the rest is there
+    with pytest.raises(ValueError, match="bad drift row"):
+        html_report.render_html(data, strict=True)
+
+
+def test_write_reports_writes_both_files(run_dir: Path) -> None:
+    rendered = render.write_reports(str(run_dir), strict=True)
+    assert (run_dir / "report.md").read_text() == rendered.markdown
+    assert (run_dir / "report.html").read_text() == rendered.html
+    assert rendered.errors == [] and set(rendered.uris) == {"report.md", "report.html"}
+
+
+def test_record_step_writes_a_minimal_report_when_rendering_fails(run_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(render, "load_run", explode)
+    record = report_run.record_doc("FAIL", ["revenue-floor (all): candidate revenue@10 3.25 below 4.5"])
+    result = write_run_reports(RunContext(report_run.RUN_ID, str(run_dir), "/lake"), record)
+    assert result["written"] is True and result["errors"] == ["RuntimeError: renderer broke"]
+    assert result["files"] == ["report.html", "report.md"]
+    markdown = (run_dir / "report.md").read_text()
+    assert markdown.startswith(f"# Testbed run `{report_run.RUN_ID}`: **FAIL**\n\n- revenue-floor (all)")
+    assert "could not be rendered (RuntimeError: renderer broke)" in markdown
+    page = (run_dir / "report.html").read_text()
+    assert "FAIL" in page and "renderer broke" in page and "<script" not in page
+
+
+def test_record_step_survives_even_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> bool:
+        raise PermissionError("read-only bucket")
+
+    monkeypatch.setattr(render.storage, "write_bytes", refuse)
+    run = report_run.write_run(tmp_path)
+    result = write_run_reports(RunContext(report_run.RUN_ID, str(run), "/lake"),
+                               report_run.record_doc("FAIL", []))
+    assert result == {"written": False, "files": [], "errors": ["PermissionError: read-only bucket"]}
+
+
+def test_strict_rendering_raises_instead_of_falling_back(tmp_path: Path) -> None:
+    run = report_run.write_run(tmp_path)
+    (run / "metrics.json").write_text('{"k": 10, "deltas": {"all": {"ndcg@10": {"delta": "oops", "relative": []}}}}')
+    rendered = render.render_run(str(run), strict=True)  # odd values are shown as they are, not crashed on
+    assert "ndcg@10" in rendered.markdown
+
+
+def test_a_daily_series_without_values_is_a_note_not_an_empty_chart(tmp_path: Path) -> None:
+    run = report_run.write_run(tmp_path)
+    data = load_run(str(run))
+    assert data.drift is not None
+    data.drift["daily"]["i_price"]["psi"] = [None, None]
+    page = html_report.render_html(data, strict=True)
+    assert 'data-chart="drift-daily-i-price"' not in page and 'data-chart="drift-daily-i-revenue-30d"' in page
+    assert "Daily PSI of i_price: no day had enough data for a value." in page
