@@ -23,11 +23,11 @@ SERVICE_NAME = "testbed"
 METRICS_NAMESPACE = "Testbed"  # RunMonitoring's dashboard reads the handlers' custom metrics from here
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # the layers are built from manylinux x86_64 wheels
-LAKE_READERS = ("validate", "slice")  # lake contract checks and the slice query read the lake
+LAKE_READERS = ("validate", "slice", "evaluate")  # contract checks, the slice, drift's population baseline
 PII_MASKERS = ("slice",)
 # validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.
 SCRATCH_PREFIX = "scratch/"  # testbed.pipeline.context.scratch_uri: <artifacts>/scratch/<run_id>/
-HEAVY_STEPS = ("validate", "slice", "score")
+HEAVY_STEPS = ("validate", "slice", "replay", "consume", "score", "evaluate")  # hold a whole slice in memory
 # cdk-nag findings raised by CDK's bucket grants (grant_read / grant_put): action families on one bucket.
 _S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*")
 # What each step does to the run's ephemeral Kinesis stream and DynamoDB state table (named at run time).

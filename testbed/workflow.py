@@ -16,7 +16,8 @@ from typing import Any
 STEPS = ("validate", "provision", "slice", "replay", "consume", "features", "plan_shards", "score", "evaluate", "gate",
          "record", "record_error", "teardown")
 LOOPING_STEPS = ("replay", "consume")  # they return done=false when the time limit cut them short; called again
-LIGHTGBM_STEPS = ("validate", "score")  # they load models; the Lambda packaging gives them the LightGBM layer
+LIGHTGBM_STEPS = ("validate", "score", "evaluate")  # they load models; the Lambda packaging gives them LightGBM
+LAZY_LIGHTGBM_STEPS = ("evaluate",)  # imports LightGBM only when the manifest asks for catalogue what-ifs
 RECOVERY_STEPS = ("record_error", "teardown")  # run after a failure; not caught into RecordError themselves
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException", "TransientError"]

@@ -274,8 +274,8 @@ def test_one_python312_traced_function_per_step_with_its_layers(synthesized: Syn
         assert props["Runtime"] == "python3.12"
         assert props["Handler"] == "handler.lambda_handler"
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert len(props["Layers"]) == (3 if step in ("validate", "score") else 2), step  # they load LightGBM
-        heavy = step in ("validate", "slice", "score")
+        assert len(props["Layers"]) == (3 if step in ("validate", "score", "evaluate") else 2), step  # LightGBM
+        heavy = step in ("validate", "slice", "replay", "consume", "score", "evaluate")
         assert props["MemorySize"] == (config.heavy_lambda_memory_mb if heavy else config.lambda_memory_mb)
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "testbed"
@@ -311,7 +311,7 @@ def test_function_roles_are_least_privilege(synthesized: Synthesized) -> None:
         else:
             assert not deletes, step
         reads_lake = "s3:GetObject*" in actions_on(statements, lake)
-        assert reads_lake == (step in ("validate", "slice")), step
+        assert reads_lake == (step in ("validate", "slice", "evaluate")), step  # evaluate: drift's population
         assert not {a for a in actions_on(statements, lake) if a.startswith("s3:Put")}
         athena = actions_on(statements, f":workgroup/{synthesized.config.workgroup}")
         assert ("athena:StartQueryExecution" in athena) == reads_lake
