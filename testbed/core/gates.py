@@ -191,7 +191,8 @@ def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: G
     level = per_test_alpha(gate.alpha, family, settings.correction)
     mde = minimum_detectable_effect(t.std_error, level, settings.power) if t.n >= 2 else math.nan
     # a rerun's larger sample needs (almost) no small-sample widening: project from the plain bootstrap SE
-    need = required_users(t.n, t.std_error / t.widening, _distance(t), level, settings.power)
+    distance = _distance(t)
+    need = required_users(t.n, t.std_error / t.widening, distance, level, settings.power)
     need = None if need is None else max(need, gate.min_users)
     if t.short is not None:
         outcome = "inconclusive"
@@ -209,9 +210,10 @@ def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: G
     corr_harm = f" ({settings.correction} {_fmt(p_harm_adj)})" if tested else ""
     why = (f"{gate.metric} {what} {_fmt(t.estimate)}, {conf:.0%} CI [{_fmt(lo)}, {_fmt(hi)}], limit {_fmt(t.limit)};"
            f" p {_fmt(t.p_pass)}{corr}, harm p {_fmt(t.p_harm)}{corr_harm}; n {t.n}; MDE {_fmt(mde)}")
-    if outcome == "inconclusive":
-        why += (f"; ~{need} users would be conclusive" if need is not None
-                else "; the estimate lies between no harm and the required gain: more users will not pass it")
+    if outcome == "inconclusive" and need is not None:
+        why += f"; ~{need} users would be conclusive"
+    elif outcome == "inconclusive" and gate.kind == "superiority" and math.isnan(distance) and t.n >= 2:
+        why += "; the estimate lies between no harm and the required gain: more users will not pass it"
     if t.short is not None:
         why = f"{t.short}; {why}"
     statistic = (t.estimate - t.limit) / t.std_error if t.std_error > 0 else math.nan

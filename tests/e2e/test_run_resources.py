@@ -3,6 +3,7 @@ the run passed, a step failed, or feature parity failed. The test lists the reso
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from testbed.adapters import kinesis, storage
+from testbed.adapters import kinesis, lambda_context, storage
 from testbed.adapters.aws import client
 from testbed.adapters.executions import RunFailedError
 from testbed.local import run_local
 from testbed.pipeline import consume
 from testbed.pipeline import gate as gate_step
-from testbed.pipeline import replay as replay_step
 from testbed.pipeline import teardown as teardown_step
 from testbed.pipeline.context import RunContext
 from testbed.settings import run_resource_name
@@ -57,9 +57,9 @@ def _assert_torn_down(listings: list[dict[str, Any]]) -> None:
 def test_a_passing_run_loops_replay_and_consume_records_offsets_and_parity_then_tears_down(
         small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
         listings: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    # a 900 s local Lambda budget minus these reserves leaves ~1 s per invocation: the state machine must loop
-    monkeypatch.setattr(replay_step, "RESERVE_S", 899.0)
-    monkeypatch.setattr(consume, "READ_RESERVE_S", 899.5)
+    # every third look at the Lambda clock finds the time up: replay and consume stop, and the state machine loops
+    looks = itertools.count(1)
+    monkeypatch.setattr(lambda_context, "remaining_s", lambda: 0.0 if next(looks) % 3 == 0 else 900.0)
     monkeypatch.setattr(kinesis, "GET_LIMIT", 500)
     result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
     _assert_torn_down(listings)

@@ -99,7 +99,7 @@ def test_layers_work_in_isolation(checked: Any) -> None:
     for step, layers in checked.layout.function_layers.items():
         loaded = results[f"handler:{step}"]["loaded_from"]
         lazy = step in workflow.LAZY_LIGHTGBM_STEPS
-        assert "lightgbm" in loaded or "lightgbm" not in layers or lazy, f"{step} has the lightgbm layer, never loads it"
+        assert "lightgbm" in loaded or "lightgbm" not in layers or lazy, f"{step} has lightgbm, never loads it"
 
 
 def test_score_handler_cold_import_is_timed(checked: Any) -> None:
