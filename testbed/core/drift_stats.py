@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from testbed.core.special import chi2_sf
+
 FloatArray = npt.NDArray[np.float64]
 
 PSI_FLOOR = 1e-4
@@ -222,43 +224,6 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
         return float(np.sum(a[keep] * np.log(a[keep] / b[keep])))
 
     return math.sqrt(max(0.0, 0.5 * kl(p, m) + 0.5 * kl(q, m)))
-
-
-def chi2_sf(x: float, df: int) -> float:
-    """P(X > x) for X ~ chi-square(df): the regularized upper incomplete gamma Q(df/2, x/2).
-
-    Series for the lower function when x/2 < df/2 + 1, else the Lentz continued fraction (Numerical Recipes
-    §6.2); both converge to double precision in well under the 10,000-term bound.
-    """
-    if df < 1:
-        raise ValueError("df must be at least 1")
-    if not x > 0:
-        return 1.0
-    a, z = df / 2.0, x / 2.0
-    log_front = a * math.log(z) - z - math.lgamma(a)
-    if z < a + 1.0:
-        term = total = 1.0 / a
-        for n in range(1, 10_000):
-            term *= z / (a + n)
-            total += term
-            if abs(term) < abs(total) * 1e-16:
-                break
-        return min(1.0, max(0.0, 1.0 - total * math.exp(log_front)))
-    tiny = 1e-300
-    b = z + 1.0 - a
-    c, d = 1.0 / tiny, 1.0 / b
-    h = d
-    for n in range(1, 10_000):
-        an = -n * (n - a)
-        b += 2.0
-        d = an * d + b
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = b + an / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        if abs(d * c - 1.0) < 1e-16:
-            break
-    return min(1.0, max(0.0, h * math.exp(log_front)))
 
 
 def chi_square_test(p: np.ndarray, q: np.ndarray, n_ref: float, n_cur: float) -> tuple[float, float]:

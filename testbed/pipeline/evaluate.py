@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters import storage
-from testbed.core import metrics, ranking_data
+from testbed.core import metrics
 from testbed.core.stats import delta_summaries, percentile
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
@@ -69,12 +69,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
     storage.write_parquet(ctx.uri("rankings.parquet"), rankings)
-    con = slice_data.connect(ctx, ("events",))
-    try:
-        labels = ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
-                                     manifest.evaluation.relevance.model_dump())
-    finally:
-        con.close()
+    labels = slice_data.labels(ctx, manifest)
     storage.write_parquet(ctx.uri("labels.parquet"), labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = storage.read_json(ctx.uri("slice", "stats.json"))

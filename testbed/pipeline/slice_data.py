@@ -6,6 +6,8 @@ import duckdb
 import pyarrow as pa
 
 from testbed.adapters import storage
+from testbed.core import ranking_data
+from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
 
 
@@ -15,6 +17,16 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
     for name in datasets:
         con.register(name, storage.read_parquet(ctx.uri("slice", f"{name}.parquet")))
     return con
+
+
+def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
+    """The slice's labels from the label window [cutoff, end), graded by the manifest's relevance."""
+    con = connect(ctx, ("events",))
+    try:
+        return ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
+                                   manifest.evaluation.relevance.model_dump())
+    finally:
+        con.close()
 
 
 def read(ctx: RunContext, name: str) -> pa.Table:

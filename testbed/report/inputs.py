@@ -8,8 +8,8 @@ renderers only see small plain data.
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,26 +67,26 @@ class RunData:
         return int(k) if isinstance(k, int) else None
 
 
-def _optional_json(uri: str, name: str, missing: list[str]) -> Any:
+def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
+    """What `read` gives for `uri`, or None with the reason added to `missing` (absent or unreadable)."""
     try:
         if not storage.exists(uri):
             missing.append(name)
             return None
-        value = storage.read_json(uri)
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        return read(uri)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # JSONDecodeError is a ValueError
         missing.append(f"{name} (unreadable: {type(exc).__name__})")
         return None
+
+
+def _optional_json(uri: str, name: str, missing: list[str]) -> Any:
+    value = _optional(uri, name, missing, storage.read_json)
     return value if isinstance(value, dict) else None
 
 
 def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str]) -> pa.Table | None:
-    try:
-        if not storage.exists(uri):
-            missing.append(name)
-            return None
-        table = storage.read_parquet(uri)
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        missing.append(f"{name} (unreadable: {type(exc).__name__})")
+    table = _optional(uri, name, missing, storage.read_parquet)
+    if table is None:
         return None
     absent = [c for c in columns if c not in table.column_names]
     if absent:

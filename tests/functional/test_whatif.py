@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from testbed.adapters import storage
-from testbed.core import metrics, ranking_data
+from testbed.core import metrics
 from testbed.errors import ManifestError
 from testbed.pipeline import slice_data
 from testbed.pipeline.score import run_score
@@ -33,12 +33,7 @@ def scored(small_lake: Path, small_models: dict[str, Any], tmp_path_factory: pyt
     ctx, manifest = prepare_run(str(tmp_path_factory.mktemp("whatif") / "runs" / "w-000000000001"),
                                 small_lake, data)
     run_score(ctx, manifest)
-    con = slice_data.connect(ctx, ("events",))
-    try:
-        labels = ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
-                                     manifest.evaluation.relevance.model_dump())
-    finally:
-        con.close()
+    labels = slice_data.labels(ctx, manifest)
     summary = run_whatif(ctx, manifest, labels)
     return ctx, manifest, labels, summary, json.loads((Path(ctx.run_uri) / "whatif.json").read_text())
 

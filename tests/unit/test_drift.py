@@ -80,12 +80,6 @@ def test_jensen_shannon_matches_scipy() -> None:
     assert drift_stats.jensen_shannon([1, 0], [0, 1]) == pytest.approx(math.sqrt(math.log(2)))
 
 
-@pytest.mark.parametrize("x", [0.01, 0.7, 3.5, 11.0, 40.0, 120.0])
-@pytest.mark.parametrize("df", [1, 2, 7, 23, 60])
-def test_chi_square_survival_matches_scipy(x: float, df: int) -> None:
-    assert drift_stats.chi2_sf(x, df) == pytest.approx(stats.chi2.sf(x, df), rel=1e-9, abs=1e-15)
-
-
 def test_chi_square_test_matches_scipy_contingency() -> None:
     ref, cur = np.array([30, 50, 20, 0]), np.array([45, 40, 10, 0])
     statistic, p = drift_stats.chi_square_test(ref, cur, ref.sum(), cur.sum())
@@ -126,8 +120,6 @@ def test_bad_inputs_raise_value_errors() -> None:
         drift_stats.ks_test(np.ones(3), np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match="non-missing"):
         drift_stats.wasserstein(np.array([np.nan]), np.ones(3))
-    with pytest.raises(ValueError, match="df"):
-        drift_stats.chi2_sf(1.0, 0)
 
 
 # --- verdicts ------------------------------------------------------------------------------------
