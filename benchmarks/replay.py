@@ -30,15 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pipeline import BENCH_SECRET, LAKE_END, LAKE_SEED, SCALES, window  # noqa: E402
+from benchmarks.pipeline import BENCH_SECRET, LAKE_END, LAKE_SEED, SCALES, say, window  # noqa: E402
 
 TARGET_EVENTS_PER_S = 15_000.0
 UNPATCHED_EVENTS = 100_000
 BUCKET = "testbed-replay-bench"
-
-
-def say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def lake_for(scale_name: str, reuse: Path | None) -> Path:

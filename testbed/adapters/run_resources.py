@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed.adapters.aws import client
+from testbed.adapters.kinesis import shard_ids
 from testbed.errors import TransientError
 from testbed.manifest import Replay
 
@@ -26,38 +27,35 @@ def _wait(check: Callable[[], bool], deadline_s: float, what: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def _absent_is_none(call: Callable[[], Any], service: Any) -> Any:
+    """`call()`, or None when the resource does not exist (the run's resources may already be gone)."""
+    try:
+        return call()
+    except service.exceptions.ResourceNotFoundException:
+        return None
+
+
 def _stream_status(name: str) -> str | None:
     kinesis = client("kinesis")
-    try:
-        return str(kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"])
-    except kinesis.exceptions.ResourceNotFoundException:
-        return None
+    summary = _absent_is_none(lambda: kinesis.describe_stream_summary(StreamName=name), kinesis)
+    return str(summary["StreamDescriptionSummary"]["StreamStatus"]) if summary else None
 
 
 def _table_status(name: str) -> str | None:
     dynamodb = client("dynamodb")
-    try:
-        return str(dynamodb.describe_table(TableName=name)["Table"]["TableStatus"])
-    except dynamodb.exceptions.ResourceNotFoundException:
-        return None
+    described = _absent_is_none(lambda: dynamodb.describe_table(TableName=name), dynamodb)
+    return str(described["Table"]["TableStatus"]) if described else None
 
 
 def delete_stream(name: str) -> bool:
     kinesis = client("kinesis")
-    try:
-        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-    except kinesis.exceptions.ResourceNotFoundException:
-        return False
-    return True
+    return _absent_is_none(lambda: kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True),
+                           kinesis) is not None
 
 
 def delete_table(name: str) -> bool:
     dynamodb = client("dynamodb")
-    try:
-        dynamodb.delete_table(TableName=name)
-    except dynamodb.exceptions.ResourceNotFoundException:
-        return False
-    return True
+    return _absent_is_none(lambda: dynamodb.delete_table(TableName=name), dynamodb) is not None
 
 
 def create_stream(name: str, replay: Replay, deadline_s: float) -> dict[str, Any]:
@@ -75,8 +73,7 @@ def create_stream(name: str, replay: Replay, deadline_s: float) -> dict[str, Any
     _wait(lambda: _stream_status(name) == "ACTIVE", deadline_s, f"creating stream {name}")
     kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
     _wait(lambda: _stream_status(name) == "ACTIVE", deadline_s, f"encrypting stream {name}")
-    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=name)["Shards"]]
-    return {"stream": name, "mode": replay.stream_mode, "shards": shards, "replaced_stale": stale}
+    return {"stream": name, "mode": replay.stream_mode, "shards": shard_ids(name), "replaced_stale": stale}
 
 
 def create_table(name: str, deadline_s: float) -> dict[str, Any]:

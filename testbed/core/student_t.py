@@ -67,10 +67,6 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
-def t_sf(t: float, df: float) -> float:
-    return t_cdf(-t, df)
-
-
 def t_pdf(t: float, df: float) -> float:
     return math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
                     - (df + 1) / 2 * math.log1p(t * t / df))

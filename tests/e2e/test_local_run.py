@@ -63,6 +63,13 @@ def cli_run(manifest: dict[str, Any], lake: Path, out: Path) -> tuple[int, Path]
     return code, runs[0]
 
 
+def fixture_run(manifest: dict[str, Any], lake: Path, factory: pytest.TempPathFactory, name: str) -> dict[str, Any]:
+    """A module-scoped run: {code, dir, out} of `manifest` run into a fresh temporary folder."""
+    root = factory.mktemp(name)
+    code, run_dir = cli_run(manifest, lake, root / "out")
+    return {"code": code, "dir": run_dir, "out": root / "out"}
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
@@ -78,17 +85,14 @@ def base_manifest(small_models: dict[str, dict[str, str]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def run_a(base_manifest: dict[str, Any], small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("run-a")
-    code, run_dir = cli_run(base_manifest, small_lake, root / "out")
-    return {"code": code, "dir": run_dir, "out": root / "out", "manifest": root / "out-manifest.json"}
+    run = fixture_run(base_manifest, small_lake, tmp_path_factory, "run-a")
+    return {**run, "manifest": run["out"].parent / "out-manifest.json"}
 
 
 @pytest.fixture(scope="module")
 def run_b(base_manifest: dict[str, Any], small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same manifest as run_a into a different out dir."""
-    root = tmp_path_factory.mktemp("run-b")
-    code, run_dir = cli_run(base_manifest, small_lake, root / "out")
-    return {"code": code, "dir": run_dir}
+    return fixture_run(base_manifest, small_lake, tmp_path_factory, "run-b")
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +100,7 @@ def run_other_seed(base_manifest: dict[str, Any], small_lake: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     manifest = copy.deepcopy(base_manifest)
     manifest["sampling"]["seed"] = 4
-    root = tmp_path_factory.mktemp("run-seed")
-    code, run_dir = cli_run(manifest, small_lake, root / "out")
-    return {"code": code, "dir": run_dir}
+    return fixture_run(manifest, small_lake, tmp_path_factory, "run-seed")
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +108,7 @@ def run_threshold(small_models: dict[str, dict[str, str]], small_lake: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     manifest = make_manifest(small_models, name="threshold-gate", gates=[
         {"name": "ndcg-floor", "kind": "threshold", "metric": "ndcg@10", "bound": 0.99}])
-    root = tmp_path_factory.mktemp("run-threshold")
-    code, run_dir = cli_run(manifest, small_lake, root / "out")
-    return {"code": code, "dir": run_dir}
+    return fixture_run(manifest, small_lake, tmp_path_factory, "run-threshold")
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +124,7 @@ def run_stratified(small_models: dict[str, dict[str, str]], small_lake: Path,
             {"name": "needs-more-users", "kind": "non_inferiority", "metric": "ndcg@10", "margin": 0.02,
              "min_users": 100_000, "scope": "per_stratum"},
         ])
-    root = tmp_path_factory.mktemp("run-stratified")
-    code, run_dir = cli_run(manifest, small_lake, root / "out")
-    return {"code": code, "dir": run_dir}
+    return fixture_run(manifest, small_lake, tmp_path_factory, "run-stratified")
 
 
 # --------------------------------------------------------------------------------------------------

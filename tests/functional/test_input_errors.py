@@ -56,6 +56,12 @@ def call(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, captured.out, captured.err
 
 
+def call_run(manifest: Path, lake: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`testbed run MANIFEST --lake LAKE --out OUT --quiet`: (exit code, stderr)."""
+    code, _, err = call(["run", str(manifest), "--lake", str(lake), "--out", str(out), "--quiet"], capsys)
+    return code, err
+
+
 def assert_one_line_error(err: str, *needles: str) -> str:
     """stderr is exactly one `testbed: error:` line, no traceback, and names every needle."""
     lines = err.splitlines()
@@ -205,8 +211,7 @@ def test_run_rejects_bad_manifest(change: Mutation, needles: tuple[str, ...], ma
                                   capsys: pytest.CaptureFixture[str]) -> None:
     change(manifest_data)
     out = tmp_path / "out"
-    code, _, err = call(["run", str(write_manifest(manifest_data)), "--lake", str(small_lake), "--out", str(out),
-                         "--quiet"], capsys)
+    code, err = call_run(write_manifest(manifest_data), small_lake, out, capsys)
     assert code == 2
     assert_one_line_error(err, *needles)
     assert_no_pass_record(out)
@@ -228,7 +233,7 @@ def test_manifest_that_is_not_json(tmp_path: Path, small_lake: Path, capsys: pyt
     assert code == 2
     assert_one_line_error(err, str(path), "not valid JSON")
     out = tmp_path / "out"
-    code, _, err = call(["run", str(path), "--lake", str(small_lake), "--out", str(out), "--quiet"], capsys)
+    code, err = call_run(path, small_lake, out, capsys)
     assert code == 2
     assert_one_line_error(err, str(path), "not valid JSON")
     assert_no_pass_record(out)
@@ -285,8 +290,7 @@ def test_run_rejects_a_file_that_is_not_a_lightgbm_model(
         small_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest_data["models"]["control"] = junk_model
     out = tmp_path / "out"
-    code, _, err = call(["run", str(write_manifest(manifest_data)), "--lake", str(small_lake), "--out", str(out),
-                         "--quiet"], capsys)
+    code, err = call_run(write_manifest(manifest_data), small_lake, out, capsys)
     assert code == 2
     assert_one_line_error(err, "models.control", "not a LightGBM")
     assert_no_pass_record(out)
@@ -458,8 +462,7 @@ def test_run_rejects_broken_lake(broken_lake: Path, needles: tuple[str, ...], ma
                                  write_manifest: Callable[..., Path], tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    code, _, err = call(["run", str(write_manifest(manifest_data)), "--lake", str(broken_lake), "--out", str(out),
-                         "--quiet"], capsys)
+    code, err = call_run(write_manifest(manifest_data), broken_lake, out, capsys)
     assert code == 2
     assert_one_line_error(err, *needles)
     assert_no_pass_record(out)
@@ -544,8 +547,7 @@ def test_run_with_sql_looking_filter_value_selects_nobody_and_says_so(
     """The value is data: it matches nobody, the run stops with exit 2 naming the segment, and no SQL ran."""
     _sql_filter(manifest_data)
     out = tmp_path / "out"
-    code, _, err = call(["run", str(write_manifest(manifest_data)), "--lake", str(small_lake), "--out", str(out),
-                         "--quiet"], capsys)
+    code, err = call_run(write_manifest(manifest_data), small_lake, out, capsys)
     assert code == 2
     assert_one_line_error(err, "segment", "selects no users")
     assert_no_pass_record(out)

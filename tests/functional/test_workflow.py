@@ -145,6 +145,12 @@ def _fake_machine(final: dict[str, Any] | None, error: str | None = None) -> str
     return str(created["stateMachineArn"])
 
 
+def _deployed_manifest(manifest_data: dict[str, Any], write_manifest: Any) -> Path:
+    """A manifest a deployed run accepts: models are s3:// URIs."""
+    manifest_data["models"] = {r: {"uri": f"s3://models/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
+    return Path(write_manifest(manifest_data))
+
+
 def _output(decision: str) -> dict[str, Any]:
     return {"run": {"run_id": "x-000000000000", "run_uri": "s3://bucket/runs/x-000000000000",
                     "existing_decision": None}, "steps": {"record": {"decision": decision, "existing": False}}}
@@ -153,8 +159,7 @@ def _output(decision: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("decision", "code"), [("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 3)])
 def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    manifest_data["models"] = {r: {"uri": f"s3://models/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
-    path = write_manifest(manifest_data)
+    path = _deployed_manifest(manifest_data, write_manifest)
     with embedded_aws():
         arn = _fake_machine(_output(decision))
         assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code
@@ -166,8 +171,7 @@ def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict
 @pytest.mark.parametrize(("error", "code"), [("RunFailedError", 4), ("ManifestError", 2), ("RuntimeError", 4)])
 def test_ci_entry_point_failed_execution(error: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    manifest_data["models"] = {r: {"uri": f"s3://models/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
-    path = write_manifest(manifest_data)
+    path = _deployed_manifest(manifest_data, write_manifest)
     with embedded_aws():
         arn = _fake_machine(None, error=error)
         assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from testbed.core.student_t import t_cdf, t_ppf, t_sf
+from testbed.core.student_t import t_cdf, t_ppf
 
 DFS = [1, 2, 3, 5, 9, 29, 30, 99, 1000, 99_999, 5_000_000]
 
@@ -16,7 +16,7 @@ DFS = [1, 2, 3, 5, 9, 29, 30, 99, 1000, 99_999, 5_000_000]
 def test_cdf_and_sf_match_scipy(df: int) -> None:
     for t in (-40.0, -5.0, -2.0, -0.5, 0.0, 0.3, 1.96, 3.0, 12.0):
         assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-9, abs=1e-300)
-        assert t_sf(t, df) == pytest.approx(stats.t.sf(t, df), rel=1e-9, abs=1e-300)
+        assert t_cdf(-t, df) == pytest.approx(stats.t.sf(t, df), rel=1e-9, abs=1e-300)  # the upper tail
 
 
 @pytest.mark.parametrize("df", DFS)
