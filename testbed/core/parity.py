@@ -75,20 +75,16 @@ def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: Parit
     report.entities[entity] = {"rows_stream": stream.num_rows, "rows_batch": batch.num_rows,
                                "mismatches": bad.num_rows}
     for row in bad.to_pylist():
-        key = {k: row[k] for k in keys}
-        if row["only_batch"] or row["only_stream"]:
-            side = "batch" if row["only_batch"] else "stream"
-            report.features_mismatched[f"{entity}:<row only in {side}>"] = (
-                report.features_mismatched.get(f"{entity}:<row only in {side}>", 0) + 1)
-            differing = [("<row>", "absent" if side == "batch" else "present", "present" if side == "batch"
-                          else "absent")]
+        if row["only_batch"] or row["only_stream"]:  # the whole row is missing on one side
+            seen = {True: "present", False: "absent"}
+            differing = [(f"{entity}:<row only in {'batch' if row['only_batch'] else 'stream'}>",
+                          seen[bool(row["only_stream"])], seen[bool(row["only_batch"])])]
         else:
             differing = [(c, _clean(row[f"s_{c}"]), _clean(row[f"b_{c}"])) for c in features if row[f"d_{c}"]]
-            for c, _, _ in differing:
-                report.features_mismatched[c] = report.features_mismatched.get(c, 0) + 1
         for feature, stream_value, batch_value in differing:
+            report.features_mismatched[feature] = report.features_mismatched.get(feature, 0) + 1
             if len(report.examples) < MAX_EXAMPLES:
-                report.examples.append({"entity": entity, "key": key, "feature": feature,
+                report.examples.append({"entity": entity, "key": {k: row[k] for k in keys}, "feature": feature,
                                         "stream": stream_value, "batch": batch_value})
 
 
