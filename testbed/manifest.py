@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from testbed.core.metrics import METRIC_NAMES
 from testbed.errors import ManifestError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -135,7 +136,6 @@ class Evaluation(Strict):
 
 
 GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate"]
-METRICS = ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
 
 
 class Gate(Strict):
@@ -169,7 +169,7 @@ class Gate(Strict):
         if self.metric is None:
             raise ValueError(f"gate {self.name}: kind {self.kind} needs metric")
         base, _, k = self.metric.partition("@")
-        if base not in METRICS or not k.isdigit():
+        if base not in METRIC_NAMES or not k.isdigit():
             raise ValueError(f"gate {self.name}: unknown metric {self.metric!r} (use e.g. ndcg@10)")
         if self.kind == "threshold" and self.bound is None:
             raise ValueError(f"gate {self.name}: kind threshold needs bound")

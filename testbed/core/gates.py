@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from testbed.core.bootstrap import Replicates, bca_interval, bca_p_greater
+from testbed.core.metrics import metric_named
 from testbed.core.sample_ratio import METHOD as SAMPLE_RATIO_METHOD
 from testbed.core.sample_ratio import SampleRatio
 from testbed.core.special import binom_cdf, norm_ppf
@@ -330,7 +331,7 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
             slots.append(_safety(gate, inputs))
             continue
         for stratum in _rows(gate, inputs):
-            if gate.metric is not None and gate.metric.startswith("coverage@"):
+            if gate.metric is not None and not metric_named(gate.metric).has_per_user_values:
                 slots.append(_point(gate, stratum, inputs))
             else:
                 slots.append(_test(gate, stratum, inputs.comparisons.get(stratum)))

@@ -1,8 +1,10 @@
 """Offline ranking and business metrics, following the trec_eval conventions.
 
 Layout follows ranx's ``metrics`` package: one plain function per metric with its formula in the
-docstring, and an explicit registry (:data:`PER_USER_METRICS`) mapping metric names to functions.
-Nothing registers itself at import time. Pure code: no I/O, no AWS.
+docstring, and an explicit, ordered registry (:data:`METRICS`) of metric specs. The registered functions
+are the production code: :func:`per_user_metrics` computes the shared per-(model, user) sums once
+(:class:`RankingSums`) and calls each per-user metric's function on them; :func:`aggregate` walks the
+registry for the group values. Nothing registers itself at import time. Pure code: no I/O, no AWS.
 
 Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 0 when absent):
 
@@ -11,9 +13,9 @@ Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 
 * ``rel_i`` is the grade of the item ranked at position ``i`` (1-based). Only the first ``K``
   ranked items are looked at; lists shorter than ``K`` are fine.
 * nDCG uses the *linear* gain ``rel_i`` (trec_eval ``ndcg_cut``), not ``2**rel - 1``.
-* Users with ``R = 0`` are excluded from every average (including ``revenue@K`` and ``coverage@K``)
-  and counted separately (see :func:`aggregate`). The per-user functions return 0.0 for metrics whose
-  denominator would be zero (``recall``, ``map``, ``ndcg`` with IDCG = 0).
+* Users with ``R = 0`` get no per-user values and are excluded from every average (including
+  ``revenue@K`` and ``coverage@K``); they are counted separately (see :func:`aggregate`). So the
+  denominators ``R`` and ``IDCG@K`` of the per-user metrics are always positive.
 * A user with ``R >= 1`` whom a model did not rank at all is a miss: every metric is 0.0.
 
 Ranks are taken as given. No tie-breaking happens here: the scorer already wrote the ``rank``
@@ -26,9 +28,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,44 +39,20 @@ import pyarrow.compute as pc
 from testbed.core.arrays import group_starts
 
 __all__ = [
+    "COVERAGE",
+    "METRICS",
     "METRIC_NAMES",
     "PER_USER_METRICS",
-    "UserRanking",
+    "PRIMARY",
+    "ListMetric",
+    "Metric",
+    "PerUserMetric",
+    "RankingSums",
+    "TopKLists",
     "aggregate",
-    "coverage_at_k",
-    "hit_rate_at_k",
-    "map_at_k",
-    "mrr_at_k",
-    "ndcg_at_k",
+    "metric_named",
     "per_user_metrics",
-    "precision_at_k",
-    "recall_at_k",
-    "revenue_at_k",
 ]
-
-
-@dataclass(frozen=True)
-class UserRanking:
-    """One user's ranked list plus the user's labels.
-
-    ``items``: ranked item ids, rank 1 first, no duplicates.
-    ``relevance``: label grades (integers >= 0); items absent have grade 0.
-    ``revenue``: label-window purchase revenue per item; items absent have revenue 0.
-    """
-
-    items: tuple[str, ...]
-    relevance: Mapping[str, int]
-    revenue: Mapping[str, float]
-
-    def __post_init__(self) -> None:
-        if len(set(self.items)) != len(self.items):
-            raise ValueError("UserRanking.items contains duplicate item ids")
-        if any(grade < 0 for grade in self.relevance.values()):
-            raise ValueError("UserRanking.relevance grades must be >= 0")
-
-
-# --------------------------------------------------------------------------------------------------
-# helpers
 
 
 def _check_k(k: int) -> None:
@@ -82,25 +60,42 @@ def _check_k(k: int) -> None:
         raise ValueError(f"cut-off k must be a positive integer, got {k!r}")
 
 
-def _top_k(u: UserRanking, k: int) -> tuple[str, ...]:
-    _check_k(k)
-    return u.items[:k]
+# --------------------------------------------------------------------------------------------------
+# what the metric functions read
 
 
-def _n_relevant(u: UserRanking) -> int:
-    """``R``: number of label items with grade >= 1."""
-    return sum(1 for grade in u.relevance.values() if grade >= 1)
+@dataclass(frozen=True)
+class RankingSums:
+    """Per (model, evaluated user) cell, one array entry each: the sums every per-user metric is built from.
+
+    ``n_relevant`` = ``R`` (int64); ``idcg`` = ``IDCG@K``; ``dcg`` = ``DCG@K``;
+    ``hits`` = ``|{i <= K : rel_i >= 1}|``; ``ap_sum`` = ``sum_{i <= K, rel_i >= 1} P@i``;
+    ``rr`` = ``1 / min{i <= K : rel_i >= 1}`` (0.0 without a hit); ``revenue`` = ``sum_{i <= K} revenue(d_i)``.
+    """
+
+    k: int
+    n_relevant: np.ndarray
+    idcg: np.ndarray
+    dcg: np.ndarray
+    hits: np.ndarray
+    ap_sum: np.ndarray
+    rr: np.ndarray
+    revenue: np.ndarray
 
 
-def _grade(u: UserRanking, item: str) -> int:
-    return u.relevance.get(item, 0)
+@dataclass(frozen=True)
+class TopKLists:
+    """The top-``K`` lists of a group of evaluated users, taken together."""
+
+    distinct_items: int
+    catalogue_size: int
 
 
 # --------------------------------------------------------------------------------------------------
 # per-user metrics
 
 
-def ndcg_at_k(u: UserRanking, k: int) -> float:
+def ndcg_at_k(s: RankingSums) -> np.ndarray:
     """Normalised discounted cumulative gain at ``k`` (trec_eval ``ndcg_cut``, linear gain).
 
     ``DCG@K  = sum_{i=1..min(n,K)} rel_i / log2(i + 1)``
@@ -108,124 +103,131 @@ def ndcg_at_k(u: UserRanking, k: int) -> float:
     ``IDCG@K = sum_{j=1..K} g_j / log2(j + 1)`` with ``g_1 >= g_2 >= ...`` ALL of the user's label
     grades sorted descending (not only the ranked ones).
 
-    ``nDCG@K = DCG@K / IDCG@K``; 0.0 when ``IDCG@K = 0``.
+    ``nDCG@K = DCG@K / IDCG@K`` (``IDCG@K > 0`` since ``R >= 1``).
     """
-    top = _top_k(u, k)
-    ideal = sorted((g for g in u.relevance.values() if g > 0), reverse=True)[:k]
-    idcg = 0.0
-    for j, grade in enumerate(ideal, start=1):
-        idcg += grade / math.log2(j + 1)
-    if idcg == 0.0:
-        return 0.0
-    dcg = 0.0
-    for i, item in enumerate(top, start=1):
-        grade = _grade(u, item)
-        if grade > 0:
-            dcg += grade / math.log2(i + 1)
-    return dcg / idcg
+    return s.dcg / s.idcg
 
 
-def precision_at_k(u: UserRanking, k: int) -> float:
+def precision_at_k(s: RankingSums) -> np.ndarray:
     """Precision at ``k`` (trec_eval ``P_K``).
 
     ``P@K = |{i <= K : rel_i >= 1}| / K``. The denominator is ``K`` even when fewer than ``K``
     items are ranked.
     """
-    top = _top_k(u, k)
-    return sum(1 for item in top if _grade(u, item) >= 1) / k
+    return s.hits / s.k
 
 
-def recall_at_k(u: UserRanking, k: int) -> float:
+def recall_at_k(s: RankingSums) -> np.ndarray:
     """Recall at ``k`` (trec_eval ``recall_K``).
 
-    ``Recall@K = |{i <= K : rel_i >= 1}| / R``; 0.0 when ``R = 0``.
+    ``Recall@K = |{i <= K : rel_i >= 1}| / R``.
     """
-    top = _top_k(u, k)
-    n_rel = _n_relevant(u)
-    if n_rel == 0:
-        return 0.0
-    return sum(1 for item in top if _grade(u, item) >= 1) / n_rel
+    return s.hits / s.n_relevant
 
 
-def mrr_at_k(u: UserRanking, k: int) -> float:
+def mrr_at_k(s: RankingSums) -> np.ndarray:
     """Reciprocal rank of the first relevant item within the top ``k``.
 
     ``RR@K = 1 / min{i <= K : rel_i >= 1}``, 0.0 when no relevant item is in the top ``K``.
     (Equals trec_eval ``recip_rank`` on a run truncated at ``K``.)
     """
-    top = _top_k(u, k)
-    for i, item in enumerate(top, start=1):
-        if _grade(u, item) >= 1:
-            return 1.0 / i
-    return 0.0
+    return s.rr
 
 
-def hit_rate_at_k(u: UserRanking, k: int) -> float:
+def hit_rate_at_k(s: RankingSums) -> np.ndarray:
     """Hit rate at ``k``.
 
     ``HR@K = 1`` if ``exists i <= K : rel_i >= 1`` else ``0``.
     """
-    top = _top_k(u, k)
-    return 1.0 if any(_grade(u, item) >= 1 for item in top) else 0.0
+    return (s.hits > 0).astype(np.float64)
 
 
-def map_at_k(u: UserRanking, k: int) -> float:
+def map_at_k(s: RankingSums) -> np.ndarray:
     """Average precision at ``k`` (trec_eval ``map_cut_K``).
 
     ``AP@K = (sum_{i <= K, rel_i >= 1} P@i) / R`` with ``P@i = |{j <= i : rel_j >= 1}| / i``.
-    The denominator is ``R`` (all relevant label items), not ``min(R, K)``; 0.0 when ``R = 0``.
+    The denominator is ``R`` (all relevant label items), not ``min(R, K)``.
     """
-    top = _top_k(u, k)
-    n_rel = _n_relevant(u)
-    if n_rel == 0:
-        return 0.0
-    hits = 0
-    total = 0.0
-    for i, item in enumerate(top, start=1):
-        if _grade(u, item) >= 1:
-            hits += 1
-            total += hits / i
-    return total / n_rel
+    return s.ap_sum / s.n_relevant
 
 
-def revenue_at_k(u: UserRanking, k: int) -> float:
+def revenue_at_k(s: RankingSums) -> np.ndarray:
     """Label-window purchase revenue captured by the top ``k``.
 
     ``Revenue@K = sum_{i <= K} revenue(d_i)`` where ``revenue(d)`` is the user's label-window purchase
     revenue for item ``d`` (0 when absent), whatever the item's grade.
     """
-    top = _top_k(u, k)
-    total = 0.0
-    for item in top:
-        total += float(u.revenue.get(item, 0.0))
-    return total
+    return s.revenue
 
 
-def coverage_at_k(top_k_lists: Iterable[Sequence[str]], k: int, catalogue_size: int) -> float:
+# --------------------------------------------------------------------------------------------------
+# list-level metrics
+
+
+def coverage_at_k(lists: TopKLists) -> float:
     """Catalogue coverage at ``k`` of a group of users (an aggregate, not a per-user metric).
 
     ``Coverage@K = |union_u {d_{u,1}, ..., d_{u,K}}| / catalogue_size``.
     """
-    _check_k(k)
-    if catalogue_size <= 0:
-        raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
-    seen: set[str] = set()
-    for items in top_k_lists:
-        seen.update(items[:k])
-    return len(seen) / catalogue_size
+    return lists.distinct_items / lists.catalogue_size
 
 
-METRIC_NAMES: tuple[str, ...] = ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue")
+# --------------------------------------------------------------------------------------------------
+# the registry
 
-PER_USER_METRICS: dict[str, Callable[[UserRanking, int], float]] = {
-    "ndcg": ndcg_at_k,
-    "precision": precision_at_k,
-    "recall": recall_at_k,
-    "mrr": mrr_at_k,
-    "hit_rate": hit_rate_at_k,
-    "map": map_at_k,
-    "revenue": revenue_at_k,
-}
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+    def at(self, k: int) -> str:
+        """The metric's name at cut-off ``k``, as in the per-user columns, metrics.json and the gates."""
+        return f"{self.name}@{k}"
+
+
+@dataclass(frozen=True)
+class PerUserMetric(_Named):
+    """One value per (model, evaluated user); a group's value is the users' mean, deltas are paired."""
+
+    column: Callable[[RankingSums], np.ndarray]
+    has_per_user_values: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class ListMetric(_Named):
+    """One value per group of users, from their lists taken together: compared on point values."""
+
+    value: Callable[[TopKLists], float]
+    has_per_user_values: ClassVar[bool] = False
+
+
+Metric = PerUserMetric | ListMetric
+
+NDCG = PerUserMetric("ndcg", ndcg_at_k)
+PRECISION = PerUserMetric("precision", precision_at_k)
+RECALL = PerUserMetric("recall", recall_at_k)
+MRR = PerUserMetric("mrr", mrr_at_k)
+HIT_RATE = PerUserMetric("hit_rate", hit_rate_at_k)
+MAP = PerUserMetric("map", map_at_k)
+REVENUE = PerUserMetric("revenue", revenue_at_k)
+COVERAGE = ListMetric("coverage", coverage_at_k)
+
+METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE)
+"""Every metric, in the order of the per-user columns and of each group's values in metrics.json."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
+PER_USER_METRICS: tuple[PerUserMetric, ...] = tuple(m for m in METRICS if isinstance(m, PerUserMetric))
+PRIMARY: PerUserMetric = NDCG
+"""The metric a run is summarised by when one number has to do (the what-if scenarios)."""
+
+
+def metric_named(name: str) -> Metric:
+    """The registered metric of ``name``, with or without its cut-off (``"ndcg@10"`` or ``"ndcg"``)."""
+    base = name.partition("@")[0]
+    for metric in METRICS:
+        if metric.name == base:
+            return metric
+    raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,7 +287,7 @@ def _empty_per_user(k: int) -> pa.Table:
         pa.field("model", pa.string()),
         pa.field("user_id", pa.string()),
         pa.field("n_relevant", pa.int64()),
-    ] + [pa.field(f"{name}@{k}", pa.float64()) for name in METRIC_NAMES]
+    ] + [pa.field(metric.at(k), pa.float64()) for metric in PER_USER_METRICS]
     return pa.schema(fields).empty_table()
 
 
@@ -302,9 +304,8 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     Returns one row per (model, user) for every model present in ``rankings`` and every user with
     ``R >= 1`` in ``labels`` (a user the model did not rank gets 0.0 everywhere). Users with ``R = 0``
     are dropped. Columns: ``model``, ``user_id``, ``n_relevant`` (int64) and one float64 column
-    ``f"{name}@{k}"`` per name in :data:`METRIC_NAMES`. Sorted by (model, user_id).
-
-    Values equal those of the functions in :data:`PER_USER_METRICS` (up to float rounding).
+    per metric in :data:`PER_USER_METRICS`, named ``metric.at(k)``, computed by the metric's function from
+    the shared :class:`RankingSums`. Sorted by (model, user_id).
     """
     _check_k(k)
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
@@ -365,7 +366,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     pos = np.minimum(np.searchsorted(l_key, r_key), l_key.size - 1)
     found = l_key[pos] == r_key
     grade = np.where(found, l_grade[pos], 0).astype(np.float64)
-    revenue = np.where(found, l_rev[pos], 0.0)
+    row_revenue = np.where(found, l_rev[pos], 0.0)
 
     # ---- per-row contributions
     is_rel = grade >= 1
@@ -387,23 +388,15 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
         hits[cell] = np.add.reduceat(is_rel.astype(np.float64), starts)[evaluated]
         ap_sum[cell] = np.add.reduceat(ap_term, starts)[evaluated]
         rr[cell] = np.maximum.reduceat(rr_term, starts)[evaluated]
-        rev[cell] = np.add.reduceat(revenue, starts)[evaluated]
+        rev[cell] = np.add.reduceat(row_revenue, starts)[evaluated]
 
     user_r = np.tile(n_rel[eval_users], n_models)
-    user_idcg = np.tile(idcg[eval_users], n_models)
-    columns: dict[str, np.ndarray] = {
-        "ndcg": dcg / user_idcg,
-        "precision": hits / k,
-        "recall": hits / user_r,
-        "mrr": rr,
-        "hit_rate": (hits > 0).astype(np.float64),
-        "map": ap_sum / user_r,
-        "revenue": rev,
-    }
+    sums = RankingSums(k=k, n_relevant=user_r, idcg=np.tile(idcg[eval_users], n_models), dcg=dcg, hits=hits,
+                       ap_sum=ap_sum, rr=rr, revenue=rev)
     model_col = model_vocab.take(pa.array(np.repeat(np.arange(n_models), n_eval)))
     user_col = user_vocab.take(pa.array(np.tile(eval_users, n_models)))
     arrays: list[Any] = [model_col, user_col, pa.array(user_r, type=pa.int64())]
-    arrays += [pa.array(columns[name], type=pa.float64()) for name in METRIC_NAMES]
+    arrays += [pa.array(metric.column(sums), type=pa.float64()) for metric in PER_USER_METRICS]
     return pa.Table.from_arrays(arrays, schema=_empty_per_user(k).schema)
 
 
@@ -415,10 +408,15 @@ def _group_summary(
     catalogue_size: int,
 ) -> dict[str, float | int]:
     n = int(mask.sum())
+    lists = TopKLists(n_distinct_items, catalogue_size)
     out: dict[str, float | int] = {}
-    for name in METRIC_NAMES:
-        out[f"{name}@{k}"] = float(np.mean(metric_values[name][mask])) if n else math.nan
-    out[f"coverage@{k}"] = n_distinct_items / catalogue_size if n else math.nan
+    for metric in METRICS:
+        if not n:
+            out[metric.at(k)] = math.nan
+        elif isinstance(metric, PerUserMetric):
+            out[metric.at(k)] = float(np.mean(metric_values[metric.name][mask]))
+        else:
+            out[metric.at(k)] = metric.value(lists)
     out["users"] = n
     return out
 
@@ -430,7 +428,7 @@ def aggregate(
     catalogue_size: int,
     strata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Means of the per-user metrics, coverage and excluded-user counts, per model and stratum.
+    """Every registered metric (means of the per-user ones) and excluded-user counts, per model and stratum.
 
     ``per_user`` is the output of :func:`per_user_metrics` for the same ``k`` (evaluated users only,
     i.e. ``R >= 1``); ``rankings`` is the table it was computed from (used for coverage and for the
@@ -445,8 +443,8 @@ def aggregate(
          "excluded_users": {model: {"all": n, "<stratum>": n, ...}}}
 
     * Means are plain arithmetic means over the evaluated users of the group (python floats).
-    * ``coverage@k`` = distinct items in the top-``k`` lists of the group's evaluated users divided by
-      ``catalogue_size`` (see :func:`coverage_at_k`).
+    * List metrics (``coverage@k``, see :func:`coverage_at_k`) read the distinct items in the top-``k``
+      lists of the group's evaluated users and ``catalogue_size``.
     * Excluded users are the users present in a model's rankings but not evaluated (``R = 0``).
     * Models are sorted; within a model ``"all"`` comes first, then strata sorted. Under ``"models"`` a
       stratum appears when it has at least one evaluated user; under ``"excluded_users"`` every stratum
@@ -456,15 +454,15 @@ def aggregate(
     _check_k(k)
     if catalogue_size <= 0:
         raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
-    metric_columns = [f"{name}@{k}" for name in METRIC_NAMES]
+    metric_columns = [metric.at(k) for metric in PER_USER_METRICS]
     _require_columns(per_user, ["model", "user_id", *metric_columns], "per_user")
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
 
     pu_model = np.asarray(_as_str(per_user.column("model")).to_pylist(), dtype=object)
     pu_user = np.asarray(_as_str(per_user.column("user_id")).to_pylist(), dtype=object)
     pu_values = {
-        name: np.asarray(per_user.column(col).to_numpy(), dtype=np.float64)
-        for name, col in zip(METRIC_NAMES, metric_columns, strict=True)
+        metric.name: np.asarray(per_user.column(metric.at(k)).to_numpy(), dtype=np.float64)
+        for metric in PER_USER_METRICS
     }
     r_model = _as_str(rankings.column("model"))
     r_top = pc.less_equal(rankings.column("rank"), k)

@@ -123,7 +123,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest, labels: pa.Table) -> dict[st
         baseline_rankings = score(con, manifest, models)
         scenarios: list[dict[str, Any]] = []
         changes: dict[str, list[float]] = {role: [] for role in ROLES}
-        primary = f"ndcg@{k}"
+        primary = metrics.PRIMARY.at(k)
         for index, scenario in enumerate(spec.scenarios):
             perturbed, new, affected, params = perturb(scenario, index, items, rng)
             con.register("items", perturbed)

@@ -14,6 +14,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from testbed.core.metrics import COVERAGE
 from testbed.report import facts
 
 CONTROL, CANDIDATE = "#718096", "#2b6cb0"
@@ -205,7 +206,7 @@ def score_distribution(scores: dict[str, Any]) -> str:
 
 def coverage(metrics: dict[str, Any]) -> str:
     """coverage@k per stratum for both models: the share of the catalogue that gets recommended."""
-    name = facts.coverage_name(metrics) or "coverage"
+    name = facts.coverage_name(metrics) or COVERAGE.name
     strata = [s for s in facts.strata_of(metrics)
               if any(facts.is_number(facts.model_value(metrics, m, name, s)) for m in ("control", "candidate"))]
     chart = pygal.Bar(**_config([CONTROL, CANDIDATE], height=280, value_formatter=lambda v: f"{v:.3f}",

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from testbed.core.metrics import COVERAGE
+
 OUTCOME_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
 INTERVAL_KINDS = ("non_inferiority", "superiority")
 MAX_FOREST_PANELS = 6
@@ -131,7 +133,7 @@ def strata_of(metrics: dict[str, Any] | None) -> list[str]:
 
 def coverage_name(metrics: dict[str, Any] | None) -> str | None:
     k = (metrics or {}).get("k")
-    return f"coverage@{k}" if k is not None else None
+    return COVERAGE.at(k) if k is not None else None
 
 
 # ---------------------------------------------------------------- forest plot

@@ -1,33 +1,69 @@
-"""Tests for testbed.core.metrics: hand-computed values, pytrec_eval agreement, table API."""
+"""Tests for testbed.core.metrics: hand-computed values, pytrec_eval agreement, table API.
+
+Every value is computed by the production path (:func:`per_user_metrics` / :func:`aggregate`): the
+hand-computed cases go through one-user tables (:func:`_one_user`).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import pytrec_eval
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testbed.core import metrics
 from testbed.core.metrics import (
+    COVERAGE,
     METRIC_NAMES,
+    METRICS,
     PER_USER_METRICS,
-    UserRanking,
+    PRIMARY,
+    ListMetric,
+    PerUserMetric,
     aggregate,
-    coverage_at_k,
-    hit_rate_at_k,
-    map_at_k,
-    mrr_at_k,
-    ndcg_at_k,
+    metric_named,
     per_user_metrics,
-    precision_at_k,
-    recall_at_k,
-    revenue_at_k,
 )
+from testbed.manifest import Gate
 
 L2 = math.log2
+PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS)
+
+
+@dataclass(frozen=True)
+class UserRanking:
+    """One user's ranked list (rank 1 first) plus the user's label grades and revenues (absent: 0)."""
+
+    items: tuple[str, ...]
+    relevance: Mapping[str, int]
+    revenue: Mapping[str, float] = field(default_factory=dict)
+
+
+def _one_user_tables(u: UserRanking) -> tuple[pa.Table, pa.Table]:
+    # a model without rows would be absent: one that does not rank the user ranks an unlabelled user instead
+    rankings = _rankings_table({"m": {"u": list(u.items)} if u.items else {"other": ["zz"]}})
+    items = dict.fromkeys([*u.relevance, *u.revenue])
+    labels = _labels_table({"u": {i: (u.relevance.get(i, 0), u.revenue.get(i, 0.0)) for i in items}})
+    return rankings, labels
+
+
+def _one_user(u: UserRanking, k: int) -> dict[str, float] | None:
+    """The user's per-user metrics at ``k`` from :func:`per_user_metrics`; None when it gives no row (R = 0)."""
+    rows = per_user_metrics(*_one_user_tables(u), k).to_pylist()
+    assert len(rows) <= 1
+    return {name: rows[0][f"{name}@{k}"] for name in PER_USER_NAMES} if rows else None
+
+
+def _value(u: UserRanking, k: int, name: str) -> float:
+    values = _one_user(u, k)
+    assert values is not None, "user has no per-user values"
+    return values[name]
 
 # --------------------------------------------------------------------------------------------------
 # hand-computed cases
@@ -93,11 +129,6 @@ HAND_CASES: list[tuple[str, UserRanking, int, str, float]] = [
     ("miss", MISS, 4, "ndcg", (2 / L2(5)) / 2),  # DCG = 2/log2(5); IDCG = 2/log2(2)
     ("miss", MISS, 4, "map", (1 / 4) / 1),
     ("miss", MISS, 4, "revenue", 1.0 + 9.0),
-    # --- R = 0: denominators would be 0 -> 0.0 (such users are excluded from averages by the table API)
-    ("no_rel", NO_REL, 2, "recall", 0.0),
-    ("no_rel", NO_REL, 2, "map", 0.0),
-    ("no_rel", NO_REL, 2, "ndcg", 0.0),
-    ("no_rel", NO_REL, 2, "hit_rate", 0.0),
 ]
 
 
@@ -107,44 +138,70 @@ HAND_CASES: list[tuple[str, UserRanking, int, str, float]] = [
     ids=[f"{c}-k{k}-{n}" for c, _, k, n, _ in HAND_CASES],
 )
 def test_hand_computed(case: str, user: UserRanking, k: int, name: str, expected: float) -> None:
-    assert PER_USER_METRICS[name](user, k) == pytest.approx(expected, abs=1e-12)
+    assert _value(user, k, name) == pytest.approx(expected, abs=1e-12)
+
+
+def test_user_without_relevant_item_gets_no_values() -> None:
+    # R = 0: recall, map and ndcg would divide by 0; the user has no per-user row, is in no average and is
+    # counted as excluded instead
+    assert _one_user(NO_REL, 2) is None
+    rankings, labels = _one_user_tables(NO_REL)
+    out = aggregate(per_user_metrics(rankings, labels, 2), rankings, 2, catalogue_size=10)
+    assert out["models"]["m"]["all"]["users"] == 0
+    assert out["excluded_users"] == {"m": {"all": 1}}
 
 
 def test_graded_ndcg_numeric_value() -> None:
     # Guard against a typo in the symbolic expression above: 1.892789 / 4.761860 = 0.397489...
-    assert ndcg_at_k(GRADED, 3) == pytest.approx(0.3974893, abs=1e-6)
+    assert _value(GRADED, 3, "ndcg") == pytest.approx(0.3974893, abs=1e-6)
 
 
 def test_ndcg_uses_linear_gain_not_exponential() -> None:
     # grades a=3 (ranked 2nd), b=1 (ranked 1st). Linear: (1 + 3/log2 3) / (3 + 1/log2 3) = 0.79671.
     # With gain 2^rel - 1 it would be (1 + 7/log2 3) / (7 + 1/log2 3) = 0.70981.
     u = UserRanking(items=("b", "a"), relevance={"a": 3, "b": 1}, revenue={})
-    assert ndcg_at_k(u, 2) == pytest.approx((1 + 3 / L2(3)) / (3 + 1 / L2(3)), abs=1e-12)
-    assert ndcg_at_k(u, 2) == pytest.approx(0.796708, abs=1e-6)
+    assert _value(u, 2, "ndcg") == pytest.approx((1 + 3 / L2(3)) / (3 + 1 / L2(3)), abs=1e-12)
+    assert _value(u, 2, "ndcg") == pytest.approx(0.796708, abs=1e-6)
+
+
+def _coverage(lists: Mapping[str, list[str]], k: int, catalogue_size: int) -> float:
+    """coverage@k from :func:`aggregate` of one model's lists; u0..u2 each have a relevant label item."""
+    labels = _labels_table({f"u{i}": {"q": (1, 0.0)} for i in range(3)})
+    rankings = _rankings_table({"m": dict(lists)})
+    out = aggregate(per_user_metrics(rankings, labels, k), rankings, k, catalogue_size=catalogue_size)
+    return out["models"]["m"]["all"][f"coverage@{k}"]
 
 
 def test_coverage_hand_computed() -> None:
-    lists = [["a", "b", "c"], ["b", "d"], ["e", "f", "g"]]
+    lists = {"u0": ["a", "b", "c"], "u1": ["b", "d"], "u2": ["e", "f", "g"]}
     # top 2: {a, b} | {b, d} | {e, f} = {a, b, d, e, f} -> 5 / 10
-    assert coverage_at_k(lists, 2, catalogue_size=10) == 0.5
+    assert _coverage(lists, 2, catalogue_size=10) == 0.5
     # top 3: + c, g -> 7 / 10
-    assert coverage_at_k(lists, 3, catalogue_size=10) == 0.7
-    assert coverage_at_k([], 3, catalogue_size=10) == 0.0
+    assert _coverage(lists, 3, catalogue_size=10) == 0.7
+    # no evaluated user has a list (the model ranked only an unlabelled user)
+    assert _coverage({"nobody": ["a"]}, 3, catalogue_size=10) == 0.0
 
 
 def test_registry_is_explicit_and_complete() -> None:
-    assert tuple(PER_USER_METRICS) == METRIC_NAMES
-    assert PER_USER_METRICS == {
-        "ndcg": ndcg_at_k,
-        "precision": precision_at_k,
-        "recall": recall_at_k,
-        "mrr": mrr_at_k,
-        "hit_rate": hit_rate_at_k,
-        "map": map_at_k,
-        "revenue": revenue_at_k,
-    }
-    for fn in PER_USER_METRICS.values():
-        assert fn.__doc__ and "=" in fn.__doc__  # formula in the docstring
+    assert METRIC_NAMES == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
+    assert [m.name for m in METRICS] == list(METRIC_NAMES)
+    assert PER_USER_METRICS == METRICS[:-1] and all(isinstance(m, PerUserMetric) for m in PER_USER_METRICS)
+    assert isinstance(COVERAGE, ListMetric) and METRICS[-1] is COVERAGE
+    assert [m.has_per_user_values for m in METRICS] == [True] * 7 + [False]
+    assert PRIMARY.at(10) == "ndcg@10"
+    for metric in PER_USER_METRICS:
+        assert metric.column.__doc__ and "=" in metric.column.__doc__  # formula in the docstring
+    assert COVERAGE.value.__doc__ and "=" in COVERAGE.value.__doc__
+    assert metric_named("coverage@10") is COVERAGE and metric_named("map") is metrics.MAP
+    with pytest.raises(ValueError, match="unknown metric"):
+        metric_named("auc@10")
+
+
+def test_manifest_gate_metrics_come_from_the_registry() -> None:
+    for metric in METRICS:
+        Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        Gate(name="g", kind="threshold", metric="auc@10", bound=0.0)
 
 
 def test_module_docstring_documents_tie_breaking() -> None:
@@ -154,13 +211,18 @@ def test_module_docstring_documents_tie_breaking() -> None:
 
 @pytest.mark.parametrize("bad_k", [0, -1])
 def test_invalid_k_rejected(bad_k: int) -> None:
+    rankings, labels = _one_user_tables(GRADED)
     with pytest.raises(ValueError, match="cut-off"):
-        precision_at_k(GRADED, bad_k)
+        per_user_metrics(rankings, labels, bad_k)
+    with pytest.raises(ValueError, match="cut-off"):
+        aggregate(per_user_metrics(rankings, labels, 3), rankings, bad_k, catalogue_size=10)
 
 
-def test_user_ranking_rejects_duplicates() -> None:
-    with pytest.raises(ValueError, match="duplicate"):
-        UserRanking(items=("a", "a"), relevance={}, revenue={})
+def test_duplicate_items_and_negative_grades_rejected() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        _one_user(UserRanking(items=("a", "a"), relevance={"a": 1}), 3)
+    with pytest.raises(ValueError, match="relevance"):
+        _one_user(UserRanking(items=("a",), relevance={"a": -1}), 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,20 +345,63 @@ def test_agreement_with_pytrec_eval() -> None:
         sums = dict.fromkeys(measures, 0.0)
         for user in evaluated:
             ref = trec.get(user, dict.fromkeys(measures.values(), 0.0))
-            fn_user = _user_ranking(model_lists.get(user, []), labels[user])
             row = per_user[(model, user)]
             for name, trec_name in measures.items():
                 expected = ref[trec_name]
-                sums[name] += row[f"{name}@{k}"]
-                for got in (PER_USER_METRICS[name](fn_user, k), row[f"{name}@{k}"]):
-                    max_diff = max(max_diff, abs(got - expected))
-                    assert got == pytest.approx(expected, abs=1e-9), (model, user, name)
+                got = row[f"{name}@{k}"]
+                sums[name] += got
+                max_diff = max(max_diff, abs(got - expected))
+                assert got == pytest.approx(expected, abs=1e-9), (model, user, name)
             assert row[f"hit_rate@{k}"] == float(ref["P_10"] > 0)
-            assert hit_rate_at_k(fn_user, k) == float(ref["P_10"] > 0)
         for name, trec_name in measures.items():
             trec_mean = sum(trec.get(u, {}).get(trec_name, 0.0) for u in evaluated) / len(evaluated)
             assert sums[name] / len(evaluated) == pytest.approx(trec_mean, abs=1e-9)
     assert max_diff <= 1e-9
+
+
+_POOL = [f"i{j}" for j in range(8)]
+
+
+@st.composite
+def _instances(draw: st.DrawFn) -> tuple[int, dict[str, dict[str, tuple[int, float]]], dict[str, list[str]]]:
+    """k, labels (user -> item -> (grade, revenue)) and one model's lists (possibly longer than k, or none)."""
+    k = draw(st.integers(1, 6))
+    n_users = draw(st.integers(1, 5))
+    grade_revenue = st.tuples(st.integers(0, 3), st.integers(0, 10_000).map(lambda cents: cents / 100))
+    labels = {f"u{u}": draw(st.dictionaries(st.sampled_from(_POOL), grade_revenue, max_size=6))
+              for u in range(n_users)}
+    lists = {f"u{u}": draw(st.lists(st.sampled_from(_POOL), unique=True, max_size=8)) for u in range(n_users)}
+    return k, {u: lab for u, lab in labels.items() if lab}, {u: items for u, items in lists.items() if items}
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(_instances())
+def test_property_agreement_with_pytrec_eval(
+    instance: tuple[int, dict[str, dict[str, tuple[int, float]]], dict[str, list[str]]],
+) -> None:
+    k, labels, lists = instance
+    evaluated = sorted(u for u, lab in labels.items() if _n_rel(lab) >= 1)
+    rows = _rows(per_user_metrics(_rankings_table({"m": lists}), _labels_table(labels), k)) if lists else {}
+    assert set(rows) == ({("m", u) for u in evaluated} if lists else set())
+    if not rows:
+        return
+    qrels = {u: {it: g for it, (g, _) in labels[u].items()} for u in evaluated}
+    # strictly decreasing scores; the full lists for the cut measures, the top k for recip_rank
+    run = {u: {it: 100.0 - r for r, it in enumerate(lists[u], 1)} for u in evaluated if u in lists}
+    top_run = {u: {it: 100.0 - r for r, it in enumerate(lists[u][:k], 1)} for u in run}
+    cut = pytrec_eval.RelevanceEvaluator(qrels, {f"ndcg_cut.{k}", f"P.{k}", f"recall.{k}", f"map_cut.{k}"})
+    trec = cut.evaluate(run) if run else {}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top_run) if run else {}
+    names = {"ndcg": f"ndcg_cut_{k}", "precision": f"P_{k}", "recall": f"recall_{k}", "map": f"map_cut_{k}"}
+    for user in evaluated:
+        row = rows[("m", user)]
+        ref = trec.get(user, dict.fromkeys(names.values(), 0.0))
+        for name, trec_name in names.items():
+            assert row[f"{name}@{k}"] == pytest.approx(ref[trec_name], abs=1e-9), (user, name)
+        assert row[f"mrr@{k}"] == pytest.approx(rr.get(user, {}).get("recip_rank", 0.0), abs=1e-9)
+        assert row[f"hit_rate@{k}"] == float(ref[f"P_{k}"] > 0)
+        top = lists.get(user, [])[:k]
+        assert row[f"revenue@{k}"] == pytest.approx(sum(labels[user].get(it, (0, 0.0))[1] for it in top))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,9 +428,9 @@ TINY_STRATA = {
 
 def test_per_user_metrics_tiny_hand_values() -> None:
     table = per_user_metrics(_rankings_table(TINY_LISTS), _labels_table(TINY_LABELS), 2)
-    assert table.column_names == ["model", "user_id", "n_relevant", *(f"{n}@2" for n in METRIC_NAMES)]
+    assert table.column_names == ["model", "user_id", "n_relevant", *(f"{n}@2" for n in PER_USER_NAMES)]
     assert table.schema.field("n_relevant").type == pa.int64()
-    assert all(table.schema.field(f"{n}@2").type == pa.float64() for n in METRIC_NAMES)
+    assert all(table.schema.field(f"{n}@2").type == pa.float64() for n in PER_USER_NAMES)
     # sorted by (model, user); u3 (R = 0) and u5 (no labels) are absent; u4 present for m2 as a miss
     keys = list(zip(table.column("model").to_pylist(), table.column("user_id").to_pylist(), strict=True))
     assert keys == [("m1", "u1"), ("m1", "u2"), ("m1", "u4"), ("m2", "u1"), ("m2", "u2"), ("m2", "u4")]
@@ -348,11 +453,11 @@ def test_per_user_metrics_tiny_hand_values() -> None:
     )  # fmt: skip
     # m2/u4: not ranked -> a miss, all zeros
     assert rows[("m2", "u4")] == {
-        "model": "m2", "user_id": "u4", "n_relevant": 1, **{f"{n}@2": 0.0 for n in METRIC_NAMES}
+        "model": "m2", "user_id": "u4", "n_relevant": 1, **{f"{n}@2": 0.0 for n in PER_USER_NAMES}
     }  # fmt: skip
 
 
-def test_per_user_metrics_matches_functions_two_models() -> None:
+def test_per_user_metrics_of_many_users_equal_each_user_alone() -> None:
     k = 10
     labels, lists = _random_instance(seed=7, n_users=300, k=k)
     table = per_user_metrics(_rankings_table(lists), _labels_table(labels), k)
@@ -369,10 +474,11 @@ def test_per_user_metrics_matches_functions_two_models() -> None:
             assert row["n_relevant"] == _n_rel(labels[user])
             if user not in lists[model]:
                 n_missing += 1
-                assert all(row[f"{n}@{k}"] == 0.0 for n in METRIC_NAMES)
-            fn_user = _user_ranking(lists[model].get(user, []), labels[user])
-            for name, fn in PER_USER_METRICS.items():
-                assert row[f"{name}@{k}"] == pytest.approx(fn(fn_user, k), abs=1e-12), (model, user, name)
+                assert all(row[f"{n}@{k}"] == 0.0 for n in PER_USER_NAMES)
+            alone = _one_user(_user_ranking(lists[model].get(user, []), labels[user]), k)
+            assert alone is not None
+            for name in PER_USER_NAMES:
+                assert row[f"{name}@{k}"] == pytest.approx(alone[name], abs=1e-12), (model, user, name)
     assert n_missing > 0
 
 
@@ -404,7 +510,7 @@ def test_per_user_metrics_rejects_bad_input() -> None:
 def test_per_user_metrics_empty_rankings() -> None:
     table = per_user_metrics(_rankings_table({}), _labels_table(TINY_LABELS), 3)
     assert table.num_rows == 0
-    assert table.column_names == ["model", "user_id", "n_relevant", *(f"{n}@3" for n in METRIC_NAMES)]
+    assert table.column_names == ["model", "user_id", "n_relevant", *(f"{n}@3" for n in PER_USER_NAMES)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +526,7 @@ def test_aggregate_tiny_by_hand() -> None:
     assert list(out["models"]) == ["m1", "m2"]
     assert list(out["models"]["m1"]) == ["all", "tier=gold", "tier=silver"]
     assert list(out["models"]["m2"]) == ["all", "tier=gold", "tier=silver"]  # bronze has no evaluated user
-    assert list(out["models"]["m1"]["all"]) == [*(f"{n}@2" for n in METRIC_NAMES), "coverage@2", "users"]
+    assert list(out["models"]["m1"]["all"]) == [*(f"{n}@2" for n in PER_USER_NAMES), "coverage@2", "users"]
 
     m1, m2 = out["models"]["m1"], out["models"]["m2"]
     # m1: evaluated u1 (gold), u2 (silver), u4 (silver); u3 (R=0) excluded
@@ -484,10 +590,12 @@ def test_aggregate_without_strata_and_matches_means() -> None:
         assert list(out["models"][model]) == ["all"]
         group = out["models"][model]["all"]
         assert group["users"] == len(evaluated)
-        for name, fn in PER_USER_METRICS.items():
-            values = [fn(_user_ranking(lists[model].get(u, []), labels[u]), k) for u in evaluated]
+        alone = [_one_user(_user_ranking(lists[model].get(u, []), labels[u]), k) for u in evaluated]
+        for name in PER_USER_NAMES:
+            values = [a[name] for a in alone if a is not None]
+            assert len(values) == len(evaluated)
             assert group[f"{name}@{k}"] == pytest.approx(sum(values) / len(values), abs=1e-12)
-        expected_cov = coverage_at_k([lists[model][u] for u in evaluated if u in lists[model]], k, 80)
+        expected_cov = len({it for u in evaluated for it in lists[model].get(u, [])[:k]}) / 80
         assert group["coverage@10"] == pytest.approx(expected_cov)
         ranked = set(lists[model])
         assert out["excluded_users"][model] == {"all": len(ranked - set(evaluated))}
