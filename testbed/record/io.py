@@ -25,8 +25,10 @@ def read(path: DocumentPath[T]) -> T:
 
 
 def to_json(path: DocumentPath[T], document: T) -> Any:
-    """The plain JSON data of `document` (what `write` stores)."""
-    return path.kind.adapter.dump_python(document, mode="json")
+    """The plain JSON data of `document` (what `write` stores). Anything but the path's model (a plain dict,
+    another document) raises: writers build the model."""
+    path.kind.adapter.validate_python(document, strict=True)  # another document: ValidationError
+    return path.kind.adapter.dump_python(document, mode="json", warnings="error")  # a dict: serialization error
 
 
 def dumps(path: DocumentPath[T], document: T) -> bytes:
@@ -34,6 +36,5 @@ def dumps(path: DocumentPath[T], document: T) -> bytes:
 
 
 def write(path: DocumentPath[T], document: T, *, if_absent: bool = False) -> bool:
-    """Write `document` after checking it is one (a model of the path's kind); False if `if_absent` found one."""
-    parse(path, to_json(path, document))
+    """Write `document`, which must be an instance of the path's model; False if `if_absent` found a file."""
     return storage.write_bytes(path.uri, dumps(path, document), if_absent=if_absent)
