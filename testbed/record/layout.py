@@ -39,18 +39,21 @@ def shard_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class RunLayout:
-    artifacts: str
+    root: str  # `<artifacts>/runs/<run_id>` for every run the pipeline writes
     run_id: str
+    artifacts: str  # the root the scratch prefix is under
+
+    @classmethod
+    def of(cls, artifacts: str, run_id: str) -> RunLayout:
+        return cls(storage.join(artifacts, "runs", run_id), run_id, artifacts.rstrip("/"))
 
     @classmethod
     def at(cls, run_uri: str) -> RunLayout:
-        """The layout of the run whose root is `run_uri` (`<artifacts>/runs/<run_id>`)."""
-        artifacts, _, run_id = run_uri.rstrip("/").rpartition("/runs/")
-        return cls(artifacts, run_id)
-
-    @property
-    def root(self) -> str:
-        return storage.join(self.artifacts, "runs", self.run_id)
+        """The layout of the run whose root is `run_uri`; a record copied elsewhere (any folder named after
+        its run) reads the same way."""
+        root = run_uri.rstrip("/")
+        parent, _, run_id = root.rpartition("/")
+        return cls(root, run_id, root.rpartition("/runs/")[0] if "/runs/" in root else parent)
 
     def uri(self, *parts: str) -> str:
         return storage.join(self.root, *parts)

@@ -37,6 +37,7 @@ from testbed.record.layout import DocumentPath, RunLayout
 from testbed.record.replay import ReplayDocument, ReplayShard
 from testbed.record.run import (
     CostEstimate,
+    ErrorRecord,
     FeatureSummary,
     ModelProvenance,
     ParitySummary,
@@ -215,6 +216,13 @@ def record_doc(decision: str, reasons: list[str]) -> dict[str, Any]:
     return record_model(decision, reasons).model_dump(mode="json")
 
 
+def error_record(run_id: str, step: str, reason: str) -> str:
+    """run.json of a run that failed in `step`, as the record_error step writes it."""
+    record = ErrorRecord(run_id=run_id, decision="ERROR", reasons=[reason], failed_step=step, error="StepError",
+                         created_at="2026-11-01T12:00:00+00:00")
+    return record.model_dump_json()
+
+
 def stats_model() -> SliceStats:
     strata = {"tier=gold": StratumStats(users=80, events=3000, eligible_users=100, expected_users=80.0),
               "tier=silver": StratumStats(users=320, events=6000, eligible_users=700, expected_users=320.0)}
@@ -278,7 +286,7 @@ def items_table() -> pa.Table:
 def write_run(root: Path, *, failed: bool = True, drift: bool = True, whatif: bool = True,
               parquet: bool = True, skip: tuple[str, ...] = ()) -> Path:
     """The run record under root/runs/RUN_ID; `skip` names files (relative paths) to leave out."""
-    layout = RunLayout(str(root), RUN_ID)
+    layout = RunLayout.of(str(root), RUN_ID)
     gates = gates_model(failed)
     documents: list[tuple[DocumentPath[Any], Any]] = [
         (layout.record, record_model(gates.decision, gates.reasons)), (layout.gates, gates),

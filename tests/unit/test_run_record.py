@@ -23,7 +23,7 @@ from testbed.record.steps import ConsumeResult, ValidatedRun
 from tests.run_record_check import SCHEMAS, check_run_files
 from tests.unit import report_run
 
-LAYOUT = RunLayout("s3://artifacts", "demo-0123456789ab")
+LAYOUT = RunLayout.of("s3://artifacts", "demo-0123456789ab")
 
 
 def test_published_schemas_are_in_sync_with_the_models() -> None:
@@ -99,6 +99,7 @@ def test_the_layout_names_the_paths_the_pipeline_uses() -> None:
     ctx = RunContext(LAYOUT.run_id, LAYOUT.root, "/lake")
     assert LAYOUT.root == "s3://artifacts/runs/demo-0123456789ab"
     assert RunLayout.at(LAYOUT.root + "/") == LAYOUT
+    assert RunLayout.at("/copies/demo-0123456789ab").record.uri == "/copies/demo-0123456789ab/run.json"
     assert LAYOUT.slice_stats.uri == ctx.uri("slice", "stats.json")
     assert LAYOUT.slice_table("users") == ctx.uri("slice", "users.parquet")
     assert LAYOUT.batch_features("user_category") == ctx.uri("features", "batch_user_category.parquet")
@@ -112,7 +113,7 @@ def test_the_layout_names_the_paths_the_pipeline_uses() -> None:
 
 
 def test_write_checks_and_read_returns_the_model(tmp_path: Path) -> None:
-    layout = RunLayout(str(tmp_path), report_run.RUN_ID)
+    layout = RunLayout.of(str(tmp_path), report_run.RUN_ID)
     stats = report_run.stats_model()
     assert io.write(layout.slice_stats, stats)
     assert not io.write(layout.slice_stats, stats, if_absent=True)
