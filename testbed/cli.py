@@ -186,6 +186,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from testbed.manifest import json_schema
 
+    if args.record:
+        from testbed.record.schemas import write_schemas
+
+        for path in write_schemas(Path(args.record)):
+            print(path)
+        return 0
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -266,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=cmd_compare)
     schema = sub.add_parser("schema", help="print the manifest JSON Schema")
     schema.add_argument("--out", help="write it to this file instead")
+    schema.add_argument("--record", metavar="DIR", help="write the run record's schemas to DIR instead "
+                        "(schemas/run-record)")
     schema.set_defaults(func=cmd_schema)
     return parser
 

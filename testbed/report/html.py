@@ -282,8 +282,10 @@ def provenance_section(data: RunData) -> str:
                        ("created", "created_at")):
         if r.get(key) is not None:
             rows.append([label, f"<code>{esc(r[key])}</code>"])
-    for name, seed in sorted((r.get("seeds") or {}).items()):
-        rows.append([f"seed: {esc(name)}", f"<code>{esc(seed)}</code>"])
+    seeds = {**(r.get("seeds") or {}), "bootstrap": (data.gates or {}).get("bootstrap_seed")}
+    for name, seed in sorted(seeds.items()):
+        if seed is not None:
+            rows.append([f"seed: {esc(name)}", f"<code>{esc(seed)}</code>"])
     models = r.get("models") or {}
     for role in facts.model_roles(models):
         model = models[role] if isinstance(models[role], dict) else {}

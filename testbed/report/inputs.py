@@ -1,6 +1,8 @@
 """Everything a report shows, read from one run record (a local directory or s3://) without ever failing on a
 missing part: other steps may not have written their file (no drift in this run, an older record), and the
-report must still say what is known. Missing or unreadable inputs are listed in `RunData.missing`.
+report must still say what is known. Missing or unreadable inputs are listed in `RunData.missing`. Documents
+are read through their testbed.record models, so one that does not fit its model counts as unreadable and the
+renderers only see validated data.
 
 Heavy inputs (rankings, slice users, item features) are reduced here to the few numbers the charts need, so the
 renderers only see small plain data.
@@ -16,15 +18,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import ValidationError
 
 from testbed.adapters import storage
+from testbed.record import io
+from testbed.record.layout import DocumentPath, RunLayout
 
 MODELS = ("control", "candidate")
 SCORE_BINS = 30
 POPULARITY_BUCKETS = 10
-JSON_INPUTS = {"run": "run.json", "gates": "gates.json", "metrics": "metrics.json", "stats": "slice/stats.json",
-               "drift": "drift.json", "whatif": "whatif.json", "parity": "features/parity.json",
-               "latency": "latency.json", "manifest": "manifest.json"}
+
+
+def documents(layout: RunLayout) -> dict[str, DocumentPath[Any]]:
+    """RunData's field name -> the document it holds."""
+    return {"run": layout.record, "gates": layout.gates, "metrics": layout.metrics, "stats": layout.slice_stats,
+            "drift": layout.drift, "whatif": layout.whatif, "parity": layout.parity, "latency": layout.latency,
+            "manifest": layout.manifest}
 
 
 @dataclass
@@ -74,14 +83,16 @@ def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any
             missing.append(name)
             return None
         return read(uri)
-    except (OSError, ValueError, pa.ArrowException) as exc:  # JSONDecodeError is a ValueError
-        missing.append(f"{name} (unreadable: {type(exc).__name__})")
+    except (OSError, ValueError, pa.ArrowException) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+        label = "ValidationError" if isinstance(exc, ValidationError) else type(exc).__name__
+        missing.append(f"{name} (unreadable: {label})")
         return None
 
 
-def _optional_json(uri: str, name: str, missing: list[str]) -> Any:
-    value = _optional(uri, name, missing, storage.read_json)
-    return value if isinstance(value, dict) else None
+def _optional_document(path: DocumentPath[Any], name: str, missing: list[str]) -> dict[str, Any] | None:
+    """The document's validated JSON data, or None (listed in `missing`)."""
+    document = _optional(path.uri, name, missing, lambda _: io.read(path))
+    return None if document is None else io.to_json(path, document)
 
 
 def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str]) -> pa.Table | None:
@@ -99,22 +110,23 @@ def load_run(run_uri: str, record: dict[str, Any] | None = None, derived: bool =
     """Read a run record. `record` is the run.json content when it is not written yet (the record step).
     Without `derived`, only the JSON documents (what summaries and `testbed compare` need)."""
     run_uri = run_uri.rstrip("/")
+    layout = RunLayout.at(run_uri)
     missing: list[str] = []
-    parts = {name: _optional_json(storage.join(run_uri, path), path, missing)
-             for name, path in JSON_INPUTS.items() if not (name == "run" and record is not None)}
+    parts = {name: _optional_document(path, path.uri.removeprefix(run_uri + "/"), missing)
+             for name, path in documents(layout).items() if not (name == "run" and record is not None)}
     data = RunData(run_uri=run_uri, record=record if record is not None else (parts.pop("run", None) or {}),
                    missing=missing, **{k: v for k, v in parts.items() if k != "run"})
     if data.record.get("decision") == "ERROR" or not derived:
         return data  # an errored run has no evaluation worth loading
-    users = _optional_parquet(storage.join(run_uri, "slice", "users.parquet"), "slice/users.parquet", missing,
+    users = _optional_parquet(layout.slice_table("users"), "slice/users.parquet", missing,
                               ["inclusion_probability"])
     data.inclusion = inclusion_by_stratum(users) if users is not None else None
-    rankings = _optional_parquet(storage.join(run_uri, "rankings.parquet"), "rankings.parquet", missing,
+    rankings = _optional_parquet(layout.rankings, "rankings.parquet", missing,
                                  ["model", "item_id", "score"])
     if rankings is not None:
         data.scores = score_histograms(rankings)
-        items = _optional_parquet(storage.join(run_uri, "features", "batch_item.parquet"),
-                                  "features/batch_item.parquet", missing, ["item_id"])
+        items = _optional_parquet(layout.batch_features("item"), "features/batch_item.parquet", missing,
+                                  ["item_id"])
         data.popularity = popularity_shares(rankings, items) if items is not None else None
     return data
 

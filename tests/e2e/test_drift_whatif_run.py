@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_local_run import cli_run, make_manifest
+from tests.run_record_check import check_run_files
 
 DRIFT_KEYS = {"feature", "table", "type", "method", "statistic", "threshold", "p_value", "psi", "psi_threshold",
               "drifted", "rank", "strata"}
@@ -31,6 +32,10 @@ def test_the_record_holds_drift_and_whatif(run: dict[str, Any]) -> None:
     record = json.loads((run["dir"] / "run.json").read_text())
     assert record["decision"] in ("PASS", "FAIL", "INCONCLUSIVE")
     assert {"drift.json", "whatif.json"} <= set(record["artifacts"])
+
+
+def test_every_file_of_the_record_is_a_published_document(run: dict[str, Any]) -> None:
+    assert {"drift", "whatif", "run", "gates"} <= check_run_files(run["dir"])
 
 
 def test_drift_json_shape(run: dict[str, Any]) -> None:

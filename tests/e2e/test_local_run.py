@@ -23,6 +23,7 @@ import pytest
 from testbed.cli import main
 from testbed.local import run_local
 from tests.conftest import BASE_MANIFEST, PII_SECRET
+from tests.run_record_check import check_run_files
 
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3, "ERROR": 4}
 K = 10
@@ -328,6 +329,16 @@ def ndcg_at_10(ranked: list[str], grades: dict[str, int]) -> float:
     return dcg / idcg
 
 
+def test_every_file_of_the_record_is_a_published_document(run_a: dict[str, Any],
+                                                          run_stratified: dict[str, Any]) -> None:
+    """Each JSON file validates against its schema in schemas/run-record, loads into its testbed.record model,
+    and the model dumps back to the file's bytes."""
+    documents = {"manifest", "slice-stats", "parity", "stream-stats", "replay", "shard-latency", "metrics",
+                 "latency", "drift", "gates", "run"}
+    assert check_run_files(run_a["dir"]) == documents
+    assert check_run_files(run_stratified["dir"]) == documents
+
+
 def test_control_ndcg_recomputed_from_rankings_and_labels(run_a: dict[str, Any]) -> None:
     grades: dict[str, dict[str, int]] = defaultdict(dict)
     for row in pq.read_table(run_a["dir"] / "labels.parquet").to_pylist():
@@ -442,6 +453,7 @@ def test_unexpected_step_error_is_recorded_as_error(base_manifest: dict[str, Any
     assert "injected failure" in record["reasons"][0]
     assert all(read_json(p)["decision"] != "PASS" for p in out.rglob("run.json"))
     assert not (run_dir / "gates.json").exists()
+    assert {"run", "error"} <= check_run_files(run_dir)
 
 
 # --------------------------------------------------------------------------------------------------

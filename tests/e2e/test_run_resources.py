@@ -22,6 +22,7 @@ from testbed.pipeline import gate as gate_step
 from testbed.pipeline import teardown as teardown_step
 from testbed.pipeline.context import RunContext
 from testbed.settings import run_resource_name
+from tests.run_record_check import check_run_files
 
 
 def _resources() -> dict[str, list[str]]:
@@ -116,3 +117,4 @@ def test_a_parity_failure_is_an_error_naming_the_feature_and_tears_down(
     assert [(g["name"], g["outcome"]) for g in gates["gates"]] == [("feature-parity", "fail")]
     parity = json.loads((run_dir / "features" / "parity.json").read_text())
     assert parity["mismatches"] > 0 and 0 < len(parity["examples"]) <= 20
+    assert {"run", "error", "gates", "parity"} <= check_run_files(run_dir)

@@ -252,8 +252,8 @@ def test_the_failing_step_error_type_picks_the_hint(capsys: pytest.CaptureFixtur
 def test_report_command_renders_an_error_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "runs" / "broken-0123456789ab"
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"run_id": "broken-0123456789ab", "decision": "ERROR",
-                                              "failed_step": "evaluate", "reasons": ["evaluate: StepError: boom"]}))
+    (run / "run.json").write_text(report_run.error_record("broken-0123456789ab", "evaluate",
+                                                          "evaluate: StepError: boom"))
     assert main(["report", str(run), "--strict"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# Testbed run `broken-0123456789ab`: **ERROR**\n\n- evaluate: StepError: boom")

@@ -72,8 +72,7 @@ def test_many_gates_list_only_failures_and_count_the_rest(run_dir: Path) -> None
 def test_markdown_of_an_error_record(tmp_path: Path) -> None:
     run = tmp_path / "err"
     run.mkdir()
-    (run / "run.json").write_text('{"run_id": "x-0123456789ab", "decision": "ERROR", "failed_step": "score", '
-                                  '"reasons": ["score: StepError: boom"]}')
+    (run / "run.json").write_text(report_run.error_record("x-0123456789ab", "score", "score: StepError: boom"))
     text = render_markdown(load_run(str(run)))
     assert text.splitlines()[:3] == ["# Testbed run `x-0123456789ab`: **ERROR**", "", "- score: StepError: boom"]
     assert "The run stopped in step `score`" in text

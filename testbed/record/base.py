@@ -1,0 +1,36 @@
+"""What every run-record model shares: frozen, unknown keys rejected, and the decision and outcome vocabularies.
+
+Numbers a producer writes as int or float are typed `Number` (a smart union keeps the type, so 1 stays 1 and
+1.0 stays 1.0 through a load and a dump); NaN and infinities pass through as json.dumps writes them. A key
+that a producer writes only sometimes is `absent()`: omitted from the dump when unset, never written as null.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["PASS", "FAIL", "INCONCLUSIVE", "ERROR"]
+FinalDecision = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+Outcome = Literal["pass", "fail", "inconclusive"]
+FINAL_DECISIONS: tuple[FinalDecision, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
+OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "inconclusive")
+
+Number = int | float
+MetricValues = dict[str, Number]  # metric name ("ndcg@10", ...) or "users" -> value
+
+
+class Document(BaseModel):
+    """A run-record document or one of its parts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def absent() -> Any:
+    """A key the producer writes only when it has a value: default None, left out of the dump when None."""
+    return Field(default=None, exclude_if=_is_none)

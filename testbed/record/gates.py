@@ -1,0 +1,80 @@
+"""gates.json: every gate row, the sample-ratio check and the decision (testbed.pipeline.gate,
+testbed.core.gates GateResult.as_dict, testbed.core.sample_ratio SampleRatio.as_dict).
+
+A parity failure ends a run before the gate step; the record step then writes `ParityFailureGates`, whose only
+row is the failed parity gate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from testbed.record.base import Document, FinalDecision, Outcome
+
+GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate", "parity", "sample_ratio"]
+
+
+class GateRow(Document):
+    """One gate on one stratum; non-finite numbers are null."""
+
+    name: str
+    kind: GateKind
+    metric: str | None
+    stratum: str
+    observed: float | None
+    interval: list[float | None] | None
+    threshold: float | None
+    p_value: float | None
+    outcome: Outcome
+    n: int | None
+    reason: str
+    relative: float | None
+    statistic: float | None
+    p_adjusted: float | None
+    p_harm: float | None
+    p_harm_adjusted: float | None
+    alpha: float | None
+    confidence: float | None
+    scale: Literal["absolute", "relative"] | None
+    mde: float | None
+    required_n: int | None
+    method: str
+
+
+class SampleRatioStratum(Document):
+    observed: int
+    expected: float
+    eligible: int | None
+    contribution: float | None  # None: users where none were expected (the check fails outright)
+
+
+class SampleRatioCheck(Document):
+    statistic: float | None  # Pearson's chi-squared
+    dof: int
+    p_value: float
+    alpha: float
+    method: str
+    observed: int
+    expected: float
+    outcome: Literal["pass", "fail"]
+    strata: dict[str, SampleRatioStratum]
+
+
+class GatesDocument(Document):
+    gates: list[GateRow]
+    correction: Literal["holm", "bonferroni", "none"]
+    power: float
+    resamples: int
+    bootstrap_seed: int
+    sample_ratio: SampleRatioCheck | None
+    decision: FinalDecision
+    reasons: list[str]
+
+
+class ParityFailureGates(Document):
+    gates: list[GateRow]
+    decision: Literal["ERROR"]
+    reasons: list[str]
+
+
+GatesFile = GatesDocument | ParityFailureGates

@@ -1,0 +1,40 @@
+"""Read and write run-record documents through their models (testbed.adapters.storage underneath).
+
+`read` validates: a document that does not fit its model raises pydantic's ValidationError. `write` dumps the
+model exactly as the producers always wrote their dicts (storage.dumps: sorted keys, indent 2), so moving a
+writer onto its model changes no byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from testbed.adapters import storage
+from testbed.record.layout import DocumentPath
+
+T = TypeVar("T")
+
+
+def parse(path: DocumentPath[T], data: Any) -> T:
+    """`data` (a decoded JSON document) as the model of `path`."""
+    return path.kind.adapter.validate_python(data)
+
+
+def read(path: DocumentPath[T]) -> T:
+    return parse(path, storage.read_json(path.uri))
+
+
+def to_json(path: DocumentPath[T], document: T) -> Any:
+    """The plain JSON data of `document` (what `write` stores). Anything but the path's model (a plain dict,
+    another document) raises: writers build the model."""
+    path.kind.adapter.validate_python(document, strict=True)  # another document: ValidationError
+    return path.kind.adapter.dump_python(document, mode="json", warnings="error")  # a dict: serialization error
+
+
+def dumps(path: DocumentPath[T], document: T) -> bytes:
+    return storage.dumps(to_json(path, document))
+
+
+def write(path: DocumentPath[T], document: T, *, if_absent: bool = False) -> bool:
+    """Write `document`, which must be an instance of the path's model; False if `if_absent` found a file."""
+    return storage.write_bytes(path.uri, dumps(path, document), if_absent=if_absent)

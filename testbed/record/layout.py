@@ -1,0 +1,170 @@
+"""Every path of a run: the run root `<artifacts>/runs/<run_id>/` and the scratch prefix
+`<artifacts>/scratch/<run_id>/` (Athena output, shard plans, stream chunks), deleted by teardown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from testbed.adapters import storage
+from testbed.manifest import Manifest
+from testbed.record import documents
+from testbed.record.documents import DocumentKind
+from testbed.record.drift import DriftDocument
+from testbed.record.evaluation import LatencyDocument, MetricsDocument
+from testbed.record.features import ParityDocument, StreamStats
+from testbed.record.gates import GatesFile
+from testbed.record.replay import ReplayDocument
+from testbed.record.run import ErrorRecord, RunFile
+from testbed.record.scores import ShardError, ShardLatency, ShardPlan
+from testbed.record.slice import SliceStats
+from testbed.record.whatif import WhatIfDocument
+
+T = TypeVar("T")
+SLICE_TABLES = ("users", "events", "items")
+FEATURE_ENTITIES = ("user", "item", "user_category")
+
+
+@dataclass(frozen=True)
+class DocumentPath(Generic[T]):
+    """Where one JSON document is and what model it holds (testbed.record.io reads and writes it)."""
+
+    uri: str
+    kind: DocumentKind[T]
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: str  # `<artifacts>/runs/<run_id>` for every run the pipeline writes
+    run_id: str
+    artifacts: str  # the root the scratch prefix is under
+
+    @classmethod
+    def of(cls, artifacts: str, run_id: str) -> RunLayout:
+        return cls(storage.join(artifacts, "runs", run_id), run_id, artifacts.rstrip("/"))
+
+    @classmethod
+    def at(cls, run_uri: str) -> RunLayout:
+        """The layout of the run whose root is `run_uri`; a record copied elsewhere (any folder named after
+        its run) reads the same way."""
+        root = run_uri.rstrip("/")
+        parent, _, run_id = root.rpartition("/")
+        return cls(root, run_id, root.rpartition("/runs/")[0] if "/runs/" in root else parent)
+
+    def uri(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    def _doc(self, kind: DocumentKind[T], *parts: str) -> DocumentPath[T]:
+        return DocumentPath(self.uri(*parts), kind)
+
+    # documents
+    @property
+    def manifest(self) -> DocumentPath[Manifest]:
+        return self._doc(documents.MANIFEST, "manifest.json")
+
+    @property
+    def slice_stats(self) -> DocumentPath[SliceStats]:
+        return self._doc(documents.SLICE_STATS, "slice", "stats.json")
+
+    @property
+    def parity(self) -> DocumentPath[ParityDocument]:
+        return self._doc(documents.PARITY, "features", "parity.json")
+
+    @property
+    def stream_stats(self) -> DocumentPath[StreamStats]:
+        return self._doc(documents.STREAM_STATS, "features", "stream_stats.json")
+
+    @property
+    def replay(self) -> DocumentPath[ReplayDocument]:
+        return self._doc(documents.REPLAY, "replay.json")
+
+    @property
+    def metrics(self) -> DocumentPath[MetricsDocument]:
+        return self._doc(documents.METRICS, "metrics.json")
+
+    @property
+    def latency(self) -> DocumentPath[LatencyDocument]:
+        return self._doc(documents.LATENCY, "latency.json")
+
+    @property
+    def drift(self) -> DocumentPath[DriftDocument]:
+        return self._doc(documents.DRIFT, "drift.json")
+
+    @property
+    def whatif(self) -> DocumentPath[WhatIfDocument]:
+        return self._doc(documents.WHATIF, "whatif.json")
+
+    @property
+    def gates(self) -> DocumentPath[GatesFile]:
+        return self._doc(documents.GATES, "gates.json")
+
+    @property
+    def record(self) -> DocumentPath[RunFile]:
+        return self._doc(documents.RUN, "run.json")
+
+    def shard_latency(self, index: int) -> DocumentPath[ShardLatency]:
+        return self._doc(documents.SHARD_LATENCY, "scores", f"{shard_name(index)}.latency.json")
+
+    def shard_error(self, index: int) -> DocumentPath[ShardError]:
+        return self._doc(documents.SHARD_ERROR, "scores", f"{shard_name(index)}.error.json")
+
+    def error(self, name: str) -> DocumentPath[ErrorRecord]:
+        """errors/<name>.json, one per failure (name: UTC time without colons and a short hash)."""
+        return self._doc(documents.ERROR, "errors", f"{name}.json")
+
+    def shard_plan(self, index: int) -> DocumentPath[ShardPlan]:
+        return DocumentPath(self.scratch("shards", f"{shard_name(index)}.json"), documents.SHARD_PLAN)
+
+    # tables and other files
+    def slice_table(self, name: str) -> str:
+        """slice/<users|events|items>.parquet"""
+        return self.uri("slice", f"{name}.parquet")
+
+    def batch_features(self, entity: str) -> str:
+        return self.uri("features", f"batch_{entity}.parquet")
+
+    def stream_features(self, entity: str) -> str:
+        return self.uri("features", f"stream_{entity}.parquet")
+
+    def shard_scores(self, index: int) -> str:
+        return self.uri("scores", f"{shard_name(index)}.parquet")
+
+    @property
+    def scores(self) -> str:
+        """The prefix every shard's files are under."""
+        return self.uri("scores")
+
+    @property
+    def errors(self) -> str:
+        return self.uri("errors")
+
+    @property
+    def rankings(self) -> str:
+        return self.uri("rankings.parquet")
+
+    @property
+    def labels(self) -> str:
+        return self.uri("labels.parquet")
+
+    @property
+    def per_user(self) -> str:
+        return self.uri("evaluation", "per_user.parquet")
+
+    def report(self, name: str) -> str:
+        """report.md or report.html"""
+        return self.uri(name)
+
+    # the scratch prefix
+    def scratch(self, *parts: str) -> str:
+        return storage.join(self.artifacts, "scratch", self.run_id, *parts)
+
+    @property
+    def shard_plans(self) -> str:
+        return self.scratch("shards")
+
+    def stream_chunk(self, number: int) -> str:
+        return self.scratch("stream", f"chunk-{number:06d}.parquet")

@@ -1,0 +1,86 @@
+"""run.json, the run record (testbed.pipeline.record), and errors/*.json. A run that completed has a
+`RunRecord`; a run that failed has an `ErrorRecord` there (and one more under errors/ per failure)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from testbed.record.base import Document, FinalDecision, absent
+from testbed.record.features import StreamStats
+from testbed.record.replay import ReplayDocument
+
+
+class ModelProvenance(Document):
+    uri: str
+    sha256: str
+    bytes: int
+    features: int  # the model's feature count
+
+
+class Seeds(Document):
+    sampling: int
+
+
+class SliceSummary(Document):
+    users: int
+    events: int
+    content_sha256: str
+
+
+class ParitySummary(Document):
+    rows_stream: int
+    rows_batch: int
+    mismatches: int
+    float_tolerance: float
+
+
+class FeatureSummary(Document):
+    parity: ParitySummary
+    stream: StreamStats
+
+
+class CostEstimate(Document):
+    lambda_gb_seconds: float
+    athena_bytes_scanned: int
+    usd: float
+
+
+class ReportStatus(Document):
+    """Whether report.md and report.html were written; `seconds` only when rendering ran."""
+
+    written: bool
+    files: list[str]
+    seconds: float | None = absent()
+    errors: list[str]
+
+
+class RunRecord(Document):
+    run_id: str
+    decision: FinalDecision
+    reasons: list[str]
+    created_at: str  # ISO-8601, UTC, seconds
+    manifest_digest: str
+    lake: str
+    lake_fingerprint: str
+    code_version: str
+    seeds: Seeds
+    models: dict[str, ModelProvenance]  # role -> model file
+    slice: SliceSummary
+    replay: ReplayDocument
+    features: FeatureSummary
+    step_seconds: dict[str, float]
+    cost_estimate: CostEstimate
+    artifacts: list[str]  # paths relative to the run root
+    report: ReportStatus
+
+
+class ErrorRecord(Document):
+    run_id: str
+    decision: Literal["ERROR"]
+    reasons: list[str]
+    failed_step: str
+    error: str  # the exception's class name
+    created_at: str
+
+
+RunFile = RunRecord | ErrorRecord

@@ -1,0 +1,27 @@
+"""The score step's files: scores/shard-NNNNN.latency.json, scores/shard-NNNNN.error.json, and the shard plan
+objects under the scratch prefix that the workflow's Distributed Map lists (testbed.pipeline.score, plan)."""
+
+from __future__ import annotations
+
+from testbed.record.base import Document
+
+
+class ModelShardLatency(Document):
+    ms: list[float]  # one timed request per sampled user
+    errors: int
+
+
+class ShardLatency(Document):
+    users: int
+    control: ModelShardLatency
+    candidate: ModelShardLatency
+
+
+class ShardError(Document):
+    error: str  # the exception's class name (testbed.errors.ERRORS_BY_NAME maps it back)
+    message: str
+
+
+class ShardPlan(Document):
+    index: int
+    count: int

@@ -1,0 +1,106 @@
+"""The payloads the state machine passes between steps (testbed.workflow): the `run` object validate returns
+(state path `$.run`), and each step's result (`$.steps.<step>`). Every handler's result also carries
+`elapsed_s`, added by testbed.observability.step_handler.
+"""
+
+from __future__ import annotations
+
+from testbed.record.base import Decision, Document, FinalDecision, absent
+from testbed.record.run import ModelProvenance
+
+
+class StepResult(Document):
+    elapsed_s: float | None = absent()  # the handler's wall time
+
+
+class ValidatedRun(StepResult):
+    """What validate returns: the run every later step receives as `run`. `run_uri` only with an artifacts
+    root (`testbed validate` has none); `existing_decision` set when a final record already exists."""
+
+    run_id: str
+    lake: str
+    manifest_digest: str
+    lake_fingerprint: str
+    code_version: str
+    models: dict[str, ModelProvenance]
+    existing_decision: FinalDecision | None
+    bytes_scanned: int
+    run_uri: str | None = absent()
+
+
+class ProvisionResult(StepResult):
+    stream: str
+    mode: str
+    shards: list[str]
+    table: str
+    replaced_stale: bool
+
+
+class SliceResult(StepResult):
+    users: int
+    events: int
+    content_sha256: str
+    bytes_scanned: int
+
+
+class ReplayResult(StepResult):
+    done: bool
+    published: int
+    records: int
+    put_calls: int
+    retried_entries: int
+
+
+class ConsumeResult(StepResult):
+    """`shards_done` and `shards` are absent when a repeated call finds the fold already done."""
+
+    done: bool
+    records_read: int
+    duplicates: int
+    shards_done: int | None = absent()
+    shards: int | None = absent()
+
+
+class FeaturesResult(StepResult):
+    user_rows: int
+    item_rows: int
+    user_category_rows: int
+    parity_mismatches: int
+
+
+class PlanResult(StepResult):
+    bucket: str
+    prefix: str  # the key prefix of the shard objects the scoring Map lists
+    shards: int
+
+
+class ScoreResult(StepResult):
+    shard: int
+    users: int
+    candidate_rows: int
+    predict_seconds: dict[str, float]  # model -> seconds
+
+
+class EvaluateResult(StepResult):
+    users_evaluated: int
+    rankings_rows: int
+    labels_rows: int
+
+
+class GateStepResult(StepResult):
+    decision: FinalDecision
+    reasons: list[str]
+    gates: dict[str, int]  # outcome -> gate rows
+
+
+class RecordResult(StepResult):
+    """record and record_error: the decision on record, and whether it was already there."""
+
+    decision: Decision
+    existing: bool
+
+
+class TeardownResult(StepResult):
+    deleted_objects: int
+    stream_deleted: bool
+    table_deleted: bool
