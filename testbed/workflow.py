@@ -81,7 +81,8 @@ def _branch(arns: dict[str, str], step: Step) -> dict[str, Any]:
 
 def _parallel(arns: dict[str, str], group: list[Step], before: list[Step], next_state: str) -> dict[str, Any]:
     """The concurrent steps side by side. Every branch returns the whole state with its own result added; the
-    selector keeps `$.steps.<step>` flat: the earlier steps' results (from branch 0) and each branch's own."""
+    selector keeps `$.steps.<step>` flat: the earlier steps' results (from branch 0) and each branch's own.
+    (The state holds keys and counts, never data, so three copies of it stay far below the 256 KiB cap.)"""
     selector = {f"{s.name}.$": f"$[0].steps.{s.name}" for s in before}
     selector |= {f"{s.name}.$": f"$[{i}].steps.{s.name}" for i, s in enumerate(group)}
     return {"Type": "Parallel", "Branches": [_branch(arns, s) for s in group], "ResultSelector": selector,
@@ -94,7 +95,7 @@ def _path() -> list[Step | list[Step]]:
     grouped into one list."""
     path: list[Step | list[Step]] = []
     for step in steps.STEPS[1:]:
-        if step.name in (steps.RECORD_ERROR, steps.TEARDOWN):
+        if step.recovery:  # record_error and teardown have their own places
             continue
         last = path[-1] if path else None
         if step.concurrent and isinstance(last, list):

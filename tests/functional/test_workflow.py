@@ -105,11 +105,19 @@ def test_transient_error_is_retried_and_the_run_succeeds(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(features_step, "run_features", flaky)
-    result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
+    seen: dict[str, Any] = {}
+    result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out",
+                       progress=lambda step, _i, _n, out: seen.update({step: out}) if out else None)
     assert calls["n"] == 2
     assert result.decision in ("PASS", "FAIL", "INCONCLUSIVE")
     retried = [e for e in result.history if e["type"] == "LambdaFunctionFailed"]
     assert len(retried) == 1
+    # the Parallel state's branches report like any step, and their results stay at $.steps.<step>
+    assert set(seen) == set(steps.TRACKED)  # (the branches finish in any order)
+    assert seen["evaluate"]["users_evaluated"] == result.steps["evaluate"]["users_evaluated"] > 0
+    assert seen["drift"]["baseline"] == result.steps["drift"]["baseline"] == "population"
+    assert seen["whatif"]["skipped"] == result.steps["whatif"]["skipped"]  # the manifest has no whatif block
+    assert {"evaluate", "drift", "whatif"} <= set(json.loads((result.run_dir / "run.json").read_text())["step_seconds"])
 
 
 def test_failing_step_records_error_and_exits_4(
