@@ -40,7 +40,6 @@ LAKE_SEED = 7
 SAMPLE_INTERVAL_S = 0.05
 REPEATS = 3
 ROLES = {"control": "control", "candidate": "full"}  # role -> training feature set
-PIPELINE_STEPS = ("validate", "slice", "features", "plan_shards", "score", "evaluate", "gate", "record")
 BENCH_SECRET = "benchmark-only-pii-secret-0123456789"
 
 TARGETS = {"slice_ratio_max": 1.5, "score_ratio_max": 1.3, "end_to_end_s_max": 300.0, "peak_rss_mb_max": 4096.0}
@@ -427,6 +426,8 @@ def observed_walls(progress: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path | None) -> dict[str, Any]:
+    from testbed.steps import NAMES  # the table's order
+
     os.environ.setdefault("TESTBED_PII_SECRET", BENCH_SECRET)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     out = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
@@ -439,7 +440,7 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
     validate = next((e["result"] for e in res["progress"] if e["step"] == "validate" and e["result"]), {})
     steps_out = {"validate": validate, **{k: merge_shards(v) for k, v in (res["steps"] or {}).items()}}
     walls = observed_walls(res["progress"])
-    order = [*PIPELINE_STEPS, *(s for s in steps_out if s not in PIPELINE_STEPS)]
+    order = [*NAMES, *(s for s in steps_out if s not in NAMES)]
     table: dict[str, Any] = {}
     for step in (s for s in order if s in steps_out or s in walls):
         out_step = steps_out.get(step, {})

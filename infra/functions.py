@@ -16,38 +16,20 @@ from infra import acknowledge, nag_resource
 from infra.athena import QueryEngine
 from infra.config import EnvironmentConfig
 from infra.data_lake import DataLake
-from testbed.workflow import LIGHTGBM_STEPS, STEPS, state_name
+from testbed import steps
+from testbed.steps import Step
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 SERVICE_NAME = "testbed"
 METRICS_NAMESPACE = "Testbed"  # RunMonitoring's dashboard reads the handlers' custom metrics from here
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # the layers are built from manylinux x86_64 wheels
-LAKE_READERS = ("validate", "slice", "evaluate")  # contract checks, the slice, drift's population baseline
-PII_MASKERS = ("slice",)
-# validate and slice copy the run's lake partitions to /tmp under the DuckDB engine; score holds both models.
 SCRATCH_PREFIX = "scratch/"  # testbed.pipeline.context.scratch_uri: <artifacts>/scratch/<run_id>/
-HEAVY_STEPS = ("validate", "slice", "replay", "consume", "score", "evaluate")  # hold a whole slice in memory
 # cdk-nag findings raised by CDK's bucket grants (grant_read / grant_put): action families on one bucket.
 _S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*")
-# What each step does to the run's ephemeral Kinesis stream and DynamoDB state table (named at run time).
-STREAM_ACTIONS = {
-    "provision": ["kinesis:CreateStream", "kinesis:DescribeStreamSummary", "kinesis:DeleteStream",
-                  "kinesis:StartStreamEncryption", "kinesis:ListShards", "kinesis:AddTagsToStream"],
-    "replay": ["kinesis:PutRecords"],
-    "consume": ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"],
-    "teardown": ["kinesis:DeleteStream"],
-}
-TABLE_ACTIONS = {
-    "provision": ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable", "dynamodb:TagResource"],
-    "replay": ["dynamodb:GetItem", "dynamodb:PutItem"],
-    "consume": ["dynamodb:GetItem", "dynamodb:PutItem"],
-    "teardown": ["dynamodb:DeleteTable"],
-}
-
-
 class PipelineFunctions(Construct):
-    """`functions[step]` for every step in testbed.workflow.STEPS."""
+    """`functions[step]` for every step of the step table (testbed.steps): its memory/timeout class, layers
+    and permissions all come from the table."""
 
     def __init__(self, scope: Construct, cid: str, *, config: EnvironmentConfig, lake: s3.IBucket,
                  artifacts: s3.IBucket, catalog: DataLake, query_engine: QueryEngine,
@@ -72,44 +54,44 @@ class PipelineFunctions(Construct):
             "TESTBED_RESOURCE_PREFIX": config.run_resource_prefix,
         }
         self.functions: dict[str, lambda_.Function] = {}
-        for step in STEPS:
-            role = iam.Role(self, f"{state_name(step)}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                            description=f"testbed {config.env_name} {step} step")
+        for step in steps.STEPS:
+            role = iam.Role(self, f"{step.state}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                            description=f"testbed {config.env_name} {step.name} step")
             fn = self._function(step, role, environment)
             artifacts.grant_read(fn)
             artifacts.grant_put(fn)
             buckets = [artifacts]
-            if step in LAKE_READERS:
+            if step.reads_lake:
                 lake.grant_read(fn)
                 catalog.grant_catalog_read(fn)
                 query_engine.grant_query(fn)
                 buckets.append(lake)
-            if step == "teardown":  # deletes the run's scratch objects, nothing else
+            if step.deletes_scratch:  # the run's scratch objects, nothing else
                 scratch = artifacts.arn_for_objects(f"{SCRATCH_PREFIX}*")
                 fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[scratch]))
                 policy = role.node.find_child("DefaultPolicy")
                 acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, scratch)}]",
                             "Teardown deletes the objects under the run's scratch prefix, named at run time; the "
                             "statement allows s3:DeleteObject there and nowhere else.")
-            if step in STREAM_ACTIONS:
+            if step.stream_actions or step.table_actions:
                 self._grant_run_resources(step, role)
-            if step in PII_MASKERS:
+            if step.masks_pii:
                 pii_key.grant_read(fn)
                 fn.add_environment("TESTBED_PII_SECRET_ARN", pii_key.secret_arn)
             self._acknowledge_grants(role, buckets)
-            self.functions[step] = fn
+            self.functions[step.name] = fn
 
-    def _function(self, step: str, role: iam.Role, environment: dict[str, str]) -> lambda_.Function:
-        config, name = self._config, state_name(step)
-        heavy = step in HEAVY_STEPS
+    def _function(self, step: Step, role: iam.Role, environment: dict[str, str]) -> lambda_.Function:
+        config, name = self._config, step.state
+        heavy = step.size == "heavy"
         log_group = logs.LogGroup(self, f"{name}Logs", retention=config.log_retention,
                                   removal_policy=RemovalPolicy.DESTROY)
         log_group.grant_write(role)
-        layers = ["lightgbm", "data", "project"] if step in LIGHTGBM_STEPS else ["data", "project"]
+        layers = ["lightgbm", "data", "project"] if step.needs_lightgbm else ["data", "project"]
         fn = lambda_.Function(
-            self, name, description=f"testbed {config.env_name}: {step} step",
+            self, name, description=f"testbed {config.env_name}: {step.name} step",
             runtime=RUNTIME, architecture=ARCHITECTURE, handler="handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / step), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / step.folder), exclude=["__pycache__", "*.pyc"]),
             layers=[self.layers[layer] for layer in layers],
             memory_size=config.heavy_lambda_memory_mb if heavy else config.lambda_memory_mb,
             timeout=Duration.seconds(config.heavy_lambda_timeout_seconds if heavy else config.lambda_timeout_seconds),
@@ -121,15 +103,17 @@ class PipelineFunctions(Construct):
                     "moving runtimes means rebuilding and re-measuring them (FIELD-NOTES, package sizes).")
         return fn
 
-    def _grant_run_resources(self, step: str, role: iam.Role) -> None:
+    def _grant_run_resources(self, step: Step, role: iam.Role) -> None:
         """The step's actions on streams and tables named `<prefix>-*` in this account and region only."""
         stack, prefix = Stack.of(self), self._config.run_resource_prefix
         stream = stack.format_arn(service="kinesis", resource="stream", resource_name=f"{prefix}-*")
         table = stack.format_arn(service="dynamodb", resource="table", resource_name=f"{prefix}-*")
-        role.add_to_policy(iam.PolicyStatement(actions=STREAM_ACTIONS[step], resources=[stream]))
-        role.add_to_policy(iam.PolicyStatement(actions=TABLE_ACTIONS[step], resources=[table]))
+        granted = [(actions, arn) for actions, arn in ((step.stream_actions, stream), (step.table_actions, table))
+                   if actions]
+        for actions, arn in granted:
+            role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[arn]))
         policy = role.node.find_child("DefaultPolicy")
-        for arn in (stream, table):
+        for _, arn in granted:
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(role, arn)}]",
                         "Each run creates its own stream and state table named <prefix>-<run_id> at run time; the "
                         "statement covers only that prefix in this account and region, with the step's actions.")

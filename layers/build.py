@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: the step list comes from the workflow definition
-from testbed.workflow import LIGHTGBM_STEPS, STEPS  # noqa: E402
+sys.path.insert(0, str(ROOT))  # run as a script: the steps come from the step table
+from testbed.steps import STEPS  # noqa: E402
 
 HERE = ROOT / "layers"
 PROBE = HERE / "probe.py"
@@ -87,11 +87,11 @@ class Layout:
 
 BASE = ("data", "project")
 WITH_LIGHTGBM = ("data", "lightgbm", "project")
-# Every workflow step is a function; those that load models (testbed.workflow.LIGHTGBM_STEPS) get LightGBM.
+# Every step of the step table is a function; those that load models (needs_lightgbm) get LightGBM.
 # testbed.core.stats has a scipy-free Student-t, so gate and evaluate need no scipy.
 RECOMMENDED = Layout(
     name="recommended",
-    function_layers={step: WITH_LIGHTGBM if step in LIGHTGBM_STEPS else BASE for step in STEPS},
+    function_layers={step.folder: WITH_LIGHTGBM if step.needs_lightgbm else BASE for step in STEPS},
     scipy_keep=SCIPY_FOR_LIGHTGBM,
     # sparse.linalg is not imported by `import scipy.sparse` and is the only kept part that needs scipy.libs
     # (OpenBLAS, 29 MiB), which then goes too.

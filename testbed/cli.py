@@ -24,8 +24,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from testbed.adapters.executions import TRACKED
     from testbed.progress import make_progress
+    from testbed.steps import TRACKED
 
     return make_progress(quiet=args.quiet, steps=TRACKED)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from testbed import workflow
+from testbed import steps, workflow
 from testbed.adapters import storage
 from testbed.adapters.aws import client
 from testbed.adapters.duckdb_engine import mirror_s3_lake
@@ -83,8 +83,8 @@ def _export(run_id: str, out: Path) -> Path:
 
 def deploy_local_workflow() -> str:
     """Register every step's handler as an embedded Lambda and the workflow as a state machine."""
-    arns = {step: register_function(f"testbed-{step.replace('_', '-')}", load_handler(step))
-            for step in workflow.STEPS}
+    arns = {step.name: register_function(f"testbed-{step.name.replace('_', '-')}", load_handler(step.folder))
+            for step in steps.STEPS}
     definition = json.dumps(workflow.definition(arns))
     created = client("stepfunctions").create_state_machine(
         name=f"testbed-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role_arn())

@@ -1,4 +1,4 @@
-"""The run's Step Functions definition (ASL), built once for both worlds.
+"""The run's Step Functions definition (ASL), built once for both worlds from the step table (testbed.steps).
 
 The CDK app passes deployed function ARNs (CDK tokens) and the local runner passes the embedded moto ARNs;
 nothing else differs. Tasks use the plain function-ARN resource, so a handler's return value is the task
@@ -6,109 +6,155 @@ result as is. Every task retries transient errors with backoff and catches every
 RecordError, which writes decision ERROR; the execution then fails with the original error name and cause.
 Teardown runs after the record and after RecordError, so ephemeral resources go in both cases.
 Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES).
-Replay and consume checkpoint their progress and return `done`; a Choice calls them again until it is true.
+Looping steps (replay, consume) checkpoint their progress and return `done`; a Choice calls them again until
+it is true. The concurrent steps (evaluate, drift, what-if) are the branches of one Parallel state.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-STEPS = ("validate", "provision", "slice", "replay", "consume", "features", "plan_shards", "score", "evaluate", "gate",
-         "record", "record_error", "teardown")
-LOOPING_STEPS = ("replay", "consume")  # they return done=false when the time limit cut them short; called again
-LIGHTGBM_STEPS = ("validate", "score", "evaluate")  # they load models; the Lambda packaging gives them LightGBM
-LAZY_LIGHTGBM_STEPS = ("evaluate",)  # imports LightGBM only when the manifest asks for catalogue what-ifs
-RECOVERY_STEPS = ("record_error", "teardown")  # run after a failure; not caught into RecordError themselves
+from testbed import steps
+from testbed.steps import Step
+
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException", "TransientError"]
-SCORE_MAX_CONCURRENCY = 10
-
-
-def state_name(step: str) -> str:
-    return "".join(part.capitalize() for part in step.split("_"))
+RECORD_ERROR = steps.step(steps.RECORD_ERROR).state
+TEARDOWN_AFTER_ERROR = steps.step(steps.TEARDOWN).state + "AfterError"  # the teardown step after RecordError
 
 
 def _retry() -> list[dict[str, Any]]:
     return [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}]
 
 
-def _catch(step: str) -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{state_name(step)}Failed"}]
+def _catch(step: Step) -> list[dict[str, Any]]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{step.state}Failed"}]
 
 
-def _task(arn: str, step: str, result_path: str, next_state: str | None) -> dict[str, Any]:
+def _failed(step: Step, next_state: str) -> dict[str, Any]:
+    """Name the failed step for RecordError (the caught error is at $.error)."""
+    return {"Type": "Pass", "Result": step.name, "ResultPath": "$.failed_step", "Next": next_state}
+
+
+def _task(arn: str, step: Step, result_path: str, next_state: str | None) -> dict[str, Any]:
     state: dict[str, Any] = {"Type": "Task", "Resource": arn, "ResultPath": result_path, "Retry": _retry(),
                              "Catch": _catch(step)}
     return {**state, "Next": next_state} if next_state else {**state, "End": True}
 
 
-def _score_map(arn: str) -> dict[str, Any]:
+def _score_map(arn: str, step: Step, next_state: str) -> dict[str, Any]:
     return {
         "Type": "Map",
         "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
                        "Parameters": {"Bucket.$": "$.steps.plan_shards.bucket",
                                       "Prefix.$": "$.steps.plan_shards.prefix"}},
         "ItemSelector": {"run.$": "$.run", "shard_key.$": "$$.Map.Item.Value.Key"},
-        "MaxConcurrency": SCORE_MAX_CONCURRENCY,
+        "MaxConcurrency": step.max_concurrency,
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-            "StartAt": "ScoreShard",
-            "States": {"ScoreShard": {"Type": "Task", "Resource": arn, "Retry": _retry(), "End": True}},
+            "StartAt": f"{step.state}Shard",
+            "States": {f"{step.state}Shard": {"Type": "Task", "Resource": arn, "Retry": _retry(), "End": True}},
         },
-        "ResultPath": "$.steps.score",
-        "Catch": _catch("score"),
-        "Next": "Evaluate",
+        "ResultPath": f"$.steps.{step.name}",
+        "Catch": _catch(step),
+        "Next": next_state,
     }
 
 
-def _loop(step: str, next_state: str) -> dict[str, Any]:
-    return {"Type": "Choice", "Default": state_name(step),
-            "Choices": [{"Variable": f"$.steps.{step}.done", "BooleanEquals": True, "Next": next_state}]}
+def _loop(step: Step, next_state: str) -> dict[str, Any]:
+    return {"Type": "Choice", "Default": step.state,
+            "Choices": [{"Variable": f"$.steps.{step.name}.done", "BooleanEquals": True, "Next": next_state}]}
+
+
+def _branch(arns: dict[str, str], step: Step) -> dict[str, Any]:
+    """One Parallel branch. A state in a branch cannot move to one outside it, so the branch records its own
+    failure (naming its step) and then fails; the Parallel state's catch only tears down."""
+    record, failed = f"{step.state}{RECORD_ERROR}", f"{step.state}BranchFailed"
+    return {"StartAt": step.state, "States": {
+        step.state: _task(arns[step.name], step, f"$.steps.{step.name}", None),
+        f"{step.state}Failed": _failed(step, record),
+        record: {"Type": "Task", "Resource": arns[steps.RECORD_ERROR], "ResultPath": None, "Retry": _retry(),
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": failed}], "Next": failed},
+        failed: {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"},
+    }}
+
+
+def _parallel(arns: dict[str, str], group: list[Step], before: list[Step], next_state: str) -> dict[str, Any]:
+    """The concurrent steps side by side. Every branch returns the whole state with its own result added; the
+    selector keeps `$.steps.<step>` flat: the earlier steps' results (from branch 0) and each branch's own.
+    (The state holds keys and counts, never data, so three copies of it stay far below the 256 KiB cap.)"""
+    selector = {f"{s.name}.$": f"$[0].steps.{s.name}" for s in before}
+    selector |= {f"{s.name}.$": f"$[{i}].steps.{s.name}" for i, s in enumerate(group)}
+    return {"Type": "Parallel", "Branches": [_branch(arns, s) for s in group], "ResultSelector": selector,
+            "ResultPath": "$.steps", "Next": next_state,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": TEARDOWN_AFTER_ERROR}]}
+
+
+def _path() -> list[Step | list[Step]]:
+    """The success path after the first step, teardown excluded: each step on its own, the concurrent steps
+    grouped into one list."""
+    path: list[Step | list[Step]] = []
+    for step in steps.STEPS[1:]:
+        if step.recovery:  # record_error and teardown have their own places
+            continue
+        last = path[-1] if path else None
+        if step.concurrent and isinstance(last, list):
+            last.append(step)
+        else:
+            path.append([step] if step.concurrent else step)
+    return path
+
+
+def _entry(unit: Step | list[Step]) -> str:
+    return "".join(s.state for s in unit) if isinstance(unit, list) else unit.state
 
 
 def definition(arns: dict[str, str]) -> dict[str, Any]:
-    """The ASL document. `arns` maps every name in STEPS to a Lambda function ARN."""
-    missing = [s for s in STEPS if s not in arns]
+    """The ASL document. `arns` maps every step of testbed.steps.STEPS to a Lambda function ARN."""
+    missing = [name for name in steps.NAMES if name not in arns]
     if missing:
         raise ValueError(f"no function ARN for steps {missing}")
+    first, teardown = steps.STEPS[0], steps.step(steps.TEARDOWN)  # the first validates and names the run
+    path = _path()
     states: dict[str, Any] = {
-        "Validate": _task(arns["validate"], "validate", "$.run", "ExistingRecord?"),
+        first.state: _task(arns[first.name], first, "$.run", "ExistingRecord?"),
+        f"{first.state}Failed": _failed(first, RECORD_ERROR),
         "ExistingRecord?": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.run.existing_decision", "IsString": True, "Next": "ExistingRecord"}],
-            "Default": "Provision",
+            "Default": _entry(path[0]),
         },
         "ExistingRecord": {"Type": "Succeed"},
-        "Provision": _task(arns["provision"], "provision", "$.steps.provision", "Slice"),
-        "Slice": _task(arns["slice"], "slice", "$.steps.slice", "Replay"),
-        "Replay": _task(arns["replay"], "replay", "$.steps.replay", "ReplayDone?"),
-        "ReplayDone?": _loop("replay", "Consume"),
-        "Consume": _task(arns["consume"], "consume", "$.steps.consume", "ConsumeDone?"),
-        "ConsumeDone?": _loop("consume", "Features"),
-        "Features": _task(arns["features"], "features", "$.steps.features", "PlanShards"),
-        "PlanShards": _task(arns["plan_shards"], "plan_shards", "$.steps.plan_shards", "Score"),
-        "Score": _score_map(arns["score"]),
-        "Evaluate": _task(arns["evaluate"], "evaluate", "$.steps.evaluate", "Gate"),
-        "Gate": _task(arns["gate"], "gate", "$.steps.gate", "Record"),
-        "Record": _task(arns["record"], "record", "$.steps.record", "Teardown"),
-        "Teardown": {"Type": "Task", "Resource": arns["teardown"], "ResultPath": "$.steps.teardown",
-                     "Retry": _retry(), "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
-                                                   "Next": "RunFailed"}], "End": True},
     }
-    for step in STEPS:
-        if step in RECOVERY_STEPS:
+    done: list[Step] = []
+    for index, unit in enumerate(path):
+        next_state = _entry(path[index + 1]) if index + 1 < len(path) else teardown.state
+        if isinstance(unit, list):
+            states[_entry(unit)] = _parallel(arns, unit, done, next_state)
+            done += unit
             continue
-        states[f"{state_name(step)}Failed"] = {"Type": "Pass", "Result": step, "ResultPath": "$.failed_step",
-                                              "Next": "RecordError"}
-    states["RecordError"] = {
-        "Type": "Task", "Resource": arns["record_error"], "ResultPath": None, "Retry": _retry(),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "TeardownAfterError"}],
-        "Next": "TeardownAfterError",
+        done.append(unit)
+        if unit.max_concurrency is not None:
+            states[unit.state] = _score_map(arns[unit.name], unit, next_state)
+        elif unit.loops:
+            states[unit.state] = _task(arns[unit.name], unit, f"$.steps.{unit.name}", f"{unit.state}Done?")
+            states[f"{unit.state}Done?"] = _loop(unit, next_state)
+        else:
+            states[unit.state] = _task(arns[unit.name], unit, f"$.steps.{unit.name}", next_state)
+        states[f"{unit.state}Failed"] = _failed(unit, RECORD_ERROR)
+    # teardown ends the run on both paths; a failing teardown still fails the execution
+    states[teardown.state] = {
+        "Type": "Task", "Resource": arns[teardown.name], "ResultPath": f"$.steps.{teardown.name}", "Retry": _retry(),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RunFailed"}], "End": True}
+    states[RECORD_ERROR] = {
+        "Type": "Task", "Resource": arns[steps.RECORD_ERROR], "ResultPath": None, "Retry": _retry(),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": TEARDOWN_AFTER_ERROR}],
+        "Next": TEARDOWN_AFTER_ERROR,
     }
-    states["TeardownAfterError"] = {
-        "Type": "Task", "Resource": arns["teardown"], "ResultPath": "$.steps.teardown", "Retry": _retry(),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "RunFailed"}],
+    states[TEARDOWN_AFTER_ERROR] = {
+        "Type": "Task", "Resource": arns[teardown.name], "ResultPath": f"$.steps.{teardown.name}",
+        "Retry": _retry(), "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "RunFailed"}],
         "Next": "RunFailed",
     }
     states["RunFailed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
-    return {"Comment": "Retail recommendation testbed run", "StartAt": "Validate", "States": states}
+    return {"Comment": "Retail recommendation testbed run", "StartAt": first.state, "States": states}

@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from testbed import workflow
+from testbed import steps
 from testbed.adapters.aws import client
 from testbed.errors import ERRORS_BY_NAME, InputError, StepError, TestbedError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
-TRACKED = tuple(step for step in workflow.STEPS if step != "record_error")
 DEADLINE_SECONDS = 3600
 
 
@@ -26,11 +25,10 @@ def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
     details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
     if not details or kind not in ("TaskStateEntered", "TaskStateExited", "MapStateEntered", "MapStateExited"):
         return None
-    name = details["name"].removesuffix("AfterError")  # TeardownAfterError is the teardown step too
-    step = next((s for s in TRACKED if workflow.state_name(s) == name), None)
-    if step is None:
+    step = steps.by_state(details["name"].removesuffix("AfterError"))  # TeardownAfterError is teardown too
+    if step is None or step.name not in steps.TRACKED:
         return None
-    return step, "entered" if kind.endswith("Entered") else "exited"
+    return step.name, "entered" if kind.endswith("Entered") else "exited"
 
 
 def history(execution_arn: str) -> list[dict[str, Any]]:
@@ -51,14 +49,14 @@ def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_p
             marked = _step_of(event)
             if marked:
                 step, phase = marked
-                index = TRACKED.index(step) + 1
+                index = steps.TRACKED.index(step) + 1
                 result = None
                 if phase == "exited":
                     output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
                     result = _step_result(output, step)
                     if not result and isinstance(output.get("error"), dict):  # caught: the step failed
                         result = {"failed": output["error"].get("Error", "Error")}
-                progress(step, index, len(TRACKED), result)
+                progress(step, index, len(steps.TRACKED), result)
         seen = len(events)
         if described["status"] != "RUNNING":
             return {**described, "history": events}

@@ -1,4 +1,5 @@
-"""Part of step 7: feature drift of the slice against a baseline, written to `drift.json`.
+"""The drift step, after scoring (beside evaluate and what-if): feature drift of the slice against a baseline,
+written to `drift.json`. It is the only step after the slice that reads the lake (the population baseline).
 
 Baseline (manifest `drift.baseline`):
 - unset (default) — the population: the same segment, window and eligibility rule as the slice, without

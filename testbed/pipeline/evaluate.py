@@ -1,4 +1,7 @@
-"""Step 7: merge scored shards, build labels, compute metrics per model and stratum, paired deltas, latency."""
+"""Step 7: merge scored shards, build labels, compute metrics per model and stratum, paired deltas, latency.
+
+It runs beside the drift and what-if steps (testbed.steps: the concurrent steps); it reads only the run's
+own files, never the lake."""
 
 from __future__ import annotations
 
@@ -15,8 +18,6 @@ from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
 from testbed.pipeline import paired, slice_data
 from testbed.pipeline.context import RunContext
-from testbed.pipeline.drift import run_drift
-from testbed.pipeline.whatif import run_whatif
 
 RANKING_COLUMNS = ("user_id", "model", "rank", "item_id", "score")
 
@@ -85,7 +86,5 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     }
     storage.write_json(ctx.uri("metrics.json"), document)
     storage.write_json(ctx.uri("latency.json"), latency_summary(latency_shards))
-    run_drift(ctx, manifest)  # drift.json: the slice's features against their baseline
-    run_whatif(ctx, manifest, labels)  # whatif.json, only when the manifest asks for catalogue what-ifs
     evaluated = summary["models"]["control"]["all"].get("users", 0)
     return {"users_evaluated": evaluated, "rankings_rows": rankings.num_rows, "labels_rows": labels.num_rows}

@@ -1,14 +1,18 @@
 """Step 6: candidates per user from pre-cutoff data, scored by both models; top K and request latencies.
 
 A run may split users into shards (the deployed workflow maps over them); each shard writes its own
-`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them.
+`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. The what-if step ranks
+through the same functions (`load_models`, `candidate_matrix`, `rank`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -17,6 +21,7 @@ from testbed.core import features, ranking_data
 from testbed.core.arrays import group_starts
 from testbed.core.sampling import uniform_draw
 from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
+from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
@@ -49,43 +54,82 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
     return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
 
 
+def load_models(manifest: Manifest) -> list[LoadedModel]:
+    """Both models, after re-checking the SHA-256 that validate checked; each may use any model input."""
+    names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
+    models = []
+    for role in ROLES:
+        ref = getattr(manifest.models, role)
+        data = storage.read_bytes(ref.uri)
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
+        models.append(load_model(role, data, names, f"models.{role}"))
+    return models
+
+
+@dataclass(frozen=True)
+class CandidateMatrix:
+    """The `candidates` rows, sorted by user and item, and each model's input matrix over them."""
+
+    user_ids: pa.Array
+    item_ids: pa.Array
+    by_role: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rankings: pa.Table  # user_id, model, rank, item_id, score
+    scores: dict[str, np.ndarray]  # per role, one per candidate row
+    predict_seconds: dict[str, float]
+
+
+def candidate_matrix(con: duckdb.DuckDBPyConnection, manifest: Manifest, models: list[LoadedModel]) -> CandidateMatrix:
+    """The model inputs of the `candidates` table in `con`, fetched once for both models."""
+    keys, names = ranking_data.matrix(con, manifest.time.cutoff, manifest.features.windows_days)
+    used = [n for n in names if any(n in m.features for m in models)]
+    values = ranking_data.matrix_values(con, used)
+    return CandidateMatrix(keys.column("user_id").combine_chunks(), keys.column("item_id").combine_chunks(),
+                           {m.role: columns_for(values, used, m.features) for m in models})
+
+
+def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
+    """Both models' scores and each user's top k (the score step's and the what-ifs' rankings)."""
+    parts, scores, seconds = [], {}, {}
+    for model in models:
+        t0 = time.perf_counter()
+        scores[model.role] = (np.asarray(model.booster.predict(matrix.by_role[model.role])) if len(matrix.user_ids)
+                              else np.empty(0))
+        seconds[model.role] = round(time.perf_counter() - t0, 4)
+        ranked = top_k(matrix.user_ids, matrix.item_ids, scores[model.role], k)
+        parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
+    return Ranked(pa.concat_tables(parts), scores, seconds)
+
+
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
+    models = load_models(manifest)
     con = slice_data.connect(ctx, ("events", "items"))
     try:
         slice_data.register_features(con, ctx)
         con.register("score_users", shard_users(ctx, shard_index, shard_count))
         features.prepare(con, cutoff, windows)
         ranking_data.candidates(con, cutoff, manifest.evaluation.candidates_per_user)
-        keys, names = ranking_data.matrix(con, cutoff, windows)
-        models: list[LoadedModel] = []
-        for role in ROLES:
-            ref = getattr(manifest.models, role)
-            models.append(load_model(role, storage.read_bytes(ref.uri), names, f"models.{role}"))
-        used = [n for n in names if any(n in m.features for m in models)]
-        values = ranking_data.matrix_values(con, used)  # fetched once for both models
+        matrix = candidate_matrix(con, manifest, models)
     finally:
-        con.close()
-    matrices = {m.role: columns_for(values, used, m.features) for m in models}
-    del values
-    user_ids = keys.column("user_id").combine_chunks()
-    starts = group_starts(user_ids.to_numpy(zero_copy_only=False))
-    sample = latency_groups(user_ids.to_numpy(zero_copy_only=False), starts,
-                            manifest.evaluation.latency_sample_users, manifest.sampling.seed)
-    parts, latency, timings = [], {}, {}
+        con.close()  # DuckDB's tables go before the models predict
+    user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
+    starts = group_starts(user_ids)
+    sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
+    ranked = rank(matrix, models, manifest.evaluation.k)
+    latency = {}
     for model in models:
-        t0 = time.perf_counter()
-        scores = np.asarray(model.booster.predict(matrices[model.role])) if len(keys) else np.empty(0)
-        timings[model.role] = round(time.perf_counter() - t0, 4)
-        ranked = top_k(user_ids, keys.column("item_id").combine_chunks(), scores, manifest.evaluation.k)
-        parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
+        scores = ranked.scores[model.role]
         latency[model.role] = {
-            "ms": per_request_latency_ms(model, matrices[model.role], starts, sample).round(4).tolist(),
+            "ms": per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
             "errors": int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         }
-    rankings = pa.concat_tables(parts)
     name = f"shard-{shard_index:05d}"
-    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), rankings, bulky=True)
+    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), ranked.rankings, bulky=True)
     storage.write_json(ctx.uri("scores", f"{name}.latency.json"), {"users": int(len(starts) - 1), **latency})
-    return {"shard": shard_index, "users": int(len(starts) - 1), "candidate_rows": int(len(keys)),
-            "predict_seconds": timings}
+    return {"shard": shard_index, "users": int(len(starts) - 1), "candidate_rows": int(len(user_ids)),
+            "predict_seconds": ranked.predict_seconds}

@@ -1,33 +1,31 @@
-"""Part of step 7, only when the manifest has a `whatif` block: catalogue what-ifs, written to `whatif.json`.
+"""The what-if step, after scoring: catalogue what-ifs, written to `whatif.json` when the manifest has a
+`whatif` block (without one the step returns at once and writes nothing).
 
-A seeded subset of the slice's users (at most `whatif.max_users`) is scored by both validated models the
-way the score step scores them (same candidates, features and matrix: testbed.core.ranking_data), once on
-the catalogue as it is (the baseline) and once per scenario on the perturbed catalogue
-(testbed.core.whatif). Labels are the run's labels for those users, unchanged. Metrics are the run's own
-(testbed.core.metrics), plus exposure shares of new and affected items.
-
-LightGBM is imported only here and only when a what-if is asked for, so the evaluate function needs the
-LightGBM layer only for manifests that use `whatif`.
+A seeded subset of the slice's users (at most `whatif.max_users`) is scored by both validated models through
+the score step's own functions (testbed.pipeline.score: same candidates, features, matrix and top K), once
+on the catalogue as it is (the baseline) and once per scenario on the perturbed catalogue
+(testbed.core.whatif). Labels are those users' labels, built from the slice as the evaluate step builds
+them (testbed.pipeline.slice_data.labels), unchanged. Metrics are the run's own (testbed.core.metrics),
+plus exposure shares of new and affected items.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters import storage
 from testbed.core import features, metrics, ranking_data, whatif
-from testbed.errors import ManifestError, ModelArtifactError
+from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.pipeline.score import ROLES, candidate_matrix, load_models, rank
 
-ROLES = ("control", "candidate")
+SKIPPED = {"scenarios": 0, "skipped": "the manifest has no whatif block"}
 
 
 def pick_users(users: list[str], limit: int, rng: np.random.Generator) -> list[str]:
@@ -36,38 +34,6 @@ def pick_users(users: list[str], limit: int, rng: np.random.Generator) -> list[s
     if len(ordered) <= limit:
         return ordered
     return sorted(ordered[i] for i in rng.choice(len(ordered), size=limit, replace=False))
-
-
-def load_models(manifest: Manifest, names: list[str]) -> list[Any]:
-    """Both models, as the score step loads them, after re-checking the SHA-256 that validate checked."""
-    from testbed.core.scoring import load_model  # LightGBM: only when a what-if runs
-
-    models = []
-    for role in ROLES:
-        ref = getattr(manifest.models, role)
-        data = storage.read_bytes(ref.uri)
-        if hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
-        models.append(load_model(role, data, names, f"models.{role}"))
-    return models
-
-
-def score(con: duckdb.DuckDBPyConnection, manifest: Manifest, models: list[Any]) -> pa.Table:
-    """Rankings (user_id, model, rank, item_id, score) of both models over the current `candidates`."""
-    from testbed.core.scoring import top_k
-
-    keys, names = ranking_data.matrix(con, manifest.time.cutoff, manifest.features.windows_days)
-    values = ranking_data.matrix_values(con, names)
-    user_ids = keys.column("user_id").combine_chunks()
-    item_ids = keys.column("item_id").combine_chunks()
-    parts = []
-    for model in models:
-        columns = [names.index(n) for n in model.features]
-        matrix = np.ascontiguousarray(values[:, columns])
-        scores = np.asarray(model.booster.predict(matrix)) if len(keys) else np.empty(0)
-        ranked = top_k(user_ids, item_ids, scores, manifest.evaluation.k)
-        parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
-    return pa.concat_tables(parts)
 
 
 def summarise(rankings: pa.Table, labels: pa.Table, k: int, *, catalogue_size: int,
@@ -98,21 +64,21 @@ def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
                                                                               "fraction": fraction}
 
 
-def run_whatif(ctx: RunContext, manifest: Manifest, labels: pa.Table) -> dict[str, Any] | None:
-    """Score the what-if scenarios and write `whatif.json`; None (and no file) when the manifest has none."""
+def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
+    """Score the what-if scenarios and write `whatif.json`; only SKIPPED (and no file) when there are none."""
     spec = manifest.whatif
     if spec is None:
-        return None
+        return dict(SKIPPED)
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
     users = pick_users(storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist(),
                        spec.max_users, rng)
     chosen = pa.array(users, pa.string())
+    labels = slice_data.labels(ctx, manifest)
     labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
     catalogue_size = int(storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"])
     items = storage.read_parquet(ctx.uri("slice", "items.parquet"))
-    names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
-    models = load_models(manifest, names)
+    models = load_models(manifest)
     con = slice_data.connect(ctx, ("events", "items"))
     try:
         slice_data.register_features(con, ctx)
@@ -120,7 +86,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest, labels: pa.Table) -> dict[st
         features.prepare(con, manifest.time.cutoff, manifest.features.windows_days)
         ranking_data.candidates(con, manifest.time.cutoff, manifest.evaluation.candidates_per_user)
         con.execute("CREATE OR REPLACE TEMP TABLE base_candidates AS SELECT * FROM candidates")
-        baseline_rankings = score(con, manifest, models)
+        baseline_rankings = rank(candidate_matrix(con, manifest, models), models, k).rankings
         scenarios: list[dict[str, Any]] = []
         changes: dict[str, list[float]] = {role: [] for role in ROLES}
         primary = metrics.PRIMARY.at(k)
@@ -130,7 +96,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest, labels: pa.Table) -> dict[st
             con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT * FROM base_candidates")
             if new:
                 params["candidate_rows_added"] = whatif.add_cold_candidates(con, sorted(new))
-            rankings = score(con, manifest, models)
+            rankings = rank(candidate_matrix(con, manifest, models), models, k).rankings
             con.register("items", items)
             size = catalogue_size + len(new)
             base = summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(), affected=affected)

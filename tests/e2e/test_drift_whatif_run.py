@@ -32,6 +32,8 @@ def test_the_record_holds_drift_and_whatif(run: dict[str, Any]) -> None:
     record = json.loads((run["dir"] / "run.json").read_text())
     assert record["decision"] in ("PASS", "FAIL", "INCONCLUSIVE")
     assert {"drift.json", "whatif.json"} <= set(record["artifacts"])
+    # written by their own steps, which ran beside evaluate and are timed like every other step
+    assert {"evaluate", "drift", "whatif"} <= set(record["step_seconds"])
 
 
 def test_every_file_of_the_record_is_a_published_document(run: dict[str, Any]) -> None:

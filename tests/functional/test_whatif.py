@@ -1,4 +1,4 @@
-"""whatif.json on a real slice with the session's two small models: scoring identical to the score step."""
+"""The what-if step on a real slice with the session's two small models: scoring identical to the score step."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def scored(small_lake: Path, small_models: dict[str, Any], tmp_path_factory: pyt
     ctx, manifest = prepare_run(str(tmp_path_factory.mktemp("whatif") / "runs" / "w-000000000001"),
                                 small_lake, data)
     run_score(ctx, manifest)
-    labels = slice_data.labels(ctx, manifest)
-    summary = run_whatif(ctx, manifest, labels)
+    labels = slice_data.labels(ctx, manifest)  # what evaluate writes; the what-if step builds them alike
+    summary = run_whatif(ctx, manifest)
     return ctx, manifest, labels, summary, json.loads((Path(ctx.run_uri) / "whatif.json").read_text())
 
 
@@ -75,28 +75,32 @@ def test_whatif_baseline_scores_exactly_like_the_score_step(scored: Any) -> None
 
 
 def test_whatif_is_deterministic(scored: Any) -> None:
-    ctx, manifest, labels, _, document = scored
-    run_whatif(ctx, manifest, labels)
+    ctx, manifest, _, _, document = scored
+    run_whatif(ctx, manifest)
     assert json.loads((Path(ctx.run_uri) / "whatif.json").read_text()) == document
 
 
 def test_an_unknown_category_is_a_manifest_error(scored: Any) -> None:
-    ctx, manifest, labels, _, _ = scored
+    ctx, manifest, _, _, _ = scored
     spec = manifest.whatif
     scenario = spec.scenarios[1].model_copy(update={"category": "spaceships"})
     bad = manifest.model_copy(update={"whatif": spec.model_copy(update={"scenarios": [scenario]})})
     with pytest.raises(ManifestError, match=r"whatif\.scenarios\.0\.category: .*'spaceships'"):
-        run_whatif(ctx, bad, labels)
+        run_whatif(ctx, bad)
 
 
-def test_no_whatif_block_writes_nothing(scored: Any) -> None:
-    ctx, manifest, labels, _, _ = scored
+def test_no_whatif_block_writes_nothing(scored: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, manifest, _, _, _ = scored
     plain = manifest.model_copy(update={"whatif": None})
-    assert run_whatif(ctx, plain, labels) is None
+    touched: list[str] = []
+    for name in ("read_json", "read_parquet", "read_bytes", "write_json", "write_parquet"):
+        monkeypatch.setattr(storage, name, lambda uri, *_, _name=name, **__: touched.append(f"{_name} {uri}"))
+    assert run_whatif(ctx, plain) == {"scenarios": 0, "skipped": "the manifest has no whatif block"}
+    assert touched == []
 
 
 def test_the_evaluate_handler_does_not_import_lightgbm() -> None:
-    """The evaluate Lambda has no LightGBM layer: only a manifest with `whatif` may load it (lazily)."""
+    """The evaluate Lambda has no LightGBM layer: the what-if step, which scores, has it."""
     code = ("import sys; sys.path.insert(0, '.'); import functions.evaluate.handler; "
             "print('lightgbm' in sys.modules, 'scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from testbed import workflow
+from testbed import steps, workflow
 from testbed.adapters import storage
 from testbed.adapters.aws import client
 from testbed.adapters.embedded_aws import embedded_aws, role_arn
@@ -16,6 +16,7 @@ from testbed.adapters.executions import RunFailedError
 from testbed.cli import main
 from testbed.errors import TransientError
 from testbed.local import run_local
+from testbed.pipeline import drift as drift_step
 from testbed.pipeline import evaluate as evaluate_step
 from testbed.pipeline import features as features_step
 from testbed.pipeline import teardown as teardown_step
@@ -25,16 +26,35 @@ def _run_ids(out: Path) -> list[Path]:
     return sorted((out / "runs").glob("*/run.json"))
 
 
+def _definition() -> dict[str, Any]:
+    return workflow.definition({step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in steps.NAMES})
+
+
 def test_definition_retries_and_catches_every_task() -> None:
-    asl = workflow.definition({step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in workflow.STEPS})
+    asl = _definition()
     tasks = {name: s for name, s in asl["States"].items() if s["Type"] in ("Task", "Map")}
-    assert set(tasks) >= {"Validate", "Slice", "Features", "PlanShards", "Score", "Evaluate", "Gate", "Record"}
+    assert set(tasks) >= {"Validate", "Slice", "Features", "PlanShards", "Score", "Gate", "Record"}
     for name, state in tasks.items():
         assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
         if name not in ("RecordError", "Teardown", "TeardownAfterError"):
             assert asl["States"][state["Catch"][0]["Next"]]["Next"] == "RecordError"
         retry = state.get("Retry") or state["ItemProcessor"]["States"]["ScoreShard"]["Retry"]
         assert retry[0]["BackoffRate"] >= 2 and "TransientError" in retry[0]["ErrorEquals"], name
+    # a branch of the Parallel state records its own failure, naming its step, then fails; the Parallel's
+    # catch tears down
+    parallel = asl["States"]["EvaluateDriftWhatIf"]
+    assert parallel["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                  "Next": "TeardownAfterError"}]
+    for branch, step in zip(parallel["Branches"], ("evaluate", "drift", "whatif"), strict=True):
+        states = branch["States"]
+        task = states[branch["StartAt"]]
+        assert task["Resource"].endswith(f":function:{step}") and task["ResultPath"] == f"$.steps.{step}"
+        assert task["Retry"][0]["BackoffRate"] >= 2 and "TransientError" in task["Retry"][0]["ErrorEquals"]
+        failed = states[task["Catch"][0]["Next"]]
+        assert task["Catch"][0]["ErrorEquals"] == ["States.ALL"] and failed["Result"] == step
+        record = states[failed["Next"]]
+        assert record["Resource"].endswith(":function:record_error")
+        assert states[record["Next"]] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     assert asl["States"]["Score"]["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert asl["States"]["RunFailed"]["ErrorPath"] == "$.error.Error"
     # teardown runs on both paths, and a failing teardown still ends the execution as failed
@@ -45,17 +65,26 @@ def test_definition_retries_and_catches_every_task() -> None:
 
 
 def test_replay_and_consume_loop_until_done_and_spec_step_order_holds() -> None:
-    asl = workflow.definition({step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in workflow.STEPS})
+    asl = _definition()
     states = asl["States"]
-    order, name = [], "Validate"
+    order: list[Any] = []
+    name = "Validate"
     while name:
         state = states[name]
         if state["Type"] in ("Task", "Map"):
             order.append(name)
+        if state["Type"] == "Parallel":
+            order.append({b["StartAt"] for b in state["Branches"]})
         name = state.get("Next") or state.get("Default") if state["Type"] != "Choice" else (
             state["Choices"][0]["Next"] if name != "ExistingRecord?" else state["Default"])
     assert order == ["Validate", "Provision", "Slice", "Replay", "Consume", "Features", "PlanShards", "Score",
-                     "Evaluate", "Gate", "Record", "Teardown"]
+                     {"Evaluate", "Drift", "WhatIf"}, "Gate", "Record", "Teardown"]
+    # the Parallel state keeps every step's result at $.steps.<step>: the earlier ones and each branch's own
+    selector = states["EvaluateDriftWhatIf"]["ResultSelector"]
+    assert states["EvaluateDriftWhatIf"]["ResultPath"] == "$.steps"
+    assert selector["score.$"] == "$[0].steps.score" and selector["drift.$"] == "$[1].steps.drift"
+    assert set(selector) == {f"{s}.$" for s in steps.NAMES if s not in ("validate", "record_error", "gate",
+                                                                      "record", "teardown")}
     for step in ("Replay", "Consume"):
         loop = states[f"{step}Done?"]
         assert loop["Default"] == step
@@ -76,11 +105,19 @@ def test_transient_error_is_retried_and_the_run_succeeds(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(features_step, "run_features", flaky)
-    result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
+    seen: dict[str, Any] = {}
+    result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out",
+                       progress=lambda step, _i, _n, out: seen.update({step: out}) if out else None)
     assert calls["n"] == 2
     assert result.decision in ("PASS", "FAIL", "INCONCLUSIVE")
     retried = [e for e in result.history if e["type"] == "LambdaFunctionFailed"]
     assert len(retried) == 1
+    # the Parallel state's branches report like any step, and their results stay at $.steps.<step>
+    assert set(seen) == set(steps.TRACKED)  # (the branches finish in any order)
+    assert seen["evaluate"]["users_evaluated"] == result.steps["evaluate"]["users_evaluated"] > 0
+    assert seen["drift"]["baseline"] == result.steps["drift"]["baseline"] == "population"
+    assert seen["whatif"]["skipped"] == result.steps["whatif"]["skipped"]  # the manifest has no whatif block
+    assert {"evaluate", "drift", "whatif"} <= set(json.loads((result.run_dir / "run.json").read_text())["step_seconds"])
 
 
 def test_failing_step_records_error_and_exits_4(
@@ -130,6 +167,31 @@ def test_teardown_runs_after_a_failure_and_empties_the_scratch_prefix(
     assert len(teardowns) == 1  # the shard plan and the stream chunks, then the run's stream and table
     assert teardowns[0]["deleted_objects"] >= 2 and teardowns[0]["stream_deleted"] and teardowns[0]["table_deleted"]
     assert remaining == []
+
+
+def test_a_failing_branch_records_its_own_step_and_tears_down(
+        small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("baseline unreachable")
+
+    monkeypatch.setattr(drift_step, "run_drift", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RunFailedError, match="RuntimeError: baseline unreachable"):
+        run_local(write_manifest(manifest_data), str(small_lake), out,
+                  progress=lambda step, _i, _n, result: seen.append((step, result)))
+    (record_path,) = _run_ids(out)
+    record = json.loads(record_path.read_text())
+    assert record["decision"] == "ERROR" and record["failed_step"] == "drift"
+    assert record["reasons"] == ["drift: RuntimeError: baseline unreachable"]
+    assert [json.loads(p.read_text())["failed_step"] for p in (record_path.parent / "errors").glob("*.json")] == [
+        "drift"]
+    assert ("drift", {"failed": "RuntimeError"}) in seen
+    teardowns = [result for step, result in seen if step == "teardown" and result]
+    assert len(teardowns) == 1 and teardowns[0]["stream_deleted"] and teardowns[0]["table_deleted"]
+    assert not (record_path.parent / "gates.json").exists()
 
 
 def _fake_machine(final: dict[str, Any] | None, error: str | None = None) -> str:

@@ -25,7 +25,7 @@ except ImportError:
 
 from app import build_app  # noqa: E402
 from infra.config import ConfigError, EnvironmentConfig, build_config, resolve_layer_dirs  # noqa: E402
-from testbed import workflow  # noqa: E402
+from testbed import steps, workflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -145,6 +145,8 @@ def all_states(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for state in states.values():
         if "ItemProcessor" in state:
             out |= all_states(state["ItemProcessor"]["States"])
+        for branch in state.get("Branches", []):
+            out |= all_states(branch["States"])
     return out
 
 
@@ -269,14 +271,20 @@ def test_only_staging_and_prod_data_stacks_are_termination_protected(synthesized
 def test_one_python312_traced_function_per_step_with_its_layers(synthesized: Synthesized) -> None:
     config = synthesized.config
     functions = functions_by_step(synthesized)
-    assert set(functions) == set(workflow.STEPS)
+    assert set(functions) == set(steps.NAMES)
+    with_lightgbm = {step for step, (_, props) in functions.items() if len(props["Layers"]) == 3}
+    assert with_lightgbm == {"validate", "score", "whatif"}  # they load models; evaluate and drift never do
+    heavy = {step for step, (_, props) in functions.items() if props["MemorySize"] == config.heavy_lambda_memory_mb}
+    assert heavy == {"validate", "slice", "replay", "consume", "score", "evaluate", "drift", "whatif"}
     for step, (_, props) in functions.items():
+        table = steps.step(step)
         assert props["Runtime"] == "python3.12"
         assert props["Handler"] == "handler.lambda_handler"
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert len(props["Layers"]) == (3 if step in ("validate", "score", "evaluate") else 2), step  # LightGBM
-        heavy = step in ("validate", "slice", "replay", "consume", "score", "evaluate")
-        assert props["MemorySize"] == (config.heavy_lambda_memory_mb if heavy else config.lambda_memory_mb)
+        assert len(props["Layers"]) == (3 if table.needs_lightgbm else 2), step
+        big = table.size == "heavy"
+        assert props["MemorySize"] == (config.heavy_lambda_memory_mb if big else config.lambda_memory_mb), step
+        assert props["Timeout"] == (config.heavy_lambda_timeout_seconds if big else config.lambda_timeout_seconds)
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "testbed"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Testbed"
@@ -311,7 +319,8 @@ def test_function_roles_are_least_privilege(synthesized: Synthesized) -> None:
         else:
             assert not deletes, step
         reads_lake = "s3:GetObject*" in actions_on(statements, lake)
-        assert reads_lake == (step in ("validate", "slice", "evaluate")), step  # evaluate: drift's population
+        assert reads_lake == (step in ("validate", "slice", "drift")), step  # drift: the population baseline
+        assert reads_lake == steps.step(step).reads_lake, step
         assert not {a for a in actions_on(statements, lake) if a.startswith("s3:Put")}
         athena = actions_on(statements, f":workgroup/{synthesized.config.workgroup}")
         assert ("athena:StartQueryExecution" in athena) == reads_lake
@@ -347,7 +356,7 @@ def test_only_the_stream_steps_touch_run_streams_and_tables_and_only_by_prefix(s
 # --- state machine -------------------------------------------------------------------------------------------
 
 def test_state_machine_runs_the_shared_definition(synthesized: Synthesized) -> None:
-    assert asl(synthesized) == workflow.definition({step: f"<{step}>" for step in workflow.STEPS})
+    assert asl(synthesized) == workflow.definition({step: f"<{step}>" for step in steps.NAMES})
 
 
 def test_every_task_retries_with_backoff_and_is_caught(synthesized: Synthesized) -> None:
@@ -356,8 +365,12 @@ def test_every_task_retries_with_backoff_and_is_caught(synthesized: Synthesized)
         if state["Type"] == "Task":
             assert state["Retry"], name
             assert all(r["BackoffRate"] > 1 and r["MaxAttempts"] >= 1 for r in state["Retry"]), name
-    for name, state in top.items():
-        if state["Type"] in ("Task", "Map"):
+    caught = dict(top)  # a Map's item tasks retry; the Map catches (a Parallel's branch tasks catch themselves)
+    for state in top.values():
+        for branch in state.get("Branches", []):
+            caught |= branch["States"]
+    for name, state in caught.items():
+        if state["Type"] in ("Task", "Map", "Parallel"):
             assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
 
 

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from testbed import workflow
-
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "layers"
 
@@ -98,8 +96,7 @@ def test_layers_work_in_isolation(checked: Any) -> None:
     assert all(path.startswith(lib) for path in results["lightgbm_train_predict"]["libgomp"])
     for step, layers in checked.layout.function_layers.items():
         loaded = results[f"handler:{step}"]["loaded_from"]
-        lazy = step in workflow.LAZY_LIGHTGBM_STEPS
-        assert "lightgbm" in loaded or "lightgbm" not in layers or lazy, f"{step} has lightgbm, never loads it"
+        assert "lightgbm" in loaded or "lightgbm" not in layers, f"{step} has lightgbm, never loads it"
 
 
 def test_score_handler_cold_import_is_timed(checked: Any) -> None:

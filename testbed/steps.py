@@ -1,0 +1,79 @@
+"""The one table of pipeline steps: what each step is and what it needs.
+
+The ASL (testbed.workflow), the CDK functions and their IAM (infra/functions.py), the layer build
+(layers/build.py), the local runner, the execution tracker and the benchmarks all read it; nothing else
+names a step's properties. Order is the run's order on the success path; `record_error` runs only after a
+failure. Steps marked `concurrent` run side by side as the branches of one Parallel state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+RECORD_ERROR = "record_error"  # records decision ERROR after any failed step
+TEARDOWN = "teardown"  # last on both paths: deletes the run's ephemeral resources
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    state: str  # its state name in the ASL
+    module: str  # the testbed.pipeline module its handler calls
+    # memory/timeout class: heavy steps hold a whole slice (or both models) in memory, or copy the run's lake
+    # partitions to /tmp (validate and slice under the DuckDB engine)
+    size: Literal["light", "heavy"] = "light"
+    reads_lake: bool = False  # lake bucket, Glue catalog and Athena queries
+    masks_pii: bool = False  # reads the PII masking key
+    needs_lightgbm: bool = False  # loads the models: its Lambda gets the LightGBM layer
+    loops: bool = False  # returns done=false when its time ran out; the workflow calls it again
+    recovery: bool = False  # runs after a failure; never caught into RecordError itself
+    concurrent: bool = False  # a branch of the Parallel state that follows scoring
+    max_concurrency: int | None = None  # set: a Distributed Map over shard objects, this many at once
+    stream_actions: tuple[str, ...] = ()  # on the run's Kinesis stream
+    table_actions: tuple[str, ...] = ()  # on the run's DynamoDB state table
+    deletes_scratch: bool = False  # s3:DeleteObject under the artifacts bucket's scratch/ prefix
+
+    @property
+    def folder(self) -> str:
+        """Its handler's folder under functions/ (functions/<folder>/handler.py)."""
+        return self.name
+
+
+STEPS: tuple[Step, ...] = (
+    Step("validate", "Validate", "validate", size="heavy", reads_lake=True, needs_lightgbm=True),
+    Step("provision", "Provision", "provision",
+         stream_actions=("kinesis:CreateStream", "kinesis:DescribeStreamSummary", "kinesis:DeleteStream",
+                         "kinesis:StartStreamEncryption", "kinesis:ListShards", "kinesis:AddTagsToStream"),
+         table_actions=("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable",
+                        "dynamodb:TagResource")),
+    Step("slice", "Slice", "slice", size="heavy", reads_lake=True, masks_pii=True),
+    Step("replay", "Replay", "replay", size="heavy", loops=True, stream_actions=("kinesis:PutRecords",),
+         table_actions=("dynamodb:GetItem", "dynamodb:PutItem")),
+    Step("consume", "Consume", "consume", size="heavy", loops=True,
+         stream_actions=("kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"),
+         table_actions=("dynamodb:GetItem", "dynamodb:PutItem")),
+    Step("features", "Features", "features"),
+    Step("plan_shards", "PlanShards", "plan"),
+    Step("score", "Score", "score", size="heavy", needs_lightgbm=True, max_concurrency=10),
+    Step("evaluate", "Evaluate", "evaluate", size="heavy", concurrent=True),
+    Step("drift", "Drift", "drift", size="heavy", reads_lake=True, concurrent=True),  # the population baseline
+    Step("whatif", "WhatIf", "whatif", size="heavy", needs_lightgbm=True, concurrent=True),
+    Step("gate", "Gate", "gate"),
+    Step("record", "Record", "record"),
+    Step(RECORD_ERROR, "RecordError", "record", recovery=True),
+    Step(TEARDOWN, "Teardown", "teardown", recovery=True, stream_actions=("kinesis:DeleteStream",),
+         table_actions=("dynamodb:DeleteTable",), deletes_scratch=True),
+)
+NAMES = tuple(step.name for step in STEPS)
+TRACKED = tuple(name for name in NAMES if name != RECORD_ERROR)  # what a run's progress shows, in order
+_BY_NAME = {s.name: s for s in STEPS}
+
+
+def step(name: str) -> Step:
+    return _BY_NAME[name]
+
+
+def by_state(state: str) -> Step | None:
+    """The step an ASL state runs, if any."""
+    return next((s for s in STEPS if s.state == state), None)
