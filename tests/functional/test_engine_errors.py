@@ -3,6 +3,7 @@ exception types, Athena's AthenaError category and retryable flag, never the mes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,9 @@ import pytest
 from testbed import errors
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.engines import make_engine
-from testbed.cli import main
-from testbed.errors import ManifestError, QueryInputError, StepError, TransientError
+from testbed.errors import InputError, ManifestError, QueryInputError, StepError, TransientError
 from testbed.invocation import Invocation
+from testbed.local import run_local
 from testbed.manifest import parse_manifest
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.slice import run_slice
@@ -45,13 +46,13 @@ def _stub_status(aws: EmbeddedAWS, monkeypatch: pytest.MonkeyPatch, response: di
 
 
 def test_a_bad_filter_value_is_exit_2_on_duckdb(manifest_data: dict[str, Any], write_manifest: Any,
-                                                small_lake: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                small_lake: Path, tmp_path: Path) -> None:
     manifest_data["segment"]["filters"] = BAD_FILTER
-    code = main(["run", str(write_manifest(manifest_data)), "--lake", str(small_lake), "--out", str(tmp_path / "o"),
-                 "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and "segment.filters" in err and "testbed validate MANIFEST" in err
+    with pytest.raises(InputError, match="segment.filters: a value does not fit its column") as raised:
+        run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
+    assert raised.value.exit_code == 2  # what the CLI returns
+    (record,) = (tmp_path / "out" / "runs").glob("*/run.json")
+    assert json.loads(record.read_text())["reasons"][0].startswith("slice: ManifestError: manifest: segment.filters")
 
 
 def test_a_bad_filter_value_is_exit_2_on_athena(athena_run: Any, manifest_data: dict[str, Any],
