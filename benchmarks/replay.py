@@ -63,10 +63,7 @@ def slice_events(lake: Path, rate: float) -> Any:
     return con.sql(sql).to_arrow_table()
 
 
-def bare_transport(payloads: list[tuple[str, bytes]]) -> dict[str, Any]:
-    from testbed.adapters.aws import client
-
-    kinesis = client("kinesis")
+def bare_transport(kinesis: Any, payloads: list[tuple[str, bytes]]) -> dict[str, Any]:
     kinesis.create_stream(StreamName="bare", StreamModeDetails={"StreamMode": "ON_DEMAND"})
     started = time.perf_counter()
     for i in range(0, len(payloads), 500):
@@ -112,8 +109,8 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
     os.environ.setdefault("TESTBED_PII_SECRET", BENCH_SECRET)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     from testbed.adapters import storage
-    from testbed.adapters.aws import client
     from testbed.adapters.embedded_aws import embedded_aws
+    from testbed.invocation import Invocation
     from testbed.manifest import parse_manifest
     from testbed.pipeline import consume, features, provision, replay, teardown
     from testbed.pipeline.context import RunContext
@@ -129,21 +126,23 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
     result: dict[str, Any] = {"scale": scale_name, "events": events.num_rows,
                               "started_at": datetime.now().isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory() as local:  # payloads without the embedded AWS: moto stays unpatched
-        staging = RunContext("replay-bench-000000000000", f"{local}/runs/replay-bench-000000000000", str(lake))
+        staging = RunContext("replay-bench-000000000000", f"{local}/runs/replay-bench-000000000000", str(lake),
+                             Invocation.outside_lambda())
         storage.write_parquet(staging.uri("slice", "events.parquet"), events)
         keys, payloads, _ = replay.stream_records(staging)
         pairs = list(zip(keys, payloads, strict=True))
     say(f"unpatched moto: bare put_records of the first {UNPATCHED_EVENTS} records")
     result["moto_unpatched"] = moto_unpatched(pairs[:UNPATCHED_EVENTS])
-    with embedded_aws():
-        client("s3").create_bucket(Bucket=BUCKET)
-        ctx = RunContext("replay-bench-000000000000", f"s3://{BUCKET}/runs/replay-bench-000000000000", str(lake))
+    with embedded_aws() as aws:
+        aws.client("s3").create_bucket(Bucket=BUCKET)
+        ctx = RunContext("replay-bench-000000000000", f"s3://{BUCKET}/runs/replay-bench-000000000000", str(lake),
+                         Invocation.outside_lambda())
         storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
         storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
         storage.write_parquet(ctx.uri("slice", "items.parquet"), storage.read_parquet(str(lake / "items" /
                                                                                           "part-0.parquet")))
         say("bare transport on patched moto")
-        result["bare_transport"] = bare_transport(pairs)
+        result["bare_transport"] = bare_transport(aws.client("kinesis"), pairs)
         provision.run_provision(ctx, manifest, lambda: 900.0)
         say("replay")
         out = replay.run_replay(ctx, manifest, lambda: 900.0)

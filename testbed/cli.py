@@ -15,6 +15,7 @@ from typing import Any
 
 from testbed.cli_support import say
 from testbed.errors import InputError, TestbedError
+from testbed.settings import Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +28,7 @@ def _progress(args: argparse.Namespace) -> Any:
     from testbed.progress import make_progress
     from testbed.steps import TRACKED
 
-    return make_progress(quiet=args.quiet, steps=TRACKED)
+    return make_progress(quiet=args.quiet, steps=TRACKED, dumb_terminal=args.settings.dumb_terminal)
 
 
 @contextlib.contextmanager
@@ -72,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.lake:
         raise InputError("--lake is required for a local run")
     with _progress(args) as progress, _workflow_error(progress):
-        result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), progress)
+        result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), progress,
+                           settings=args.settings)
     if args.trace and not args.json:
         _print_trace(result.history)
     return int(_local_summary("run", args)(result.run_dir, result.decision, result.existing))
@@ -91,11 +93,13 @@ def _print_trace(history: list[dict[str, Any]]) -> None:
 
 def _run_remote(args: argparse.Namespace) -> int:
     from testbed.adapters import storage
+    from testbed.adapters.aws import clients_for
     from testbed.cli_output import run_result
     from testbed.remote import start_run
 
+    sfn = clients_for(args.settings).client("stepfunctions")
     with _progress(args) as progress, _workflow_error(progress):
-        result = start_run(Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
+        result = start_run(sfn, Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
                            wait=args.wait, progress=progress, deadline_s=args.timeout)
     run_uri = result.record.removesuffix("/run.json") if result.record else None
     if run_uri and not storage.is_s3(run_uri):
@@ -106,12 +110,14 @@ def _run_remote(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from testbed.invocation import Invocation
     from testbed.manifest import parse_manifest, read_manifest_file
     from testbed.pipeline.validate import validate
 
     raw = read_manifest_file(Path(args.manifest))
     if args.lake:
-        result = validate(raw, str(Path(args.lake).resolve()) if "://" not in args.lake else args.lake)
+        lake = str(Path(args.lake).resolve()) if "://" not in args.lake else args.lake
+        result = validate(Invocation.outside_lambda(args.settings), raw, lake)
         print(f"ok: manifest and lake are valid; run id would be {result['run_id']}")
     else:
         parse_manifest(raw, source=args.manifest)
@@ -280,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     try:
+        args.settings = Settings.from_environment()  # once per command; commands read args.settings
         return int(args.func(args))
     except BrokenPipeError:  # stdout closed early (e.g. `| head`): stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,7 +10,7 @@ from typing import Any
 
 from testbed.adapters import storage
 from testbed.cli_support import EXIT_CODES
-from testbed.errors import InputError, LakeError, ManifestError, ModelArtifactError, StepError, TestbedError
+from testbed.errors import ERRORS_BY_NAME, TestbedError
 from testbed.report import facts
 from testbed.report.inputs import load_run
 
@@ -18,32 +18,17 @@ RESULT_VERSION = 1
 TOP_DRIFT = 5
 SHOWN_FAILED = 5
 
-# What to do next, by error type (the most specific class in the error's MRO wins).
-HINTS: dict[str, str] = {
-    ManifestError.__name__: "fix that field, then check the manifest with `testbed validate MANIFEST`",
-    LakeError.__name__: "fix the lake (README: 'The lake contract'), then check it with "
-                        "`testbed validate MANIFEST --lake LAKE`",
-    ModelArtifactError.__name__: "check the model's uri and sha256 in the manifest (`sha256sum FILE` prints it)",
-    InputError.__name__: "check the arguments with `testbed COMMAND --help`",
-    "RunFailedError": "the run is recorded as ERROR in its run.json; fix the cause and run again "
-                      "(`--debug` before the command shows tracebacks)",
-    "TransientError": "a service was busy or throttled; run the same command again",
-    StepError.__name__: "see the run's run.json and errors/ for the failing step; rerun with `--debug` for details",
-    TestbedError.__name__: "rerun with `--debug` before the command for details",
-}
 INTERNAL_HINT = "rerun with `--debug` before the command for the traceback, and report it if it persists"
 
 
 def hint_for(error: BaseException) -> str:
-    """The hint of the error's type; for a failed workflow, of the type the failing step raised (the CLI
-    records it as `workflow_error`), which is more specific than the InputError/RunFailedError that carries it."""
-    workflow_error = getattr(error, "workflow_error", None)
-    if workflow_error in HINTS:
-        return HINTS[workflow_error]
-    for cls in type(error).__mro__:
-        if cls.__name__ in HINTS:
-            return HINTS[cls.__name__]
-    return INTERNAL_HINT
+    """What to do next: the error's own hint; for a failed workflow, the hint the type the failing step raised
+    (the CLI records it as `workflow_error`) defines itself, which is more specific than that of the
+    InputError/RunFailedError carrying it."""
+    raised = ERRORS_BY_NAME.get(str(getattr(error, "workflow_error", None)))
+    if raised is not None and "hint" in vars(raised):
+        return raised.hint
+    return error.hint if isinstance(error, TestbedError) else INTERNAL_HINT
 
 
 def one_line(text: str) -> str:

@@ -1,36 +1,61 @@
-"""Typed errors. Each maps to one SPEC §5 exit code; messages are one line and name the field or file."""
+"""Typed errors. Each class carries its SPEC §5 exit code and the hint the CLI prints with it (what to do next);
+messages are one line and name the field or file. Engines translate their own failures into these classes by
+type or error code, so one mistake gives one exit code whichever engine ran the query."""
 
 
 class TestbedError(Exception):
-    """Base class. `exit_code` is what the CLI returns."""
+    """Base class. `exit_code` is what the CLI returns; `hint` what it suggests doing next."""
 
     exit_code = 4
+    hint = "rerun with `--debug` before the command for details"
 
 
 class InputError(TestbedError):
     """Invalid manifest, lake, model file or argument (exit code 2)."""
 
     exit_code = 2
+    hint = "check the arguments with `testbed COMMAND --help`"
 
 
 class ManifestError(InputError):
     """The manifest breaks the schema or does not fit the lake."""
 
+    hint = "fix that field, then check the manifest with `testbed validate MANIFEST`"
+
 
 class LakeError(InputError):
     """The lake breaks the SPEC §2 contract."""
+
+    hint = "fix the lake (README: 'The lake contract'), then check it with `testbed validate MANIFEST --lake LAKE`"
 
 
 class ModelArtifactError(InputError):
     """A model file is missing, unreadable or fails its checksum."""
 
+    hint = "check the model's uri and sha256 in the manifest (`sha256sum FILE` prints it)"
+
+
+class QueryInputError(InputError):
+    """The engine rejected a query for what it was given (a filter value that does not fit its column): DuckDB's
+    conversion and binder errors, Athena's USER error category. The step that built the query names the field."""
+
+
+class SettingsError(InputError):
+    """An environment variable the settings read is invalid or missing."""
+
+    hint = "check the TESTBED_* environment variables (README: 'Deploying to AWS')"
+
 
 class StepError(TestbedError):
     """A pipeline step failed at run time (exit code 4)."""
 
+    hint = "see the run's run.json and errors/ for the failing step; rerun with `--debug` for details"
+
 
 class TransientError(StepError):
     """A retryable failure (throttling, a busy service); the workflow retries it with backoff."""
+
+    hint = "a service was busy or throttled; run the same command again"
 
 
 class ParityError(StepError):
@@ -39,6 +64,13 @@ class ParityError(StepError):
 
 class ReplayError(StepError):
     """The replay could not publish or read back every record of the slice."""
+
+
+class RunFailedError(TestbedError):
+    """A step raised an unexpected error; the run was recorded as ERROR (exit code 4)."""
+
+    hint = ("the run is recorded as ERROR in its run.json; fix the cause and run again "
+            "(`--debug` before the command shows tracebacks)")
 
 
 def _all_subclasses(cls: type[TestbedError]) -> list[type[TestbedError]]:

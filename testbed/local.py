@@ -1,15 +1,16 @@
 """The local runner: the deployed workflow's definition, executed by moto's Step Functions interpreter.
 
 Each Task invokes its real handler in this process (functions/<step>/handler.py), against the embedded S3,
-with DuckDB standing in for Athena. When the execution ends the run record is copied from the embedded
-bucket to the local `--out` directory, `run.json` last.
+with DuckDB standing in for Athena. The embedded functions are configured with this run's settings as their
+environment, as deployed ones are, so nothing of one run (such as its `--out` folder's PII key) outlives it in the
+process. When the execution ends the run record is copied from the embedded bucket to the local `--out`
+directory, `run.json` last.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Callable
@@ -18,19 +19,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pydantic import SecretStr
+
 from testbed import steps, workflow
 from testbed.adapters import storage
-from testbed.adapters.aws import client
 from testbed.adapters.duckdb_engine import mirror_s3_lake
-from testbed.adapters.embedded_aws import embedded_aws, register_function, role_arn
+from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
-from testbed.settings import PII_SECRET_ENV
+from testbed.settings import Settings
 
 LOCAL_BUCKET = "testbed-local-artifacts"
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 LOCAL_POLL_SECONDS = 0.25
+LOCAL_LOG_LEVEL = "WARNING"  # step logs are for CloudWatch; locally the progress display and summary speak
 
 
 @dataclass
@@ -55,16 +58,22 @@ def load_handler(step: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return handler
 
 
-def ensure_pii_secret(out: Path) -> None:
-    """Locally, keep one random masking key per output folder (outside runs/) unless one is given."""
-    if os.environ.get(PII_SECRET_ENV):
-        return
+def ensure_pii_secret(out: Path, settings: Settings) -> Settings:
+    """Locally, keep one random masking key per output folder (outside runs/) unless one is given; returns the
+    settings of this run, which carry it."""
+    if settings.pii_secret:
+        return settings
     key_file = out / ".testbed" / "pii.key"
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32))
         key_file.chmod(0o600)
-    os.environ[PII_SECRET_ENV] = key_file.read_text().strip()
+    return settings.model_copy(update={"pii_secret": SecretStr(key_file.read_text().strip())})
+
+
+def function_settings(settings: Settings) -> Settings:
+    """What the embedded functions run with: the run's settings, quiet, with no EMF metrics on the terminal."""
+    return settings.model_copy(update={"metrics_disabled": True, "log_level": settings.log_level or LOCAL_LOG_LEVEL})
 
 
 def _hydrate(out: Path) -> None:
@@ -81,17 +90,22 @@ def _export(run_id: str, out: Path) -> Path:
     return target
 
 
-def deploy_local_workflow() -> str:
-    """Register every step's handler as an embedded Lambda and the workflow as a state machine."""
-    arns = {step.name: register_function(f"testbed-{step.name.replace('_', '-')}", load_handler(step.folder))
+def deploy_local_workflow(aws: EmbeddedAWS, settings: Settings) -> str:
+    """Register every step's handler as an embedded Lambda with the settings as its environment, and the
+    workflow as a state machine."""
+    environment = function_settings(settings).environment()
+    arns = {step.name: aws.register_function(f"testbed-{step.name.replace('_', '-')}", load_handler(step.folder),
+                                             environment)
             for step in steps.STEPS}
     definition = json.dumps(workflow.definition(arns))
-    created = client("stepfunctions").create_state_machine(
-        name=f"testbed-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role_arn())
+    created = aws.client("stepfunctions").create_state_machine(
+        name=f"testbed-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=aws.role_arn())
     return str(created["stateMachineArn"])
 
 
-def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None) -> LocalResult:
+def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None,
+              settings: Settings | None = None) -> LocalResult:
+    """Run a manifest through the embedded workflow; `settings` default to the process environment's."""
     raw = read_manifest_file(manifest_path)
     if storage.is_s3(lake):  # fetch the window's partitions with real credentials before AWS is emulated
         window = parse_manifest(raw, source=str(manifest_path)).time
@@ -99,15 +113,16 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
     lake = str(Path(lake).resolve())
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    ensure_pii_secret(out)
-    with embedded_aws():
-        client("s3").create_bucket(Bucket=LOCAL_BUCKET)
+    settings = ensure_pii_secret(out, settings or Settings.from_environment())
+    with embedded_aws(settings) as aws:
+        aws.client("s3").create_bucket(Bucket=LOCAL_BUCKET)
         _hydrate(out)
-        machine = deploy_local_workflow()
+        machine = deploy_local_workflow(aws, settings)
         state = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
-        execution = client("stepfunctions").start_execution(
-            stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}", input=json.dumps(state))
-        ended = follow(execution["executionArn"], progress or (lambda *_: None),
+        sfn = aws.client("stepfunctions")
+        execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}",
+                                        input=json.dumps(state))
+        ended = follow(sfn, execution["executionArn"], progress or (lambda *_: None),
                        poll_s=LOCAL_POLL_SECONDS, max_poll_s=LOCAL_POLL_SECONDS)
         output = json.loads(ended.get("output") or "{}")
         run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])

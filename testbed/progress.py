@@ -8,7 +8,6 @@ testbed.adapters.executions.follow makes; result is None when a step starts.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from types import TracebackType
@@ -141,14 +140,15 @@ class LiveProgress(Progress):
             self.live = None
 
 
-def is_terminal(stream: IO[str]) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM", "") != "dumb"
+def is_terminal(stream: IO[str], dumb_terminal: bool = False) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and not dumb_terminal
 
 
-def make_progress(quiet: bool = False, steps: tuple[str, ...] = ()) -> Progress:
-    """Nothing with --quiet; the live table on a terminal; plain lines otherwise (CI, pipes, files)."""
+def make_progress(quiet: bool = False, steps: tuple[str, ...] = (), dumb_terminal: bool = False) -> Progress:
+    """Nothing with --quiet; the live table on a terminal (unless TERM=dumb); plain lines otherwise (CI, pipes,
+    files)."""
     if quiet:
         return Progress()
-    if is_terminal(sys.stderr):
+    if is_terminal(sys.stderr, dumb_terminal):
         return LiveProgress(steps=steps)
     return PlainProgress()

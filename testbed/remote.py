@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from testbed.adapters import storage
-from testbed.adapters.aws import client
 from testbed.adapters.executions import Progress, follow, raise_for_failure
 from testbed.errors import InputError
 from testbed.manifest import read_manifest_file
@@ -44,17 +43,17 @@ def execution_name(raw_name: Any) -> str:
     return f"{slug}-{uuid.uuid4().hex[:16]}"
 
 
-def start_run(manifest_path: Path, state_machine_arn: str, *, lake: str | None = None, artifacts: str | None = None,
-              wait: bool = True, progress: Progress | None = None, deadline_s: float = 3600,
-              poll_s: float = 2.0) -> RemoteResult:
+def start_run(sfn: Any, manifest_path: Path, state_machine_arn: str, *, lake: str | None = None,
+              artifacts: str | None = None, wait: bool = True, progress: Progress | None = None,
+              deadline_s: float = 3600, poll_s: float = 2.0) -> RemoteResult:
+    """Start the workflow through `sfn` (a Step Functions client) and, with `wait`, follow it to its end."""
     document = execution_input(manifest_path, lake, artifacts)
-    sfn = client("stepfunctions")
     started = sfn.start_execution(stateMachineArn=state_machine_arn,
                                   name=execution_name(document["manifest"].get("name")), input=json.dumps(document))
     arn = started["executionArn"]
     if not wait:
         return RemoteResult(arn, "RUNNING", None, None, None)
-    ended = follow(arn, progress or (lambda *_: None), poll_s=poll_s, deadline_s=deadline_s,
+    ended = follow(sfn, arn, progress or (lambda *_: None), poll_s=poll_s, deadline_s=deadline_s,
                    stop_at_deadline=False)
     if ended["status"] != "SUCCEEDED":
         raise_for_failure(ended.get("error") or ended["status"], ended.get("cause") or "")

@@ -1,39 +1,138 @@
-"""Process settings, read lazily from the environment (never at import time)."""
+"""The settings of one invocation, read from its environment: the only module that reads `os.environ`.
+
+A deployed Lambda gets them as environment variables (infra/functions.py sets them); the local runner gives its
+embedded functions the same variables. `Settings.from_environment` is called per invocation (and once by the
+CLI), never at import time, so tests pass a mapping instead of editing the process environment.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 import testbed
-from testbed.errors import InputError
+from testbed.errors import InputError, SettingsError
 
 PII_SECRET_ENV = "TESTBED_PII_SECRET"
 PII_SECRET_ARN_ENV = "TESTBED_PII_SECRET_ARN"  # deployed: a Secrets Manager secret
+DEFAULT_REGION = "us-east-1"
+MIN_SECRET_CHARS = 16
+
+# Field → the environment variable it comes from (the names infra/functions.py sets on every function).
+VARIABLES: dict[str, str] = {
+    "engine": "TESTBED_ENGINE",
+    "athena_workgroup": "TESTBED_ATHENA_WORKGROUP",
+    "glue_database": "TESTBED_GLUE_DATABASE",
+    "lake_uri": "TESTBED_LAKE_URI",
+    "artifacts_uri": "TESTBED_ARTIFACTS_URI",
+    "resource_prefix": "TESTBED_RESOURCE_PREFIX",  # deployed: testbed-<env>, so environments never share a stream
+    "pii_secret": PII_SECRET_ENV,
+    "pii_secret_arn": PII_SECRET_ARN_ENV,
+    "local_concurrency": "TESTBED_LOCAL_CONCURRENCY",
+    "log_level": "POWERTOOLS_LOG_LEVEL",
+    "metrics_disabled": "POWERTOOLS_METRICS_DISABLED",
+}
+_TRUE = ("1", "true", "yes", "on")
 
 
-def pii_secret() -> bytes:
-    """The HMAC key for PII masking, from the environment or Secrets Manager. Never in a run record."""
-    secret = os.environ.get(PII_SECRET_ENV, "")
-    if not secret and os.environ.get(PII_SECRET_ARN_ENV):
-        secret = _secret_from_arn(os.environ[PII_SECRET_ARN_ENV])
-    if len(secret) < 16:
-        raise InputError(f"{PII_SECRET_ENV} (or {PII_SECRET_ARN_ENV}) must give a secret of at least 16 characters")
-    return secret.encode()
+class Settings(BaseModel):
+    """Every environment-derived setting, validated once per invocation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: Literal["duckdb", "athena"] = "duckdb"
+    athena_workgroup: str | None = None
+    glue_database: str | None = None
+    lake_uri: str | None = None  # the deployment's defaults when an execution input leaves lake/artifacts out
+    artifacts_uri: str | None = None
+    resource_prefix: str = Field(default="testbed", min_length=1)
+    pii_secret: SecretStr | None = None
+    pii_secret_arn: str | None = None
+    aws_region: str = DEFAULT_REGION
+    local_concurrency: int = Field(default=1, ge=1)  # embedded Lambda invocations at once (local runs)
+    log_level: str | None = None  # None: Powertools' own default
+    metrics_disabled: bool = False
+    dumb_terminal: bool = False  # TERM=dumb: no live progress display
+
+    @model_validator(mode="after")
+    def _athena_needs_its_catalog(self) -> Settings:
+        if self.engine == "athena":
+            missing = [VARIABLES[f] for f in ("athena_workgroup", "glue_database") if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"TESTBED_ENGINE=athena needs {' and '.join(missing)}")
+        return self
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `environ` (the process environment when None); empty variables count as unset."""
+        env = os.environ if environ is None else environ
+        given: dict[str, object] = {field: env[name] for field, name in VARIABLES.items() if env.get(name)}
+        if "local_concurrency" in given:
+            given["local_concurrency"] = _at_least_one(str(given["local_concurrency"]))
+        if "metrics_disabled" in given:
+            given["metrics_disabled"] = str(given["metrics_disabled"]).lower() in _TRUE
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        try:
+            if region:
+                given["aws_region"] = region
+            return cls.model_validate({**given, "dumb_terminal": env.get("TERM", "") == "dumb"})
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            field = str(problem["loc"][0]) if problem["loc"] else ""
+            where = f"{VARIABLES[field]}: " if field in VARIABLES else ""
+            raise SettingsError(f"environment: {where}{problem['msg'].removeprefix('Value error, ')}") from None
+
+    def environment(self) -> dict[str, str]:
+        """The variables a Lambda function is configured with to get these settings (region and terminal aside:
+        Lambda sets AWS_REGION itself)."""
+        out: dict[str, str] = {}
+        for field, name in VARIABLES.items():
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                value = "true" if value else ""
+            if value is not None and value != "":
+                out[name] = str(value)
+        return out
+
+    def pii_key(self, read_secret: Callable[[str], str]) -> bytes:
+        """The HMAC key for PII masking: TESTBED_PII_SECRET, or the Secrets Manager secret TESTBED_PII_SECRET_ARN
+        names (`read_secret` fetches it by ARN). Never in a run record."""
+        secret = self.pii_secret.get_secret_value() if self.pii_secret else ""
+        if not secret and self.pii_secret_arn:
+            secret = read_secret(self.pii_secret_arn)
+        if len(secret) < MIN_SECRET_CHARS:
+            raise InputError(f"{PII_SECRET_ENV} (or {PII_SECRET_ARN_ENV}) must give a secret of at least "
+                             f"{MIN_SECRET_CHARS} characters")
+        return secret.encode()
+
+    def default_uri(self, kind: Literal["lake", "artifacts"]) -> str | None:
+        """Deployed defaults for a run's `lake` / `artifacts` when the execution input leaves them out."""
+        return self.lake_uri if kind == "lake" else self.artifacts_uri
+
+    def run_resource_name(self, run_id: str) -> str:
+        """The name of a run's Kinesis stream and DynamoDB state table: the prefix plus the run id."""
+        return f"{self.resource_prefix}-{run_id}"
 
 
-@functools.cache
-def _secret_from_arn(arn: str) -> str:
-    from testbed.adapters.aws import client
+def _at_least_one(value: str) -> int | str:
+    """TESTBED_LOCAL_CONCURRENCY below 1 means 1; a non-number is left for validation to reject."""
+    try:
+        return max(1, int(value))
+    except ValueError:
+        return value
 
-    return str(client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
 
-
-def default_uri(kind: str) -> str | None:
-    """Deployed defaults for a run's `lake` / `artifacts` when the execution input leaves them out."""
-    return os.environ.get(f"TESTBED_{kind.upper()}_URI")
+def region_from_environment() -> str:
+    """The process's AWS region alone (for the storage helpers, which are not handed settings yet)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
 @functools.cache
@@ -44,11 +143,3 @@ def code_version() -> str:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return f"{testbed.__version__}+{digest.hexdigest()[:12]}"
-
-
-RESOURCE_PREFIX_ENV = "TESTBED_RESOURCE_PREFIX"  # deployed: testbed-<env>, so environments never share a stream
-
-
-def run_resource_name(run_id: str) -> str:
-    """The name of a run's Kinesis stream and DynamoDB state table: the prefix plus the run id."""
-    return f"{os.environ.get(RESOURCE_PREFIX_ENV) or 'testbed'}-{run_id}"

@@ -21,7 +21,6 @@ PII_SECRET = "test-secret-0123456789abcdef"
 @pytest.fixture(autouse=True, scope="session")
 def _pii_secret() -> None:
     os.environ["TESTBED_PII_SECRET"] = PII_SECRET
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
 @pytest.fixture(scope="session")

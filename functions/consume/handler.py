@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from testbed.adapters.lambda_context import remaining_s
+from testbed.invocation import Invocation
 from testbed.observability import step_handler
 from testbed.pipeline.consume import run_consume
 from testbed.pipeline.context import RunContext
 
 
 @step_handler("consume")
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    ctx = RunContext.from_event(event)
-    return run_consume(ctx, ctx.manifest(), remaining_s)
+def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
+    ctx = RunContext.from_event(event, invocation)
+    return run_consume(ctx, ctx.manifest(), invocation.remaining_s)

@@ -2,15 +2,16 @@
 
 from typing import Any
 
+from testbed.invocation import Invocation
 from testbed.observability import step_handler
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.record import record_error
 
 
 @step_handler("record_error")
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     error = event.get("error") or {}
     if not (event.get("run") or {}).get("run_uri"):
         return {"decision": "ERROR", "existing": False, "recorded": False}  # failed before a run id existed
-    ctx = RunContext.from_event(event)
+    ctx = RunContext.from_event(event, invocation)
     return record_error(ctx, event.get("failed_step", "unknown"), error.get("Error", "Error"), error.get("Cause", ""))

@@ -2,13 +2,14 @@
 
 from typing import Any
 
+from testbed.invocation import Invocation
 from testbed.observability import step_handler
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.teardown import run_teardown
 
 
 @step_handler("teardown")
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     if not (event.get("run") or {}).get("run_uri"):
         return {"deleted_objects": 0}
-    return run_teardown(RunContext.from_event(event))
+    return run_teardown(RunContext.from_event(event, invocation))

@@ -7,17 +7,19 @@ from typing import Any
 
 from testbed.adapters import storage
 from testbed.errors import InputError
+from testbed.invocation import Invocation
 from testbed.observability import step_handler
 from testbed.pipeline.validate import validate
-from testbed.settings import default_uri
 
 
 @step_handler("validate")
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     manifest = event.get("manifest")
     if manifest is None and event.get("manifest_s3"):
         manifest = storage.read_json(event["manifest_s3"])
-    lake, artifacts = event.get("lake") or default_uri("lake"), event.get("artifacts") or default_uri("artifacts")
+    settings = invocation.settings
+    lake = event.get("lake") or settings.default_uri("lake")
+    artifacts = event.get("artifacts") or settings.default_uri("artifacts")
     if manifest is None or not lake or not artifacts:
         raise InputError("execution input needs manifest (or manifest_s3), lake and artifacts")
-    return validate(manifest, lake, artifacts)
+    return validate(invocation, manifest, lake, artifacts)

@@ -2,7 +2,9 @@
 
 Each query is wrapped in UNLOAD to Parquet under a scratch prefix, so results never page through the
 GetQueryResults API; they are read back as Parquet. Filter values go in ExecutionParameters as escaped
-literals, never into the statement. Polling is bounded by the Lambda invocation's remaining time.
+literals, never into the statement. Polling is bounded by the Lambda invocation's remaining time. A failed query
+is classified by Athena's error category and retryable flag (the AthenaError of GetQueryExecution), never by its
+message: a USER error is the input's fault (exit 2, as on DuckDB), a retryable one is transient.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import Any
 import pyarrow as pa
 
 from testbed.adapters import storage
-from testbed.adapters.aws import client
-from testbed.adapters.lambda_context import remaining_ms
-from testbed.errors import StepError, TransientError
+from testbed.errors import QueryInputError, StepError, TestbedError, TransientError
 
-SAFETY_MARGIN_MS = 20_000
+SAFETY_MARGIN_S = 20.0
+USER_ERROR_CATEGORY = 2  # AthenaError.ErrorCategory: 1 system, 2 user, 3 other
 GLUE_TO_ENGINE = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "bigint": "BIGINT", "int": "INTEGER",
                   "smallint": "SMALLINT", "tinyint": "TINYINT", "double": "DOUBLE", "float": "FLOAT",
                   "date": "DATE", "boolean": "BOOLEAN"}
@@ -34,12 +35,29 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def failure_error(query_id: str, status: dict[str, Any]) -> TestbedError:
+    """The typed error of a FAILED or CANCELLED query, from its AthenaError codes."""
+    athena_error = status.get("AthenaError") or {}
+    reason = status.get("StateChangeReason", status["State"])
+    message = f"Athena query {query_id} {status['State'].lower()}: {reason}"
+    if athena_error.get("ErrorCategory") == USER_ERROR_CATEGORY:
+        return QueryInputError(message)
+    if athena_error.get("Retryable"):
+        return TransientError(message)
+    return StepError(message)
+
+
 class AthenaEngine:
+    """`athena` and `glue` are boto3 clients; `remaining_s` is the invocation's clock, which bounds every wait."""
+
     preserves_order = False  # UNLOAD splits results over files in no particular order
-    def __init__(self, workgroup: str, database: str, scratch_uri: str, *,
-                 token: Callable[[], str] = lambda: uuid.uuid4().hex, poll_s: float = 0.5):
+
+    def __init__(self, athena: Any, glue: Any, workgroup: str, database: str, scratch_uri: str, *,
+                 remaining_s: Callable[[], float], token: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 poll_s: float = 0.5):
+        self.athena, self.glue = athena, glue
         self.workgroup, self.database, self.scratch_uri = workgroup, database, scratch_uri.rstrip("/")
-        self.token, self.poll_s = token, poll_s
+        self.remaining_s, self.token, self.poll_s = remaining_s, token, poll_s
         self.bytes_scanned = 0
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
@@ -49,31 +67,32 @@ class AthenaEngine:
                                   "QueryExecutionContext": {"Database": self.database}}
         if params:
             kwargs["ExecutionParameters"] = [literal(p) for p in params]
-        query_id = client("athena").start_query_execution(**kwargs)["QueryExecutionId"]
+        try:
+            query_id = self.athena.start_query_execution(**kwargs)["QueryExecutionId"]
+        except self.athena.exceptions.TooManyRequestsException as exc:  # throttled after botocore's retries
+            raise TransientError(f"Athena throttled the query: {exc}") from None
         self._wait(query_id)
         parts = [storage.read_parquet(uri) for uri in storage.list_keys(destination) if not uri.endswith("/")]
         return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
 
     def _wait(self, query_id: str) -> None:
-        athena, delay = client("athena"), self.poll_s
+        delay = self.poll_s
         while True:
-            execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+            execution = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
             state = execution["Status"]["State"]
             if state == "SUCCEEDED":
                 self.bytes_scanned += int(execution.get("Statistics", {}).get("DataScannedInBytes", 0))
                 return
             if state in ("FAILED", "CANCELLED"):
-                reason = execution["Status"].get("StateChangeReason", state)
-                error = TransientError if "ThrottlingException" in reason or "SlowDown" in reason else StepError
-                raise error(f"Athena query {query_id} {state.lower()}: {reason}")
-            if remaining_ms() < SAFETY_MARGIN_MS + delay * 1000:
-                athena.stop_query_execution(QueryExecutionId=query_id)
+                raise failure_error(query_id, execution["Status"])
+            if self.remaining_s() < SAFETY_MARGIN_S + delay:
+                self.athena.stop_query_execution(QueryExecutionId=query_id)
                 raise TransientError(f"Athena query {query_id} still running as the Lambda time ran out; stopped")
             time.sleep(delay)
             delay = min(5.0, delay * 1.5)
 
     def columns(self, dataset: str) -> dict[str, str]:
-        table = client("glue").get_table(DatabaseName=self.database, Name=dataset)["Table"]
+        table = self.glue.get_table(DatabaseName=self.database, Name=dataset)["Table"]
         cols = table["StorageDescriptor"]["Columns"] + table.get("PartitionKeys", [])
         return {c["Name"]: GLUE_TO_ENGINE.get(c["Type"].lower(), c["Type"].upper()) for c in cols}
 

@@ -1,9 +1,8 @@
-"""One client factory for every AWS call: shared retry/timeout config, created lazily and cached."""
+"""The one client factory for every AWS call: one boto3 session per region, clients with shared retry/timeout
+config created on first use. Adapters take the client they need; handlers get a `Clients` with their settings."""
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +11,9 @@ import boto3
 from botocore.config import Config
 from botocore.utils import parse_timestamp
 
+from testbed.settings import Settings, region_from_environment
+
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
-_lock = threading.Lock()
 
 
 def utc_timestamp(value: Any) -> datetime:
@@ -25,27 +25,60 @@ def utc_timestamp(value: Any) -> datetime:
     return parse_timestamp(value)
 
 
-@functools.cache
-def _session() -> boto3.session.Session:
-    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                                    or "us-east-1")
-    session._session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=utc_timestamp)
-    return session
+class Clients:
+    """The boto3 clients of one region. boto3 clients are thread-safe; creating them is not, hence the lock."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._lock = threading.Lock()
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
+        self._secrets: dict[str, str] = {}
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._boto_session().client(service, config=_CONFIG)
+            return self._clients[service]
+
+    def _boto_session(self) -> boto3.session.Session:
+        if self._session is None:
+            session = boto3.session.Session(region_name=self.region)
+            session._session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=utc_timestamp)
+            self._session = session
+        return self._session
+
+    def secret_string(self, arn: str) -> str:
+        """A Secrets Manager secret's string, fetched once per process (warm invocations reuse it)."""
+        if arn not in self._secrets:
+            self._secrets[arn] = str(self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+        return self._secrets[arn]
 
 
-def client(service: str) -> Any:
-    """A cached boto3 client. boto3 clients are thread-safe; creating them is not, hence the lock."""
-    with _lock:
-        return _client(service)
+_registry: dict[str, Clients] = {}
+_registry_lock = threading.Lock()
 
 
-@functools.cache
-def _client(service: str) -> Any:
-    return _session().client(service, config=_CONFIG)
+def clients_for(settings: Settings) -> Clients:
+    """The clients of the settings' region; one `Clients` per region per process, so warm Lambda invocations
+    and parallel Map items share their connections."""
+    return _clients_of_region(settings.aws_region)
+
+
+def process_clients() -> Clients:
+    """The clients of the process environment's region (the storage helpers, until they are handed a client)."""
+    return _clients_of_region(region_from_environment())
+
+
+def _clients_of_region(region: str) -> Clients:
+    with _registry_lock:
+        if region not in _registry:
+            _registry[region] = Clients(region)
+        return _registry[region]
 
 
 def reset_clients() -> None:
-    """Forget cached clients (used when the local runner starts or stops its embedded AWS)."""
-    with _lock:
-        _client.cache_clear()
-        _session.cache_clear()
+    """Forget every client (the local runner starts and stops its embedded AWS: clients must not cross over)."""
+    with _registry_lock:
+        _registry.clear()

@@ -1,4 +1,8 @@
-"""DuckDB standing in for Athena: the same Trino-dialect SQL, transpiled by sqlglot, over the lake's Parquet."""
+"""DuckDB standing in for Athena: the same Trino-dialect SQL, transpiled by sqlglot, over the lake's Parquet.
+
+A query DuckDB rejects for the values it was given (a conversion or binder error: a filter value that does not
+fit its column) raises QueryInputError, as Athena's USER errors do, so both engines give the same exit code.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,12 @@ import sqlglot
 
 from testbed.adapters import storage
 from testbed.core.duck import fetch
-from testbed.errors import LakeError
+from testbed.errors import LakeError, QueryInputError
 
 # DuckDB lacks Trino's from_base; base 16 is all the sampling hash needs (FIELD-NOTES).
 _MACROS = ["CREATE OR REPLACE MACRO from_base(s, b) AS CAST('0x' || s AS BIGINT)"]
 _transpile_lock = threading.Lock()
+_INPUT_ERRORS = (duckdb.ConversionException, duckdb.BinderException)
 
 
 @functools.lru_cache(maxsize=256)
@@ -92,7 +97,10 @@ class DuckDBEngine:
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pa.Table:
         """Run one Trino-dialect statement with `?` parameters; return an Arrow table."""
-        return fetch(self.con, to_duckdb(sql), list(params))
+        try:
+            return fetch(self.con, to_duckdb(sql), list(params))
+        except _INPUT_ERRORS as exc:
+            raise QueryInputError(str(exc).splitlines()[0]) from None
 
     def columns(self, dataset: str) -> dict[str, str]:
         """Column name → DuckDB type of a lake dataset."""

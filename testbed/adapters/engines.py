@@ -1,8 +1,7 @@
-"""Pick the query engine: Athena when deployed (TESTBED_ENGINE=athena), else DuckDB over the same Parquet."""
+"""Pick the query engine from the settings: Athena when deployed (engine athena), else DuckDB over the same Parquet."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from typing import Any, Protocol
 
@@ -10,6 +9,7 @@ import pyarrow as pa
 
 from testbed.adapters.athena_engine import AthenaEngine
 from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.invocation import Invocation
 
 
 class Engine(Protocol):
@@ -22,10 +22,15 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def make_engine(lake: str, event_dates: tuple[date, date] | None = None, scratch_uri: str | None = None) -> Engine:
-    """Athena writes results under `scratch_uri` (the run's ephemeral prefix); DuckDB needs none."""
-    if os.environ.get("TESTBED_ENGINE") == "athena":
+def make_engine(invocation: Invocation, lake: str, event_dates: tuple[date, date] | None = None,
+                scratch_uri: str | None = None) -> Engine:
+    """Athena writes results under `scratch_uri` (the run's ephemeral prefix) and polls within the invocation's
+    time; DuckDB needs neither."""
+    settings = invocation.settings
+    if settings.engine == "athena":
         if not scratch_uri:
             raise ValueError("the Athena engine needs a scratch prefix for query results")
-        return AthenaEngine(os.environ["TESTBED_ATHENA_WORKGROUP"], os.environ["TESTBED_GLUE_DATABASE"], scratch_uri)
+        clients = invocation.clients
+        return AthenaEngine(clients.client("athena"), clients.client("glue"), str(settings.athena_workgroup),
+                            str(settings.glue_database), scratch_uri, remaining_s=invocation.remaining_s)
     return DuckDBEngine(lake, event_dates)

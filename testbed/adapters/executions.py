@@ -1,4 +1,5 @@
-"""Follow a Step Functions execution of the testbed workflow: bounded polling, step progress, typed failure."""
+"""Follow a Step Functions execution of the testbed workflow: bounded polling, step progress, typed failure.
+The calls take the boto3 Step Functions client."""
 
 from __future__ import annotations
 
@@ -8,15 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed import steps
-from testbed.adapters.aws import client
-from testbed.errors import ERRORS_BY_NAME, InputError, StepError, TestbedError
+from testbed.errors import ERRORS_BY_NAME, InputError, RunFailedError, StepError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
 DEADLINE_SECONDS = 3600
-
-
-class RunFailedError(TestbedError):
-    """A step raised an unexpected error; the run was recorded as ERROR (exit code 4)."""
 
 
 def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
@@ -31,20 +27,19 @@ def _step_of(event: dict[str, Any]) -> tuple[str, str] | None:
     return step.name, "entered" if kind.endswith("Entered") else "exited"
 
 
-def history(execution_arn: str) -> list[dict[str, Any]]:
-    pages = client("stepfunctions").get_paginator("get_execution_history").paginate(
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    pages = sfn.get_paginator("get_execution_history").paginate(
         executionArn=execution_arn, PaginationConfig={"PageSize": 1000})
     return [event for page in pages for event in page["events"]]
 
 
-def follow(execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_poll_s: float = 10.0,
+def follow(sfn: Any, execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_poll_s: float = 10.0,
            deadline_s: float = DEADLINE_SECONDS, stop_at_deadline: bool = True) -> dict[str, Any]:
     """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
-    sfn = client("stepfunctions")
     seen, started = 0, time.monotonic()
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
-        events = history(execution_arn)
+        events = history(sfn, execution_arn)
         for event in events[seen:]:
             marked = _step_of(event)
             if marked:

@@ -1,18 +1,16 @@
-"""Checkpoints in the run's DynamoDB state table: one item per writer, its state as a JSON document."""
+"""Checkpoints in the run's DynamoDB state table: one item per writer, its state as a JSON document. Each call
+takes the boto3 DynamoDB client."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from testbed.adapters.aws import client
 
-
-def load(table: str, key: str) -> dict[str, Any] | None:
-    item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+def load(dynamodb: Any, table: str, key: str) -> dict[str, Any] | None:
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
     return json.loads(item["state"]["S"]) if item else None
 
 
-def save(table: str, key: str, state: dict[str, Any]) -> None:
-    client("dynamodb").put_item(TableName=table, Item={"pk": {"S": key},
-                                                       "state": {"S": json.dumps(state, sort_keys=True)}})
+def save(dynamodb: Any, table: str, key: str, state: dict[str, Any]) -> None:
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": key}, "state": {"S": json.dumps(state, sort_keys=True)}})

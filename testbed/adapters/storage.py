@@ -12,9 +12,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from testbed.adapters.aws import client
+from testbed.adapters.aws import process_clients
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
+
+
+def client(service: str) -> Any:
+    """A client from the shared factory, for the process's region."""
+    return process_clients().client(service)
 
 
 def is_s3(uri: str) -> bool:

@@ -29,7 +29,6 @@ from testbed.core.duck import fetch
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 
 CHECKPOINT_KEY = "consumer"
 READ_RESERVE_S = 20.0  # stop reading with this much left: writing one chunk and its checkpoint fits in it
@@ -93,11 +92,12 @@ def arrived_out_of_order(events: pa.Table) -> int:
 
 
 def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callable[[], float]) -> None:
+    stream, table = ctx.invocation.clients.client("kinesis"), ctx.invocation.clients.client("dynamodb")
     seen: set[str] = set(_read_chunks(ctx, state["chunks"]).column("event_id").to_pylist())
     for shard_id, shard in sorted(state["shards"].items()):
         if shard["done"]:
             continue
-        for records in kinesis.read_shard(name, shard_id, after=shard["after"], until=int(shard["until"]),
+        for records in kinesis.read_shard(stream, name, shard_id, after=shard["after"], until=int(shard["until"]),
                                           remaining_s=remaining_s, reserve_s=READ_RESERVE_S):
             page = decode(records, shard_id)
             fresh = _dedup(page, seen)
@@ -108,7 +108,7 @@ def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callab
                 state["chunks"] += 1
             shard["after"] = records[-1]["SequenceNumber"]
             shard["done"] = int(shard["after"]) >= int(shard["until"])
-            state_table.save(name, CHECKPOINT_KEY, state)
+            state_table.save(table, name, CHECKPOINT_KEY, state)
 
 
 def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +126,8 @@ def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any]) -> dict[st
 def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], float]) -> dict[str, Any]:
     """Read and fold until done or until the invocation's time runs short; `done` moves the workflow on."""
     started = time.monotonic()
-    name = run_resource_name(ctx.run_id)
-    state = state_table.load(name, CHECKPOINT_KEY) or _fresh_state(storage.read_json(ctx.uri("replay.json")))
+    name, table = ctx.resource_name, ctx.invocation.clients.client("dynamodb")
+    state = state_table.load(table, name, CHECKPOINT_KEY) or _fresh_state(storage.read_json(ctx.uri("replay.json")))
     if state["folded"]:
         return {"done": True, "records_read": state["records_read"], "duplicates": state["duplicates"]}
     state["invocations"] += 1
@@ -143,6 +143,6 @@ def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], f
         storage.write_json(ctx.uri("features", "stream_stats.json"), stats)
     else:
         state["seconds"] += time.monotonic() - started
-    state_table.save(name, CHECKPOINT_KEY, state)
+    state_table.save(table, name, CHECKPOINT_KEY, state)
     return {"done": state["folded"], "records_read": state["records_read"], "duplicates": state["duplicates"],
             "shards_done": sum(s["done"] for s in state["shards"].values()), "shards": len(state["shards"])}

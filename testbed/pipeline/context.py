@@ -1,4 +1,5 @@
-"""What every step after `validate` receives: where the run lives and how to read its manifest."""
+"""What every step after `validate` receives: where the run lives, how to read its manifest, and the invocation
+(settings, clients, time left) it runs in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from testbed.adapters import storage
+from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 
 FINAL_DECISIONS = ("PASS", "FAIL", "INCONCLUSIVE")
@@ -20,11 +22,17 @@ class RunContext:
     run_id: str
     run_uri: str
     lake: str
+    invocation: Invocation
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> RunContext:
+    def from_event(cls, event: dict[str, Any], invocation: Invocation) -> RunContext:
         run = event["run"]
-        return cls(run_id=run["run_id"], run_uri=run["run_uri"], lake=run["lake"])
+        return cls(run_id=run["run_id"], run_uri=run["run_uri"], lake=run["lake"], invocation=invocation)
+
+    @property
+    def resource_name(self) -> str:
+        """The name of the run's Kinesis stream and DynamoDB state table."""
+        return self.invocation.settings.run_resource_name(self.run_id)
 
     def uri(self, *parts: str) -> str:
         return storage.join(self.run_uri, *parts)

@@ -131,7 +131,7 @@ def population_side(ctx: RunContext, manifest: Manifest) -> Side:
     sampling = manifest.sampling.model_copy(update={"strategy": "uniform", "rate": rate,
                                                     "seed": (manifest.sampling.seed + 1) % 2**63})
     queries = render(manifest.model_copy(update={"sampling": sampling}))
-    engine = make_engine(ctx.lake, partition_range(manifest.time.start, manifest.time.end),
+    engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("drift"))
     try:
         users = engine.query(queries.users, queries.params)

@@ -8,13 +8,13 @@ from typing import Any
 from testbed.adapters import run_resources
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 
 RESERVE_S = 10.0  # leave this much of the invocation to report a slow AWS as a retryable error
 
 
 def run_provision(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], float]) -> dict[str, Any]:
-    name = run_resource_name(ctx.run_id)
-    table = run_resources.create_table(name, max(5.0, remaining_s() - RESERVE_S))
-    stream = run_resources.create_stream(name, manifest.replay, max(5.0, remaining_s() - RESERVE_S))
+    name, clients = ctx.resource_name, ctx.invocation.clients
+    table = run_resources.create_table(clients.client("dynamodb"), name, max(5.0, remaining_s() - RESERVE_S))
+    stream = run_resources.create_stream(clients.client("kinesis"), name, manifest.replay,
+                                         max(5.0, remaining_s() - RESERVE_S))
     return {**stream, **table, "replaced_stale": stream["replaced_stale"] or table["replaced_stale"]}

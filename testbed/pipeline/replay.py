@@ -25,7 +25,6 @@ from testbed.errors import ReplayError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 
 CHECKPOINT_KEY = "publisher"
 RESERVE_S = 20.0  # stop with this much of the invocation left: one more call plus its checkpoint fits in it
@@ -93,9 +92,10 @@ def run_replay(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], fl
                rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Publish until done or until the invocation's time runs short; `done` tells the workflow to move on."""
     started = time.monotonic()
-    name = run_resource_name(ctx.run_id)
+    name, clients = ctx.resource_name, ctx.invocation.clients
+    stream, table = clients.client("kinesis"), clients.client("dynamodb")
     keys, payloads, t_us = stream_records(ctx)
-    state = state_table.load(name, CHECKPOINT_KEY) or _fresh_state(len(keys))
+    state = state_table.load(table, name, CHECKPOINT_KEY) or _fresh_state(len(keys))
     if state["total"] != len(keys):
         raise ReplayError(f"the slice has {len(keys)} events but the replay checkpoint expects {state['total']}")
     rng = rng or random.Random(ctx.run_id)
@@ -113,7 +113,7 @@ def run_replay(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], fl
         else:
             state["done"] = True
             break
-        results = kinesis.put_records(name, [(keys[i], payloads[i]) for i in indices])
+        results = kinesis.put_records(stream, name, [(keys[i], payloads[i]) for i in indices])
         failed = []
         for index, result in zip(indices, results, strict=True):
             if "ErrorCode" in result:
@@ -127,13 +127,13 @@ def run_replay(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], fl
             state["next"] = indices[-1] + 1
         state["retry"], state["attempt"] = failed, (state["attempt"] + 1 if failed else 0)
         if failed and state["attempt"] >= manifest.replay.max_attempts:
-            state_table.save(name, CHECKPOINT_KEY, state)
+            state_table.save(table, name, CHECKPOINT_KEY, state)
             raise ReplayError(f"{len(failed)} records still failed after {state['attempt']} PutRecords attempts "
                               f"({', '.join(sorted(state['errors']))}); raise replay.shards or set replay.speedup")
         state["done"] = not state["retry"] and state["next"] >= state["total"]
-        state_table.save(name, CHECKPOINT_KEY, state)
+        state_table.save(table, name, CHECKPOINT_KEY, state)
     state["seconds"] += time.monotonic() - started
-    state_table.save(name, CHECKPOINT_KEY, state)
+    state_table.save(table, name, CHECKPOINT_KEY, state)
     if state["done"]:
         storage.write_json(ctx.uri("replay.json"), summary(name, manifest, state))
     return {"done": state["done"], "published": state["published"], "records": state["total"],

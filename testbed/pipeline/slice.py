@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -13,10 +12,9 @@ from testbed.adapters import storage
 from testbed.adapters.engines import make_engine
 from testbed.core.pii import mask_column
 from testbed.core.slice_sql import partition_range, render
-from testbed.errors import ManifestError
+from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
-from testbed.settings import pii_secret
 
 
 def stratum_labels(users: pa.Table, strata: list[str]) -> pa.Array:
@@ -64,14 +62,15 @@ def stratum_stats(users: pa.Table, events: pa.Table, population: pa.Table, strat
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     queries = render(manifest)
-    engine = make_engine(ctx.lake, partition_range(manifest.time.start, manifest.time.end), ctx.scratch("slice"))
+    engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
+                         ctx.scratch("slice"))
     try:
         users = engine.query(queries.users, queries.params)
         events = engine.query(queries.events, queries.params)
         items = engine.query(queries.items, queries.params)
         population = engine.query(queries.population, queries.params)
         catalogue_size = engine.query("SELECT COUNT(*) FROM items").column(0)[0].as_py()
-    except duckdb.ConversionException as exc:
+    except QueryInputError as exc:  # either engine: a filter value that does not fit its column
         raise ManifestError(f"manifest: segment.filters: a value does not fit its column "
                             f"({str(exc).splitlines()[0][:100]})") from None
     finally:
@@ -86,7 +85,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         items = items.sort_by([("item_id", "ascending")])
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
     tables = mask({"users": users, "events": normalise_events(events), "items": items},
-                  manifest.pii.mask, pii_secret())
+                  manifest.pii.mask, ctx.invocation.settings.pii_key(ctx.invocation.clients.secret_string))
     digest = hashlib.sha256()
     for name in ("users", "events", "items"):
         data = storage.parquet_bytes(tables[name].combine_chunks())

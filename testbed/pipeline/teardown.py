@@ -12,12 +12,12 @@ from typing import Any
 
 from testbed.adapters import run_resources, storage
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 
 
 def run_teardown(ctx: RunContext) -> dict[str, Any]:
-    name = run_resource_name(ctx.run_id)
+    name, clients = ctx.resource_name, ctx.invocation.clients
     keys = list(storage.list_keys(ctx.scratch() + "/"))
     storage.delete(keys)
-    return {"deleted_objects": len(keys), "stream_deleted": run_resources.delete_stream(name),
-            "table_deleted": run_resources.delete_table(name)}
+    return {"deleted_objects": len(keys),
+            "stream_deleted": run_resources.delete_stream(clients.client("kinesis"), name),
+            "table_deleted": run_resources.delete_table(clients.client("dynamodb"), name)}

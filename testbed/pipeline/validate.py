@@ -14,6 +14,7 @@ from testbed.core import lake_contract, ranking_data
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
+from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline.context import FINAL_DECISIONS, scratch_uri
 from testbed.settings import code_version
@@ -98,14 +99,14 @@ def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
     return f"{manifest.name}-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
-def validate(raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
+def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
     """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
     manifest = parse_manifest(raw_manifest)
     fingerprint = storage.fingerprint(lake)
     code = code_version()
     run_id = run_id_for(manifest, fingerprint, code)
     scratch = scratch_uri(artifacts, run_id, "validate") if artifacts else None
-    engine = make_engine(lake, partition_range(manifest.time.start, manifest.time.end), scratch)
+    engine = make_engine(invocation, lake, partition_range(manifest.time.start, manifest.time.end), scratch)
     try:
         columns = check_schema(engine)
         check_manifest_columns(manifest, columns)

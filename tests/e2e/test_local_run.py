@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import math
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.cli import main
+from testbed.core.pii import mask_value
 from testbed.local import run_local
 from tests.conftest import BASE_MANIFEST, PII_SECRET
 from tests.run_record_check import check_run_files
@@ -238,6 +240,28 @@ def test_masked_emails_are_keyed_hashes_stable_across_runs(run_a: dict[str, Any]
     assert len(shared) > 50
     assert all(first[u] == second[u] for u in shared)  # equal input, equal output across runs
     assert read_json(run_a["dir"] / "slice" / "stats.json")["masked_columns"] == ["email"]
+
+
+def test_each_out_folder_masks_with_its_own_key_within_one_process(
+        small_models: dict[str, dict[str, str]], small_lake: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the first --out folder's key used to stay in the process environment, so a second run in the
+    same process with another --out reused it and wrote no pii.key of its own."""
+    monkeypatch.delenv("TESTBED_PII_SECRET")
+    raw: dict[str, str] = {}
+    for path in (small_lake / "users").rglob("*.parquet"):
+        table = pq.read_table(path, columns=["user_id", "email"])
+        raw.update(zip(table.column("user_id").to_pylist(), table.column("email").to_pylist(), strict=True))
+    keys = []
+    for name in ("first", "second"):
+        code, run_dir = cli_run(make_manifest(small_models), small_lake, tmp_path / name)
+        assert code in EXIT_CODES.values() and code != EXIT_CODES["ERROR"]
+        assert "TESTBED_PII_SECRET" not in os.environ
+        key = (tmp_path / name / ".testbed" / "pii.key").read_text().strip()
+        users = pq.read_table(run_dir / "slice" / "users.parquet", columns=["user_id", "email"]).to_pylist()
+        assert users and all(u["email"] == mask_value(key.encode(), raw[u["user_id"]]) for u in users)
+        keys.append(key)
+    assert keys[0] != keys[1]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,21 +13,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from testbed.adapters import kinesis, lambda_context, storage
-from testbed.adapters.aws import client
-from testbed.adapters.executions import RunFailedError
+from testbed.adapters import kinesis, storage
+from testbed.adapters.embedded_aws import LambdaContext
+from testbed.errors import RunFailedError
 from testbed.local import run_local
 from testbed.pipeline import consume
 from testbed.pipeline import gate as gate_step
 from testbed.pipeline import teardown as teardown_step
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 from tests.run_record_check import check_run_files
 
 
-def _resources() -> dict[str, list[str]]:
-    return {"streams": client("kinesis").list_streams()["StreamNames"],
-            "tables": client("dynamodb").list_tables()["TableNames"]}
+def _resources(ctx: RunContext) -> dict[str, list[str]]:
+    clients = ctx.invocation.clients
+    return {"streams": clients.client("kinesis").list_streams()["StreamNames"],
+            "tables": clients.client("dynamodb").list_tables()["TableNames"]}
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     original = teardown_step.run_teardown
 
     def watched(ctx: RunContext) -> dict[str, Any]:
-        before = _resources()
+        before = _resources(ctx)
         result = original(ctx)
-        seen.append({"name": run_resource_name(ctx.run_id), "before": before, "after": _resources(),
+        seen.append({"name": ctx.resource_name, "before": before, "after": _resources(ctx),
                      "scratch_after": list(storage.list_keys(ctx.scratch() + "/")), "result": result})
         return result
 
@@ -60,7 +60,8 @@ def test_a_passing_run_loops_replay_and_consume_records_offsets_and_parity_then_
         listings: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     # every third look at the Lambda clock finds the time up: replay and consume stop, and the state machine loops
     looks = itertools.count(1)
-    monkeypatch.setattr(lambda_context, "remaining_s", lambda: 0.0 if next(looks) % 3 == 0 else 900.0)
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis",
+                        lambda _: 0 if next(looks) % 3 == 0 else 900_000)
     monkeypatch.setattr(kinesis, "GET_LIMIT", 500)
     result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
     _assert_torn_down(listings)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.core import stats
+from testbed.invocation import Invocation
 from testbed.local import run_local
 from testbed.manifest import parse_manifest
 from testbed.pipeline import slice_data
@@ -54,7 +55,8 @@ def _slice_probabilities(small_lake: Path, models: dict[str, dict[str, str]], ro
                          seed: int) -> dict[str, float]:
     manifest = parse_manifest(_manifest(models, {"strategy": "revenue_weighted", "rate": 0.3, "seed": seed,
                                                  "min_events_per_user": 1}, f"weighted-{seed}"))
-    ctx = RunContext(run_id=f"weighted-{seed}", run_uri=str(root / "runs" / f"weighted-{seed}"), lake=str(small_lake))
+    ctx = RunContext(run_id=f"weighted-{seed}", run_uri=str(root / "runs" / f"weighted-{seed}"), lake=str(small_lake),
+                     invocation=Invocation.outside_lambda())
     run_slice(ctx, manifest)
     return slice_data.inclusion_probabilities(ctx)
 

@@ -1,4 +1,5 @@
-"""The cloud engine against moto's Athena and Glue: UNLOAD wrapping, escaped parameters, read-back, schema."""
+"""The cloud engine against moto's Athena and Glue: UNLOAD wrapping, escaped parameters, read-back, schema, and
+failures classified by Athena's error codes (never by message text)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ import pytest
 
 from testbed.adapters import storage
 from testbed.adapters.athena_engine import AthenaEngine, literal
-from testbed.adapters.aws import client
-from testbed.adapters.embedded_aws import embedded_aws
+from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.core.slice_sql import render
 from testbed.errors import TransientError
 from testbed.manifest import parse_manifest
+
+
+def unlimited() -> float:
+    return 900.0
+
+
+def engine_on(aws: EmbeddedAWS, workgroup: str, scratch: str, remaining_s: Any = unlimited,
+              **options: Any) -> AthenaEngine:
+    return AthenaEngine(aws.client("athena"), aws.client("glue"), workgroup, "lake", scratch,
+                        remaining_s=remaining_s, **options)
 
 
 def test_literals_are_escaped() -> None:
@@ -24,10 +34,10 @@ def test_literals_are_escaped() -> None:
 
 @pytest.fixture
 def aws() -> Any:
-    with embedded_aws():
-        client("s3").create_bucket(Bucket="scratch")
-        client("athena").create_work_group(Name="testbed-wg", Configuration={})
-        glue = client("glue")
+    with embedded_aws() as aws:
+        aws.client("s3").create_bucket(Bucket="scratch")
+        aws.client("athena").create_work_group(Name="testbed-wg", Configuration={})
+        glue = aws.client("glue")
         glue.create_database(DatabaseInput={"Name": "lake"})
         glue.create_table(DatabaseName="lake", TableInput={
             "Name": "events",
@@ -36,19 +46,19 @@ def aws() -> Any:
                                               {"Name": "price", "Type": "double"}]},
             "PartitionKeys": [{"Name": "event_date", "Type": "string"}],
         })
-        yield
+        yield aws
 
 
-def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: Any) -> None:
+def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: EmbeddedAWS) -> None:
     manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "x'; DROP TABLE users; --"}]
     queries = render(parse_manifest(manifest_data))
     canned = pa.table({"user_id": ["C1", "C2"], "inclusion_probability": [0.5, 0.5]})
     storage.write_parquet("s3://scratch/runs/r1/unload/t1/part-0.parquet", canned)
-    engine = AthenaEngine("testbed-wg", "lake", "s3://scratch/runs/r1", token=lambda: "t1", poll_s=0.01)
+    engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", token=lambda: "t1", poll_s=0.01)
     result = engine.query(queries.users, queries.params)
     assert result.equals(canned)
-    executions = client("athena").list_query_executions()["QueryExecutionIds"]
-    detail = client("athena").get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
+    executions = aws.client("athena").list_query_executions()["QueryExecutionIds"]
+    detail = aws.client("athena").get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
     assert detail["Query"].startswith("UNLOAD (WITH segment_users AS")
     assert "s3://scratch/runs/r1/unload/t1/" in detail["Query"]
     assert "DROP TABLE" not in detail["Query"]
@@ -56,20 +66,19 @@ def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: 
     assert detail["QueryExecutionContext"]["Database"] == "lake"
 
 
-def test_columns_come_from_glue(aws: Any) -> None:
-    engine = AthenaEngine("wg", "lake", "s3://scratch/x")
+def test_columns_come_from_glue(aws: EmbeddedAWS) -> None:
+    engine = engine_on(aws, "wg", "s3://scratch/x")
     assert engine.columns("events") == {"event_id": "VARCHAR", "event_time": "TIMESTAMP", "price": "DOUBLE",
                                         "event_date": "VARCHAR"}
 
 
-def test_polling_stops_before_the_lambda_times_out(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    athena = client("athena")
+def test_polling_stops_before_the_lambda_times_out(aws: EmbeddedAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+    athena = aws.client("athena")
     running = {"QueryExecution": {"Status": {"State": "RUNNING"}}}
     stopped: list[str] = []
     monkeypatch.setattr(athena, "get_query_execution", lambda **_: running)
     monkeypatch.setattr(athena, "stop_query_execution", lambda **kw: stopped.append(kw["QueryExecutionId"]))
-    monkeypatch.setattr("testbed.adapters.athena_engine.remaining_ms", lambda: 5_000)
-    engine = AthenaEngine("testbed-wg", "lake", "s3://scratch/x", poll_s=0.01)
+    engine = engine_on(aws, "testbed-wg", "s3://scratch/x", remaining_s=lambda: 5.0, poll_s=0.01)
     with pytest.raises(TransientError, match="Lambda time ran out"):
         engine.query("SELECT 1")
     assert len(stopped) == 1

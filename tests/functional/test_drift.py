@@ -18,13 +18,13 @@ import pytest
 
 from testbed.adapters import storage
 from testbed.adapters.athena_engine import AthenaEngine
-from testbed.adapters.aws import client
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.embedded_aws import embedded_aws
 from testbed.core import features
 from testbed.core.generate import generate_lake
 from testbed.core.slice_sql import render
 from testbed.errors import ManifestError
+from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import drift, slice_data
 from testbed.pipeline.context import RunContext
@@ -46,7 +46,8 @@ def prepare_run(run_uri: str, lake: Path | str, data: dict[str, Any]) -> tuple[R
     """A run directory holding what evaluate reads: manifest.json, the slice and the batch feature tables."""
     manifest = parse_manifest(data)
     storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
-    ctx = RunContext(run_id=run_uri.rstrip("/").rsplit("/", 1)[1], run_uri=run_uri, lake=str(lake))
+    ctx = RunContext(run_id=run_uri.rstrip("/").rsplit("/", 1)[1], run_uri=run_uri, lake=str(lake),
+                     invocation=Invocation.outside_lambda())
     run_slice(ctx, manifest)
     con = slice_data.connect(ctx, ("events", "items"))
     try:
@@ -142,24 +143,26 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     duck = DuckDBEngine(str(small_lake))
     answers = [duck.query(sql, queries.params) for sql in (queries.users, queries.events, queries.items)]
     duck.close()
-    with embedded_aws():
-        client("s3").create_bucket(Bucket="art")
-        client("athena").create_work_group(Name="wg", Configuration={})
+    with embedded_aws() as aws:
+        aws.client("s3").create_bucket(Bucket="art")
+        aws.client("athena").create_work_group(Name="wg", Configuration={})
         run_uri = "s3://art/runs/cloud-000000000006"
         storage.write_bytes(run_uri + "/slice/stats.json", (Path(local.run_uri) / "slice" / "stats.json").read_bytes())
-        ctx = RunContext(run_id="cloud-000000000006", run_uri=run_uri, lake="s3://lake")
+        ctx = RunContext(run_id="cloud-000000000006", run_uri=run_uri, lake="s3://lake",
+                         invocation=Invocation.outside_lambda())
         tokens = iter(f"q{i}" for i in range(3))
 
-        def athena(lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
+        def athena(invocation: Invocation, lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
             assert scratch == "s3://art/scratch/cloud-000000000006/drift"
-            return AthenaEngine("wg", "lakedb", scratch, token=lambda: next(tokens), poll_s=0.01)
+            return AthenaEngine(aws.client("athena"), aws.client("glue"), "wg", "lakedb", scratch,
+                                remaining_s=invocation.remaining_s, token=lambda: next(tokens), poll_s=0.01)
 
         for i, table in enumerate(answers):
             storage.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
         monkeypatch.setattr(drift, "make_engine", athena)
         side = drift.population_side(ctx, manifest)
-        ids = client("athena").list_query_executions()["QueryExecutionIds"]
-        sent = [client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+        ids = aws.client("athena").list_query_executions()["QueryExecutionIds"]
+        sent = [aws.client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     statements = sorted(s["Query"] for s in sent)
     assert len(statements) == 3 and all(s.startswith("UNLOAD (WITH segment_users AS") for s in statements)
     assert all("CAST(1.0 AS DOUBLE) AS inclusion_probability" in s for s in statements)

@@ -16,17 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.adapters import kinesis, run_resources, state_table, storage
-from testbed.adapters.aws import client
 from testbed.adapters.embedded_aws import embedded_aws
 from testbed.core import features as batch_features
 from testbed.core import stream_fold
 from testbed.core.replay_batches import MAX_BATCH_BYTES, MAX_RECORDS
 from testbed.errors import ParityError, ReplayError
+from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import consume, provision, replay, teardown
 from testbed.pipeline import features as features_step
 from testbed.pipeline.context import RunContext
-from testbed.settings import run_resource_name
 from tests.conftest import BASE_MANIFEST
 
 SLICE_USERS = 250
@@ -46,7 +45,15 @@ class StreamRun:
 
     @property
     def name(self) -> str:
-        return run_resource_name(self.ctx.run_id)
+        return self.ctx.resource_name
+
+    @property
+    def kinesis(self) -> Any:
+        return self.ctx.invocation.clients.client("kinesis")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.ctx.invocation.clients.client("dynamodb")
 
     def event_ids(self) -> set[str]:
         return set(self.events.column("event_id").to_pylist())
@@ -69,8 +76,9 @@ def _slice_events(lake: Path, seed: int = 5) -> pa.Table:
 
 
 def _stage(lake: Path, events: pa.Table, manifest: Manifest, run_id: str = "replay-test-000000000001") -> StreamRun:
-    client("s3").create_bucket(Bucket=BUCKET)
-    ctx = RunContext(run_id, f"s3://{BUCKET}/runs/{run_id}", str(lake))
+    invocation = Invocation.outside_lambda()
+    invocation.clients.client("s3").create_bucket(Bucket=BUCKET)
+    ctx = RunContext(run_id, f"s3://{BUCKET}/runs/{run_id}", str(lake), invocation)
     items = pq.read_table(lake / "items")
     storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
     storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
@@ -100,7 +108,7 @@ def _replay_and_consume(run: StreamRun) -> None:
 
 
 def _consumed_ids(run: StreamRun) -> list[str]:
-    state = state_table.load(run.name, consume.CHECKPOINT_KEY)
+    state = state_table.load(run.dynamodb, run.name, consume.CHECKPOINT_KEY)
     assert state is not None
     return consume._read_chunks(run.ctx, state["chunks"]).column("event_id").to_pylist()
 
@@ -118,9 +126,9 @@ class CountingPuts:
         self._original = kinesis.put_records
         monkeypatch.setattr(kinesis, "put_records", self)
 
-    def __call__(self, stream: str, entries: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    def __call__(self, client: Any, stream: str, entries: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
         self.batches.append((len(entries), sum(len(k.encode()) + len(d) for k, d in entries)))
-        return self._original(stream, entries)
+        return self._original(client, stream, entries)
 
 
 def _inject_partial_failures(monkeypatch: pytest.MonkeyPatch, share: float, seed: int) -> dict[str, int]:
@@ -233,8 +241,8 @@ def test_a_publisher_killed_after_a_call_resends_it_and_the_consumer_drops_the_d
         staged: StreamRun, monkeypatch: pytest.MonkeyPatch) -> None:
     original, calls = kinesis.put_records, {"n": 0}
 
-    def dies_after_third_call(stream: str, entries: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        result = original(stream, entries)
+    def dies_after_third_call(client: Any, stream: str, entries: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        result = original(client, stream, entries)
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("Lambda timed out after Kinesis accepted the batch")
@@ -259,9 +267,9 @@ def test_each_users_events_reach_the_consumer_in_event_time_order(staged: Stream
     assert sum(ts != sorted(ts) for ts in by_user_lake.values()) > SLICE_USERS / 2  # out of order in the lake
     _replay_and_consume(staged)
     arrived: dict[str, list[tuple[int, str]]] = {}
-    for shard_id in kinesis.shard_ids(staged.name):
-        for page in kinesis.read_shard(staged.name, shard_id, after=None, until=10**30, remaining_s=unlimited,
-                                       reserve_s=0):
+    for shard_id in kinesis.shard_ids(staged.kinesis, staged.name):
+        for page in kinesis.read_shard(staged.kinesis, staged.name, shard_id, after=None, until=10**30,
+                                       remaining_s=unlimited, reserve_s=0):
             table = consume.decode(page, shard_id)
             t_us = pc.cast(table.column("event_time"), pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
             for user, t, event_id in zip(table.column("user_id").to_pylist(), t_us,
@@ -320,11 +328,11 @@ def test_speedup_paces_event_time_into_wall_time(staged: StreamRun, monkeypatch:
 
 
 def test_a_stale_stream_and_table_from_a_crashed_run_are_replaced(staged: StreamRun) -> None:
-    kinesis.put_records(staged.name, [("stale-user", b'{"event_id": "stale"}')])
-    state_table.save(staged.name, replay.CHECKPOINT_KEY, {"stale": True})
+    kinesis.put_records(staged.kinesis, staged.name, [("stale-user", b'{"event_id": "stale"}')])
+    state_table.save(staged.dynamodb, staged.name, replay.CHECKPOINT_KEY, {"stale": True})
     created = provision.run_provision(staged.ctx, staged.manifest, unlimited)
     assert created["replaced_stale"]
-    assert state_table.load(staged.name, replay.CHECKPOINT_KEY) is None
+    assert state_table.load(staged.dynamodb, staged.name, replay.CHECKPOINT_KEY) is None
     _replay_and_consume(staged)
     assert "stale" not in set(_consumed_ids(staged))
     assert set(_consumed_ids(staged)) == staged.event_ids()
@@ -335,8 +343,8 @@ def test_teardown_deletes_stream_table_and_scratch(staged: StreamRun) -> None:
     assert storage.list_keys(staged.ctx.scratch() + "/")
     result = teardown.run_teardown(staged.ctx)
     assert result["stream_deleted"] and result["table_deleted"] and result["deleted_objects"] > 0
-    assert client("kinesis").list_streams()["StreamNames"] == []
-    assert client("dynamodb").list_tables()["TableNames"] == []
+    assert staged.kinesis.list_streams()["StreamNames"] == []
+    assert staged.dynamodb.list_tables()["TableNames"] == []
     assert list(storage.list_keys(staged.ctx.scratch() + "/")) == []
     assert teardown.run_teardown(staged.ctx) == {"deleted_objects": 0, "stream_deleted": False,
                                                  "table_deleted": False}
@@ -381,6 +389,7 @@ def test_provision_sizes_a_provisioned_stream_from_the_manifest(small_lake: Path
                                                                                     shards=3))
         created = provision.run_provision(run.ctx, run.manifest, unlimited)
         assert len(created["shards"]) == 3 and not created["replaced_stale"]
-        described = client("kinesis").describe_stream_summary(StreamName=run.name)["StreamDescriptionSummary"]
+        described = run.kinesis.describe_stream_summary(StreamName=run.name)["StreamDescriptionSummary"]
         assert described["EncryptionType"] == "KMS" and described["OpenShardCount"] == 3
-        assert run_resources.delete_stream(run.name) and run_resources.delete_table(run.name)
+        assert run_resources.delete_stream(run.kinesis, run.name) and run_resources.delete_table(run.dynamodb,
+                                                                                                 run.name)

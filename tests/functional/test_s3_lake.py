@@ -6,15 +6,14 @@ from datetime import date
 from pathlib import Path
 
 from testbed.adapters import storage
-from testbed.adapters.aws import client
 from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import embedded_aws
 
 
 def test_mirror_fetches_users_items_and_the_window_partitions(small_lake: Path) -> None:
     files = list(small_lake.rglob("*.parquet"))
-    with embedded_aws():
-        client("s3").create_bucket(Bucket="retail-lake")
+    with embedded_aws() as aws:
+        aws.client("s3").create_bucket(Bucket="retail-lake")
         for path in files:
             key = path.relative_to(small_lake).as_posix()
             storage.write_bytes(f"s3://retail-lake/exports/{key}", path.read_bytes())

@@ -10,11 +10,9 @@ import pytest
 
 from testbed import steps, workflow
 from testbed.adapters import storage
-from testbed.adapters.aws import client
-from testbed.adapters.embedded_aws import embedded_aws, role_arn
-from testbed.adapters.executions import RunFailedError
+from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.cli import main
-from testbed.errors import TransientError
+from testbed.errors import RunFailedError, TransientError
 from testbed.local import run_local
 from testbed.pipeline import drift as drift_step
 from testbed.pipeline import evaluate as evaluate_step
@@ -194,16 +192,16 @@ def test_a_failing_branch_records_its_own_step_and_tears_down(
     assert not (record_path.parent / "gates.json").exists()
 
 
-def _fake_machine(final: dict[str, Any] | None, error: str | None = None) -> str:
+def _fake_machine(aws: EmbeddedAWS, final: dict[str, Any] | None, error: str | None = None) -> str:
     """A stand-in workflow whose execution ends like a real one would (output shape or failure)."""
     if error:
         states: dict[str, Any] = {"End": {"Type": "Fail", "Error": error, "Cause": json.dumps(
             {"errorMessage": "something broke", "errorType": error})}}
     else:
         states = {"End": {"Type": "Pass", "Result": final, "End": True}}
-    created = client("stepfunctions").create_state_machine(
+    created = aws.client("stepfunctions").create_state_machine(
         name=f"fake-{error or final['steps']['record']['decision']}",  # type: ignore[index]
-        definition=json.dumps({"StartAt": "End", "States": states}), roleArn=role_arn())
+        definition=json.dumps({"StartAt": "End", "States": states}), roleArn=aws.role_arn())
     return str(created["stateMachineArn"])
 
 
@@ -222,8 +220,8 @@ def _output(decision: str) -> dict[str, Any]:
 def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     path = _deployed_manifest(manifest_data, write_manifest)
-    with embedded_aws():
-        arn = _fake_machine(_output(decision))
+    with embedded_aws() as aws:
+        arn = _fake_machine(aws, _output(decision))
         assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code
     out = capsys.readouterr().out.splitlines()  # the end-of-run summary (testbed/cli_output.py)
     assert out[0].split()[:2] == ["decision", decision]
@@ -234,8 +232,8 @@ def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict
 def test_ci_entry_point_failed_execution(error: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = _deployed_manifest(manifest_data, write_manifest)
-    with embedded_aws():
-        arn = _fake_machine(None, error=error)
+    with embedded_aws() as aws:
+        arn = _fake_machine(aws, None, error=error)
         assert main(["run", str(path), "--state-machine-arn", arn, "--wait", "--quiet"]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "something broke" in err[0]

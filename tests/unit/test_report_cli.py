@@ -11,10 +11,17 @@ from typing import Any
 import jsonschema
 import pytest
 
-from testbed.adapters.executions import RunFailedError
 from testbed.cli import main
 from testbed.cli_output import error_line, error_result, hint_for, run_result, summary_lines
-from testbed.errors import InputError, LakeError, ManifestError, ModelArtifactError, StepError, TransientError
+from testbed.errors import (
+    InputError,
+    LakeError,
+    ManifestError,
+    ModelArtifactError,
+    RunFailedError,
+    StepError,
+    TransientError,
+)
 from testbed.progress import LiveProgress, PlainProgress, Progress, make_progress, rows_of
 from tests.unit import report_run
 
@@ -171,11 +178,10 @@ def test_report_command_on_a_folder_without_a_record(tmp_path: Path, capsys: pyt
 
 def test_report_command_on_s3(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from testbed.adapters import storage
-    from testbed.adapters.aws import client
     from testbed.adapters.embedded_aws import embedded_aws
 
-    with embedded_aws():
-        client("s3").create_bucket(Bucket="reports")
+    with embedded_aws() as aws:
+        aws.client("s3").create_bucket(Bucket="reports")
         for path in run_dir.rglob("*"):
             if path.is_file():
                 storage.write_bytes(f"s3://reports/runs/{run_dir.name}/{path.relative_to(run_dir)}", path.read_bytes())

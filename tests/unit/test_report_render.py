@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from testbed.invocation import Invocation
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.report import write_run_reports
 from testbed.report import html as html_report
@@ -173,7 +174,8 @@ def test_record_step_writes_a_minimal_report_when_rendering_fails(run_dir: Path,
 
     monkeypatch.setattr(render, "load_run", explode)
     record = report_run.record_doc("FAIL", ["revenue-floor (all): candidate revenue@10 3.25 below 4.5"])
-    result = write_run_reports(RunContext(report_run.RUN_ID, str(run_dir), "/lake"), record)
+    ctx = RunContext(report_run.RUN_ID, str(run_dir), "/lake", Invocation.outside_lambda())
+    result = write_run_reports(ctx, record)
     assert result["written"] is True and result["errors"] == ["RuntimeError: renderer broke"]
     assert result["files"] == ["report.html", "report.md"]
     markdown = (run_dir / "report.md").read_text()
@@ -189,7 +191,7 @@ def test_record_step_survives_even_a_failed_write(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(render.storage, "write_bytes", refuse)
     run = report_run.write_run(tmp_path)
-    result = write_run_reports(RunContext(report_run.RUN_ID, str(run), "/lake"),
+    result = write_run_reports(RunContext(report_run.RUN_ID, str(run), "/lake", Invocation.outside_lambda()),
                                report_run.record_doc("FAIL", []))
     assert result == {"written": False, "files": [], "errors": ["PermissionError: read-only bucket"]}
 

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from testbed.invocation import Invocation
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.documents import ALL
@@ -96,7 +97,7 @@ def test_step_payloads_refuse_unknown_keys() -> None:
 
 
 def test_the_layout_names_the_paths_the_pipeline_uses() -> None:
-    ctx = RunContext(LAYOUT.run_id, LAYOUT.root, "/lake")
+    ctx = RunContext(LAYOUT.run_id, LAYOUT.root, "/lake", Invocation.outside_lambda())
     assert LAYOUT.root == "s3://artifacts/runs/demo-0123456789ab"
     assert RunLayout.at(LAYOUT.root + "/") == LAYOUT
     assert RunLayout.at("/copies/demo-0123456789ab").record.uri == "/copies/demo-0123456789ab/run.json"
