@@ -26,6 +26,7 @@ from testbed.adapters.embedded_aws import embedded_aws, register_function, role_
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
+from testbed.record.base import Decision
 from testbed.settings import PII_SECRET_ENV
 
 LOCAL_BUCKET = "testbed-local-artifacts"
@@ -36,7 +37,7 @@ LOCAL_POLL_SECONDS = 0.25
 @dataclass
 class LocalResult:
     run_id: str
-    decision: str
+    decision: Decision
     run_dir: Path
     existing: bool
     steps: dict[str, Any] = field(default_factory=dict)
