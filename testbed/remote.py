@@ -18,7 +18,7 @@ from testbed.errors import InputError
 from testbed.manifest import read_manifest_file
 from testbed.record.base import Decision
 from testbed.record.layout import RunLayout
-from testbed.record.steps import RecordResult, ValidatedRun
+from testbed.record.steps import RecordResult
 
 
 @dataclass
@@ -64,11 +64,17 @@ def start_run(manifest_path: Path, state_machine_arn: str, *, lake: str | None =
     if ended["status"] != "SUCCEEDED":
         raise_for_failure(ended.get("error") or ended["status"], ended.get("cause") or "")
     output = json.loads(ended.get("output") or "{}")
-    try:  # the state the workflow ends with: validate's run, and the record step's result unless it existed
-        run = ValidatedRun.model_validate(output["run"])
-        decision = run.existing_decision or RecordResult.model_validate(output["steps"]["record"]).decision
-    except (KeyError, TypeError, ValidationError) as exc:
-        raise InputError(f"execution {arn} succeeded without a decision; is {state_machine_arn} a testbed "
-                         "workflow?") from exc
-    record = RunLayout.at(run.run_uri).record.uri if run.run_uri else None
-    return RemoteResult(arn, ended["status"], decision, run.run_id, record)
+    run = output.get("run") or {}
+    decision = run.get("existing_decision") or _recorded_decision(output)
+    if decision is None:
+        raise InputError(f"execution {arn} succeeded without a decision; is {state_machine_arn} a testbed workflow?")
+    record = RunLayout.at(run["run_uri"]).record.uri if run.get("run_uri") else None
+    return RemoteResult(arn, ended["status"], decision, run.get("run_id"), record)
+
+
+def _recorded_decision(output: dict[str, Any]) -> Decision | None:
+    """The record step's decision in the workflow's final state (`$.steps.record`), if it ran."""
+    try:
+        return RecordResult.model_validate(output["steps"]["record"]).decision
+    except (KeyError, TypeError, ValidationError):
+        return None
