@@ -11,11 +11,15 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.cli_support import say
 from testbed.errors import InputError, TestbedError
 from testbed.settings import Settings
+
+if TYPE_CHECKING:
+    from testbed.record.base import Decision
+    from testbed.record.layout import RunLayout
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +60,7 @@ def _local_summary(command: str, args: argparse.Namespace, progress: Any = None)
     """The summary callback run_local's callers (run, demo) finish with; it ends the live display first."""
     from testbed.cli_output import run_result
 
-    def summary(run_dir: Path, decision: str, existing: bool) -> int:
+    def summary(run_dir: Path, decision: Decision, existing: bool) -> int:
         if progress is not None:
             progress.close()
         return _finish(args, run_result(command, "local", str(run_dir), decision=decision, run_id=run_dir.name,
@@ -152,17 +156,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_layout(given: str) -> RunLayout:
+    """The run record folder the user named (local or s3://); an InputError when it holds no run.json."""
+    from testbed.adapters import storage
+    from testbed.record.layout import RunLayout
+
+    layout = RunLayout.at(given if storage.is_s3(given) else str(Path(given).resolve()))
+    if not storage.exists(layout.record.uri):
+        raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
+    return layout
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and report.html from a run record (local or s3://); report.md goes to stdout."""
-    from testbed.adapters import storage
     from testbed.report.render import write_reports
 
-    run_uri = args.run_dir.rstrip("/")
-    if not storage.is_s3(run_uri):
-        run_uri = str(Path(run_uri).resolve())
-    if not storage.exists(storage.join(run_uri, "run.json")):
-        raise InputError(f"{args.run_dir}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-    rendered = write_reports(run_uri, strict=args.strict)
+    rendered = write_reports(_run_layout(args.run_dir).root, strict=args.strict)
     for problem in rendered.errors:
         say(f"testbed: warning: report section not rendered: {problem}")
     if not args.quiet:
@@ -174,16 +183,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """How two run records differ: decision, gates, metric deltas and drift."""
-    from testbed.adapters import storage
     from testbed.report.compare import compare, text
     from testbed.report.inputs import load_run
 
-    runs = []
-    for given in (args.run_a, args.run_b):
-        uri = given.rstrip("/") if storage.is_s3(given) else str(Path(given).resolve())
-        if not storage.exists(storage.join(uri, "run.json")):
-            raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-        runs.append(load_run(uri, derived=False))
+    runs = [load_run(_run_layout(given).root, derived=False) for given in (args.run_a, args.run_b)]
     result = compare(runs[0], runs[1])
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else "\n".join(text(result)))
     return 0

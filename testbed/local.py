@@ -28,6 +28,7 @@ from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
+from testbed.record.base import Decision
 from testbed.settings import Settings
 
 LOCAL_BUCKET = "testbed-local-artifacts"
@@ -39,7 +40,7 @@ LOCAL_LOG_LEVEL = "WARNING"  # step logs are for CloudWatch; locally the progres
 @dataclass
 class LocalResult:
     run_id: str
-    decision: str
+    decision: Decision
     run_dir: Path
     existing: bool
     steps: dict[str, Any] = field(default_factory=dict)
