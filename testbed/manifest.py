@@ -397,8 +397,9 @@ def read_manifest_file(path: Path) -> dict[str, Any]:
     data = manifest_data(text, str(path))
     models = data.get("models")
     for model in models.values() if isinstance(models, dict) else ():
-        if isinstance(model, dict) and isinstance(model.get("uri"), str) and not model["uri"].startswith("s3://"):
-            model["uri"] = str((path.parent / model["uri"]).resolve())
+        uri = model.get("uri") if isinstance(model, dict) else None
+        if isinstance(uri, str) and uri and not uri.startswith("s3://"):  # "" stays empty: not the folder itself
+            model["uri"] = str((path.parent / uri).resolve())
     return data
 
 
