@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from testbed.core.metrics import METRIC_NAMES
+from testbed.core.metrics import METRIC_NAMES, metric_named
 from testbed.errors import ManifestError
+from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+METRIC_AT_K = re.compile(rf"({'|'.join(METRIC_NAMES)})@([1-9][0-9]*)")  # canonical: ndcg@10, not ndcg@010
+MAX_RELATIVE_MARGIN = 0.5  # non_inferiority: allowing more than half the control's value as harm needs an override
 
 FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"]
 Scalar = str | int | float | bool
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Filter(Strict):
@@ -146,15 +149,22 @@ class Gate(Strict):
     candidate's own mean against a minimum `bound`; latency / error_rate bound the candidate's p-th
     percentile request latency (ms) / share of failed requests. Tests are one-sided at `alpha`, corrected
     across gates x strata as `statistics.correction` says; fewer than `min_users` users is inconclusive.
+    Gates that cannot fail are refused: a threshold outside the metric's range, an error_rate bound of 1
+    or more, and (unless `allow_large_margin`) a non_inferiority margin above 0.5 relative or as wide as
+    the metric's range absolute.
     """
 
     name: str = Field(pattern=SLUG.pattern)
     kind: GateKind
-    metric: str | None = Field(default=None, description="e.g. ndcg@10; required except for safety gates.")
+    metric: str | None = Field(default=None, description="e.g. ndcg@10 (k = evaluation.k); required except for "
+                               "safety gates.")
     margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain "
                                  "(superiority); a fraction of the control's mean when margin_type is relative.")
     margin_type: Literal["absolute", "relative"] = "absolute"
-    bound: float | None = Field(default=None, description="threshold: minimum candidate value; safety: maximum.")
+    allow_large_margin: bool = Field(default=False, description="non_inferiority: accept a margin above the "
+                                     "sanity limit (relative above 0.5, or absolute as wide as the metric's range).")
+    bound: float | None = Field(default=None, description="threshold: minimum candidate value, inside the metric's "
+                                "range; latency: maximum ms (> 0); error_rate: maximum share, in [0, 1).")
     percentile: Literal[50, 95, 99] = 95
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="One-sided level of the gate's tests.")
     scope: Literal["all", "per_stratum"] = "all"
@@ -165,17 +175,48 @@ class Gate(Strict):
         if self.kind in ("latency", "error_rate"):
             if self.bound is None:
                 raise ValueError(f"gate {self.name}: kind {self.kind} needs bound")
+            self._safety_bound_possible(self.bound)
             return self
         if self.metric is None:
             raise ValueError(f"gate {self.name}: kind {self.kind} needs metric")
-        base, _, k = self.metric.partition("@")
-        if base not in METRIC_NAMES or not k.isdigit():
+        if not METRIC_AT_K.fullmatch(self.metric):
             raise ValueError(f"gate {self.name}: unknown metric {self.metric!r} (use e.g. ndcg@10)")
-        if self.kind == "threshold" and self.bound is None:
-            raise ValueError(f"gate {self.name}: kind threshold needs bound")
-        if self.kind in ("non_inferiority", "superiority") and self.margin is None:
+        if self.kind == "threshold":
+            if self.bound is None:
+                raise ValueError(f"gate {self.name}: kind threshold needs bound")
+            self._threshold_possible(self.bound)
+        elif self.margin is None:
             raise ValueError(f"gate {self.name}: kind {self.kind} needs margin")
+        elif self.kind == "non_inferiority" and not self.allow_large_margin:
+            self._margin_sane(self.margin)
         return self
+
+    def _safety_bound_possible(self, bound: float) -> None:
+        if self.kind == "error_rate" and not 0 <= bound < 1:
+            raise ValueError(f"gate {self.name}: an error_rate bound is a share of failed requests in [0, 1), "
+                             f"got {bound} (1 or more passes anything)")
+        if self.kind == "latency" and bound <= 0:
+            raise ValueError(f"gate {self.name}: a latency bound must be positive (milliseconds), got {bound}")
+
+    def _threshold_possible(self, bound: float) -> None:
+        assert self.metric is not None
+        low, high = metric_named(self.metric).bounds
+        if not low < bound <= high:
+            allowed = f"in ({low:g}, {high:g}]" if math.isfinite(high) else f"above {low:g}"
+            raise ValueError(f"gate {self.name}: bound {bound:g} for {self.metric} must be {allowed}: the metric "
+                             f"is never below {low:g}, so a lower bound could not fail and a higher one never pass")
+
+    def _margin_sane(self, margin: float) -> None:
+        assert self.metric is not None
+        low, high = metric_named(self.metric).bounds
+        if self.margin_type == "relative" and margin > MAX_RELATIVE_MARGIN:
+            raise ValueError(f"gate {self.name}: a relative margin of {margin:g} lets the candidate be "
+                             f"{margin:.0%} worse than control; margins above {MAX_RELATIVE_MARGIN:g} need "
+                             "allow_large_margin: true (a fraction: 0.1 means 10%)")
+        if self.margin_type == "absolute" and margin >= high - low:
+            raise ValueError(f"gate {self.name}: an absolute margin of {margin:g} spans all of {self.metric}'s "
+                             f"range [{low:g}, {high:g}], so the gate could not fail; set allow_large_margin: true "
+                             "if that is meant")
 
 
 class Statistics(Strict):
@@ -323,7 +364,10 @@ def _location(error: Any) -> str:
 def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
     """Validate raw data; raise ManifestError with one line naming the first offending field."""
     try:
+        check_json_data(data)  # data parsed elsewhere (an execution input) gets the strict loaders' limits too
         return Manifest.model_validate(data)
+    except DocumentError as exc:
+        raise ManifestError(f"{source}: {exc}") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         message = error["msg"].removeprefix("Value error, ")
@@ -333,20 +377,29 @@ def parse_manifest(data: Any, source: str = "manifest") -> Manifest:
         raise ManifestError(f"{source}: {where}: {message}" if where else f"{source}: {message}") from None
 
 
+def manifest_data(text: bytes, source: str) -> dict[str, Any]:
+    """Raw manifest data from JSON text (YAML if `source` ends .yaml/.yml), parsed by the strict loaders."""
+    try:
+        data = loads_yaml(text) if source.endswith((".yaml", ".yml")) else loads_json(text)
+    except DocumentError as exc:
+        raise ManifestError(f"{source}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{source}: the manifest must be an object")
+    return data
+
+
 def read_manifest_file(path: Path) -> dict[str, Any]:
     """Raw manifest data from a JSON or YAML file, local model paths resolved against the file's folder."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        text = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: not valid JSON/YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path}: the manifest must be an object")
-    for model in (data.get("models") or {}).values():
-        if isinstance(model, dict) and isinstance(model.get("uri"), str) and not model["uri"].startswith("s3://"):
-            model["uri"] = str((path.parent / model["uri"]).resolve())
+    data = manifest_data(text, str(path))
+    models = data.get("models")
+    for model in models.values() if isinstance(models, dict) else ():
+        uri = model.get("uri") if isinstance(model, dict) else None
+        if isinstance(uri, str) and uri and not uri.startswith("s3://"):  # "" stays empty: not the folder itself
+            model["uri"] = str((path.parent / uri).resolve())
     return data
 
 

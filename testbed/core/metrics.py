@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -179,6 +179,8 @@ def coverage_at_k(lists: TopKLists) -> float:
 @dataclass(frozen=True)
 class _Named:
     name: str
+    bounds: tuple[float, float] = field(default=(0.0, 1.0), kw_only=True)
+    """The smallest and largest value the metric can take (gates refuse thresholds and margins outside)."""
 
     def at(self, k: int) -> str:
         """The metric's name at cut-off ``k``, as in the per-user columns, metrics.json and the gates."""
@@ -209,7 +211,7 @@ RECALL = PerUserMetric("recall", recall_at_k)
 MRR = PerUserMetric("mrr", mrr_at_k)
 HIT_RATE = PerUserMetric("hit_rate", hit_rate_at_k)
 MAP = PerUserMetric("map", map_at_k)
-REVENUE = PerUserMetric("revenue", revenue_at_k)
+REVENUE = PerUserMetric("revenue", revenue_at_k, bounds=(0.0, math.inf))
 COVERAGE = ListMetric("coverage", coverage_at_k)
 
 METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE)

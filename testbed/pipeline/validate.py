@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from testbed.adapters import storage
 from testbed.adapters.engines import Engine, make_engine
 from testbed.core import lake_contract, ranking_data
+from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
@@ -75,6 +76,14 @@ def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]
             raise ManifestError(f"manifest: pii.mask.{i}: column {column!r} is in no lake dataset")
 
 
+def check_model_file(data: bytes, source: str) -> None:
+    """Parse the model's whole structure first: LightGBM's own parser aborts the process on a tree cut short."""
+    try:
+        check_model_text(data)
+    except ModelTextError as exc:
+        raise ModelArtifactError(f"{source}: not a LightGBM text model ({exc})") from None
+
+
 def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
     """Read each model file, check its SHA-256, and check it is a LightGBM model on features we produce."""
     available = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
@@ -89,7 +98,9 @@ def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
         if actual != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: checksum mismatch for {ref.uri} "
                                      f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
-        model = load_model(role, data, available, f"manifest: models.{role}.uri ({ref.uri})")
+        source = f"manifest: models.{role}.uri ({ref.uri})"
+        check_model_file(data, source)
+        model = load_model(role, data, available, source)
         out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data), "features": len(model.features)}
     return out
 

@@ -199,9 +199,9 @@ def test_registry_is_explicit_and_complete() -> None:
 
 def test_manifest_gate_metrics_come_from_the_registry() -> None:
     for metric in METRICS:
-        Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.0)
+        Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.1)
     with pytest.raises(ValueError, match="unknown metric"):
-        Gate(name="g", kind="threshold", metric="auc@10", bound=0.0)
+        Gate(name="g", kind="threshold", metric="auc@10", bound=0.1)
 
 
 def test_module_docstring_documents_tie_breaking() -> None:
