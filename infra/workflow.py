@@ -61,6 +61,8 @@ class TestbedWorkflow(Construct):
             scheduler_role = iam.Role(
                 self, "SchedulerRole", description=f"testbed {config.env_name}: start scheduled runs",
                 assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions=same_account))
+            # Scheduler dead-letters with this role; the queue is encrypted with the data key
+            key.grant(scheduler_role, "kms:GenerateDataKey", "kms:Decrypt")
             for schedule in config.schedules:
                 target = targets.StepFunctionsStartExecution(
                     self.state_machine, role=scheduler_role, dead_letter_queue=self.dead_letters, retry_attempts=2,

@@ -515,6 +515,9 @@ def test_schedules_start_runs_of_the_configured_manifests(synthesized: Synthesiz
     assert len(queues) == (1 if config.schedules else 0)
     for queue in queues.values():
         assert flatten(queue["Properties"]["KmsMasterKeyId"]).startswith("<import:TestbedData-")
+    for schedule in schedules.values():  # the scheduler sends dead letters with its role: it needs the queue's key
+        statements = policy_statements_of_role(synthesized.workflow, schedule["Properties"]["Target"]["RoleArn"])
+        assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions_on(statements, "<import:TestbedData-")
 
 
 def test_staging_runs_the_loyalty_manifest_nightly(synth: Callable[[str], Synthesized]) -> None:
