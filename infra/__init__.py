@@ -1,13 +1,14 @@
 """The testbed's CDK constructs (one logical unit per module) and the two stacks that deploy them.
 
-Also the one helper every construct shares: acknowledging a cdk-nag finding, always with a written reason.
+Also the helpers every construct shares: acknowledging a cdk-nag finding and skipping a checkov check (the
+independent scanner CI runs on the synthesized templates), always with a written reason.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 MIN_REASON_CHARS = 20
@@ -37,3 +38,15 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     if len(reason) < MIN_REASON_CHARS:
         raise ValueError(f"cdk-nag suppression {rule} needs a real reason, got {reason!r}")
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def skip_checkov(scope: IConstruct, check: str, reason: str) -> None:
+    """Skip one checkov check on the CloudFormation resource `scope` is (or renders as): checkov reads
+    `Metadata.checkov.skip` entries `{"id", "comment"}` from the template."""
+    if len(reason) < MIN_REASON_CHARS:
+        raise ValueError(f"checkov skip {check} needs a real reason, got {reason!r}")
+    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{scope.node.path} is not a CloudFormation resource")
+    skips = (resource.get_metadata("checkov") or {}).get("skip", [])
+    resource.add_metadata("checkov", {"skip": [*skips, {"id": check, "comment": reason}]})

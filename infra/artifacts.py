@@ -1,4 +1,4 @@
-"""Where runs live (SPEC §4): `runs/<run_id>/`, manifests for scheduled runs, Athena results."""
+"""Where runs live (SPEC §4): `runs/<run_id>/` and the manifests of scheduled runs (scratch is elsewhere)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from infra.data_lake import secure_bucket
 # tagged by their writer instead, and one tag-filtered rule expires them; the record itself (run.json,
 # metrics.json, gates.json, rankings, reports, slice/stats.json) is never tagged and never expires.
 BULKY_TAG = ("testbed:retention", "bulky")
-ATHENA_RESULTS_PREFIX = "athena-results/"
 MANIFESTS_PREFIX = "manifests/"
 
 
@@ -34,11 +33,6 @@ class Artifacts(Construct):
                 s3.LifecycleRule(id="expire-bulky-run-data", tag_filters={tag_key: tag_value},
                                  expiration=Duration.days(config.bulky_data_days),
                                  noncurrent_version_expiration=Duration.days(1)),
-                # Teardown empties a run's scratch/<run_id>/; this rule catches what a killed run left.
-                s3.LifecycleRule(id="expire-run-scratch", prefix="scratch/", expiration=Duration.days(1),
-                                 noncurrent_version_expiration=Duration.days(1)),
-                s3.LifecycleRule(id="expire-athena-results", prefix=ATHENA_RESULTS_PREFIX,
-                                 expiration=Duration.days(7), noncurrent_version_expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expire-noncurrent-versions",
                                  noncurrent_version_expiration=Duration.days(config.artifact_lock_days),
                                  abort_incomplete_multipart_upload_after=Duration.days(7),

@@ -8,12 +8,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.artifacts import ATHENA_RESULTS_PREFIX
 from infra.config import EnvironmentConfig
+from infra.scratch import ATHENA_RESULTS_PREFIX
 
 
 class QueryEngine(Construct):
-    """A workgroup whose settings clients cannot override: result location, SSE-S3, per-query scan limit."""
+    """A workgroup whose settings clients cannot override: result location (the scratch bucket, whose objects
+    expire after a day), SSE-S3, per-query scan limit."""
 
     def __init__(self, scope: Construct, cid: str, *, config: EnvironmentConfig, results_bucket: s3.IBucket) -> None:
         super().__init__(scope, cid)

@@ -28,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {
     "heavy_lambda_timeout_seconds": 900,
     "heavy_lambda_ephemeral_storage_mb": 4096,
     "athena_bytes_scanned_cutoff": 10 * 1024**3,
-    "run_timeout_minutes": 240,
+    "run_timeout_minutes": 120,  # the execution's TimeoutSeconds: a run past it fails (and alarms)
     "log_retention_days": 30,
     "artifact_lock_days": 30,
     "bulky_data_days": 14,

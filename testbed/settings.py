@@ -31,6 +31,7 @@ VARIABLES: dict[str, str] = {
     "glue_database": "TESTBED_GLUE_DATABASE",
     "lake_uri": "TESTBED_LAKE_URI",
     "artifacts_uri": "TESTBED_ARTIFACTS_URI",
+    "scratch_uri": "TESTBED_SCRATCH_URI",  # deployed: the scratch bucket (no Object Lock, 1-day expiry)
     "resource_prefix": "TESTBED_RESOURCE_PREFIX",  # deployed: testbed-<env>, so environments never share a stream
     "pii_secret": PII_SECRET_ENV,
     "pii_secret_arn": PII_SECRET_ARN_ENV,
@@ -51,6 +52,7 @@ class Settings(BaseModel):
     glue_database: str | None = None
     lake_uri: str | None = None  # the deployment's defaults when an execution input leaves lake/artifacts out
     artifacts_uri: str | None = None
+    scratch_uri: str | None = None  # where runs keep ephemeral objects; None: `<artifacts>/scratch`
     resource_prefix: str = Field(default="testbed", min_length=1)
     pii_secret: SecretStr | None = None
     pii_secret_arn: str | None = None

@@ -27,12 +27,20 @@ class Step:
     masks_pii: bool = False  # reads the PII masking key
     needs_lightgbm: bool = False  # loads the models: its Lambda gets the LightGBM layer
     loops: bool = False  # returns done=false when its time ran out; the workflow calls it again
+    # a looping step's cap on calls per run: past it the run fails with LoopLimitError (recorded as ERROR). The
+    # execution timeout fits far fewer full-length calls; the cap catches a step that returns without progress.
+    max_rounds: int = 50
     recovery: bool = False  # runs after a failure; never caught into RecordError itself
     concurrent: bool = False  # a branch of the Parallel state that follows scoring
     max_concurrency: int | None = None  # set: a Distributed Map over shard objects, this many at once
     stream_actions: tuple[str, ...] = ()  # on the run's Kinesis stream
     table_actions: tuple[str, ...] = ()  # on the run's DynamoDB state table
-    deletes_scratch: bool = False  # s3:DeleteObject under the artifacts bucket's scratch/ prefix
+    # S3 writes, granted per step (infra/functions.py): files under runs/<run_id>/ (never run.json itself unless
+    # writes_record), objects under the run's scratch prefix (the scratch bucket: no Object Lock, 1-day expiry)
+    writes_run: bool = False
+    writes_record: bool = False  # run.json: only record and record_error
+    writes_scratch: bool = False  # Athena UNLOAD output, shard plans, stream chunks
+    deletes_scratch: bool = False  # s3:DeleteObject under the scratch prefix
 
     @property
     def folder(self) -> str:
@@ -41,27 +49,30 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("validate", "Validate", "validate", size="heavy", reads_lake=True, needs_lightgbm=True),
+    Step("validate", "Validate", "validate", size="heavy", reads_lake=True, needs_lightgbm=True, writes_run=True,
+         writes_scratch=True),
     Step("provision", "Provision", "provision",
          stream_actions=("kinesis:CreateStream", "kinesis:DescribeStreamSummary", "kinesis:DeleteStream",
                          "kinesis:StartStreamEncryption", "kinesis:ListShards", "kinesis:AddTagsToStream"),
          table_actions=("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable",
                         "dynamodb:TagResource")),
-    Step("slice", "Slice", "slice", size="heavy", reads_lake=True, masks_pii=True),
+    Step("slice", "Slice", "slice", size="heavy", reads_lake=True, masks_pii=True, writes_run=True,
+         writes_scratch=True),
     Step("replay", "Replay", "replay", size="heavy", loops=True, stream_actions=("kinesis:PutRecords",),
-         table_actions=("dynamodb:GetItem", "dynamodb:PutItem")),
+         table_actions=("dynamodb:GetItem", "dynamodb:PutItem"), writes_run=True),
     Step("consume", "Consume", "consume", size="heavy", loops=True,
          stream_actions=("kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"),
-         table_actions=("dynamodb:GetItem", "dynamodb:PutItem")),
-    Step("features", "Features", "features"),
-    Step("plan_shards", "PlanShards", "plan"),
-    Step("score", "Score", "score", size="heavy", needs_lightgbm=True, max_concurrency=10),
-    Step("evaluate", "Evaluate", "evaluate", size="heavy", concurrent=True),
-    Step("drift", "Drift", "drift", size="heavy", reads_lake=True, concurrent=True),  # the population baseline
-    Step("whatif", "WhatIf", "whatif", size="heavy", needs_lightgbm=True, concurrent=True),
-    Step("gate", "Gate", "gate"),
-    Step("record", "Record", "record"),
-    Step(RECORD_ERROR, "RecordError", "record", recovery=True),
+         table_actions=("dynamodb:GetItem", "dynamodb:PutItem"), writes_run=True, writes_scratch=True),
+    Step("features", "Features", "features", writes_run=True),
+    Step("plan_shards", "PlanShards", "plan", writes_scratch=True),
+    Step("score", "Score", "score", size="heavy", needs_lightgbm=True, max_concurrency=10, writes_run=True),
+    Step("evaluate", "Evaluate", "evaluate", size="heavy", concurrent=True, writes_run=True),
+    Step("drift", "Drift", "drift", size="heavy", reads_lake=True, concurrent=True, writes_run=True,
+         writes_scratch=True),  # the population baseline
+    Step("whatif", "WhatIf", "whatif", size="heavy", needs_lightgbm=True, concurrent=True, writes_run=True),
+    Step("gate", "Gate", "gate", writes_run=True),
+    Step("record", "Record", "record", writes_run=True, writes_record=True),
+    Step(RECORD_ERROR, "RecordError", "record", recovery=True, writes_run=True, writes_record=True),
     Step(TEARDOWN, "Teardown", "teardown", recovery=True, stream_actions=("kinesis:DeleteStream",),
          table_actions=("dynamodb:DeleteTable",), deletes_scratch=True),
 )

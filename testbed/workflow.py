@@ -7,7 +7,10 @@ RecordError, which writes decision ERROR; the execution then fails with the orig
 Teardown runs after the record and after RecordError, so ephemeral resources go in both cases.
 Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES).
 Looping steps (replay, consume) checkpoint their progress and return `done`; a Choice calls them again until
-it is true. The concurrent steps (evaluate, drift, what-if) are the branches of one Parallel state.
+it is true, at most the step's `max_rounds` times (a counter at `$.rounds.<step>`); past that the run records
+ERROR (LoopLimitError). The concurrent steps (evaluate, drift, what-if) are the branches of one Parallel state.
+The execution's own deadline is `TimeoutSeconds` in the document (CDK drops its `timeout` prop for string
+definitions, aws-cdk issue #37150).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lam
                     "Lambda.TooManyRequestsException", "TransientError"]
 RECORD_ERROR = steps.step(steps.RECORD_ERROR).state
 TEARDOWN_AFTER_ERROR = steps.step(steps.TEARDOWN).state + "AfterError"  # the teardown step after RecordError
+RUN_TIMEOUT_SECONDS = 2 * 3600  # local runs; a deployment passes its environment's run_timeout_minutes
+LOOP_LIMIT_ERROR = "LoopLimitError"
 
 
 def _retry() -> list[dict[str, Any]]:
@@ -61,9 +66,22 @@ def _score_map(arn: str, step: Step, next_state: str) -> dict[str, Any]:
     }
 
 
-def _loop(step: Step, next_state: str) -> dict[str, Any]:
-    return {"Type": "Choice", "Default": step.state,
-            "Choices": [{"Variable": f"$.steps.{step.name}.done", "BooleanEquals": True, "Next": next_state}]}
+def _loop(arn: str, step: Step, next_state: str) -> dict[str, dict[str, Any]]:
+    """The step's task called again until it returns done, counting calls in `$.rounds.<step>.count`."""
+    rounds = f"$.rounds.{step.name}"
+    again, too_many = f"{step.state}Again", f"{step.state}TooManyRounds"
+    return {
+        f"{step.state}Start": {"Type": "Pass", "Result": {"count": 1}, "ResultPath": rounds, "Next": step.state},
+        step.state: _task(arn, step, f"$.steps.{step.name}", f"{step.state}Done?"),
+        f"{step.state}Done?": {"Type": "Choice", "Default": again, "Choices": [
+            {"Variable": f"$.steps.{step.name}.done", "BooleanEquals": True, "Next": next_state},
+            {"Variable": f"{rounds}.count", "NumericGreaterThanEquals": step.max_rounds, "Next": too_many}]},
+        again: {"Type": "Pass", "Parameters": {"count.$": f"States.MathAdd({rounds}.count, 1)"},
+                "ResultPath": rounds, "Next": step.state},
+        too_many: {"Type": "Pass", "ResultPath": "$.error", "Next": f"{step.state}Failed", "Result": {
+            "Error": LOOP_LIMIT_ERROR,
+            "Cause": f"{step.name} was called {step.max_rounds} times without finishing (its max_rounds)"}},
+    }
 
 
 def _branch(arns: dict[str, str], step: Step) -> dict[str, Any]:
@@ -106,11 +124,16 @@ def _path() -> list[Step | list[Step]]:
 
 
 def _entry(unit: Step | list[Step]) -> str:
-    return "".join(s.state for s in unit) if isinstance(unit, list) else unit.state
+    if isinstance(unit, list):
+        return "".join(s.state for s in unit)
+    return f"{unit.state}Start" if unit.loops else unit.state
 
 
-def definition(arns: dict[str, str]) -> dict[str, Any]:
-    """The ASL document. `arns` maps every step of testbed.steps.STEPS to a Lambda function ARN."""
+def definition(arns: dict[str, str], timeout_seconds: int = RUN_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """The ASL document. `arns` maps every step of testbed.steps.STEPS to a Lambda function ARN; the execution
+    fails (States.Timeout) after `timeout_seconds`."""
+    if timeout_seconds < 1:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
     missing = [name for name in steps.NAMES if name not in arns]
     if missing:
         raise ValueError(f"no function ARN for steps {missing}")
@@ -137,8 +160,7 @@ def definition(arns: dict[str, str]) -> dict[str, Any]:
         if unit.max_concurrency is not None:
             states[unit.state] = _score_map(arns[unit.name], unit, next_state)
         elif unit.loops:
-            states[unit.state] = _task(arns[unit.name], unit, f"$.steps.{unit.name}", f"{unit.state}Done?")
-            states[f"{unit.state}Done?"] = _loop(unit, next_state)
+            states |= _loop(arns[unit.name], unit, next_state)
         else:
             states[unit.state] = _task(arns[unit.name], unit, f"$.steps.{unit.name}", next_state)
         states[f"{unit.state}Failed"] = _failed(unit, RECORD_ERROR)
@@ -157,4 +179,5 @@ def definition(arns: dict[str, str]) -> dict[str, Any]:
         "Next": "RunFailed",
     }
     states["RunFailed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
-    return {"Comment": "Retail recommendation testbed run", "StartAt": first.state, "States": states}
+    return {"Comment": "Retail recommendation testbed run", "StartAt": first.state, "TimeoutSeconds": timeout_seconds,
+            "States": states}

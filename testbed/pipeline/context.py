@@ -9,12 +9,14 @@ from typing import Any
 from testbed.adapters import storage
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
+from testbed.record.layout import scratch_prefix
 
 FINAL_DECISIONS = ("PASS", "FAIL", "INCONCLUSIVE")
 
 
-def scratch_uri(artifacts: str, run_id: str, *parts: str) -> str:
-    return storage.join(artifacts, "scratch", run_id, *parts)
+def scratch_uri(artifacts: str, run_id: str, *parts: str, root: str | None = None) -> str:
+    """Under the run's scratch prefix (testbed.record.layout.scratch_prefix); `root` is TESTBED_SCRATCH_URI."""
+    return storage.join(scratch_prefix(artifacts, run_id, root), *parts)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,9 @@ class RunContext:
         return storage.join(self.run_uri, *parts)
 
     def scratch(self, *parts: str) -> str:
-        """The run's ephemeral prefix `<artifacts>/scratch/<run_id>/` (Athena output, shard plans)."""
-        return scratch_uri(self.run_uri.rsplit("/runs/", 1)[0], self.run_id, *parts)
+        """The run's ephemeral prefix (Athena output, shard plans, stream chunks): `<scratch root>/<run_id>/`."""
+        return scratch_uri(self.run_uri.rsplit("/runs/", 1)[0], self.run_id, *parts,
+                           root=self.invocation.settings.scratch_uri)
 
     def manifest(self) -> Manifest:
         return parse_manifest(storage.read_json(self.uri("manifest.json")), source="manifest.json")

@@ -116,7 +116,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
     fingerprint = storage.fingerprint(lake)
     code = code_version()
     run_id = run_id_for(manifest, fingerprint, code)
-    scratch = scratch_uri(artifacts, run_id, "validate") if artifacts else None
+    scratch = scratch_uri(artifacts, run_id, "validate", root=invocation.settings.scratch_uri) if artifacts else None
     engine = make_engine(invocation, lake, partition_range(manifest.time.start, manifest.time.end), scratch)
     try:
         columns = check_schema(engine)

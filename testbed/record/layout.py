@@ -1,5 +1,6 @@
 """Every path of a run: the run root `<artifacts>/runs/<run_id>/` and the scratch prefix
-`<artifacts>/scratch/<run_id>/` (Athena output, shard plans, stream chunks), deleted by teardown."""
+`<scratch root>/<run_id>/` (Athena output, shard plans, stream chunks), deleted by teardown. The scratch root is
+TESTBED_SCRATCH_URI when set (deployed: a bucket without Object Lock) and `<artifacts>/scratch` otherwise."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class DocumentPath(Generic[T]):
     kind: DocumentKind[T]
 
 
+def scratch_prefix(artifacts: str, run_id: str, scratch_root: str | None = None) -> str:
+    """The run's scratch prefix: under `scratch_root` when one is configured, else under `<artifacts>/scratch`."""
+    return storage.join(scratch_root or storage.join(artifacts, "scratch"), run_id)
+
+
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
@@ -42,11 +48,12 @@ def shard_name(index: int) -> str:
 class RunLayout:
     root: str  # `<artifacts>/runs/<run_id>` for every run the pipeline writes
     run_id: str
-    artifacts: str  # the root the scratch prefix is under
+    artifacts: str  # the root the scratch prefix is under unless scratch_root is given
+    scratch_root: str | None = None  # TESTBED_SCRATCH_URI
 
     @classmethod
-    def of(cls, artifacts: str, run_id: str) -> RunLayout:
-        return cls(storage.join(artifacts, "runs", run_id), run_id, artifacts.rstrip("/"))
+    def of(cls, artifacts: str, run_id: str, scratch_root: str | None = None) -> RunLayout:
+        return cls(storage.join(artifacts, "runs", run_id), run_id, artifacts.rstrip("/"), scratch_root)
 
     @classmethod
     def at(cls, run_uri: str) -> RunLayout:
@@ -161,7 +168,7 @@ class RunLayout:
 
     # the scratch prefix
     def scratch(self, *parts: str) -> str:
-        return storage.join(self.artifacts, "scratch", self.run_id, *parts)
+        return storage.join(scratch_prefix(self.artifacts, self.run_id, self.scratch_root), *parts)
 
     @property
     def shard_plans(self) -> str:

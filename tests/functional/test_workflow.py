@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from testbed.local import run_local
 from testbed.pipeline import drift as drift_step
 from testbed.pipeline import evaluate as evaluate_step
 from testbed.pipeline import features as features_step
+from testbed.pipeline import replay as replay_step
 from testbed.pipeline import teardown as teardown_step
 
 
@@ -84,10 +86,45 @@ def test_replay_and_consume_loop_until_done_and_spec_step_order_holds() -> None:
     assert set(selector) == {f"{s}.$" for s in steps.NAMES if s not in ("validate", "record_error", "gate",
                                                                       "record", "teardown")}
     for step in ("Replay", "Consume"):
+        name, cap = step.lower(), steps.step(step.lower()).max_rounds
+        assert states[f"{step}Start"] == {"Type": "Pass", "Result": {"count": 1}, "ResultPath": f"$.rounds.{name}",
+                                          "Next": step}
         loop = states[f"{step}Done?"]
-        assert loop["Default"] == step
-        assert loop["Choices"] == [{"Variable": f"$.steps.{step.lower()}.done", "BooleanEquals": True,
-                                    "Next": "Consume" if step == "Replay" else "Features"}]
+        assert loop["Choices"] == [
+            {"Variable": f"$.steps.{name}.done", "BooleanEquals": True,
+             "Next": "ConsumeStart" if step == "Replay" else "Features"},
+            {"Variable": f"$.rounds.{name}.count", "NumericGreaterThanEquals": cap, "Next": f"{step}TooManyRounds"}]
+        again = states[loop["Default"]]
+        assert again["Next"] == step and again["Parameters"] == {
+            "count.$": f"States.MathAdd($.rounds.{name}.count, 1)"}
+        too_many = states[f"{step}TooManyRounds"]
+        assert too_many["Result"]["Error"] == workflow.LOOP_LIMIT_ERROR and too_many["ResultPath"] == "$.error"
+        assert states[too_many["Next"]] == {"Type": "Pass", "Result": name, "ResultPath": "$.failed_step",
+                                            "Next": "RecordError"}
+    assert asl["TimeoutSeconds"] == workflow.RUN_TIMEOUT_SECONDS
+
+
+def test_a_loop_that_never_finishes_stops_at_its_cap_and_records_error(
+        small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+
+    def stuck(*_: Any, **__: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        return {"done": False, "published": 0, "records": 1}
+
+    capped = tuple(dataclasses.replace(s, max_rounds=3) if s.name == "replay" else s for s in steps.STEPS)
+    monkeypatch.setattr(steps, "STEPS", capped)
+    monkeypatch.setattr(replay_step, "run_replay", stuck)
+    out = tmp_path / "out"
+    with pytest.raises(RunFailedError, match=workflow.LOOP_LIMIT_ERROR):
+        run_local(write_manifest(manifest_data), str(small_lake), out)
+    assert calls["n"] == 3
+    (record_path,) = _run_ids(out)
+    record = json.loads(record_path.read_text())
+    assert record["decision"] == "ERROR" and record["failed_step"] == "replay"
+    assert record["reasons"] == [f"replay: {workflow.LOOP_LIMIT_ERROR}: replay was called 3 times without "
+                                 "finishing (its max_rounds)"]
 
 
 def test_transient_error_is_retried_and_the_run_succeeds(

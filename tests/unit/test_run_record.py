@@ -21,6 +21,7 @@ from testbed.record.layout import RunLayout
 from testbed.record.schemas import schema_files
 from testbed.record.slice import StratumStats
 from testbed.record.steps import ConsumeResult, ValidatedRun
+from testbed.settings import Settings
 from tests.run_record_check import SCHEMAS, check_run_files
 from tests.unit import report_run
 
@@ -111,6 +112,16 @@ def test_the_layout_names_the_paths_the_pipeline_uses() -> None:
     assert LAYOUT.stream_chunk(7) == ctx.scratch("stream", "chunk-000007.parquet")
     assert LAYOUT.scratch() == ctx.scratch()
     assert LAYOUT.record.uri == ctx.uri("run.json") and LAYOUT.per_user == ctx.uri("evaluation", "per_user.parquet")
+
+
+def test_a_configured_scratch_root_moves_only_the_scratch_prefix() -> None:
+    settings = Settings(scratch_uri="s3://scratch-bucket/scratch")
+    ctx = RunContext(LAYOUT.run_id, LAYOUT.root, "/lake", Invocation.outside_lambda(settings))
+    layout = RunLayout.of("s3://artifacts", LAYOUT.run_id, settings.scratch_uri)
+    assert LAYOUT.scratch() == "s3://artifacts/scratch/demo-0123456789ab"  # unset: under the artifacts root
+    assert ctx.scratch("shards") == layout.scratch("shards") == "s3://scratch-bucket/scratch/demo-0123456789ab/shards"
+    assert layout.root == LAYOUT.root and ctx.uri("run.json") == LAYOUT.record.uri
+    assert Settings.from_environment({"TESTBED_SCRATCH_URI": "s3://b/s"}).scratch_uri == "s3://b/s"
 
 
 def test_write_checks_and_read_returns_the_model(tmp_path: Path) -> None:
