@@ -11,11 +11,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.cli_support import say
 from testbed.errors import InputError, TestbedError
 from testbed.settings import Settings
+
+if TYPE_CHECKING:
+    from testbed.adapters.storage import Storage
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,15 +55,24 @@ def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
     return int(result["exit_code"])
 
 
+def _storage(args: argparse.Namespace) -> Storage:
+    """Storage for run records wherever they are: local paths, or s3:// with the settings' client."""
+    from testbed.adapters.aws import clients_for
+    from testbed.adapters.storage import UriStorage
+
+    return UriStorage(clients_for(args.settings).client("s3"))
+
+
 def _local_summary(command: str, args: argparse.Namespace, progress: Any = None) -> Any:
     """The summary callback run_local's callers (run, demo) finish with; it ends the live display first."""
+    from testbed.adapters.storage import UriStorage
     from testbed.cli_output import run_result
 
     def summary(run_dir: Path, decision: str, existing: bool) -> int:
         if progress is not None:
             progress.close()
-        return _finish(args, run_result(command, "local", str(run_dir), decision=decision, run_id=run_dir.name,
-                                        existing=existing))
+        return _finish(args, run_result(UriStorage(), command, "local", str(run_dir), decision=decision,
+                                        run_id=run_dir.name, existing=existing))
 
     return summary
 
@@ -92,8 +104,8 @@ def _print_trace(history: list[dict[str, Any]]) -> None:
 
 
 def _run_remote(args: argparse.Namespace) -> int:
-    from testbed.adapters import storage
     from testbed.adapters.aws import clients_for
+    from testbed.adapters.storage import is_s3
     from testbed.cli_output import run_result
     from testbed.remote import start_run
 
@@ -102,10 +114,11 @@ def _run_remote(args: argparse.Namespace) -> int:
         result = start_run(sfn, Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
                            wait=args.wait, progress=progress, deadline_s=args.timeout)
     run_uri = result.record.removesuffix("/run.json") if result.record else None
-    if run_uri and not storage.is_s3(run_uri):
+    if run_uri and not is_s3(run_uri):
         run_uri = None
-    document = run_result("run", "deployed", run_uri if args.wait else None, decision=result.decision,
-                          run_id=result.run_id, status=result.status, execution_arn=result.execution_arn)
+    document = run_result(_storage(args), "run", "deployed", run_uri if args.wait else None,
+                          decision=result.decision, run_id=result.run_id, status=result.status,
+                          execution_arn=result.execution_arn)
     return _finish(args, document)
 
 
@@ -154,15 +167,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and report.html from a run record (local or s3://); report.md goes to stdout."""
-    from testbed.adapters import storage
+    from testbed.adapters.storage import is_s3, join
     from testbed.report.render import write_reports
 
+    storage = _storage(args)
     run_uri = args.run_dir.rstrip("/")
-    if not storage.is_s3(run_uri):
+    if not is_s3(run_uri):
         run_uri = str(Path(run_uri).resolve())
-    if not storage.exists(storage.join(run_uri, "run.json")):
+    if not storage.exists(join(run_uri, "run.json")):
         raise InputError(f"{args.run_dir}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-    rendered = write_reports(run_uri, strict=args.strict)
+    rendered = write_reports(storage, run_uri, strict=args.strict)
     for problem in rendered.errors:
         say(f"testbed: warning: report section not rendered: {problem}")
     if not args.quiet:
@@ -174,16 +188,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """How two run records differ: decision, gates, metric deltas and drift."""
-    from testbed.adapters import storage
+    from testbed.adapters.storage import is_s3, join
     from testbed.report.compare import compare, text
     from testbed.report.inputs import load_run
 
+    storage = _storage(args)
     runs = []
     for given in (args.run_a, args.run_b):
-        uri = given.rstrip("/") if storage.is_s3(given) else str(Path(given).resolve())
-        if not storage.exists(storage.join(uri, "run.json")):
+        uri = given.rstrip("/") if is_s3(given) else str(Path(given).resolve())
+        if not storage.exists(join(uri, "run.json")):
             raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-        runs.append(load_run(uri, derived=False))
+        runs.append(load_run(storage, uri, derived=False))
     result = compare(runs[0], runs[1])
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else "\n".join(text(result)))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage, join
 from testbed.cli_support import EXIT_CODES
 from testbed.errors import ERRORS_BY_NAME, TestbedError
 from testbed.report import facts
@@ -75,10 +75,12 @@ def _metric(name: str, d: dict[str, Any]) -> dict[str, Any]:
             "interval": [number(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None}
 
 
-def run_result(command: str, mode: str, run_uri: str | None, *, decision: str | None, run_id: str | None = None,
-               existing: bool = False, status: str = "SUCCEEDED", execution_arn: str | None = None) -> dict[str, Any]:
+def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *, decision: str | None,
+               run_id: str | None = None, existing: bool = False, status: str = "SUCCEEDED",
+               execution_arn: str | None = None) -> dict[str, Any]:
     """The result of `testbed run`/`demo` as data: the decision, the gates (failed first), the metric deltas
-    of all users (largest first), drift, timings and where the record and reports are."""
+    of all users (largest first), drift, timings and where the record and reports are (read through
+    `storage`)."""
     result: dict[str, Any] = {
         "version": RESULT_VERSION, "command": command, "mode": mode, "run_id": run_id, "decision": decision,
         "exit_code": EXIT_CODES.get(decision or "", 0) if decision else 0, "existing": existing, "status": status,
@@ -88,7 +90,7 @@ def run_result(command: str, mode: str, run_uri: str | None, *, decision: str | 
     if run_uri is None:
         return result
     try:
-        data = load_run(run_uri, derived=False)
+        data = load_run(storage, run_uri, derived=False)
     except Exception:  # a deployed run's record may be unreadable with the caller's credentials
         return result
     result["run_id"] = run_id or data.record.get("run_id")
@@ -106,7 +108,7 @@ def run_result(command: str, mode: str, run_uri: str | None, *, decision: str | 
     seconds = data.record.get("step_seconds") or {}
     result["step_seconds"] = {str(k): float(v) for k, v in seconds.items() if facts.is_number(v)}
     for key, name in (("markdown", "report.md"), ("html", "report.html")):
-        uri = storage.join(run_uri, name)
+        uri = join(run_uri, name)
         result["reports"][key] = uri if storage.exists(uri) else None
     return result
 

@@ -5,7 +5,6 @@ Input: {manifest | manifest_s3, lake?, artifacts?}; lake and artifacts default t
 
 from typing import Any
 
-from testbed.adapters import storage
 from testbed.errors import InputError
 from testbed.invocation import Invocation
 from testbed.observability import step_handler
@@ -16,7 +15,7 @@ from testbed.pipeline.validate import validate
 def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     manifest = event.get("manifest")
     if manifest is None and event.get("manifest_s3"):
-        manifest = storage.read_json(event["manifest_s3"])
+        manifest = invocation.storage.read_json(event["manifest_s3"])
     settings = invocation.settings
     lake = event.get("lake") or settings.default_uri("lake")
     artifacts = event.get("artifacts") or settings.default_uri("artifacts")

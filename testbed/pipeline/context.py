@@ -1,20 +1,16 @@
-"""What every step after `validate` receives: where the run lives, how to read its manifest, and the invocation
-(settings, clients, time left) it runs in."""
+"""What every step after `validate` receives: where the run lives (its layout), the storage it is read and
+written through, how to read its manifest, and the invocation (settings, clients, time left) it runs in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-
-FINAL_DECISIONS = ("PASS", "FAIL", "INCONCLUSIVE")
-
-
-def scratch_uri(artifacts: str, run_id: str, *parts: str) -> str:
-    return storage.join(artifacts, "scratch", run_id, *parts)
+from testbed.record.layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -30,16 +26,25 @@ class RunContext:
         return cls(run_id=run["run_id"], run_uri=run["run_uri"], lake=run["lake"], invocation=invocation)
 
     @property
+    def storage(self) -> Storage:
+        return self.invocation.storage
+
+    @cached_property
+    def layout(self) -> RunLayout:
+        return RunLayout.at(self.run_uri)
+
+    @property
     def resource_name(self) -> str:
         """The name of the run's Kinesis stream and DynamoDB state table."""
         return self.invocation.settings.run_resource_name(self.run_id)
 
     def uri(self, *parts: str) -> str:
-        return storage.join(self.run_uri, *parts)
+        return self.layout.uri(*parts)
 
     def scratch(self, *parts: str) -> str:
         """The run's ephemeral prefix `<artifacts>/scratch/<run_id>/` (Athena output, shard plans)."""
-        return scratch_uri(self.run_uri.rsplit("/runs/", 1)[0], self.run_id, *parts)
+        return self.layout.scratch(*parts)
 
     def manifest(self) -> Manifest:
-        return parse_manifest(storage.read_json(self.uri("manifest.json")), source="manifest.json")
+        """Parsed as validate parses it, so a damaged copy fails as a ManifestError naming its field."""
+        return parse_manifest(self.storage.read_json(self.layout.manifest.uri), source="manifest.json")

@@ -25,6 +25,9 @@ from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
+from testbed.record.steps import ScoreResult
 
 ROLES = ("control", "candidate")
 
@@ -43,8 +46,7 @@ def latency_groups(user_ids: np.ndarray, starts: np.ndarray, sample: int, seed: 
 
 def record_shard_failure(ctx: RunContext, index: int, exc: Exception) -> None:
     """Leave the shard's error where evaluate looks, so a failed shard can never pass unnoticed."""
-    storage.write_json(ctx.uri("scores", f"shard-{index:05d}.error.json"),
-                       {"error": type(exc).__name__, "message": str(exc)})
+    io.write(ctx.storage, ctx.layout.shard_error(index), ShardError(error=type(exc).__name__, message=str(exc)))
 
 
 def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
@@ -124,12 +126,12 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     latency = {}
     for model in models:
         scores = ranked.scores[model.role]
-        latency[model.role] = {
-            "ms": per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
-            "errors": int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
-        }
-    name = f"shard-{shard_index:05d}"
-    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), ranked.rankings, bulky=True)
-    storage.write_json(ctx.uri("scores", f"{name}.latency.json"), {"users": int(len(starts) - 1), **latency})
-    return {"shard": shard_index, "users": int(len(starts) - 1), "candidate_rows": int(len(user_ids)),
-            "predict_seconds": ranked.predict_seconds}
+        latency[model.role] = ModelShardLatency(
+            ms=per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
+            errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
+        )
+    ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
+    io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
+        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"]))
+    return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
+                       predict_seconds=ranked.predict_seconds).model_dump(mode="json")

@@ -8,15 +8,18 @@ from typing import Any
 import duckdb
 from botocore.exceptions import ClientError
 
-from testbed.adapters import storage
 from testbed.adapters.engines import Engine, make_engine
+from testbed.adapters.storage import Storage
 from testbed.core import lake_contract, ranking_data
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline.context import FINAL_DECISIONS, scratch_uri
+from testbed.record import io
+from testbed.record.layout import RunLayout
+from testbed.record.run import ModelProvenance, RunRecord
+from testbed.record.steps import ValidatedRun
 from testbed.settings import code_version
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
@@ -75,7 +78,7 @@ def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]
             raise ManifestError(f"manifest: pii.mask.{i}: column {column!r} is in no lake dataset")
 
 
-def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
+def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProvenance]:
     """Read each model file, check its SHA-256, and check it is a LightGBM model on features we produce."""
     available = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
     out = {}
@@ -83,14 +86,14 @@ def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
         ref = getattr(manifest.models, role)
         try:
             data = storage.read_bytes(ref.uri)
-        except (OSError, storage.client("s3").exceptions.ClientError):
+        except (OSError, ClientError):
             raise ModelArtifactError(f"manifest: models.{role}.uri: model file not found: {ref.uri}") from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: checksum mismatch for {ref.uri} "
                                      f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
         model = load_model(role, data, available, f"manifest: models.{role}.uri ({ref.uri})")
-        out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data), "features": len(model.features)}
+        out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features))
     return out
 
 
@@ -101,11 +104,13 @@ def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
 
 def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
     """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
+    storage = invocation.storage
     manifest = parse_manifest(raw_manifest)
     fingerprint = storage.fingerprint(lake)
     code = code_version()
     run_id = run_id_for(manifest, fingerprint, code)
-    scratch = scratch_uri(artifacts, run_id, "validate") if artifacts else None
+    layout = RunLayout.of(artifacts, run_id) if artifacts is not None else None
+    scratch = layout.scratch("validate") if layout else None
     engine = make_engine(invocation, lake, partition_range(manifest.time.start, manifest.time.end), scratch)
     try:
         columns = check_schema(engine)
@@ -113,19 +118,16 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_rows(engine, manifest)
     finally:
         engine.close()
-    models = resolve_models(manifest)
-    result: dict[str, Any] = {
-        "run_id": run_id, "lake": lake, "manifest_digest": manifest.digest(), "lake_fingerprint": fingerprint,
-        "code_version": code, "models": models, "existing_decision": None,
-        "bytes_scanned": int(getattr(engine, "bytes_scanned", 0)),
-    }
-    if artifacts is not None:
-        run_uri = storage.join(artifacts, "runs", run_id)
-        result["run_uri"] = run_uri
-        record = storage.join(run_uri, "run.json")
-        previous = storage.read_json(record) if storage.exists(record) else None
-        if previous and previous.get("decision") in FINAL_DECISIONS:
-            result["existing_decision"] = previous["decision"]
+    models = resolve_models(storage, manifest)
+    existing = None
+    if layout is not None:
+        previous = io.read_if_present(storage, layout.record)
+        if isinstance(previous, RunRecord):  # a final decision; an ERROR record may be retried
+            existing = previous.decision
         else:
-            storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
-    return result
+            io.write(storage, layout.manifest, manifest)
+    return ValidatedRun(
+        run_id=run_id, lake=lake, manifest_digest=manifest.digest(), lake_fingerprint=fingerprint,
+        code_version=code, models=models, existing_decision=existing,
+        bytes_scanned=int(getattr(engine, "bytes_scanned", 0)), run_uri=layout.root if layout else None,
+    ).model_dump(mode="json")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.record import io
 from testbed.record.layout import DocumentPath, RunLayout
 
@@ -76,7 +76,7 @@ class RunData:
         return int(k) if isinstance(k, int) else None
 
 
-def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
+def _optional(storage: Storage, uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
     """What `read` gives for `uri`, or None with the reason added to `missing` (absent or unreadable)."""
     try:
         if not storage.exists(uri):
@@ -89,14 +89,16 @@ def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any
         return None
 
 
-def _optional_document(path: DocumentPath[Any], name: str, missing: list[str]) -> dict[str, Any] | None:
+def _optional_document(storage: Storage, path: DocumentPath[Any], name: str,
+                       missing: list[str]) -> dict[str, Any] | None:
     """The document's validated JSON data, or None (listed in `missing`)."""
-    document = _optional(path.uri, name, missing, lambda _: io.read(path))
+    document = _optional(storage, path.uri, name, missing, lambda _: io.read(storage, path))
     return None if document is None else io.to_json(path, document)
 
 
-def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str]) -> pa.Table | None:
-    table = _optional(uri, name, missing, storage.read_parquet)
+def _optional_parquet(storage: Storage, uri: str, name: str, missing: list[str],
+                      columns: list[str]) -> pa.Table | None:
+    table = _optional(storage, uri, name, missing, storage.read_parquet)
     if table is None:
         return None
     absent = [c for c in columns if c not in table.column_names]
@@ -106,26 +108,26 @@ def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str
     return table
 
 
-def load_run(run_uri: str, record: dict[str, Any] | None = None, derived: bool = True) -> RunData:
+def load_run(storage: Storage, run_uri: str, record: dict[str, Any] | None = None, derived: bool = True) -> RunData:
     """Read a run record. `record` is the run.json content when it is not written yet (the record step).
     Without `derived`, only the JSON documents (what summaries and `testbed compare` need)."""
     run_uri = run_uri.rstrip("/")
     layout = RunLayout.at(run_uri)
     missing: list[str] = []
-    parts = {name: _optional_document(path, path.uri.removeprefix(run_uri + "/"), missing)
+    parts = {name: _optional_document(storage, path, path.uri.removeprefix(run_uri + "/"), missing)
              for name, path in documents(layout).items() if not (name == "run" and record is not None)}
     data = RunData(run_uri=run_uri, record=record if record is not None else (parts.pop("run", None) or {}),
                    missing=missing, **{k: v for k, v in parts.items() if k != "run"})
     if data.record.get("decision") == "ERROR" or not derived:
         return data  # an errored run has no evaluation worth loading
-    users = _optional_parquet(layout.slice_table("users"), "slice/users.parquet", missing,
+    users = _optional_parquet(storage, layout.slice_table("users"), "slice/users.parquet", missing,
                               ["inclusion_probability"])
     data.inclusion = inclusion_by_stratum(users) if users is not None else None
-    rankings = _optional_parquet(layout.rankings, "rankings.parquet", missing,
+    rankings = _optional_parquet(storage, layout.rankings, "rankings.parquet", missing,
                                  ["model", "item_id", "score"])
     if rankings is not None:
         data.scores = score_histograms(rankings)
-        items = _optional_parquet(layout.batch_features("item"), "features/batch_item.parquet", missing,
+        items = _optional_parquet(storage, layout.batch_features("item"), "features/batch_item.parquet", missing,
                                   ["item_id"])
         data.popularity = popularity_shares(rankings, items) if items is not None else None
     return data

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage, join
 from testbed.report.html import minimal_html, render_html
 from testbed.report.inputs import RunData, load_run
 from testbed.report.markdown import render_markdown
@@ -45,27 +45,29 @@ def minimal(run_uri: str, record: dict[str, Any], problem: str) -> Rendered:
     return Rendered("\n".join(lines) + "\n", minimal_html(run_id, decision, reasons, problem), [problem])
 
 
-def render_run(run_uri: str, record: dict[str, Any] | None = None, strict: bool = False) -> Rendered:
+def render_run(storage: Storage, run_uri: str, record: dict[str, Any] | None = None,
+               strict: bool = False) -> Rendered:
     if strict:
-        return render(load_run(run_uri, record), strict=True)
+        return render(load_run(storage, run_uri, record), strict=True)
     try:
-        return render(load_run(run_uri, record))
+        return render(load_run(storage, run_uri, record))
     except Exception as exc:  # the report must never fail the run: fall back to the decision alone
         problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         fallback = record
         if fallback is None:
             try:
-                fallback = storage.read_json(storage.join(run_uri, "run.json"))
+                fallback = storage.read_json(join(run_uri, "run.json"))
             except Exception:
                 fallback = {}
         return minimal(run_uri, fallback if isinstance(fallback, dict) else {}, problem)
 
 
-def write_reports(run_uri: str, record: dict[str, Any] | None = None, strict: bool = False) -> Rendered:
+def write_reports(storage: Storage, run_uri: str, record: dict[str, Any] | None = None,
+                  strict: bool = False) -> Rendered:
     """Render and write report.md and report.html next to the run record; returns what was written."""
-    rendered = render_run(run_uri, record, strict)
+    rendered = render_run(storage, run_uri, record, strict)
     for name, text in ((MARKDOWN, rendered.markdown), (HTML, rendered.html)):
-        uri = storage.join(run_uri, name)
+        uri = join(run_uri, name)
         storage.write_bytes(uri, text.encode())
         rendered.uris[name] = uri
     return rendered

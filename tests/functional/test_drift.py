@@ -155,7 +155,8 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         def athena(invocation: Invocation, lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
             assert scratch == "s3://art/scratch/cloud-000000000006/drift"
             return AthenaEngine(aws.client("athena"), aws.client("glue"), "wg", "lakedb", scratch,
-                                remaining_s=invocation.remaining_s, token=lambda: next(tokens), poll_s=0.01)
+                                storage=invocation.storage, remaining_s=invocation.remaining_s,
+                                token=lambda: next(tokens), poll_s=0.01)
 
         for i, table in enumerate(answers):
             storage.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
