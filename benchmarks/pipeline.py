@@ -561,36 +561,33 @@ def real_matrix_predict(models: Path, run_dir: Path, manifest: dict[str, Any]) -
     that code or the run's artifacts are not what it expects.
     """
     try:
-        import duckdb
         import lightgbm as lgb
         import pyarrow.parquet as pq
 
-        from testbed.core import features, ranking_data
+        from testbed.core.features import ENTITY_KEYS
+        from testbed.core.ranking_session import RankingSession
         from testbed.manifest import parse_manifest
 
         parsed = parse_manifest(manifest)
         windows, cutoff = parsed.features.windows_days, parsed.time.cutoff
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        for name in ("events", "items"):
-            con.register(name, pq.read_table(run_dir / "slice" / f"{name}.parquet"))
-        for entity in ("user", "item", "user_category"):
-            con.register(f"f_{entity}", pq.read_table(run_dir / "features" / f"batch_{entity}.parquet"))
-        con.register("score_users", pq.read_table(run_dir / "slice" / "users.parquet").select(["user_id"]))
+        session = RankingSession(
+            pq.read_table(run_dir / "slice" / "events.parquet"), pq.read_table(run_dir / "slice" / "items.parquet"),
+            {entity: pq.read_table(run_dir / "features" / f"batch_{entity}.parquet") for entity in ENTITY_KEYS})
         started = time.perf_counter()
-        features.prepare(con, cutoff, windows)
-        ranking_data.candidates(con, cutoff, parsed.evaluation.candidates_per_user)
-        keys, _ = ranking_data.matrix(con, cutoff, windows)
+        session.prepare(cutoff, windows)
+        session.candidates(pq.read_table(run_dir / "slice" / "users.parquet").select(["user_id"]),
+                           parsed.evaluation.candidates_per_user)
+        keys, _ = session.matrix()
         matrix_s = time.perf_counter() - started
         per_model: dict[str, Any] = {}
         for role in ROLES:
             booster = lgb.Booster(model_file=str(models / f"{role}.txt"))
             started = time.perf_counter()
-            matrix = ranking_data.matrix_values(con, booster.feature_name())
+            matrix = session.matrix_values(booster.feature_name())
             values_s = time.perf_counter() - started
             per_model[role] = {"matrix_values_s": round(values_s, 3), **timed_predict(booster, matrix)}
             del matrix
-        con.close()
+        session.close()
     except Exception as exc:  # a reference number must never sink the benchmark
         return {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
     return {"rows": keys.num_rows, "candidates_and_matrix_sql_s": round(matrix_s, 3),

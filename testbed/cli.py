@@ -19,6 +19,8 @@ from testbed.settings import Settings
 
 if TYPE_CHECKING:
     from testbed.adapters.storage import Storage
+    from testbed.record.base import Decision
+    from testbed.record.layout import RunLayout
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +70,7 @@ def _local_summary(command: str, args: argparse.Namespace, progress: Any = None)
     from testbed.adapters.storage import UriStorage
     from testbed.cli_output import run_result
 
-    def summary(run_dir: Path, decision: str, existing: bool) -> int:
+    def summary(run_dir: Path, decision: Decision, existing: bool) -> int:
         if progress is not None:
             progress.close()
         return _finish(args, run_result(UriStorage(), command, "local", str(run_dir), decision=decision,
@@ -165,18 +167,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_layout(storage: Storage, given: str) -> RunLayout:
+    """The run record folder the user named (local or s3://); an InputError when it holds no run.json."""
+    from testbed.adapters.storage import is_s3
+    from testbed.record.layout import RunLayout
+
+    layout = RunLayout.at(given if is_s3(given) else str(Path(given).resolve()))
+    if not storage.exists(layout.record.uri):
+        raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
+    return layout
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and report.html from a run record (local or s3://); report.md goes to stdout."""
-    from testbed.adapters.storage import is_s3, join
     from testbed.report.render import write_reports
 
     storage = _storage(args)
-    run_uri = args.run_dir.rstrip("/")
-    if not is_s3(run_uri):
-        run_uri = str(Path(run_uri).resolve())
-    if not storage.exists(join(run_uri, "run.json")):
-        raise InputError(f"{args.run_dir}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-    rendered = write_reports(storage, run_uri, strict=args.strict)
+    rendered = write_reports(storage, _run_layout(storage, args.run_dir).root, strict=args.strict)
     for problem in rendered.errors:
         say(f"testbed: warning: report section not rendered: {problem}")
     if not args.quiet:
@@ -188,17 +195,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """How two run records differ: decision, gates, metric deltas and drift."""
-    from testbed.adapters.storage import is_s3, join
     from testbed.report.compare import compare, text
     from testbed.report.inputs import load_run
 
     storage = _storage(args)
-    runs = []
-    for given in (args.run_a, args.run_b):
-        uri = given.rstrip("/") if is_s3(given) else str(Path(given).resolve())
-        if not storage.exists(join(uri, "run.json")):
-            raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
-        runs.append(load_run(storage, uri, derived=False))
+    runs = [load_run(storage, _run_layout(storage, given).root, derived=False) for given in (args.run_a, args.run_b)]
     result = compare(runs[0], runs[1])
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else "\n".join(text(result)))
     return 0

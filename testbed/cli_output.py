@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters.storage import Storage, join
+from testbed.adapters.storage import Storage
 from testbed.cli_support import EXIT_CODES
 from testbed.errors import ERRORS_BY_NAME, TestbedError
+from testbed.record.base import ERROR, Decision
+from testbed.record.drift import DriftDocument
+from testbed.record.evaluation import MetricDelta
+from testbed.record.gates import GateRow
+from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
 from testbed.report import facts
 from testbed.report.inputs import load_run
 
@@ -47,7 +52,7 @@ def error_line(error: BaseException, internal: bool = False) -> str:
 def error_result(error: BaseException, exit_code: int, command: str) -> dict[str, Any]:
     """The --json document of a command that ended in an error."""
     return {"version": RESULT_VERSION, "command": command, "mode": None, "run_id": None,
-            "decision": "ERROR" if exit_code == EXIT_CODES["ERROR"] and type(error).__name__ == "RunFailedError"
+            "decision": ERROR if exit_code == EXIT_CODES[ERROR] and type(error).__name__ == "RunFailedError"
             else None, "exit_code": exit_code, "existing": False, "status": "ERROR", "execution_arn": None,
             "record": None, "reports": {"markdown": None, "html": None}, "reasons": [], "gates": [],
             "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
@@ -59,31 +64,35 @@ def number(value: Any) -> float | None:
     return float(value) if facts.is_number(value) else None
 
 
-def _gate(g: dict[str, Any]) -> dict[str, Any]:
-    interval = g.get("interval")
-    return {"name": str(g.get("name")), "kind": g.get("kind"), "metric": g.get("metric"),
-            "stratum": str(g.get("stratum", "all")), "outcome": str(g.get("outcome")),
-            "observed": number(g.get("observed")), "threshold": number(g.get("threshold")),
-            "interval": [number(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None,
+def _interval(value: list[float | None] | None) -> list[float | None] | None:
+    return [number(v) for v in value] if value is not None and len(value) == 2 else None
+
+
+def _gate(g: GateRow) -> dict[str, Any]:
+    return {"name": g.name, "kind": g.kind, "metric": g.metric, "stratum": g.stratum, "outcome": g.outcome,
+            "observed": number(g.observed), "threshold": number(g.threshold), "interval": _interval(g.interval),
             "p_value": number(facts.p_shown(g))}
 
 
-def _metric(name: str, d: dict[str, Any]) -> dict[str, Any]:
-    interval = d.get("interval")
-    return {"metric": name, "control": number(d.get("control")), "candidate": number(d.get("candidate")),
-            "delta": number(d.get("delta")), "relative": number(d.get("relative")),
-            "interval": [number(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None}
+def _metric(name: str, d: MetricDelta) -> dict[str, Any]:
+    return {"metric": name, "control": number(d.control), "candidate": number(d.candidate),
+            "delta": number(d.delta), "relative": number(d.relative), "interval": _interval(d.interval)}
 
 
-def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *, decision: str | None,
+def _drift(drift: DriftDocument) -> dict[str, Any]:
+    return {"drifted": facts.drifted_count(drift), "features": len(facts.drift_features(drift)),
+            "top": [{"feature": f.feature, "method": f.method, "psi": number(f.psi), "drifted": f.drifted}
+                    for f in facts.drift_features(drift, TOP_DRIFT)]}
+
+
+def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *, decision: Decision | None,
                run_id: str | None = None, existing: bool = False, status: str = "SUCCEEDED",
                execution_arn: str | None = None) -> dict[str, Any]:
     """The result of `testbed run`/`demo` as data: the decision, the gates (failed first), the metric deltas
-    of all users (largest first), drift, timings and where the record and reports are (read through
-    `storage`)."""
+    of all users (largest first), drift, timings and where the record and reports are."""
     result: dict[str, Any] = {
         "version": RESULT_VERSION, "command": command, "mode": mode, "run_id": run_id, "decision": decision,
-        "exit_code": EXIT_CODES.get(decision or "", 0) if decision else 0, "existing": existing, "status": status,
+        "exit_code": EXIT_CODES[decision] if decision else 0, "existing": existing, "status": status,
         "execution_arn": execution_arn, "record": run_uri, "reports": {"markdown": None, "html": None},
         "reasons": [], "gates": [], "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
         "error": None}
@@ -93,22 +102,17 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
         data = load_run(storage, run_uri, derived=False)
     except Exception:  # a deployed run's record may be unreadable with the caller's credentials
         return result
-    result["run_id"] = run_id or data.record.get("run_id")
+    result["run_id"] = run_id or (data.record.run_id if data.record is not None else None)
     result["reasons"] = data.reasons
     result["gates"] = [_gate(g) for g in facts.ordered_gates(data.gates)]
     result["gate_counts"] = facts.gate_counts(data.gates) if data.gates is not None else {}
     result["metrics"] = [_metric(n, d) for n, d in facts.top_deltas(data.metrics)]
-    if data.drift is not None:
-        top = facts.drift_features(data.drift, TOP_DRIFT)
-        result["drift"] = {"drifted": facts.drifted_count(data.drift),
-                           "features": len(facts.drift_features(data.drift)),
-                           "top": [{"feature": str(f.get("feature")), "method": f.get("method"),
-                                    "psi": float(f["psi"]) if facts.is_number(f.get("psi")) else None,
-                                    "drifted": bool(f.get("drifted"))} for f in top]}
-    seconds = data.record.get("step_seconds") or {}
-    result["step_seconds"] = {str(k): float(v) for k, v in seconds.items() if facts.is_number(v)}
-    for key, name in (("markdown", "report.md"), ("html", "report.html")):
-        uri = join(run_uri, name)
+    result["drift"] = _drift(data.drift) if data.drift is not None else None
+    seconds = data.completed.step_seconds if data.completed is not None else {}
+    result["step_seconds"] = {k: float(v) for k, v in seconds.items() if facts.is_number(v)}
+    layout = RunLayout.at(run_uri)
+    for key, name in (("markdown", MARKDOWN_REPORT), ("html", HTML_REPORT)):
+        uri = layout.report(name)
         result["reports"][key] = uri if storage.exists(uri) else None
     return result
 
@@ -137,7 +141,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         top = ", ".join(f["feature"] for f in drift["top"] if f["drifted"])
         tail.append(("drift", f"{drift['drifted']} of {drift['features']} features drifted"
                      + (f": {top}" if top else "")))
-    elif result.get("record") and result.get("decision") != "ERROR":
+    elif result.get("record") and result.get("decision") != ERROR:
         tail.append(("drift", "no drift diagnostics in this run"))
     if result.get("execution_arn"):
         tail.append(("execution", str(result["execution_arn"])))

@@ -2,7 +2,9 @@
 
 import sys
 
-EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3, "ERROR": 4}
+from testbed.record.base import ERROR, FAIL, INCONCLUSIVE, PASS, Decision
+
+EXIT_CODES: dict[Decision, int] = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3, ERROR: 4}
 
 
 def say(message: str) -> None:

@@ -29,6 +29,7 @@ from testbed.adapters.executions import Progress, follow, raise_for_failure, run
 from testbed.adapters.storage import Storage, UriStorage, is_s3
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
+from testbed.record.base import Decision
 from testbed.settings import Settings
 
 LOCAL_BUCKET = "testbed-local-artifacts"
@@ -40,7 +41,7 @@ LOCAL_LOG_LEVEL = "WARNING"  # step logs are for CloudWatch; locally the progres
 @dataclass
 class LocalResult:
     run_id: str
-    decision: str
+    decision: Decision
     run_dir: Path
     existing: bool
     steps: dict[str, Any] = field(default_factory=dict)

@@ -9,17 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from testbed.adapters import storage
 from testbed.adapters.executions import Progress, follow, raise_for_failure
 from testbed.errors import InputError
 from testbed.manifest import read_manifest_file
+from testbed.record.base import Decision
+from testbed.record.layout import RunLayout
+from testbed.record.steps import RecordResult
 
 
 @dataclass
 class RemoteResult:
     execution_arn: str
     status: str
-    decision: str | None
+    decision: Decision | None
     run_id: str | None
     record: str | None
 
@@ -59,8 +64,16 @@ def start_run(sfn: Any, manifest_path: Path, state_machine_arn: str, *, lake: st
         raise_for_failure(ended.get("error") or ended["status"], ended.get("cause") or "")
     output = json.loads(ended.get("output") or "{}")
     run = output.get("run") or {}
-    decision = run.get("existing_decision") or ((output.get("steps") or {}).get("record") or {}).get("decision")
+    decision = run.get("existing_decision") or _recorded_decision(output)
     if decision is None:
         raise InputError(f"execution {arn} succeeded without a decision; is {state_machine_arn} a testbed workflow?")
-    record = storage.join(run["run_uri"], "run.json") if run.get("run_uri") else None
+    record = RunLayout.at(run["run_uri"]).record.uri if run.get("run_uri") else None
     return RemoteResult(arn, ended["status"], decision, run.get("run_id"), record)
+
+
+def _recorded_decision(output: dict[str, Any]) -> Decision | None:
+    """The record step's decision in the workflow's final state (`$.steps.record`), if it ran."""
+    try:
+        return RecordResult.model_validate(output["steps"]["record"]).decision
+    except (KeyError, TypeError, ValidationError):
+        return None

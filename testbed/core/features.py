@@ -5,19 +5,13 @@ window w covers [cutoff - w days, cutoff). Revenue is summed in integer cents (r
 so sums are exact and identical on every engine and in the stream fold. Recency is days from the last event
 before the cutoff to the cutoff, computed from integer microseconds.
 
-The functions take a DuckDB connection on which `events` is a relation of the slice's events (any superset
-is fine: the cutoff filter is applied here).
+This module holds the names and the SQL aggregates; testbed.core.ranking_session runs them over the
+slice's pre-cutoff events (any superset of the slice's events is fine: the cutoff filter is applied there).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-
-import duckdb
-import pyarrow as pa
-
-from testbed.core.duck import fetch
-from testbed.core.lake_contract import revenue_cents_sql
 
 EVENT_TYPES = {"view": "views", "add_to_cart": "carts", "purchase": "purchases"}
 US_PER_DAY = 86_400_000_000
@@ -37,7 +31,8 @@ def feature_columns(entity: str, windows: list[int]) -> list[str]:
     return [*names, f"{prefix}_days_since_last_event", f"{prefix}_days_since_last_purchase"]
 
 
-def _aggregates(prefix: str, windows: list[int], cutoff_us: int) -> str:
+def aggregates_sql(prefix: str, windows: list[int], cutoff_us: int) -> str:
+    """The SELECT list of one entity's features over rows with event_type, t_us and revenue_cents."""
     parts = []
     for w in windows:
         since = cutoff_us - w * US_PER_DAY
@@ -50,28 +45,3 @@ def _aggregates(prefix: str, windows: list[int], cutoff_us: int) -> str:
     parts.append(f"CAST({cutoff_us} - MAX(t_us) FILTER (WHERE event_type = 'purchase') AS DOUBLE) / {US_PER_DAY}.0"
                  f" AS {prefix}_days_since_last_purchase")
     return ",\n  ".join(parts)
-
-
-def prepare(con: duckdb.DuckDBPyConnection, cutoff: datetime, windows: list[int]) -> None:
-    """Create `pre_events`: events before the cutoff (within the longest window) with category and cents."""
-    cutoff_us = epoch_us(cutoff)
-    oldest = cutoff_us - max(windows) * US_PER_DAY
-    con.execute(f"""
-CREATE OR REPLACE TEMP TABLE pre_events AS
-SELECT e.user_id, e.item_id, e.event_type, coalesce(i.category, '') AS category,
-       epoch_us(e.event_time) AS t_us, {revenue_cents_sql('e')} AS revenue_cents
-FROM events e LEFT JOIN items i ON i.item_id = e.item_id
-WHERE epoch_us(e.event_time) < {cutoff_us} AND epoch_us(e.event_time) >= {oldest}""")
-
-
-def compute(con: duckdb.DuckDBPyConnection, entity: str, cutoff: datetime, windows: list[int]) -> pa.Table:
-    """One feature table (after `prepare`), sorted by its keys."""
-    keys = ", ".join(ENTITY_KEYS[entity])
-    sql = (f"SELECT {keys},\n  {_aggregates(PREFIX[entity], windows, epoch_us(cutoff))}\n"
-           f"FROM pre_events GROUP BY {keys} ORDER BY {keys}")
-    return fetch(con, sql)
-
-
-def compute_all(con: duckdb.DuckDBPyConnection, cutoff: datetime, windows: list[int]) -> dict[str, pa.Table]:
-    prepare(con, cutoff, windows)
-    return {entity: compute(con, entity, cutoff, windows) for entity in ENTITY_KEYS}

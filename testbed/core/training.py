@@ -6,13 +6,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
 import lightgbm as lgb
 import numpy as np
+import pyarrow as pa
 
-from testbed.core import features, ranking_data
+from testbed.core import ranking_data
 from testbed.core.arrays import group_starts
-from testbed.core.duck import fetch
+from testbed.core.ranking_session import RankingSession
 
 SCHEMA_VERSION = 1
 
@@ -37,25 +37,20 @@ def select_features(all_names: list[str], feature_set: str) -> list[str]:
     raise ValueError(f"unknown feature set {feature_set!r} (use full or control)")
 
 
-def training_matrix(con: duckdb.DuckDBPyConnection, cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray,
-                                                                                     np.ndarray, list[str]]:
-    """(X, y, group sizes, feature names) for users whose candidates hold at least one relevant item.
+def training_matrix(session: RankingSession, users: pa.Table,
+                    cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(X, y, group sizes, feature names) for those `users` whose candidates hold at least one relevant item.
 
-    `con` must have `events`, `items` and `score_users` relations.
+    `session` holds the lake's events (at least those of [cutoff - longest window, label_end)) and items.
     """
     windows = list(cfg.windows)
-    tables = features.compute_all(con, cfg.cutoff, windows)
-    for entity, table in tables.items():
-        con.register(f"f_{entity}", table)
-    ranking_data.candidates(con, cfg.cutoff, cfg.candidates_per_user)
-    keys, names = ranking_data.matrix(con, cfg.cutoff, windows)
-    con.register("train_labels", ranking_data.labels(con, cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
-    y = fetch(con, """SELECT coalesce(l.relevance, 0) FROM model_matrix m
-        LEFT JOIN train_labels l ON l.user_id = m.user_id AND l.item_id = m.item_id
-        ORDER BY m.user_id, m.item_id""").column(0).to_numpy().astype(np.float64)
-    x = ranking_data.matrix_values(con, names)
-    users = keys.column("user_id").to_numpy(zero_copy_only=False)
-    starts = group_starts(users)
+    session.prepare(cfg.cutoff, windows)
+    session.register_features(session.batch_features())
+    session.candidates(users, cfg.candidates_per_user)
+    keys, names = session.matrix()
+    y = session.matrix_relevance(session.labels(cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
+    x = session.matrix_values(names)
+    starts = group_starts(keys.column("user_id").to_numpy(zero_copy_only=False))
     has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)
     keep_rows = np.repeat(has_relevant, np.diff(starts))
     sizes = np.diff(starts)[has_relevant]

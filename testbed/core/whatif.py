@@ -16,13 +16,16 @@ scenarios is larger (less negative) by at least 0.1 percentage points; closer th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.core.ranking_data import SOURCE_STRIDE, TOP_CATEGORIES
+from testbed.core import metrics
+from testbed.core.ranking_data import SOURCE_STRIDE
+from testbed.core.ranking_session import RankingSession
+from testbed.core.scoring import ROLES
 
 COLD_PREFIX = "whatif-cold-"
 COLD_PRIORITY = SOURCE_STRIDE + SOURCE_STRIDE // 2  # candidate source 1, after any real category candidate
@@ -63,26 +66,18 @@ def shift_prices(items: pa.Table, category: str, fraction: float) -> pa.Table:
     return items.set_column(items.schema.get_field_index("price"), "price", price)
 
 
-def add_cold_candidates(con: duckdb.DuckDBPyConnection, cold_ids: list[str]) -> int:
-    """Append the cold items of each scored user's top categories to `candidates`; returns rows added.
+def pick_users(users: list[str], limit: int, rng: np.random.Generator) -> list[str]:
+    """At most `limit` of the users, chosen uniformly without replacement; sorted."""
+    ordered = sorted(users)
+    if len(ordered) <= limit:
+        return ordered
+    return sorted(ordered[i] for i in rng.choice(len(ordered), size=limit, replace=False))
 
-    Needs `pre_events`, `score_users`, `candidates` and an `items` relation holding the cold items.
-    """
-    con.register("cold_ids", pa.table({"item_id": pa.array(cold_ids, pa.string())}))
-    before = con.execute("SELECT COUNT(*) FROM candidates").fetchone()
-    con.execute(f"""
-INSERT INTO candidates
-WITH user_categories AS (
-  SELECT * FROM (SELECT user_id, category,
-    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, category) AS cat_rank
-    FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, category)
-  WHERE cat_rank <= {TOP_CATEGORIES}
-)
-SELECT uc.user_id, it.item_id, {COLD_PRIORITY} + ROW_NUMBER() OVER (PARTITION BY uc.user_id ORDER BY it.item_id)
-FROM user_categories uc JOIN items it ON it.category = uc.category
-WHERE it.item_id IN (SELECT item_id FROM cold_ids)""")
-    after = con.execute("SELECT COUNT(*) FROM candidates").fetchone()
-    return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+def add_cold_candidates(session: RankingSession, cold_ids: list[str]) -> int:
+    """Append the cold items of each scored user's top categories to the session's candidates, as category
+    candidates after any real one; returns rows added. The session's `items` must hold the cold items."""
+    return session.add_category_candidates(cold_ids, COLD_PRIORITY)
 
 
 def exposure_share(rankings: pa.Table, k: int, items: set[str]) -> dict[str, float]:
@@ -94,6 +89,17 @@ def exposure_share(rankings: pa.Table, k: int, items: set[str]) -> dict[str, flo
         hits = pc.sum(pc.is_in(rows.column("item_id"), value_set=pa.array(sorted(items), pa.string()))).as_py()
         out[model] = float(hits or 0) / rows.num_rows if rows.num_rows else 0.0
     return out
+
+
+def summarise(rankings: pa.Table, labels: pa.Table, k: int, *, catalogue_size: int,
+              new_items: set[str], affected: set[str]) -> dict[str, dict[str, Any]]:
+    """Per model: the run's metrics at k, coverage, and the exposure of new and affected items."""
+    per_user = metrics.per_user_metrics(rankings, labels, k)
+    summary = metrics.aggregate(per_user, rankings, k, catalogue_size)["models"]
+    new_share = exposure_share(rankings, k, new_items)
+    affected_share = exposure_share(rankings, k, affected)
+    return {role: {**summary.get(role, {}).get("all", {}), f"new_item_share@{k}": new_share.get(role, 0.0),
+                   f"affected_item_share@{k}": affected_share.get(role, 0.0)} for role in ROLES}
 
 
 def deltas(scenario: Mapping[str, float | int | None], baseline: Mapping[str, float | int | None]) -> dict[str, float]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters import storage
 from testbed.core import metrics
-from testbed.core.stats import delta_summaries, percentile
+from testbed.core.latency import latency_summary
+from testbed.core.stats import delta_summaries
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
 from testbed.pipeline import paired, slice_data
@@ -44,18 +44,6 @@ def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
     rankings = pa.concat_tables(parts).select(list(RANKING_COLUMNS))
     order = pc.sort_indices(rankings, [("model", "ascending"), ("user_id", "ascending"), ("rank", "ascending")])
     return rankings.take(order), latency
-
-
-def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
-    out = {}
-    for role in ("control", "candidate"):
-        ms = np.array([v for s in shards for v in s[role]["ms"]], dtype=np.float64)
-        users = sum(s["users"] for s in shards)
-        errors = sum(s[role]["errors"] for s in shards)
-        out[role] = {"requests_timed": int(ms.size), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
-                     "p99_ms": percentile(ms, 99), "users": users, "errors": errors,
-                     "error_rate": errors / users if users else 0.0, "ms": ms.round(4).tolist()}
-    return out
 
 
 def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, Any]:

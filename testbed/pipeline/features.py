@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.core import features, parity
+from testbed.core import parity
+from testbed.core.ranking_session import compute_features
 from testbed.errors import ParityError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
@@ -25,11 +26,8 @@ def _describe(example: dict[str, Any]) -> str:
 
 
 def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    con = slice_data.connect(ctx, ("events", "items"))
-    try:
-        batch = features.compute_all(con, manifest.time.cutoff, manifest.features.windows_days)
-    finally:
-        con.close()
+    batch = compute_features(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), manifest.time.cutoff,
+                             manifest.features.windows_days)
     batch = {entity: table.combine_chunks() for entity, table in batch.items()}
     for entity, table in batch.items():
         ctx.storage.write_parquet(ctx.layout.batch_features(entity), table)

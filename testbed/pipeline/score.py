@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 from testbed.adapters import storage
-from testbed.core import features, ranking_data
+from testbed.core import ranking_data
 from testbed.core.arrays import group_starts
+from testbed.core.ranking_session import RankingSession
 from testbed.core.sampling import uniform_draw
-from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
+from testbed.core.scoring import ROLES, LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
@@ -28,8 +28,6 @@ from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
 from testbed.record.steps import ScoreResult
-
-ROLES = ("control", "candidate")
 
 
 def shard_users(ctx: RunContext, index: int, count: int) -> pa.Table:
@@ -71,7 +69,7 @@ def load_models(manifest: Manifest) -> list[LoadedModel]:
 
 @dataclass(frozen=True)
 class CandidateMatrix:
-    """The `candidates` rows, sorted by user and item, and each model's input matrix over them."""
+    """A session's candidate rows, sorted by user and item, and each model's input matrix over them."""
 
     user_ids: pa.Array
     item_ids: pa.Array
@@ -85,11 +83,11 @@ class Ranked:
     predict_seconds: dict[str, float]
 
 
-def candidate_matrix(con: duckdb.DuckDBPyConnection, manifest: Manifest, models: list[LoadedModel]) -> CandidateMatrix:
-    """The model inputs of the `candidates` table in `con`, fetched once for both models."""
-    keys, names = ranking_data.matrix(con, manifest.time.cutoff, manifest.features.windows_days)
+def candidate_matrix(session: RankingSession, models: list[LoadedModel]) -> CandidateMatrix:
+    """The model inputs of the session's candidates, fetched once for both models."""
+    keys, names = session.matrix()
     used = [n for n in names if any(n in m.features for m in models)]
-    values = ranking_data.matrix_values(con, used)
+    values = session.matrix_values(used)
     return CandidateMatrix(keys.column("user_id").combine_chunks(), keys.column("item_id").combine_chunks(),
                            {m.role: columns_for(values, used, m.features) for m in models})
 
@@ -110,15 +108,10 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     models = load_models(manifest)
-    con = slice_data.connect(ctx, ("events", "items"))
-    try:
-        slice_data.register_features(con, ctx)
-        con.register("score_users", shard_users(ctx, shard_index, shard_count))
-        features.prepare(con, cutoff, windows)
-        ranking_data.candidates(con, cutoff, manifest.evaluation.candidates_per_user)
-        matrix = candidate_matrix(con, manifest, models)
-    finally:
-        con.close()  # DuckDB's tables go before the models predict
+    with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
+        session.prepare(cutoff, windows)
+        session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
+        matrix = candidate_matrix(session, models)
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)

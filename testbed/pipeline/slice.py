@@ -5,59 +5,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters import storage
 from testbed.adapters.engines import make_engine
-from testbed.core.pii import mask_column
 from testbed.core.slice_sql import partition_range, render
+from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
 from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
-
-
-def stratum_labels(users: pa.Table, strata: list[str]) -> pa.Array:
-    """'col=value|col2=value' per user, or 'all' when the manifest names no strata."""
-    if not strata:
-        return pa.array(["all"] * users.num_rows, pa.string())
-    parts = [pc.binary_join_element_wise(f"{c}=", pc.fill_null(users.column(c).cast(pa.string()), "null"), "")
-             for c in strata]
-    return pc.binary_join_element_wise(*parts, "|") if len(parts) > 1 else parts[0]
-
-
-def normalise_events(events: pa.Table) -> pa.Table:
-    """event_time as timestamp[us, UTC], so every later step sees one type whatever the lake used."""
-    index = events.schema.get_field_index("event_time")
-    return events.set_column(index, "event_time", events.column(index).cast(pa.timestamp("us", tz="UTC")))
-
-
-def mask(tables: dict[str, pa.Table], columns: list[str], secret: bytes) -> dict[str, pa.Table]:
-    out = {}
-    for name, table in tables.items():
-        masked = table
-        for column in columns:
-            if column in masked.column_names:
-                masked = mask_column(masked, column, secret)
-        out[name] = masked
-    return out
-
-
-def stratum_stats(users: pa.Table, events: pa.Table, population: pa.Table, strata: list[str]) -> dict[str, Any]:
-    per_user_events = events.group_by("user_id").aggregate([("event_id", "count")])
-    counts = dict(zip(per_user_events.column("user_id").to_pylist(),
-                      per_user_events.column("event_id_count").to_pylist(), strict=True))
-    out: dict[str, dict[str, Any]] = {}
-    for user, stratum in zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True):
-        row = out.setdefault(stratum, {"users": 0, "events": 0})
-        row["users"] += 1
-        row["events"] += counts.get(user, 0)
-    labels = stratum_labels(population, strata).to_pylist()
-    for label, row in zip(labels, population.to_pylist(), strict=True):
-        target = out.setdefault(label, {"users": 0, "events": 0})
-        target["eligible_users"] = row["eligible_users"]
-        target["expected_users"] = round(float(row["expected_users"] or 0.0), 6)
-    return dict(sorted(out.items()))
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Load a run's slice from storage into a DuckDB connection as `events`, `users` and `items`."""
+"""Read a run's slice from storage: its tables, a RankingSession over them, its labels, weights and strata."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import duckdb
 import pyarrow as pa
 
 from testbed.adapters import storage
-from testbed.core import ranking_data
+from testbed.core.features import ENTITY_KEYS
+from testbed.core.ranking_session import RankingSession
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
 
 
 def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "items")) -> duckdb.DuckDBPyConnection:
+    """A bare DuckDB connection with the named slice tables (the replay step's payload query)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for name in datasets:
@@ -21,12 +23,18 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
 
 def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
     """The slice's labels from the label window [cutoff, end), graded by the manifest's relevance."""
-    con = connect(ctx, ("events",))
-    try:
-        return ranking_data.labels(con, manifest.time.cutoff, manifest.time.end,
-                                   manifest.evaluation.relevance.model_dump())
-    finally:
-        con.close()
+    with RankingSession(read(ctx, "events")) as ranking:
+        return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.relevance.model_dump())
+
+
+def session(ctx: RunContext, *, with_features: bool = True) -> RankingSession:
+    """The slice's events and items, and (unless told not to) the batch feature tables the features step wrote."""
+    return RankingSession(read(ctx, "events"), read(ctx, "items"), batch_features(ctx) if with_features else None)
+
+
+def batch_features(ctx: RunContext) -> dict[str, pa.Table]:
+    """The batch feature tables (user, item, user_category) the features step wrote."""
+    return {entity: storage.read_parquet(ctx.uri("features", f"batch_{entity}.parquet")) for entity in ENTITY_KEYS}
 
 
 def read(ctx: RunContext, name: str) -> pa.Table:
@@ -44,11 +52,3 @@ def strata(ctx: RunContext) -> dict[str, str]:
     """user_id → stratum label of every sampled user."""
     users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "stratum"])
     return dict(zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True))
-
-
-def register_features(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> dict[str, pa.Table]:
-    tables = {}
-    for entity in ("user", "item", "user_category"):
-        tables[entity] = storage.read_parquet(ctx.uri("features", f"batch_{entity}.parquet"))
-        con.register(f"f_{entity}", tables[entity])
-    return tables

@@ -10,6 +10,7 @@ from typing import Any
 from testbed.adapters import storage
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.core import training
+from testbed.core.ranking_session import RankingSession
 from testbed.core.sampling import uniform_draw_sql
 from testbed.core.slice_sql import ts_literal
 from testbed.errors import InputError
@@ -36,10 +37,14 @@ def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_d
         users = engine.query(
             f"SELECT user_id FROM (SELECT DISTINCT user_id FROM events WHERE event_time >= {ts_literal(since)} "
             f"AND event_time < {ts_literal(cut)}) WHERE {uniform_draw_sql(seed, 'user_id')} < {users_rate!r}")
-        engine.con.register("score_users", users)
-        x, y, groups, names = training.training_matrix(engine.con, cfg)
+        events = engine.query(  # what the features and the labels read: [cutoff - longest window, label_end)
+            "SELECT user_id, item_id, event_type, event_time, price, quantity FROM events "
+            f"WHERE event_time >= {ts_literal(since)} AND event_time < {ts_literal(cfg.label_end)}")
+        items = engine.query("SELECT * FROM items")
     finally:
         engine.close()
+    with RankingSession(events, items) as session:
+        x, y, groups, names = training.training_matrix(session, users, cfg)
     selected = training.select_features(names, feature_set)
     columns = [names.index(n) for n in selected]
     try:

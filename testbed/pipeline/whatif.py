@@ -18,33 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters import storage
-from testbed.core import features, metrics, ranking_data, whatif
+from testbed.core import metrics, whatif
+from testbed.core.scoring import ROLES
 from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
-from testbed.pipeline.score import ROLES, candidate_matrix, load_models, rank
+from testbed.pipeline.score import candidate_matrix, load_models, rank
 
 SKIPPED = {"scenarios": 0, "skipped": "the manifest has no whatif block"}
-
-
-def pick_users(users: list[str], limit: int, rng: np.random.Generator) -> list[str]:
-    """At most `limit` of the users, chosen uniformly without replacement; sorted."""
-    ordered = sorted(users)
-    if len(ordered) <= limit:
-        return ordered
-    return sorted(ordered[i] for i in rng.choice(len(ordered), size=limit, replace=False))
-
-
-def summarise(rankings: pa.Table, labels: pa.Table, k: int, *, catalogue_size: int,
-              new_items: set[str], affected: set[str]) -> dict[str, dict[str, Any]]:
-    """Per model: the run's metrics at k, coverage, and the exposure of new and affected items."""
-    per_user = metrics.per_user_metrics(rankings, labels, k)
-    summary = metrics.aggregate(per_user, rankings, k, catalogue_size)["models"]
-    new_share = whatif.exposure_share(rankings, k, new_items)
-    affected_share = whatif.exposure_share(rankings, k, affected)
-    return {role: {**summary.get(role, {}).get("all", {}), f"new_item_share@{k}": new_share.get(role, 0.0),
-                   f"affected_item_share@{k}": affected_share.get(role, 0.0)} for role in ROLES}
 
 
 def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
@@ -71,7 +53,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         return dict(SKIPPED)
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
-    users = pick_users(storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist(),
+    users = whatif.pick_users(storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist(),
                        spec.max_users, rng)
     chosen = pa.array(users, pa.string())
     labels = slice_data.labels(ctx, manifest)
@@ -79,28 +61,26 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     catalogue_size = int(storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"])
     items = storage.read_parquet(ctx.uri("slice", "items.parquet"))
     models = load_models(manifest)
-    con = slice_data.connect(ctx, ("events", "items"))
-    try:
-        slice_data.register_features(con, ctx)
-        con.register("score_users", pa.table({"user_id": chosen}))
-        features.prepare(con, manifest.time.cutoff, manifest.features.windows_days)
-        ranking_data.candidates(con, manifest.time.cutoff, manifest.evaluation.candidates_per_user)
-        con.execute("CREATE OR REPLACE TEMP TABLE base_candidates AS SELECT * FROM candidates")
-        baseline_rankings = rank(candidate_matrix(con, manifest, models), models, k).rankings
+    with slice_data.session(ctx) as session:
+        session.prepare(manifest.time.cutoff, manifest.features.windows_days)
+        session.candidates(pa.table({"user_id": chosen}), manifest.evaluation.candidates_per_user)
+        session.snapshot_candidates()
+        baseline_rankings = rank(candidate_matrix(session, models), models, k).rankings
         scenarios: list[dict[str, Any]] = []
         changes: dict[str, list[float]] = {role: [] for role in ROLES}
         primary = metrics.PRIMARY.at(k)
         for index, scenario in enumerate(spec.scenarios):
             perturbed, new, affected, params = perturb(scenario, index, items, rng)
-            con.register("items", perturbed)
-            con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT * FROM base_candidates")
+            session.use_items(perturbed)
+            session.restore_candidates()
             if new:
-                params["candidate_rows_added"] = whatif.add_cold_candidates(con, sorted(new))
-            rankings = rank(candidate_matrix(con, manifest, models), models, k).rankings
-            con.register("items", items)
+                params["candidate_rows_added"] = whatif.add_cold_candidates(session, sorted(new))
+            rankings = rank(candidate_matrix(session, models), models, k).rankings
+            session.use_items(items)
             size = catalogue_size + len(new)
-            base = summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(), affected=affected)
-            result = summarise(rankings, labels, k, catalogue_size=size, new_items=new, affected=affected)
+            base = whatif.summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(),
+                                    affected=affected)
+            result = whatif.summarise(rankings, labels, k, catalogue_size=size, new_items=new, affected=affected)
             delta = {role: whatif.deltas(result[role], base[role]) for role in ROLES}
             for role in ROLES:
                 before = base[role].get(primary)
@@ -108,8 +88,6 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
                     changes[role].append(delta[role][primary] / before)
             scenarios.append({"name": scenario.name, "kind": scenario.kind, "params": params, "models": result,
                               "baseline": base, "deltas_vs_baseline": delta})
-    finally:
-        con.close()
     graceful, relative = whatif.more_graceful(changes)
     document = {"users": len(users), "seed": spec.seed, "k": k, "scenarios": scenarios, "more_graceful": graceful,
                 "graceful_by": {"metric": primary, "mean_relative_change": relative},

@@ -7,15 +7,23 @@ that a producer writes only sometimes is `absent()`: omitted from the dump when 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Decision = Literal["PASS", "FAIL", "INCONCLUSIVE", "ERROR"]
 FinalDecision = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 Outcome = Literal["pass", "fail", "inconclusive"]
-FINAL_DECISIONS: tuple[FinalDecision, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
-OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "inconclusive")
+PASS: Final = "PASS"
+FAIL: Final = "FAIL"
+INCONCLUSIVE: Final = "INCONCLUSIVE"
+ERROR: Final = "ERROR"
+OUTCOME_PASS: Final = "pass"
+OUTCOME_FAIL: Final = "fail"
+OUTCOME_INCONCLUSIVE: Final = "inconclusive"
+FINAL_DECISIONS: tuple[FinalDecision, ...] = (PASS, FAIL, INCONCLUSIVE)
+DECISIONS: tuple[Decision, ...] = (*FINAL_DECISIONS, ERROR)
+OUTCOMES: tuple[Outcome, ...] = (OUTCOME_PASS, OUTCOME_FAIL, OUTCOME_INCONCLUSIVE)
 
 Number = int | float
 MetricValues = dict[str, Number]  # metric name ("ndcg@10", ...) or "users" -> value

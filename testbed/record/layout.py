@@ -23,6 +23,7 @@ from testbed.record.whatif import WhatIfDocument
 T = TypeVar("T")
 SLICE_TABLES = ("users", "events", "items")
 FEATURE_ENTITIES = ("user", "item", "user_category")
+MARKDOWN_REPORT, HTML_REPORT = "report.md", "report.html"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class RunLayout:
         return self.uri("evaluation", "per_user.parquet")
 
     def report(self, name: str) -> str:
-        """report.md or report.html"""
+        """MARKDOWN_REPORT or HTML_REPORT"""
         return self.uri(name)
 
     # the scratch prefix

@@ -15,10 +15,14 @@ import pygal
 from pygal.style import Style
 
 from testbed.core.metrics import COVERAGE
+from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS
+from testbed.record.drift import DailySeries, DriftFeature
+from testbed.record.evaluation import MetricsDocument
 from testbed.report import facts
 
 CONTROL, CANDIDATE = "#718096", "#2b6cb0"
-OUTCOME_COLORS = {"fail": "#c53030", "inconclusive": "#b7791f", "pass": "#2f855a", "not gated": "#4a5568"}
+OUTCOME_COLORS = {OUTCOME_FAIL: "#c53030", OUTCOME_INCONCLUSIVE: "#b7791f", OUTCOME_PASS: "#2f855a",
+                  facts.NOT_GATED: "#4a5568"}
 MARGIN, ZERO = "#c53030", "#1a202c"
 FONT = "-apple-system, 'Segoe UI', Roboto, 'Liberation Sans', Arial, sans-serif"
 WIDTH = 760
@@ -124,36 +128,36 @@ def _xrange(rows: list[facts.ForestRow]) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- slice
 
-def composition(rows: list[dict[str, Any]]) -> str:
+def composition(rows: list[facts.CompositionRow]) -> str:
     """Each stratum's share of the slice's users and of its events: where the evidence comes from."""
-    users = sum(r["users"] or 0 for r in rows)
-    events = sum(r["events"] or 0 for r in rows)
+    users = sum(r.users or 0 for r in rows)
+    events = sum(r.events or 0 for r in rows)
     chart = pygal.HorizontalBar(**_config([CANDIDATE, CONTROL], height=120 + 40 * len(rows),
                                           value_formatter=lambda v: f"{v:.1f}%", print_values=True))
     chart.title = "share of the slice per stratum"
-    chart.x_labels = [r["stratum"] for r in rows]
-    chart.add(f"users ({users})", [100.0 * (r["users"] or 0) / users if users else 0.0 for r in rows])
-    chart.add(f"events ({events})", [100.0 * (r["events"] or 0) / events if events else 0.0 for r in rows])
+    chart.x_labels = [r.stratum for r in rows]
+    chart.add(f"users ({users})", [100.0 * (r.users or 0) / users if users else 0.0 for r in rows])
+    chart.add(f"events ({events})", [100.0 * (r.events or 0) / events if events else 0.0 for r in rows])
     return _svg(chart, "composition")
 
 
-def inclusion(rows: list[dict[str, Any]]) -> str:
+def inclusion(rows: list[facts.CompositionRow]) -> str:
     """Mean inclusion probability per stratum (the sampling weights are its inverse)."""
     chart = pygal.HorizontalBar(**_config([CANDIDATE], height=110 + 32 * len(rows), show_legend=False,
                                           range=(0, 1), value_formatter=lambda v: f"{v:.3f}", print_values=True))
     chart.title = "mean inclusion probability per stratum"
-    chart.x_labels = [r["stratum"] for r in rows]
-    chart.add("inclusion probability", [r["p_mean"] if facts.is_number(r["p_mean"]) else None for r in rows])
+    chart.x_labels = [r.stratum for r in rows]
+    chart.add("inclusion probability", [r.p_mean if facts.is_number(r.p_mean) else None for r in rows])
     return _svg(chart, "inclusion")
 
 
 # ---------------------------------------------------------------- drift
 
-def drift_bars(features: list[dict[str, Any]]) -> str:
+def drift_bars(features: list[DriftFeature]) -> str:
     """Features ranked by shift (PSI where present), drifted ones in red."""
     shown = list(reversed(features))  # pygal draws the first label at the bottom
     measures = [facts.drift_measure(f) for f in shown]
-    chart = pygal.HorizontalBar(**_config([OUTCOME_COLORS["fail"], CONTROL], height=120 + 26 * len(shown),
+    chart = pygal.HorizontalBar(**_config([OUTCOME_COLORS[OUTCOME_FAIL], CONTROL], height=120 + 26 * len(shown),
                                           value_formatter=lambda v: f"{v:.3f}", print_values=True))
     label = measures[0][0] if measures and all(m[0] == measures[0][0] for m in measures) else "shift"
     limits = {float(m[2]) for m in measures if facts.is_number(m[2])}
@@ -163,21 +167,21 @@ def drift_bars(features: list[dict[str, Any]]) -> str:
         label += f", threshold {limit:g}"
         chart.config.range = (0.0, max([limit, *(v for v in values if v is not None)]) * 1.05)
     chart.title = f"feature drift ({label}), most shifted at the top"
-    chart.x_labels = [str(f.get("feature")) for f in shown]
-    chart.add("drifted", [v if f.get("drifted") else None for v, f in zip(values, shown, strict=True)])
-    chart.add("not drifted", [None if f.get("drifted") else v for v, f in zip(values, shown, strict=True)])
+    chart.x_labels = [f.feature for f in shown]
+    chart.add("drifted", [v if f.drifted else None for v, f in zip(values, shown, strict=True)])
+    chart.add("not drifted", [None if f.drifted else v for v, f in zip(values, shown, strict=True)])
     return _svg(chart, "drift-ranking")
 
 
-def drift_daily(feature: str, series: dict[str, Any]) -> str:
+def drift_daily(feature: str, series: DailySeries) -> str:
     """A top feature's daily PSI against its threshold; the suggested retraining date in the title."""
-    dates = [str(d) for d in series.get("dates") or []]
-    psi = [float(v) if facts.is_number(v) else None for v in series.get("psi") or []]
-    threshold = series.get("threshold")
+    dates = series.dates
+    psi = [float(v) if facts.is_number(v) else None for v in series.psi]
+    threshold = series.threshold
     chart = pygal.Line(**_config([CANDIDATE, MARGIN], height=260, x_label_rotation=30, show_minor_x_labels=False,
                                  x_labels_major_count=8, dots_size=2, include_x_axis=True,
                                  value_formatter=lambda v: f"{v:.3f}"))
-    retrain = series.get("retrain_after")
+    retrain = series.retrain_after
     chart.title = f"{feature}: daily PSI" + (f" · retrain after {retrain}" if retrain else "")
     chart.x_labels = dates
     chart.add("PSI", psi)
@@ -204,7 +208,7 @@ def score_distribution(scores: dict[str, Any]) -> str:
     return _svg(chart, "scores")
 
 
-def coverage(metrics: dict[str, Any]) -> str:
+def coverage(metrics: MetricsDocument) -> str:
     """coverage@k per stratum for both models: the share of the catalogue that gets recommended."""
     name = facts.coverage_name(metrics) or COVERAGE.name
     strata = [s for s in facts.strata_of(metrics)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from testbed.record.evaluation import MetricDelta
+from testbed.record.gates import GateRow
+from testbed.record.run import RunRecord
 from testbed.report import facts
 from testbed.report.inputs import RunData
 
@@ -23,29 +26,30 @@ def _side(data: RunData) -> dict[str, Any]:
 
 
 def _inputs(a: RunData, b: RunData) -> dict[str, bool | None]:
-    def same(key: str) -> bool | None:
-        left, right = a.record.get(key), b.record.get(key)
-        return None if left is None or right is None else left == right
+    """Whether both runs had the same inputs; None where either record does not say (no completed run.json)."""
+    left, right = a.completed, b.completed
+    if left is None or right is None:
+        return dict.fromkeys(("manifest", "lake", "code", "models", "slice"))
 
-    def shas(data: RunData) -> dict[str, Any]:
-        return {role: (m or {}).get("sha256") for role, m in (data.record.get("models") or {}).items()}
+    def shas(record: RunRecord) -> dict[str, str]:
+        return {role: model.sha256 for role, model in record.models.items()}
 
-    slice_a = (a.record.get("slice") or {}).get("content_sha256")
-    slice_b = (b.record.get("slice") or {}).get("content_sha256")
-    return {"manifest": same("manifest_digest"), "lake": same("lake_fingerprint"), "code": same("code_version"),
-            "models": shas(a) == shas(b) if shas(a) and shas(b) else None,
-            "slice": slice_a == slice_b if slice_a and slice_b else None}
-
-
-def _gate_key(g: dict[str, Any]) -> tuple[str, str]:
-    return str(g.get("name")), str(g.get("stratum", "all"))
+    return {"manifest": left.manifest_digest == right.manifest_digest,
+            "lake": left.lake_fingerprint == right.lake_fingerprint, "code": left.code_version == right.code_version,
+            "models": shas(left) == shas(right) if shas(left) and shas(right) else None,
+            "slice": left.slice.content_sha256 == right.slice.content_sha256
+            if left.slice.content_sha256 and right.slice.content_sha256 else None}
 
 
-def _gate_side(g: dict[str, Any] | None) -> dict[str, Any] | None:
+def _gate_key(g: GateRow) -> tuple[str, str]:
+    return g.name, g.stratum
+
+
+def _gate_side(g: GateRow | None) -> dict[str, Any] | None:
     if g is None:
         return None
-    return {"outcome": str(g.get("outcome")), "observed": g.get("observed") if facts.is_number(g.get("observed"))
-            else None, "threshold": g.get("threshold") if facts.is_number(g.get("threshold")) else None}
+    return {"outcome": g.outcome, "observed": g.observed if facts.is_number(g.observed) else None,
+            "threshold": g.threshold if facts.is_number(g.threshold) else None}
 
 
 def _gates(a: RunData, b: RunData) -> list[dict[str, Any]]:
@@ -55,31 +59,36 @@ def _gates(a: RunData, b: RunData) -> list[dict[str, Any]]:
     out = []
     for key in keys:
         ga, gb = left.get(key), right.get(key)
-        changed = ga is None or gb is None or ga.get("outcome") != gb.get("outcome")
-        out.append({"name": key[0], "stratum": key[1], "metric": (ga or gb or {}).get("metric"),
+        changed = ga is None or gb is None or ga.outcome != gb.outcome
+        either = ga if ga is not None else gb
+        out.append({"name": key[0], "stratum": key[1], "metric": either.metric if either is not None else None,
                     "a": _gate_side(ga), "b": _gate_side(gb), "changed": changed})
     return sorted(out, key=lambda g: (not g["changed"], keys.index((g["name"], g["stratum"]))))
+
+
+def _delta_of(d: MetricDelta | None) -> float | None:
+    return float(d.delta) if d is not None and facts.is_number(d.delta) else None
 
 
 def _metrics(a: RunData, b: RunData) -> list[dict[str, Any]]:
     left, right = facts.deltas(a.metrics), facts.deltas(b.metrics)
     out = []
     for name in sorted(set(left) | set(right)):
-        da, db = left.get(name, {}).get("delta"), right.get(name, {}).get("delta")
-        da, db = (float(da) if facts.is_number(da) else None), (float(db) if facts.is_number(db) else None)
+        da, db = _delta_of(left.get(name)), _delta_of(right.get(name))
         out.append({"metric": name, "a": da, "b": db, "change": db - da if da is not None and db is not None else None,
-                    "a_interval": left.get(name, {}).get("interval"),
-                    "b_interval": right.get(name, {}).get("interval")})
+                    "a_interval": left[name].interval if name in left else None,
+                    "b_interval": right[name].interval if name in right else None})
     return out
 
 
 def _drift(a: RunData, b: RunData) -> dict[str, Any]:
-    left = {str(f.get("feature")): f for f in facts.drift_features(a.drift)}
-    right = {str(f.get("feature")): f for f in facts.drift_features(b.drift)}
-    drifted_a = {n for n, f in left.items() if f.get("drifted")}
-    drifted_b = {n for n, f in right.items() if f.get("drifted")}
+    left = {f.feature: f for f in facts.drift_features(a.drift)}
+    right = {f.feature: f for f in facts.drift_features(b.drift)}
+    drifted_a = {n for n, f in left.items() if f.drifted}
+    drifted_b = {n for n, f in right.items() if f.drifted}
     names = list(right) + [n for n in left if n not in right]
-    features = [{"feature": n, "a_psi": (left.get(n) or {}).get("psi"), "b_psi": (right.get(n) or {}).get("psi"),
+    features = [{"feature": n, "a_psi": left[n].psi if n in left else None,
+                 "b_psi": right[n].psi if n in right else None,
                  "a_drifted": n in drifted_a if a.drift is not None else None,
                  "b_drifted": n in drifted_b if b.drift is not None else None} for n in names[:TOP_DRIFT]]
     both = a.drift is not None and b.drift is not None  # a run without diagnostics says nothing about drift

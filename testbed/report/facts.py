@@ -1,17 +1,25 @@
-"""What every view of a run shows, derived once from plain run data: the gate order (failures first), the top
-metric deltas, the forest-plot rows, the drift ranking and the slice's composition. Also the number formats, so
-the Markdown, the HTML, the terminal and `testbed compare` print the same figures.
+"""What every view of a run shows, derived once from the run's documents (their testbed.record models): the gate
+order (failures first), the top metric deltas, the forest-plot rows, the drift ranking and the slice's
+composition. Also the number formats, so the Markdown, the HTML, the terminal and `testbed compare` print the
+same figures.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from testbed.core.metrics import COVERAGE
+from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, Number
+from testbed.record.drift import DriftDocument, DriftFeature
+from testbed.record.evaluation import MetricDelta, MetricsDocument
+from testbed.record.gates import GateRow, GatesFile
+from testbed.record.slice import SliceStats
 
-OUTCOME_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
+OUTCOME_ORDER: dict[str, int] = {OUTCOME_FAIL: 0, OUTCOME_INCONCLUSIVE: 1, OUTCOME_PASS: 2}
+NOT_GATED = "not gated"  # the outcome a forest row shows for a stratum no gate tested
 INTERVAL_KINDS = ("non_inferiority", "superiority")
 MAX_FOREST_PANELS = 6
 
@@ -60,21 +68,19 @@ def percent(value: Any, digits: int = 1) -> str:
 
 # ---------------------------------------------------------------- gates
 
-def gate_rows(gates: dict[str, Any] | None) -> list[dict[str, Any]]:
-    rows = (gates or {}).get("gates") or []
-    return [g for g in rows if isinstance(g, dict)]
+def gate_rows(gates: GatesFile | None) -> list[GateRow]:
+    return gates.gates if gates is not None else []
 
 
-def ordered_gates(gates: dict[str, Any] | None) -> list[dict[str, Any]]:
+def ordered_gates(gates: GatesFile | None) -> list[GateRow]:
     """Failed gates first, then inconclusive, then passed; the gate step's order within each group."""
-    return sorted(gate_rows(gates), key=lambda g: OUTCOME_ORDER.get(str(g.get("outcome")), len(OUTCOME_ORDER)))
+    return sorted(gate_rows(gates), key=lambda g: OUTCOME_ORDER[g.outcome])
 
 
-def gate_counts(gates: dict[str, Any] | None) -> dict[str, int]:
-    counts = {"fail": 0, "inconclusive": 0, "pass": 0}
+def gate_counts(gates: GatesFile | None) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOME_ORDER, 0)
     for gate in gate_rows(gates):
-        outcome = str(gate.get("outcome"))
-        counts[outcome] = counts.get(outcome, 0) + 1
+        counts[gate.outcome] += 1
     return counts
 
 
@@ -84,56 +90,57 @@ def counts_text(counts: dict[str, int]) -> str:
     return f"{total} gates: {shown}" if total else "no gates"
 
 
-def gate_label(gate: dict[str, Any]) -> str:
-    metric = gate.get("metric")
-    return f"{gate.get('name')} ({metric})" if metric else str(gate.get("name"))
+def gate_label(gate: GateRow) -> str:
+    return f"{gate.name} ({gate.metric})" if gate.metric else gate.name
 
 
-def p_shown(gate: dict[str, Any]) -> Any:
+def p_shown(gate: GateRow) -> float | None:
     """The p-value the decision used: the multiplicity-adjusted one when the gate step recorded it."""
-    return gate.get("p_adjusted") if gate.get("p_adjusted") is not None else gate.get("p_value")
+    return gate.p_adjusted if gate.p_adjusted is not None else gate.p_value
 
 
 # ---------------------------------------------------------------- metrics
 
-def deltas(metrics: dict[str, Any] | None, stratum: str = "all") -> dict[str, dict[str, Any]]:
-    found = ((metrics or {}).get("deltas") or {}).get(stratum) or {}
-    return {name: d for name, d in found.items() if isinstance(d, dict)}
+def deltas(metrics: MetricsDocument | None, stratum: str = "all") -> dict[str, MetricDelta]:
+    return metrics.deltas.get(stratum, {}) if metrics is not None else {}
 
 
-def top_deltas(metrics: dict[str, Any] | None, count: int | None = None,
-               stratum: str = "all") -> list[tuple[str, dict[str, Any]]]:
+def top_deltas(metrics: MetricsDocument | None, count: int | None = None,
+               stratum: str = "all") -> list[tuple[str, MetricDelta]]:
     """Metric deltas ranked by the size of the relative change (the absolute one when relative is missing)."""
-    def size(item: tuple[str, dict[str, Any]]) -> float:
+    def size(item: tuple[str, MetricDelta]) -> float:
         d = item[1]
-        value = d.get("relative") if is_number(d.get("relative")) else d.get("delta")
+        value = d.relative if is_number(d.relative) else d.delta
         return abs(float(value)) if is_number(value) else -1.0
 
     ranked = sorted(deltas(metrics, stratum).items(), key=lambda item: (-size(item), item[0]))
     return ranked[:count] if count is not None else ranked
 
 
-def model_value(metrics: dict[str, Any] | None, model: str, metric: str, stratum: str = "all") -> Any:
-    return (((metrics or {}).get("models") or {}).get(model) or {}).get(stratum, {}).get(metric)
+def model_value(metrics: MetricsDocument | None, model: str, metric: str, stratum: str = "all") -> Number | None:
+    if metrics is None:
+        return None
+    return metrics.models.get(model, {}).get(stratum, {}).get(metric)
 
 
-def model_roles(models: dict[str, Any]) -> list[str]:
+def model_roles(models: Mapping[str, Any]) -> list[str]:
     """Model roles in a fixed order: control, candidate, then any other by name."""
     return [r for r in ("control", "candidate") if r in models] + sorted(r for r in models
                                                                         if r not in ("control", "candidate"))
 
 
-def strata_of(metrics: dict[str, Any] | None) -> list[str]:
+def strata_of(metrics: MetricsDocument | None) -> list[str]:
     """"all" first, then the strata in name order."""
-    names = set(((metrics or {}).get("deltas") or {}).keys())
-    for model in ((metrics or {}).get("models") or {}).values():
-        names |= set(model.keys()) if isinstance(model, dict) else set()
+    if metrics is None:
+        return []
+    names = set(metrics.deltas)
+    for model in metrics.models.values():
+        names |= set(model)
     return (["all"] if "all" in names else []) + sorted(names - {"all"})
 
 
-def coverage_name(metrics: dict[str, Any] | None) -> str | None:
-    k = (metrics or {}).get("k")
-    return COVERAGE.at(k) if k is not None else None
+def coverage_name(metrics: MetricsDocument | None) -> str | None:
+    return COVERAGE.at(metrics.k) if metrics is not None else None
 
 
 # ---------------------------------------------------------------- forest plot
@@ -145,7 +152,7 @@ class ForestRow:
     low: float | None
     high: float | None
     threshold: float | None
-    outcome: str  # a gate outcome, or "not gated"
+    outcome: str  # a gate outcome, or NOT_GATED
 
 
 @dataclass(frozen=True)
@@ -156,9 +163,11 @@ class ForestPanel:
     rows: list[ForestRow] = field(default_factory=list)
 
 
-def _interval_of(value: Any) -> tuple[float | None, float | None]:
-    if isinstance(value, list | tuple) and len(value) == 2 and all(is_number(v) for v in value):
-        return float(value[0]), float(value[1])
+def _interval_of(value: list[float | None] | None) -> tuple[float | None, float | None]:
+    if value is not None and len(value) == 2:
+        low, high = value
+        if is_number(low) and is_number(high):
+            return float(low), float(high)
     return None, None
 
 
@@ -166,36 +175,37 @@ def _number(value: Any) -> float | None:
     return float(value) if is_number(value) else None
 
 
-def _gate_row(stratum: str, gate: dict[str, Any]) -> ForestRow:
-    low, high = _interval_of(gate.get("interval"))
-    return ForestRow(stratum, _number(gate.get("observed")), low, high, _number(gate.get("threshold")),
-                     str(gate.get("outcome")))
+def _gate_row(stratum: str, gate: GateRow) -> ForestRow:
+    low, high = _interval_of(gate.interval)
+    return ForestRow(stratum, _number(gate.observed), low, high, _number(gate.threshold), gate.outcome)
 
 
-def _delta_row(metrics: dict[str, Any] | None, stratum: str, metric: str) -> ForestRow | None:
+def _delta_row(metrics: MetricsDocument | None, stratum: str, metric: str) -> ForestRow | None:
     found = deltas(metrics, stratum).get(metric)
     if found is None:
         return None
-    low, high = _interval_of(found.get("interval"))
-    return ForestRow(stratum, _number(found.get("delta")), low, high, None, "not gated")
+    low, high = _interval_of(found.interval)
+    return ForestRow(stratum, _number(found.delta), low, high, None, NOT_GATED)
 
 
-def forest_panels(metrics: dict[str, Any] | None, gates: dict[str, Any] | None) -> list[ForestPanel]:
+def forest_panels(metrics: MetricsDocument | None, gates: GatesFile | None) -> list[ForestPanel]:
     """One panel per interval gate (non-inferiority, superiority): a row per stratum with the delta and its
     interval; gated rows use the gate's own interval and carry its margin (the threshold), the other strata
     show metrics.json's interval. Without such gates, one panel of the largest delta, unmarked."""
-    by_gate: dict[str, list[dict[str, Any]]] = {}
+    by_gate: dict[str, list[GateRow]] = {}
+    metric_of: dict[str, str] = {}
     for gate in gate_rows(gates):
-        if gate.get("kind") in INTERVAL_KINDS and gate.get("metric"):
-            by_gate.setdefault(str(gate.get("name")), []).append(gate)
+        if gate.kind in INTERVAL_KINDS and gate.metric:
+            by_gate.setdefault(gate.name, []).append(gate)
+            metric_of.setdefault(gate.name, gate.metric)
     strata = strata_of(metrics)
     panels = []
     for name, rows in list(by_gate.items())[:MAX_FOREST_PANELS]:
-        metric = str(rows[0]["metric"])
-        gated = {str(g.get("stratum")): g for g in rows}
+        metric = metric_of[name]
+        gated = {g.stratum: g for g in rows}
         panel_rows = [_gate_row(s, gated[s]) if s in gated else _delta_row(metrics, s, metric)
                       for s in strata + [s for s in gated if s not in strata]]
-        panels.append(ForestPanel(metric, name, str(rows[0].get("kind")), [r for r in panel_rows if r]))
+        panels.append(ForestPanel(metric, name, rows[0].kind, [r for r in panel_rows if r]))
     top = top_deltas(metrics, 1)
     if not panels and top:
         rows_ = [_delta_row(metrics, s, top[0][0]) for s in strata]
@@ -205,49 +215,54 @@ def forest_panels(metrics: dict[str, Any] | None, gates: dict[str, Any] | None) 
 
 # ---------------------------------------------------------------- slice and drift
 
-def composition(stats: dict[str, Any] | None,
-                inclusion: dict[str, dict[str, float]] | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class CompositionRow:
+    """One stratum of the slice: slice/stats.json's counts and slice/users.parquet's inclusion probabilities."""
+
+    stratum: str
+    users: int | None
+    events: int | None
+    eligible_users: int | None
+    expected_users: float | None
+    p_min: float | None
+    p_mean: float | None
+    p_max: float | None
+
+
+def composition(stats: SliceStats | None,
+                inclusion: dict[str, dict[str, float]] | None) -> list[CompositionRow]:
     """Per stratum: users, events, eligible and expected users (slice/stats.json) and the inclusion
     probabilities (slice/users.parquet)."""
-    strata = (stats or {}).get("strata") or {}
-    names = sorted(set(strata) | set(inclusion or {}))
+    strata = stats.strata if stats is not None else {}
     rows = []
-    for name in names:
-        row = strata.get(name) or {}
+    for name in sorted(set(strata) | set(inclusion or {})):
+        row = strata.get(name)
         probability = (inclusion or {}).get(name) or {}
-        rows.append({"stratum": name, "users": row.get("users", probability.get("users")),
-                     "events": row.get("events"), "eligible_users": row.get("eligible_users"),
-                     "expected_users": row.get("expected_users"), "p_min": probability.get("min"),
-                     "p_mean": probability.get("mean"), "p_max": probability.get("max")})
+        users = row.users if row is not None else probability.get("users")
+        rows.append(CompositionRow(name, None if users is None else int(users),
+                                   row.events if row is not None else None,
+                                   row.eligible_users if row is not None else None,
+                                   row.expected_users if row is not None else None,
+                                   probability.get("min"), probability.get("mean"), probability.get("max")))
     return rows
 
 
-def drift_features(drift: dict[str, Any] | None, count: int | None = None) -> list[dict[str, Any]]:
-    """drift.json's features, most shifted first (by `rank`, else by PSI)."""
-    features = [f for f in (drift or {}).get("features") or [] if isinstance(f, dict)]
+def drift_features(drift: DriftDocument | None, count: int | None = None) -> list[DriftFeature]:
+    """drift.json's features, most shifted first (by `rank`, then by PSI)."""
+    def key(f: DriftFeature) -> tuple[int, float, str]:
+        return f.rank, -float(f.psi) if is_number(f.psi) else 0.0, f.feature
 
-    def key(f: dict[str, Any]) -> tuple[float, float, str]:
-        rank = f.get("rank")
-        psi = f.get("psi")
-        return (float(rank) if is_number(rank) else math.inf, -float(psi) if is_number(psi) else 0.0,
-                str(f.get("feature")))
-
-    ranked = sorted(features, key=key)
+    ranked = sorted(drift.features if drift is not None else [], key=key)
     return ranked[:count] if count is not None else ranked
 
 
-def drifted_count(drift: dict[str, Any] | None) -> int | None:
-    if drift is None:
-        return None
-    value = drift.get("drifted")
-    if isinstance(value, int):
-        return value
-    return sum(bool(f.get("drifted")) for f in drift_features(drift))
+def drifted_count(drift: DriftDocument | None) -> int | None:
+    return drift.drifted if drift is not None else None
 
 
-def drift_measure(feature: dict[str, Any]) -> tuple[str, Any, Any]:
+def drift_measure(feature: DriftFeature) -> tuple[str, float | None, float | None]:
     """(label, value, threshold) of the one number a drift bar shows: PSI when present (comparable across
     methods), else the method's statistic."""
-    if is_number(feature.get("psi")):
-        return "PSI", feature["psi"], feature.get("psi_threshold")
-    return str(feature.get("method") or "statistic"), feature.get("statistic"), feature.get("threshold")
+    if is_number(feature.psi):
+        return "PSI", feature.psi, feature.psi_threshold
+    return feature.method or "statistic", feature.statistic, feature.threshold

@@ -16,11 +16,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from testbed.record.base import ERROR, FAIL, INCONCLUSIVE, OUTCOME_FAIL, PASS
+from testbed.record.features import ParityDocument
+from testbed.record.gates import GateRow
+from testbed.record.replay import ReplayDocument
+from testbed.record.run import ParitySummary
 from testbed.report import charts, facts
 from testbed.report.inputs import RunData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-DECISION_COLORS = {"PASS": "#2f855a", "FAIL": "#c53030", "INCONCLUSIVE": "#b7791f", "ERROR": "#742a2a"}
+DECISION_COLORS: dict[str, str] = {PASS: "#2f855a", FAIL: "#c53030", INCONCLUSIVE: "#b7791f", ERROR: "#742a2a"}
 DRIFT_BARS = 15
 DAILY_CHARTS = 3
 CSS = """
@@ -81,24 +86,23 @@ def banner(data: RunData) -> str:
     reasons = "".join(f"<li>{esc(r)}</li>" for r in data.reasons)
     counts = facts.gate_counts(data.gates)
     summary = esc(facts.counts_text(counts)) if data.gates is not None else "no gates.json"
-    if data.decision == "ERROR":
-        summary = f"stopped in step <code>{esc(data.record.get('failed_step', 'n/a'))}</code>"
-    created = data.record.get("created_at")
+    if data.decision == ERROR:
+        step = data.failed_step
+        summary = f"stopped in step <code>{esc(step if step is not None else 'n/a')}</code>"
+    created = data.record.created_at if data.record is not None else None
     return (f'<header class="banner" style="background:{color}" id="decision">'
             f'<div class="decision">{esc(data.decision)}</div>'
             f"<div>run <code>{esc(data.run_id)}</code>" + (f" · {esc(created)}" if created else "")
             + f" · {summary}</div>" + (f"<ul>{reasons}</ul>" if reasons else "") + "</header>")
 
 
-def _gate_cells(g: dict[str, Any]) -> list[str]:
-    p_value = facts.pvalue(g.get("p_value"))
-    if g.get("p_adjusted") is not None:
-        p_value += f" (adj. {facts.pvalue(g.get('p_adjusted'))})"
-    return [f'<span class="outcome {esc(g.get("outcome"))}">{esc(g.get("outcome"))}</span>', esc(g.get("name")),
-            esc(g.get("kind", "n/a")), esc(g.get("metric") or "n/a"), esc(g.get("stratum", "all")),
-            esc(facts.num(g.get("observed"))), esc(facts.interval(g.get("interval"))),
-            esc(facts.num(g.get("threshold"))), esc(p_value), esc(facts.num(g.get("n"))),
-            esc(g.get("reason", ""))]
+def _gate_cells(g: GateRow) -> list[str]:
+    p_value = facts.pvalue(g.p_value)
+    if g.p_adjusted is not None:
+        p_value += f" (adj. {facts.pvalue(g.p_adjusted)})"
+    return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), esc(g.kind),
+            esc(g.metric or "n/a"), esc(g.stratum), esc(facts.num(g.observed)), esc(facts.interval(g.interval)),
+            esc(facts.num(g.threshold)), esc(p_value), esc(facts.num(g.n)), esc(g.reason)]
 
 
 def gates_section(data: RunData) -> str:
@@ -107,23 +111,23 @@ def gates_section(data: RunData) -> str:
     ordered = facts.ordered_gates(data.gates)
     if not ordered:
         return "<h2 id=\"gates\">Gates</h2>" + _note("The manifest has no gates: the decision is INCONCLUSIVE.")
-    failed = [g for g in ordered if g.get("outcome") == "fail"]
+    failed = [g for g in ordered if g.outcome == OUTCOME_FAIL]
     callout = ""
     if failed:
-        items = "".join(f"<li><b>{esc(facts.gate_label(g))}</b> on <code>{esc(g.get('stratum', 'all'))}</code>: "
-                        f"observed {esc(facts.num(g.get('observed')))}, interval "
-                        f"{esc(facts.interval(g.get('interval')))}, threshold {esc(facts.num(g.get('threshold')))}"
+        items = "".join(f"<li><b>{esc(facts.gate_label(g))}</b> on <code>{esc(g.stratum)}</code>: "
+                        f"observed {esc(facts.num(g.observed))}, interval "
+                        f"{esc(facts.interval(g.interval))}, threshold {esc(facts.num(g.threshold))}"
                         f", p {esc(facts.pvalue(facts.p_shown(g)))}</li>" for g in failed)
         callout = f'<div class="failed" id="failed-gates"><b>Failed gates</b><ul>{items}</ul></div>'
     extra = []
-    if data.gates.get("correction"):
-        extra.append(f"multiple-testing correction: {esc(data.gates['correction'])}")
-    ratio = data.gates.get("sample_ratio")
-    if isinstance(ratio, dict) and ratio.get("p_value") is not None:
-        extra.append(f"sample-ratio check p = {esc(facts.pvalue(ratio.get('p_value')))}")
+    decided = data.gate_table
+    if decided is not None:
+        extra.append(f"multiple-testing correction: {esc(decided.correction)}")
+        if decided.sample_ratio is not None:
+            extra.append(f"sample-ratio check p = {esc(facts.pvalue(decided.sample_ratio.p_value))}")
     table = _table(["outcome", "gate", "kind", "metric", "stratum", "observed", "interval", "threshold (margin)",
                     "p-value", "n", "reason"], [_gate_cells(g) for g in ordered], numeric={5, 6, 7, 8, 9},
-                   row_classes=[str(g.get("outcome")) for g in ordered])
+                   row_classes=[g.outcome for g in ordered])
     return (f'<h2 id="gates">Gates</h2>{callout}{table}'
             + (f"<p>{' · '.join(extra)}</p>" if extra else ""))
 
@@ -146,11 +150,11 @@ def metrics_section(data: RunData) -> str:
     rows = []
     for stratum in facts.strata_of(data.metrics):
         for name, d in sorted(facts.deltas(data.metrics, stratum).items()):
-            rows.append([esc(stratum), esc(name), esc(facts.num(d.get("control"))),
-                         esc(facts.num(d.get("candidate"))), esc(facts.signed(d.get("delta"))),
-                         esc(facts.percent(d.get("relative"))), esc(facts.interval(d.get("interval"), sign=True)),
-                         esc(facts.pvalue(d.get("p_value"))), esc(facts.num(d.get("n")))])
-    method = data.metrics.get("interval")
+            rows.append([esc(stratum), esc(name), esc(facts.num(d.control)), esc(facts.num(d.candidate)),
+                         esc(facts.signed(d.delta)), esc(facts.percent(d.relative)),
+                         esc(facts.interval(d.interval, sign=True)), esc(facts.pvalue(d.p_value)),
+                         esc(facts.num(d.n))])
+    method = data.metrics.interval
     return ('<h2 id="metrics">Metrics</h2>'
             + (f"<p>K = {esc(data.k)}; intervals: {esc(method)}.</p>" if method else "")
             + _table(["stratum", "metric", "control", "candidate", "delta", "relative", "interval", "p-value", "n"],
@@ -162,18 +166,19 @@ def slice_section(data: RunData) -> str:
     head = '<h2 id="slice">Slice composition</h2>'
     if not rows:
         return head + _note("No slice statistics in this run.")
-    stats = data.stats or {}
-    lead = (f"<p>{esc(stats.get('users', 'n/a'))} users, {esc((stats.get('rows') or {}).get('events', 'n/a'))} "
-            f"events; {esc(stats.get('strategy', 'n/a'))} sampling, seed {esc(stats.get('seed', 'n/a'))}; "
-            f"{esc(stats.get('eligible_users', 'n/a'))} eligible users; catalogue "
-            f"{esc(stats.get('catalogue_size', 'n/a'))} items.</p>")
+    stats = data.stats
+    users, events, strategy, seed, eligible, catalogue = (
+        (stats.users, stats.rows.events, stats.strategy, stats.seed, stats.eligible_users, stats.catalogue_size)
+        if stats is not None else ("n/a",) * 6)
+    lead = (f"<p>{esc(users)} users, {esc(events)} events; {esc(strategy)} sampling, seed {esc(seed)}; "
+            f"{esc(eligible)} eligible users; catalogue {esc(catalogue)} items.</p>")
     table = _table(["stratum", "users", "events", "eligible", "expected", "p min", "p mean", "p max"],
-                   [[esc(r["stratum"])] + [esc(facts.num(r[k])) for k in ("users", "events", "eligible_users")]
-                    + [esc(facts.num(r["expected_users"], 1))]
-                    + [esc(facts.num(r[k])) for k in ("p_min", "p_mean", "p_max")] for r in rows],
+                   [[esc(r.stratum)] + [esc(facts.num(v)) for v in (r.users, r.events, r.eligible_users)]
+                    + [esc(facts.num(r.expected_users, 1))]
+                    + [esc(facts.num(v)) for v in (r.p_min, r.p_mean, r.p_max)] for r in rows],
                    numeric=set(range(1, 8)))
     figures = _figure("composition", charts.composition(rows), "users and events per stratum, as shares of the slice")
-    if any(facts.is_number(r["p_mean"]) for r in rows):
+    if any(facts.is_number(r.p_mean) for r in rows):
         figures += _figure("inclusion", charts.inclusion(rows),
                            "inclusion probability p per stratum; metrics weight each user by 1/p where the gate "
                            "step does so")
@@ -185,42 +190,38 @@ def drift_section(data: RunData) -> str:
     if data.drift is None:
         return head + _note("No drift diagnostics in this run.")
     features = facts.drift_features(data.drift)
-    baseline = data.drift.get("baseline") or {}
+    baseline = data.drift.baseline
     lead = (f"<p>{esc(facts.drifted_count(data.drift))} of {len(features)} features drifted; baseline: "
-            f"{esc(baseline.get('kind', 'n/a'))} {esc(baseline.get('source', ''))}"
-            + (f" ({esc(baseline.get('rows'))} rows)" if baseline.get("rows") is not None else "") + ".</p>")
+            f"{esc(baseline.kind)} {esc(baseline.source)} ({esc(baseline.rows)} rows).</p>")
     if not features:
         return head + lead
     out = head + lead + _figure("drift-ranking", charts.drift_bars(features[:DRIFT_BARS]),
                                 "bars: PSI of each feature against the baseline (or the method's statistic); red = "
                                 "drifted at its threshold")
-    rows = [[esc(f.get("rank", "")), esc(f.get("feature")), esc(f.get("table", "")), esc(f.get("method", "")),
-             esc(facts.num(f.get("statistic"))), esc(facts.num(f.get("threshold"))),
-             esc(facts.pvalue(f.get("p_value"))),
-             esc(facts.num(f.get("psi"))), "yes" if f.get("drifted") else "no",
-             esc(", ".join(str(s.get("stratum")) for s in f.get("strata") or [] if s.get("drifted")))]
+    rows = [[esc(f.rank), esc(f.feature), esc(f.table), esc(f.method), esc(facts.num(f.statistic)),
+             esc(facts.num(f.threshold)), esc(facts.pvalue(f.p_value)), esc(facts.num(f.psi)),
+             "yes" if f.drifted else "no", esc(", ".join(s.stratum for s in f.strata if s.drifted))]
             for f in features[:DRIFT_BARS]]
     out += _table(["rank", "feature", "table", "method", "statistic", "threshold", "p-value", "PSI", "drifted",
                    "drifted in strata"], rows, numeric={0, 4, 5, 6, 7})
-    top_strata = [s for s in data.drift.get("top_strata") or [] if isinstance(s, dict)]
-    if top_strata:
+    if data.drift.top_strata:
         out += "<h3>Strata most affected</h3>" + _table(
             ["stratum", "drifted features", "max PSI"],
-            [[esc(s.get("stratum")), esc(s.get("drifted_features")), esc(facts.num(s.get("max_psi")))]
-             for s in top_strata], numeric={1, 2})
-    daily = data.drift.get("daily") or {}
-    order = [str(f.get("feature")) for f in features if str(f.get("feature")) in daily]
+            [[esc(s.stratum), esc(s.drifted_features), esc(facts.num(s.max_psi))] for s in data.drift.top_strata],
+            numeric={1, 2})
+    daily = data.drift.daily
+    order = [f.feature for f in features if f.feature in daily]
     order += [name for name in daily if name not in order]
     for name in order[:DAILY_CHARTS]:
         series = daily[name]
-        if not isinstance(series, dict) or not series.get("dates"):
+        if not series.dates:
             continue
-        if not any(facts.is_number(v) for v in series.get("psi") or []):
+        if not any(facts.is_number(v) for v in series.psi):
             out += _note(f"Daily PSI of {name}: no day had enough data for a value.")
         else:
             out += _figure(f"drift-daily-{name}", charts.drift_daily(name, series),
                            f"daily PSI of {esc(name)} against the baseline; retrain after: "
-                           f"{esc(series.get('retrain_after') or 'no crossing')}")
+                           f"{esc(series.retrain_after or 'no crossing')}")
     return out
 
 
@@ -246,11 +247,11 @@ def models_section(data: RunData) -> str:
                        f"{esc(data.popularity['basis'])}, cut into {esc(data.popularity['buckets'])} equal groups")
     else:
         out += _note("No item features in this run: no item popularity.")
-    if data.latency:
-        rows = [[esc(m), esc(facts.num(v.get("p50_ms"))), esc(facts.num(v.get("p95_ms"))),
-                 esc(facts.num(v.get("p99_ms"))), esc(v.get("requests_timed", "n/a")), esc(v.get("errors", "n/a")),
-                 esc(facts.num(v.get("error_rate")))]
-                for m, v in sorted(data.latency.items()) if isinstance(v, dict)]
+    if data.latency is not None:
+        by_model = {"control": data.latency.control, "candidate": data.latency.candidate}
+        rows = [[esc(m), esc(facts.num(v.p50_ms)), esc(facts.num(v.p95_ms)), esc(facts.num(v.p99_ms)),
+                 esc(v.requests_timed), esc(v.errors), esc(facts.num(v.error_rate))]
+                for m, v in sorted(by_model.items())]
         out += "<h3>Scoring latency per request (ms)</h3>" + _table(
             ["model", "p50", "p95", "p99", "requests", "errors", "error rate"], rows, numeric=set(range(1, 7)))
     return out
@@ -259,70 +260,70 @@ def models_section(data: RunData) -> str:
 def whatif_section(data: RunData) -> str:
     if data.whatif is None:
         return ""
-    scenarios = [s for s in data.whatif.get("scenarios") or [] if isinstance(s, dict)]
     out = '<h2 id="whatif">Catalogue what-if</h2>'
-    if data.whatif.get("more_graceful"):
-        out += f"<p>Degrades more gracefully: <b>{esc(data.whatif['more_graceful'])}</b>.</p>"
+    if data.whatif.more_graceful:
+        out += f"<p>Degrades more gracefully: <b>{esc(data.whatif.more_graceful)}</b>.</p>"
     rows = []
-    for s in scenarios:
+    for s in data.whatif.scenarios:
+        params = json.dumps(s.params.model_dump(mode="json"), sort_keys=True)
         for model in ("control", "candidate"):
-            changes = (s.get("deltas_vs_baseline") or {}).get(model) or {}
+            changes = s.deltas_vs_baseline.get(model) or {}
             shown = ", ".join(f"{k} {facts.signed(v)}" for k, v in sorted(changes.items()) if facts.is_number(v))
-            rows.append([esc(s.get("name")), esc(s.get("kind")), esc(json.dumps(s.get("params"), sort_keys=True)),
-                         esc(model), esc(shown or "n/a")])
+            rows.append([esc(s.name), esc(s.kind), esc(params), esc(model), esc(shown or "n/a")])
     return out + (_table(["scenario", "kind", "params", "model", "change vs baseline"], rows) if rows
                   else _note("whatif.json lists no scenarios."))
 
 
 def provenance_section(data: RunData) -> str:
-    r = data.record
+    record = data.completed
     rows = [["run id", f"<code>{esc(data.run_id)}</code>"]]
-    for label, key in (("manifest digest (SHA-256)", "manifest_digest"), ("lake", "lake"),
-                       ("lake fingerprint", "lake_fingerprint"), ("code version", "code_version"),
-                       ("created", "created_at")):
-        if r.get(key) is not None:
-            rows.append([label, f"<code>{esc(r[key])}</code>"])
-    seeds = {**(r.get("seeds") or {}), "bootstrap": (data.gates or {}).get("bootstrap_seed")}
+    shown: list[tuple[str, str]] = []
+    if record is not None:
+        shown += [("manifest digest (SHA-256)", record.manifest_digest), ("lake", record.lake),
+                  ("lake fingerprint", record.lake_fingerprint), ("code version", record.code_version)]
+    if data.record is not None:
+        shown.append(("created", data.record.created_at))
+    rows += [[label, f"<code>{esc(value)}</code>"] for label, value in shown]
+    seeds: dict[str, int | None] = {**(record.seeds.model_dump() if record is not None else {}),
+                                    "bootstrap": data.gate_table.bootstrap_seed if data.gate_table else None}
     for name, seed in sorted(seeds.items()):
         if seed is not None:
             rows.append([f"seed: {esc(name)}", f"<code>{esc(seed)}</code>"])
-    models = r.get("models") or {}
+    models = record.models if record is not None else {}
     for role in facts.model_roles(models):
-        model = models[role] if isinstance(models[role], dict) else {}
-        rows.append([f"{esc(role)} model", f"<code>{esc(model.get('uri', 'n/a'))}</code><br>SHA-256 "
-                                           f"<code>{esc(model.get('sha256', 'n/a'))}</code>"])
-    slice_info = r.get("slice") or {}
-    if slice_info.get("content_sha256"):
-        rows.append(["slice content SHA-256", f"<code>{esc(slice_info['content_sha256'])}</code>"])
+        rows.append([f"{esc(role)} model", f"<code>{esc(models[role].uri)}</code><br>SHA-256 "
+                                           f"<code>{esc(models[role].sha256)}</code>"])
+    if record is not None and record.slice.content_sha256:
+        rows.append(["slice content SHA-256", f"<code>{esc(record.slice.content_sha256)}</code>"])
     out = '<h2 id="provenance">Provenance</h2>' + _table(["", ""], rows)
-    out += _replay(r.get("replay"))
-    parity = data.parity or (r.get("features") or {}).get("parity")
-    if isinstance(parity, dict):
-        out += (f"<p>Feature parity (stream vs batch): {esc(parity.get('rows_stream', 'n/a'))} vs "
-                f"{esc(parity.get('rows_batch', 'n/a'))} rows, {esc(parity.get('mismatches', 'n/a'))} mismatches.</p>")
-    seconds = r.get("step_seconds") or {}
+    out += _replay(record.replay if record is not None else None)
+    parity: ParityDocument | ParitySummary | None = data.parity
+    if parity is None and record is not None:
+        parity = record.features.parity
+    if parity is not None:
+        out += (f"<p>Feature parity (stream vs batch): {esc(parity.rows_stream)} vs {esc(parity.rows_batch)} rows, "
+                f"{esc(parity.mismatches)} mismatches.</p>")
+    seconds = record.step_seconds if record is not None else {}
     if seconds:
         out += "<h3>Step timings (s)</h3>" + _table(
             list(map(esc, seconds)), [[esc(facts.num(v, 3)) for v in seconds.values()]],
             numeric=set(range(len(seconds))))
-    cost = r.get("cost_estimate") or {}
-    if cost:
+    if record is not None:
+        cost = record.cost_estimate.model_dump(mode="json")
         out += "<p>Cost estimate: " + esc(", ".join(f"{k} {v}" for k, v in sorted(cost.items()))) + "</p>"
     return out
 
 
-def _replay(replay: Any) -> str:
-    if not isinstance(replay, dict):
+def _replay(replay: ReplayDocument | None) -> str:
+    if replay is None:
         return _note("No Kinesis replay in this run.")
-    shards = [s for s in replay.get("shards") or [] if isinstance(s, dict)]
-    out = (f"<h3>Replay offsets</h3><p>stream <code>{esc(replay.get('stream', 'n/a'))}</code>: "
-           f"{esc(replay.get('records', 'n/a'))} records in {esc(replay.get('put_calls', 'n/a'))} put calls, "
-           f"{esc(replay.get('retried_entries', 0))} retried entries.</p>")
-    if shards:
+    out = (f"<h3>Replay offsets</h3><p>stream <code>{esc(replay.stream)}</code>: {esc(replay.records)} records in "
+           f"{esc(replay.put_calls)} put calls, {esc(replay.retried_entries)} retried entries.</p>")
+    if replay.shards:
         out += _table(["shard", "first sequence", "last sequence", "records"],
-                      [[f"<code>{esc(s.get('shard_id'))}</code>", f"<code>{esc(s.get('first_sequence'))}</code>",
-                        f"<code>{esc(s.get('last_sequence'))}</code>", esc(s.get("records", "n/a"))]
-                       for s in shards], numeric={3})
+                      [[f"<code>{esc(s.shard_id)}</code>", f"<code>{esc(s.first_sequence)}</code>",
+                        f"<code>{esc(s.last_sequence)}</code>", esc(s.records)] for s in replay.shards],
+                      numeric={3})
     return out
 
 
@@ -343,7 +344,7 @@ def render_html(data: RunData, strict: bool = False, errors: list[str] | None = 
     """The page. A section that raises is replaced by a note naming the error (appended to `errors`), unless
     `strict`, where it raises."""
     parts = [banner(data), "<main>"]
-    if data.decision != "ERROR":
+    if data.decision != ERROR:
         for name, section in SECTIONS:
             try:
                 parts.append(section(data))

@@ -5,7 +5,7 @@ are read through their testbed.record models, so one that does not fit its model
 renderers only see validated data.
 
 Heavy inputs (rankings, slice users, item features) are reduced here to the few numbers the charts need, so the
-renderers only see small plain data.
+renderers only see the models and small plain data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,35 +21,40 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from testbed.adapters.storage import Storage
+from testbed.manifest import Manifest
 from testbed.record import io
+from testbed.record.base import Decision
+from testbed.record.drift import DriftDocument
+from testbed.record.evaluation import LatencyDocument, MetricsDocument
+from testbed.record.features import ParityDocument
+from testbed.record.gates import GatesDocument, GatesFile
 from testbed.record.layout import DocumentPath, RunLayout
+from testbed.record.run import ErrorRecord, RunFile, RunRecord
+from testbed.record.slice import SliceStats
+from testbed.record.whatif import WhatIfDocument
 
+T = TypeVar("T")
+UNKNOWN: Final = "UNKNOWN"  # the decision of a folder with neither run.json nor gates.json
 MODELS = ("control", "candidate")
 SCORE_BINS = 30
 POPULARITY_BUCKETS = 10
 
 
-def documents(layout: RunLayout) -> dict[str, DocumentPath[Any]]:
-    """RunData's field name -> the document it holds."""
-    return {"run": layout.record, "gates": layout.gates, "metrics": layout.metrics, "stats": layout.slice_stats,
-            "drift": layout.drift, "whatif": layout.whatif, "parity": layout.parity, "latency": layout.latency,
-            "manifest": layout.manifest}
-
-
 @dataclass
 class RunData:
-    """A run record as the reports see it. Every part but `record` may be None."""
+    """A run record as the reports see it: its documents as their testbed.record models. Every part may be None
+    (`record` too: a folder whose run.json is missing or unreadable still shows its other documents)."""
 
     run_uri: str
-    record: dict[str, Any]
-    gates: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    stats: dict[str, Any] | None = None
-    drift: dict[str, Any] | None = None
-    whatif: dict[str, Any] | None = None
-    parity: dict[str, Any] | None = None
-    latency: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
+    record: RunFile | None
+    gates: GatesFile | None = None
+    metrics: MetricsDocument | None = None
+    stats: SliceStats | None = None
+    drift: DriftDocument | None = None
+    whatif: WhatIfDocument | None = None
+    parity: ParityDocument | None = None
+    latency: LatencyDocument | None = None
+    manifest: Manifest | None = None
     inclusion: dict[str, dict[str, float]] | None = None  # stratum -> users, min, mean, max
     scores: dict[str, Any] | None = None  # {"edges": [...], "counts": {model: [...]}, "n": {...}, "mean": {...}}
     popularity: dict[str, Any] | None = None  # {"buckets": n, "share": {model: [...]}, "basis": str, ...}
@@ -57,23 +62,38 @@ class RunData:
 
     @property
     def run_id(self) -> str:
-        return str(self.record.get("run_id") or self.run_uri.rstrip("/").rsplit("/", 1)[-1])
+        return self.record.run_id if self.record is not None else self.run_uri.rstrip("/").rsplit("/", 1)[-1]
 
     @property
-    def decision(self) -> str:
-        return str(self.record.get("decision") or (self.gates or {}).get("decision") or "UNKNOWN")
+    def decision(self) -> Decision | Literal["UNKNOWN"]:
+        """run.json's decision, else gates.json's; UNKNOWN without either."""
+        if self.record is not None:
+            return self.record.decision
+        return self.gates.decision if self.gates is not None else UNKNOWN
 
     @property
     def reasons(self) -> list[str]:
-        reasons = self.record.get("reasons")
-        if reasons is None and self.gates:
-            reasons = self.gates.get("reasons")
-        return [str(r) for r in reasons or []]
+        if self.record is not None:
+            return self.record.reasons
+        return self.gates.reasons if self.gates is not None else []
 
     @property
     def k(self) -> int | None:
-        k = (self.metrics or {}).get("k")
-        return int(k) if isinstance(k, int) else None
+        return self.metrics.k if self.metrics is not None else None
+
+    @property
+    def completed(self) -> RunRecord | None:
+        """run.json of a run that got to its record step (None for an ERROR record, or without run.json)."""
+        return self.record if isinstance(self.record, RunRecord) else None
+
+    @property
+    def failed_step(self) -> str | None:
+        return self.record.failed_step if isinstance(self.record, ErrorRecord) else None
+
+    @property
+    def gate_table(self) -> GatesDocument | None:
+        """gates.json of a run the gate step decided (not the parity row of an ERROR run)."""
+        return self.gates if isinstance(self.gates, GatesDocument) else None
 
 
 def _optional(storage: Storage, uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
@@ -89,11 +109,11 @@ def _optional(storage: Storage, uri: str, name: str, missing: list[str], read: C
         return None
 
 
-def _optional_document(storage: Storage, path: DocumentPath[Any], name: str,
-                       missing: list[str]) -> dict[str, Any] | None:
-    """The document's validated JSON data, or None (listed in `missing`)."""
-    document = _optional(storage, path.uri, name, missing, lambda _: io.read(storage, path))
-    return None if document is None else io.to_json(path, document)
+def _optional_document(storage: Storage, layout: RunLayout, path: DocumentPath[T], missing: list[str]) -> T | None:
+    """The document as its model, or None (listed in `missing` by its path inside the run)."""
+    name = path.uri.removeprefix(layout.root + "/")
+    document: T | None = _optional(storage, path.uri, name, missing, lambda _: io.read(storage, path))
+    return document
 
 
 def _optional_parquet(storage: Storage, uri: str, name: str, missing: list[str],
@@ -108,17 +128,20 @@ def _optional_parquet(storage: Storage, uri: str, name: str, missing: list[str],
     return table
 
 
-def load_run(storage: Storage, run_uri: str, record: dict[str, Any] | None = None, derived: bool = True) -> RunData:
-    """Read a run record. `record` is the run.json content when it is not written yet (the record step).
+def load_run(storage: Storage, run_uri: str, record: RunFile | None = None, derived: bool = True) -> RunData:
+    """Read a run record. `record` is run.json's content when it is not written yet (the record step).
     Without `derived`, only the JSON documents (what summaries and `testbed compare` need)."""
-    run_uri = run_uri.rstrip("/")
     layout = RunLayout.at(run_uri)
     missing: list[str] = []
-    parts = {name: _optional_document(storage, path, path.uri.removeprefix(run_uri + "/"), missing)
-             for name, path in documents(layout).items() if not (name == "run" and record is not None)}
-    data = RunData(run_uri=run_uri, record=record if record is not None else (parts.pop("run", None) or {}),
-                   missing=missing, **{k: v for k, v in parts.items() if k != "run"})
-    if data.record.get("decision") == "ERROR" or not derived:
+
+    def read(path: DocumentPath[T]) -> T | None:
+        return _optional_document(storage, layout, path, missing)
+
+    data = RunData(run_uri=layout.root, record=record if record is not None else read(layout.record),
+                   gates=read(layout.gates), metrics=read(layout.metrics), stats=read(layout.slice_stats),
+                   drift=read(layout.drift), whatif=read(layout.whatif), parity=read(layout.parity),
+                   latency=read(layout.latency), manifest=read(layout.manifest), missing=missing)
+    if isinstance(data.record, ErrorRecord) or not derived:
         return data  # an errored run has no evaluation worth loading
     users = _optional_parquet(storage, layout.slice_table("users"), "slice/users.parquet", missing,
                               ["inclusion_probability"])

@@ -8,6 +8,7 @@ record gives the same bytes.
 
 from __future__ import annotations
 
+from testbed.record.base import ERROR, OUTCOME_PASS
 from testbed.report import facts
 from testbed.report.inputs import RunData
 
@@ -27,10 +28,9 @@ def _gates(data: RunData) -> list[str]:
         return ["## Gates", "", "No gates.json in this run."]
     if not ordered:
         return ["## Gates", "", "The manifest has no gates."]
-    shown = ordered if len(ordered) <= ALL_GATES_UP_TO else [g for g in ordered if g.get("outcome") != "pass"]
-    rows = [[facts.gate_label(g), str(g.get("stratum", "all")), facts.num(g.get("observed")),
-             facts.interval(g.get("interval")), facts.num(g.get("threshold")), facts.pvalue(facts.p_shown(g)),
-             str(g.get("outcome"))] for g in shown]
+    shown = ordered if len(ordered) <= ALL_GATES_UP_TO else [g for g in ordered if g.outcome != OUTCOME_PASS]
+    rows = [[facts.gate_label(g), g.stratum, facts.num(g.observed), facts.interval(g.interval),
+             facts.num(g.threshold), facts.pvalue(facts.p_shown(g)), g.outcome] for g in shown]
     lines = ["## Gates", ""]
     lines += _table(["gate", "stratum", "observed", "interval", "threshold", "p-value", "outcome"], rows)
     hidden = len(ordered) - len(shown)
@@ -41,12 +41,11 @@ def _gates(data: RunData) -> list[str]:
 
 def _deltas(data: RunData) -> list[str]:
     top = facts.top_deltas(data.metrics, TOP_DELTAS)
-    if not top:
+    if not top or data.metrics is None:
         return []
-    method = (data.metrics or {}).get("interval")
-    heading = f"## Top deltas (all users, K={data.k}" + (f"; {method})" if isinstance(method, str) else ")")
-    rows = [[name, facts.num(d.get("control")), facts.num(d.get("candidate")), facts.signed(d.get("delta")),
-             facts.percent(d.get("relative")), facts.interval(d.get("interval"), sign=True)] for name, d in top]
+    heading = f"## Top deltas (all users, K={data.k}; {data.metrics.interval})"
+    rows = [[name, facts.num(d.control), facts.num(d.candidate), facts.signed(d.delta), facts.percent(d.relative),
+             facts.interval(d.interval, sign=True)] for name, d in top]
     coverage = facts.coverage_name(data.metrics)
     control = facts.model_value(data.metrics, "control", coverage or "")
     candidate = facts.model_value(data.metrics, "candidate", coverage or "")
@@ -60,40 +59,36 @@ def _drift(data: RunData) -> list[str]:
     if data.drift is None:
         return ["", "## Drift", "", "No drift diagnostics in this run."]
     features = facts.drift_features(data.drift)
-    drifted = facts.drifted_count(data.drift)
-    baseline = (data.drift.get("baseline") or {}).get("kind")
-    lines = ["", "## Drift", "", f"{drifted} of {len(features)} features drifted"
-             + (f" (baseline: {baseline})." if baseline else ".")]
+    lines = ["", "## Drift", "", f"{facts.drifted_count(data.drift)} of {len(features)} features drifted "
+             f"(baseline: {data.drift.baseline.kind})."]
     if features:
         rows = []
         for f in features[:TOP_DRIFT]:
             label, value, threshold = facts.drift_measure(f)
-            rows.append([str(f.get("feature")), str(f.get("method", "n/a")), facts.num(f.get("statistic")),
-                         f"{label} {facts.num(value)} (limit {facts.num(threshold)})",
-                         "yes" if f.get("drifted") else "no"])
+            rows.append([f.feature, f.method, facts.num(f.statistic),
+                         f"{label} {facts.num(value)} (limit {facts.num(threshold)})", "yes" if f.drifted else "no"])
         lines += ["", *_table(["feature", "method", "statistic", "shift", "drifted"], rows)]
     return lines
 
 
 def _slice_and_provenance(data: RunData) -> list[str]:
-    record, stats = data.record, data.stats or {}
+    record, stats = data.completed, data.stats
     lines = []
-    users = (record.get("slice") or {}).get("users", stats.get("users"))
-    events = (record.get("slice") or {}).get("events", (stats.get("rows") or {}).get("events"))
+    users = record.slice.users if record is not None else stats.users if stats is not None else None
+    events = record.slice.events if record is not None else stats.rows.events if stats is not None else None
     if users is not None:
-        strata = len(stats.get("strata") or {})
+        sampling = f"{stats.strategy} sampling, seed {stats.seed}" if stats is not None else "n/a sampling, seed n/a"
         lines += ["", "## Slice and provenance", "",
-                  f"- slice: {users} users, {events} events, {strata or 'no'} strata "
-                  f"({stats.get('strategy', 'n/a')} sampling, seed {stats.get('seed', 'n/a')})"]
+                  f"- slice: {users} users, {events} events, {(len(stats.strata) if stats else 0) or 'no'} strata "
+                  f"({sampling})"]
     else:
         lines += ["", "## Provenance", ""]
-    if record.get("manifest_digest"):
-        lines.append(f"- manifest `{str(record['manifest_digest'])[:16]}`, lake "
-                     f"`{str(record.get('lake_fingerprint', 'n/a'))[:16]}`, code `{record.get('code_version')}`")
-    models = record.get("models") or {}
-    shas = [f"{role} `{str((models.get(role) or {}).get('sha256', 'n/a'))[:16]}`" for role in facts.model_roles(models)]
-    if shas:
-        lines.append("- models: " + ", ".join(shas))
+    if record is not None:
+        lines.append(f"- manifest `{record.manifest_digest[:16]}`, lake `{record.lake_fingerprint[:16]}`, code "
+                     f"`{record.code_version}`")
+        shas = [f"{role} `{record.models[role].sha256[:16]}`" for role in facts.model_roles(record.models)]
+        if shas:
+            lines.append("- models: " + ", ".join(shas))
     return lines
 
 
@@ -104,8 +99,8 @@ def render_markdown(data: RunData) -> str:
         lines += [f"- {reason}" for reason in data.reasons]
     elif data.gates is not None and total:
         lines.append(f"All {total} gates passed.")
-    if data.decision == "ERROR":
-        step = data.record.get("failed_step")
+    if data.decision == ERROR:
+        step = data.failed_step
         lines += ["", f"The run stopped in step `{step}`; there are no gates or metrics." if step else
                   "The run stopped with an error; there are no gates or metrics."]
         return "\n".join(lines) + "\n"

@@ -20,8 +20,9 @@ from testbed.adapters import storage
 from testbed.adapters.athena_engine import AthenaEngine
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.embedded_aws import embedded_aws
-from testbed.core import features
+from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
+from testbed.core.ranking_session import compute_features
 from testbed.core.slice_sql import render
 from testbed.errors import ManifestError
 from testbed.invocation import Invocation
@@ -49,11 +50,8 @@ def prepare_run(run_uri: str, lake: Path | str, data: dict[str, Any]) -> tuple[R
     ctx = RunContext(run_id=run_uri.rstrip("/").rsplit("/", 1)[1], run_uri=run_uri, lake=str(lake),
                      invocation=Invocation.outside_lambda())
     run_slice(ctx, manifest)
-    con = slice_data.connect(ctx, ("events", "items"))
-    try:
-        tables = features.compute_all(con, manifest.time.cutoff, manifest.features.windows_days)
-    finally:
-        con.close()
+    tables = compute_features(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), manifest.time.cutoff,
+                              manifest.features.windows_days)
     for entity, table in tables.items():
         storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
     return ctx, manifest
@@ -197,7 +195,7 @@ def test_a_reference_whose_slice_expired_still_compares_its_feature_tables(small
     drift.run_drift(ctx, manifest)
     document = json.loads((Path(ctx.run_uri) / "drift.json").read_text())
     assert {f["table"] for f in document["features"]} == {"user", "item", "user_category"}
-    assert {s["feature"] for s in document["skipped"]} == set(drift.EVENT_FIELDS)
+    assert {s["feature"] for s in document["skipped"]} == set(EVENT_FIELDS)
     assert document["daily"] == {} and document["drifted"] == 0
     assert all(f["statistic"] == 0.0 and f["psi"] == 0.0 for f in document["features"])  # the same slice
     assert document["top_strata"] == []  # unstratified: no per-stratum repeat of the whole comparison

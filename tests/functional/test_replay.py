@@ -17,8 +17,8 @@ import pytest
 
 from testbed.adapters import kinesis, run_resources, state_table, storage
 from testbed.adapters.embedded_aws import embedded_aws
-from testbed.core import features as batch_features
 from testbed.core import stream_fold
+from testbed.core.ranking_session import compute_features
 from testbed.core.replay_batches import MAX_BATCH_BYTES, MAX_RECORDS
 from testbed.errors import ParityError, ReplayError
 from testbed.invocation import Invocation
@@ -370,13 +370,8 @@ def test_a_stream_value_that_differs_fails_parity_naming_the_feature(
 
 
 def test_stream_fold_equals_the_batch_sql_on_the_slice(staged: StreamRun) -> None:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("events", staged.events)
-    con.register("items", staged.items)
-    batch = batch_features.compute_all(con, staged.manifest.time.cutoff, staged.manifest.features.windows_days)
+    batch = compute_features(staged.events, staged.items, staged.manifest.time.cutoff,
+                             staged.manifest.features.windows_days)
     folded = stream_fold.fold(staged.events, staged.items, staged.manifest.time.cutoff,
                               staged.manifest.features.windows_days)
     for entity, table in batch.items():

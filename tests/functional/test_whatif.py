@@ -15,10 +15,11 @@ import pytest
 
 from testbed.adapters import storage
 from testbed.core import metrics
+from testbed.core.whatif import pick_users
 from testbed.errors import ManifestError
 from testbed.pipeline import slice_data
 from testbed.pipeline.score import run_score
-from testbed.pipeline.whatif import pick_users, run_whatif
+from testbed.pipeline.whatif import run_whatif
 from tests.functional.test_drift import manifest_data, prepare_run
 
 ROOT = Path(__file__).resolve().parents[2]

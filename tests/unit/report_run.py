@@ -2,8 +2,8 @@
 expected figures can be worked out by hand. `write_run` writes it; keyword switches leave parts out.
 
 Every document is built from its testbed.record model, so the fixture holds exactly the keys the producers
-write (a misspelt or invented key fails here, not silently in a report). The builders return the documents'
-plain JSON data, which is what the report code reads.
+write (a misspelt or invented key fails here, not silently in a report). The `*_model` builders return the
+models, which is what the report code reads; the `*_doc` ones their plain JSON data, as a producer writes it.
 
 The gate step lists gates in manifest order; here the failed gate is the third one, so a report that shows it
 first has reordered them.

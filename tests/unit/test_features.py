@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pyarrow as pa
 import pytest
 
 from testbed.core import features
+from testbed.core.ranking_session import compute_features
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
 WINDOWS = [7, 30, 90]
@@ -27,11 +27,7 @@ ITEMS = pa.table({"item_id": ["i1", "i2"], "category": ["shoes", "home"], "price
 
 
 def _compute(events: pa.Table) -> dict[str, pa.Table]:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("events", events)
-    con.register("items", ITEMS)
-    return features.compute_all(con, CUTOFF, WINDOWS)
+    return compute_features(events, ITEMS, CUTOFF, WINDOWS)
 
 
 def _row(table: pa.Table, **keys: str) -> dict[str, object]:

@@ -30,31 +30,31 @@ def test_number_formats() -> None:
 
 
 def test_failed_gates_come_first_then_inconclusive_then_passed() -> None:
-    ordered = facts.ordered_gates(report_run.gates_doc())
-    assert [(g["name"], g["stratum"], g["outcome"]) for g in ordered] == [
+    ordered = facts.ordered_gates(report_run.gates_model())
+    assert [(g.name, g.stratum, g.outcome) for g in ordered] == [
         ("revenue-floor", "all", "fail"), ("ndcg-not-worse", "tier=gold", "inconclusive"),
         ("ndcg-not-worse", "all", "pass"), ("latency-p95", "all", "pass")]
-    assert facts.gate_counts(report_run.gates_doc()) == {"fail": 1, "inconclusive": 1, "pass": 2}
+    assert facts.gate_counts(report_run.gates_model()) == {"fail": 1, "inconclusive": 1, "pass": 2}
     assert facts.counts_text({"fail": 1, "inconclusive": 0, "pass": 2}) == "3 gates: 1 fail, 2 pass"
     assert facts.ordered_gates(None) == [] and facts.counts_text(facts.gate_counts(None)) == "no gates"
 
 
 def test_adjusted_p_value_is_the_one_shown() -> None:
-    gate = report_run.gates_doc()["gates"][0]
+    gate = report_run.gates_model().gates[0]
     assert facts.p_shown(gate) == 0.0003
-    assert facts.p_shown({"p_value": 0.2}) == 0.2
+    assert facts.p_shown(gate.model_copy(update={"p_value": 0.2, "p_adjusted": None})) == 0.2
 
 
 def test_top_deltas_rank_by_size_of_the_relative_change() -> None:
-    ranked = facts.top_deltas(report_run.metrics_doc())
+    ranked = facts.top_deltas(report_run.metrics_model())
     assert [name for name, _ in ranked] == ["recall@10", "revenue@10", "ndcg@10"]  # 0.25, -0.1875, 0.04
-    assert ranked[0][1]["relative"] == pytest.approx(0.25)
-    assert [name for name, _ in facts.top_deltas(report_run.metrics_doc(), 1)] == ["recall@10"]
+    assert ranked[0][1].relative == pytest.approx(0.25)
+    assert [name for name, _ in facts.top_deltas(report_run.metrics_model(), 1)] == ["recall@10"]
     assert facts.top_deltas(None) == []
 
 
 def test_forest_panel_uses_gate_intervals_where_gated_and_metrics_elsewhere() -> None:
-    panels = facts.forest_panels(report_run.metrics_doc(), report_run.gates_doc())
+    panels = facts.forest_panels(report_run.metrics_model(), report_run.gates_model())
     assert [(p.metric, p.gate, p.kind) for p in panels] == [("ndcg@10", "ndcg-not-worse", "non_inferiority")]
     rows = panels[0].rows
     assert [r.stratum for r in rows] == ["all", "tier=gold", "tier=silver"]
@@ -66,17 +66,17 @@ def test_forest_panel_uses_gate_intervals_where_gated_and_metrics_elsewhere() ->
 
 
 def test_forest_without_interval_gates_plots_the_largest_delta_unmarked() -> None:
-    panels = facts.forest_panels(report_run.metrics_doc(), {"gates": []})
+    panels = facts.forest_panels(report_run.metrics_model(), report_run.gates_model().model_copy(update={"gates": []}))
     assert [(p.metric, p.gate) for p in panels] == [("recall@10", None)]
     assert all(r.threshold is None for r in panels[0].rows) and len(panels[0].rows) == 3
     assert facts.forest_panels(None, None) == []
 
 
 def test_composition_joins_stats_and_inclusion() -> None:
-    rows = facts.composition(report_run.stats_doc(), inclusion_by_stratum(report_run.users_table()))
+    rows = facts.composition(report_run.stats_model(), inclusion_by_stratum(report_run.users_table()))
     gold = rows[0]
-    assert gold["stratum"] == "tier=gold" and (gold["users"], gold["events"], gold["eligible_users"]) == (80, 3000, 100)
-    assert (gold["p_min"], gold["p_max"]) == (0.6, 0.8) and gold["p_mean"] == pytest.approx(0.7)
+    assert gold.stratum == "tier=gold" and (gold.users, gold.events, gold.eligible_users) == (80, 3000, 100)
+    assert (gold.p_min, gold.p_max) == (0.6, 0.8) and gold.p_mean == pytest.approx(0.7)
     assert facts.composition(None, None) == []
 
 
@@ -125,12 +125,13 @@ def test_popularity_needs_an_interaction_column() -> None:
 
 
 def test_drift_ranking_and_measure() -> None:
-    drift = report_run.drift_doc()
-    assert [f["feature"] for f in facts.drift_features(drift)] == ["i_revenue_30d", "i_price", "u_views_7d"]
+    drift = report_run.drift_model()
+    assert [f.feature for f in facts.drift_features(drift)] == ["i_revenue_30d", "i_price", "u_views_7d"]
     assert facts.drifted_count(drift) == 2 and facts.drifted_count(None) is None
-    assert facts.drifted_count({"features": drift["features"]}) == 2  # counted when the total is absent
-    assert facts.drift_measure(drift["features"][0]) == ("PSI", 0.42, 0.2)
-    assert facts.drift_measure({"method": "ks", "statistic": 0.3, "threshold": 0.1}) == ("ks", 0.3, 0.1)
+    assert facts.drifted_count(drift) == sum(f.drifted for f in drift.features)  # the total agrees with the rows
+    assert facts.drift_measure(drift.features[0]) == ("PSI", 0.42, 0.2)
+    without_psi = drift.features[1].model_copy(update={"method": "ks", "statistic": 0.3, "threshold": 0.1, "psi": None})
+    assert facts.drift_measure(without_psi) == ("ks", 0.3, 0.1)
 
 
 def test_load_run_reads_everything_and_lists_what_is_missing(tmp_path: Path) -> None:

@@ -64,8 +64,9 @@ def test_markdown_without_drift_or_gates_says_so(tmp_path: Path) -> None:
 def test_many_gates_list_only_failures_and_count_the_rest(run_dir: Path) -> None:
     data = load_run(UriStorage(), str(run_dir))
     assert data.gates is not None
-    passing = data.gates["gates"][0]
-    data.gates["gates"] += [{**passing, "stratum": f"s{i}"} for i in range(20)]
+    passing = data.gates.gates[0]
+    more = [passing.model_copy(update={"stratum": f"s{i}"}) for i in range(20)]
+    data.gates = data.gates.model_copy(update={"gates": [*data.gates.gates, *more]})
     text = render_markdown(data)
     assert "…and 22 passed gates (see report.html)." in text
     assert len(text.splitlines()) < 60
@@ -126,7 +127,9 @@ def test_html_escapes_run_data(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path)
     data = load_run(UriStorage(), str(run))
     assert data.gates is not None
-    data.gates["gates"][2]["name"] = "<img src=x onerror=alert(1)>"
+    rows = list(data.gates.gates)
+    rows[2] = rows[2].model_copy(update={"name": "<img src=x onerror=alert(1)>"})
+    data.gates = data.gates.model_copy(update={"gates": rows})
     page = html_report.render_html(data, strict=True)
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
@@ -209,7 +212,8 @@ def test_a_daily_series_without_values_is_a_note_not_an_empty_chart(tmp_path: Pa
     run = report_run.write_run(tmp_path)
     data = load_run(UriStorage(), str(run))
     assert data.drift is not None
-    data.drift["daily"]["i_price"]["psi"] = [None, None]
+    quiet_day = data.drift.daily["i_price"].model_copy(update={"psi": [None, None]})
+    data.drift = data.drift.model_copy(update={"daily": {**data.drift.daily, "i_price": quiet_day}})
     page = html_report.render_html(data, strict=True)
     assert 'data-chart="drift-daily-i-price"' not in page and 'data-chart="drift-daily-i-revenue-30d"' in page
     assert "Daily PSI of i_price: no day had enough data for a value." in page

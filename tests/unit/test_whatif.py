@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from testbed.core import whatif
 from testbed.core.ranking_data import SOURCE_STRIDE
+from testbed.core.ranking_session import RankingSession
 from testbed.errors import ManifestError
 from testbed.manifest import parse_manifest
 from tests.conftest import BASE_MANIFEST
@@ -54,21 +55,32 @@ def test_shift_prices_touches_one_category() -> None:
 
 
 def test_cold_candidates_join_each_users_top_categories() -> None:
-    con = duckdb.connect()
-    con.register("pre_events", pa.table({"user_id": ["u1", "u1", "u1", "u2"],
-                                         "category": ["apparel", "apparel", "books", "books"]}))
-    con.register("score_users", pa.table({"user_id": ["u1", "u2"]}))
-    con.execute("CREATE TEMP TABLE candidates AS SELECT 'u1' AS user_id, 'a1' AS item_id, CAST(5 AS BIGINT) "
-                "AS priority")
-    items = whatif.cold_start_items(CATALOGUE, 6, np.random.default_rng(1))
-    con.register("items", items)
-    cold = items.slice(4).to_pylist()
-    added = whatif.add_cold_candidates(con, [r["item_id"] for r in cold])
-    rows = con.execute("SELECT user_id, item_id, priority FROM candidates ORDER BY user_id, item_id").fetchall()
+    cutoff = datetime(2026, 10, 1, tzinfo=UTC)
+    history = [("u1", "a1"), ("u1", "a2"), ("u1", "b1"), ("u2", "b1")]  # u1: apparel twice, books once
+    events = pa.table({
+        "event_id": [f"e{i}" for i in range(len(history))], "user_id": [u for u, _ in history],
+        "item_id": [i for _, i in history], "event_type": ["view"] * len(history),
+        "event_time": pa.array([cutoff - timedelta(days=1)] * len(history), pa.timestamp("us", tz="UTC")),
+        "price": pa.array([None] * len(history), pa.float64()), "quantity": pa.array([None] * len(history), pa.int32()),
+    })
+    with RankingSession(events, CATALOGUE) as session:
+        session.prepare(cutoff, [7])
+        session.register_features(session.batch_features())
+        session.candidates(pa.table({"user_id": ["u1", "u2"]}), 1)
+        before, _ = session.matrix()
+        items = whatif.cold_start_items(CATALOGUE, 6, np.random.default_rng(1))
+        session.use_items(items)
+        cold = items.slice(4).to_pylist()
+        added = whatif.add_cold_candidates(session, [r["item_id"] for r in cold])
+        keys, _ = session.matrix()
+        sources = session.matrix_values(["candidate_source"])[:, 0]
+    rows = [(u, i, s) for u, i, s in zip(keys.column("user_id").to_pylist(), keys.column("item_id").to_pylist(),
+                                         sources, strict=True) if i.startswith(whatif.COLD_PREFIX)]
     expected_u2 = sorted(r["item_id"] for r in cold if r["category"] == "books")
     assert added == len(cold) + len(expected_u2)  # u1 shops both categories, u2 only books
+    assert keys.num_rows == before.num_rows + added
     assert [i for u, i, _ in rows if u == "u2"] == expected_u2
-    assert all(p // SOURCE_STRIDE == 1 for u, i, p in rows if i.startswith(whatif.COLD_PREFIX))
+    assert len(rows) == added and all(s == whatif.COLD_PRIORITY // SOURCE_STRIDE == 1 for _, _, s in rows)
 
 
 def test_exposure_share_counts_top_k_slots() -> None:

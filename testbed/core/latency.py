@@ -1,0 +1,22 @@
+"""latency.json: the score shards' request timings merged into one summary per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from testbed.core.stats import percentile
+
+
+def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per model: percentiles of the timed requests of every shard, and the error rate over its users."""
+    out = {}
+    for role in ("control", "candidate"):
+        ms = np.array([v for s in shards for v in s[role]["ms"]], dtype=np.float64)
+        users = sum(s["users"] for s in shards)
+        errors = sum(s[role]["errors"] for s in shards)
+        out[role] = {"requests_timed": int(ms.size), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+                     "p99_ms": percentile(ms, 99), "users": users, "errors": errors,
+                     "error_rate": errors / users if users else 0.0, "ms": ms.round(4).tolist()}
+    return out

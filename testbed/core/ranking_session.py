@@ -1,0 +1,269 @@
+"""One DuckDB connection holding a slice's tables, and every query the ranking code runs over them.
+
+Order matters and is enforced: register the inputs (the constructor) → `prepare(cutoff, windows)` (the
+pre-cutoff events) → `candidates(users, n)` → `matrix()` → `matrix_values(names)`. Batch features come from
+`batch_features()` after `prepare`, or arrive with the inputs (`features=`, the tables the features step
+wrote). `labels` and `event_rows` read the events alone and need no step before them. Calling a step early
+raises SessionOrderError naming what is missing. The temp-table names are this module's alone.
+
+What the candidates and the model inputs are is testbed.core.ranking_data's; the batch feature
+aggregates are testbed.core.features'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from testbed.core.duck import fetch
+from testbed.core.features import ENTITY_KEYS, PREFIX, US_PER_DAY, aggregates_sql, epoch_us
+from testbed.core.lake_contract import revenue_cents_sql
+from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES, model_features
+
+
+class SessionOrderError(RuntimeError):
+    """A session step was called before the step it reads from."""
+
+
+class RankingSession:
+    """The slice's events and items (and, optionally, its batch feature tables) in one DuckDB connection."""
+
+    def __init__(self, events: pa.Table, items: pa.Table | None = None,
+                 features: Mapping[str, pa.Table] | None = None):
+        self._con = duckdb.connect()
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.register("events", events)
+        self._has_items = items is not None
+        if items is not None:
+            self._con.register("items", items)
+        self._has_features = False
+        if features is not None:
+            self.register_features(features)
+        self._window: tuple[datetime, list[int]] | None = None
+        self._has_candidates = self._has_snapshot = self._has_matrix = False
+
+    def __enter__(self) -> RankingSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _require(self, ready: bool, step: str, needs: str) -> None:
+        if not ready:
+            raise SessionOrderError(f"RankingSession.{step} needs {needs} first")
+
+    def _prepared(self, step: str) -> tuple[datetime, list[int]]:
+        if self._window is None:
+            raise SessionOrderError(f"RankingSession.{step} needs prepare(cutoff, windows) first")
+        return self._window
+
+    def register_features(self, tables: Mapping[str, pa.Table]) -> None:
+        """The batch feature tables (user, item, user_category) the matrix joins."""
+        missing = [entity for entity in ENTITY_KEYS if entity not in tables]
+        if missing:
+            raise ValueError(f"batch feature tables missing: {', '.join(missing)}")
+        for entity in ENTITY_KEYS:
+            self._con.register(f"f_{entity}", tables[entity])
+        self._has_features = True
+
+    def use_items(self, items: pa.Table) -> None:
+        """Swap the catalogue the matrix and the cold candidates join (pre-cutoff history keeps its own)."""
+        self._con.register("items", items)
+        self._has_items = True
+
+    def prepare(self, cutoff: datetime, windows: list[int]) -> None:
+        """The events before the cutoff (within the longest window) with category and cents."""
+        self._require(self._has_items, "prepare", "an items table")
+        cutoff_us = epoch_us(cutoff)
+        oldest = cutoff_us - max(windows) * US_PER_DAY
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE pre_events AS
+SELECT e.user_id, e.item_id, e.event_type, coalesce(i.category, '') AS category,
+       epoch_us(e.event_time) AS t_us, {revenue_cents_sql('e')} AS revenue_cents
+FROM events e LEFT JOIN items i ON i.item_id = e.item_id
+WHERE epoch_us(e.event_time) < {cutoff_us} AND epoch_us(e.event_time) >= {oldest}""")
+        self._window = (cutoff, list(windows))
+        self._has_candidates = self._has_snapshot = self._has_matrix = False
+
+    def batch_features(self) -> dict[str, pa.Table]:
+        """Every entity's feature table as of the prepared cutoff, sorted by its keys (testbed.core.features)."""
+        cutoff, windows = self._prepared("batch_features")
+        out = {}
+        for entity, key_columns in ENTITY_KEYS.items():
+            keys = ", ".join(key_columns)
+            sql = (f"SELECT {keys},\n  {aggregates_sql(PREFIX[entity], windows, epoch_us(cutoff))}\n"
+                   f"FROM pre_events GROUP BY {keys} ORDER BY {keys}")
+            out[entity] = fetch(self._con, sql)
+        return out
+
+    def candidates(self, users: pa.Table, n: int) -> None:
+        """At most `n` candidates for each user of `users` (a `user_id` column), and their pre-cutoff history."""
+        cutoff, _ = self._prepared("candidates")
+        self._con.register("score_users", users)
+        since = epoch_us(cutoff) - POPULARITY_DAYS * US_PER_DAY
+        self._con.execute("""
+CREATE OR REPLACE TEMP TABLE user_item AS
+SELECT user_id, item_id, COUNT(*) AS ui_events, MAX(t_us) AS ui_last_us,
+       COUNT(*) FILTER (WHERE event_type = 'purchase') AS ui_purchases
+FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, item_id""")
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE candidates AS
+WITH popularity AS (
+  SELECT item_id, category, COUNT(*) AS n FROM pre_events WHERE t_us >= {since} GROUP BY item_id, category
+),
+category_top AS (
+  SELECT * FROM (SELECT item_id, category,
+    ROW_NUMBER() OVER (PARTITION BY category ORDER BY n DESC, item_id) AS pos FROM popularity) WHERE pos <= {n}
+),
+global_top AS (
+  SELECT * FROM (SELECT item_id, ROW_NUMBER() OVER (ORDER BY SUM(n) DESC, item_id) AS pos
+                 FROM popularity GROUP BY item_id) WHERE pos <= {n}
+),
+user_categories AS (
+  SELECT * FROM (SELECT user_id, category,
+    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, category) AS cat_rank
+    FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, category)
+  WHERE cat_rank <= {TOP_CATEGORIES}
+),
+sources AS (
+  SELECT user_id, item_id, pos FROM (SELECT user_id, item_id,
+    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ui_last_us DESC, item_id) AS pos FROM user_item)
+  WHERE pos <= {max(1, n // 2)}
+  UNION ALL
+  SELECT uc.user_id, ct.item_id, {SOURCE_STRIDE} + (ct.pos - 1) * {TOP_CATEGORIES} + uc.cat_rank
+  FROM user_categories uc JOIN category_top ct ON ct.category = uc.category
+  UNION ALL
+  SELECT su.user_id, gt.item_id, {2 * SOURCE_STRIDE} + gt.pos FROM score_users su CROSS JOIN global_top gt
+),
+deduplicated AS (SELECT user_id, item_id, MIN(pos) AS priority FROM sources GROUP BY user_id, item_id)
+SELECT user_id, item_id, priority FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, item_id) AS r FROM deduplicated)
+WHERE r <= {n}""")
+        self._has_candidates, self._has_snapshot, self._has_matrix = True, False, False
+
+    def snapshot_candidates(self) -> None:
+        """Keep the candidate lists as they are now, for `restore_candidates` (the what-if baseline)."""
+        self._require(self._has_candidates, "snapshot_candidates", "candidates(users, n)")
+        self._con.execute("CREATE OR REPLACE TEMP TABLE base_candidates AS SELECT * FROM candidates")
+        self._has_snapshot = True
+
+    def restore_candidates(self) -> None:
+        self._require(self._has_snapshot, "restore_candidates", "snapshot_candidates()")
+        self._con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT * FROM base_candidates")
+        self._has_matrix = False
+
+    def add_category_candidates(self, item_ids: list[str], priority: int) -> int:
+        """Append the given items of each user's top categories to the candidates; returns rows added.
+
+        Each user's added items rank after `priority` in item_id order; `items` must hold the items.
+        """
+        self._require(self._has_candidates, "add_category_candidates", "candidates(users, n)")
+        self._con.register("cold_ids", pa.table({"item_id": pa.array(item_ids, pa.string())}))
+        before = self._con.execute("SELECT COUNT(*) FROM candidates").fetchone()
+        self._con.execute(f"""
+INSERT INTO candidates
+WITH user_categories AS (
+  SELECT * FROM (SELECT user_id, category,
+    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, category) AS cat_rank
+    FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, category)
+  WHERE cat_rank <= {TOP_CATEGORIES}
+)
+SELECT uc.user_id, it.item_id, {priority} + ROW_NUMBER() OVER (PARTITION BY uc.user_id ORDER BY it.item_id)
+FROM user_categories uc JOIN items it ON it.category = uc.category
+WHERE it.item_id IN (SELECT item_id FROM cold_ids)""")
+        after = self._con.execute("SELECT COUNT(*) FROM candidates").fetchone()
+        self._has_matrix = False
+        return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+    def matrix(self) -> tuple[pa.Table, list[str]]:
+        """(keys table [user_id, item_id], feature names) of the model inputs, sorted by user, item."""
+        cutoff, windows = self._prepared("matrix")
+        self._require(self._has_candidates, "matrix", "candidates(users, n)")
+        self._require(self._has_features, "matrix", "batch feature tables (features= or register_features)")
+        features = model_features(windows)
+        totals = ", ".join(f"SUM(i_views_{w}d) AS views_{w}d, SUM(i_purchases_{w}d) AS purchases_{w}d"
+                           for w in windows)
+        exprs = ",\n  ".join(f"CAST({expr.replace(':cutoff_us', str(epoch_us(cutoff)))} AS DOUBLE) AS {name}"
+                             for name, expr in features)
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE model_matrix AS
+WITH tot AS (SELECT {totals} FROM f_item)
+SELECT c.user_id, c.item_id,
+  {exprs}
+FROM candidates c
+JOIN items it ON it.item_id = c.item_id
+CROSS JOIN tot
+LEFT JOIN f_user fu ON fu.user_id = c.user_id
+LEFT JOIN f_item fi ON fi.item_id = c.item_id
+LEFT JOIN f_user_category fuc ON fuc.user_id = c.user_id AND fuc.category = it.category
+LEFT JOIN user_item ui ON ui.user_id = c.user_id AND ui.item_id = c.item_id
+ORDER BY c.user_id, c.item_id""")
+        self._has_matrix = True
+        keys = fetch(self._con, "SELECT user_id, item_id FROM model_matrix")
+        return keys, [name for name, _ in features]
+
+    def matrix_values(self, names: list[str]) -> np.ndarray:
+        """The named matrix columns as a C-contiguous float64 array (NULL → NaN), rows as in `matrix()`."""
+        self._require(self._has_matrix, "matrix_values", "matrix()")
+        table = fetch(self._con, f"SELECT {', '.join(names)} FROM model_matrix")
+        if not names:
+            return np.empty((table.num_rows, 0))
+        out = np.empty((table.num_rows, len(names)), dtype=np.float64)  # one C-ordered buffer, filled per column
+        for i in range(len(names)):
+            out[:, i] = table.column(i).to_numpy(zero_copy_only=False)  # NULL → NaN for doubles
+        return out
+
+    def matrix_relevance(self, labels: pa.Table) -> np.ndarray:
+        """Each matrix row's relevance in `labels` (0 where the pair has no label), rows as in `matrix()`."""
+        self._require(self._has_matrix, "matrix_relevance", "matrix()")
+        self._con.register("train_labels", labels)
+        return fetch(self._con, """SELECT coalesce(l.relevance, 0) FROM model_matrix m
+        LEFT JOIN train_labels l ON l.user_id = m.user_id AND l.item_id = m.item_id
+        ORDER BY m.user_id, m.item_id""").column(0).to_numpy().astype(np.float64)
+
+    def labels(self, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:
+        """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases)."""
+        grade = " ".join(f"WHEN '{event_type}' THEN {int(value)}" for event_type, value in relevance.items())
+        return fetch(self._con, f"""
+SELECT user_id, item_id, relevance, revenue FROM (
+  SELECT user_id, item_id, CAST(MAX(CASE event_type {grade} ELSE 0 END) AS INTEGER) AS relevance,
+         CAST(SUM({revenue_cents_sql('')}) AS DOUBLE) / 100.0 AS revenue
+  FROM events WHERE epoch_us(event_time) >= {epoch_us(cutoff)} AND epoch_us(event_time) < {epoch_us(end)}
+  GROUP BY user_id, item_id)
+WHERE relevance > 0 OR revenue > 0
+ORDER BY user_id, item_id""")
+
+    def event_rows(self, start: datetime, cutoff: datetime, windows: list[int]) -> pa.Table:
+        """One row per event from the feature window's start on, with drift's event-level fields.
+
+        `pre_cutoff` marks the feature window [max(start, cutoff - longest window), cutoff).
+        """
+        self._require(self._has_items, "event_rows", "an items table")
+        since = max(start, cutoff - timedelta(days=max(windows)))
+        return fetch(self._con, f"""
+SELECT e.user_id, strftime(e.event_time, '%Y-%m-%d') AS day,
+  epoch_us(e.event_time) < {epoch_us(cutoff)} AS pre_cutoff,
+  CAST(e.price AS DOUBLE) AS price,
+  CAST(e.price AS DOUBLE) / nullif(CAST(i.price AS DOUBLE), 0) AS price_index,
+  CAST(coalesce(e.quantity, 1) AS DOUBLE) AS quantity,
+  CAST(coalesce(e.price, 0) * coalesce(e.quantity, 1) AS DOUBLE) AS revenue,
+  e.event_type, coalesce(i.category, '<none>') AS category
+FROM events e LEFT JOIN items i ON i.item_id = e.item_id
+WHERE epoch_us(e.event_time) >= {epoch_us(since)}
+ORDER BY e.user_id, e.event_time, e.event_id""")
+
+
+def compute_features(events: pa.Table, items: pa.Table, cutoff: datetime, windows: list[int]) -> dict[str, pa.Table]:
+    """The batch feature tables of `events` as of the cutoff, in a session of their own."""
+    with RankingSession(events, items) as session:
+        session.prepare(cutoff, windows)
+        return session.batch_features()

@@ -1,0 +1,56 @@
+"""drift.json's assembly from two sides: field mapping, weights, baseline rate, skipped item table, daily series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from testbed.core.drift import EVENT_FIELDS, DriftConfig
+from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, event_field_of, weighted_users
+from testbed.core.ranking_session import RankingSession, compute_features
+
+CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
+ITEMS = pa.table({"item_id": ["i1", "i2"], "category": ["shoes", "home"], "price": [10.0, 20.0]})
+
+
+def test_features_map_to_their_event_fields() -> None:
+    assert event_field_of("u_revenue_30d") == "revenue" and event_field_of("uc_purchases_7d") == "event_type"
+    assert event_field_of("price_index") == "price_index" and event_field_of("u_days_since_last_event") is None
+
+
+def test_baseline_rate_caps_the_population() -> None:
+    assert baseline_rate(500, 1000) == 1.0 and baseline_rate(4000, 1000) == 0.25
+
+
+def test_users_weigh_their_inverse_inclusion_probability() -> None:
+    users = weighted_users(pa.table({"user_id": ["a", "b"], "inclusion_probability": [0.5, 0.25]}), None)
+    assert users.column("weight").to_pylist() == [2.0, 4.0] and users.column("stratum").null_count == 2
+
+
+def side(kind: str, seed: int) -> Side:
+    rng = np.random.default_rng(seed)
+    n = 400
+    events = pa.table({
+        "event_id": [f"e{i}" for i in range(n)], "user_id": [f"u{i % 40}" for i in range(n)],
+        "item_id": rng.choice(["i1", "i2"], n).tolist(), "event_type": rng.choice(["view", "purchase"], n).tolist(),
+        "event_time": pa.array([CUTOFF - timedelta(hours=int(h)) for h in rng.integers(1, 24 * 60, n)],
+                               pa.timestamp("us", tz="UTC")),
+        "price": rng.uniform(5, 25, n), "quantity": pa.array([1] * n, pa.int32()),
+    })
+    users = weighted_users(pa.table({"user_id": [f"u{i}" for i in range(40)], "inclusion_probability": [1.0] * 40}),
+                           None)
+    with RankingSession(events, ITEMS) as session:
+        rows = session.event_rows(CUTOFF - timedelta(days=60), CUTOFF, [7, 30])
+    return Side(kind, kind, compute_features(events, ITEMS, CUTOFF, [7, 30]), users, rows)
+
+
+def test_the_document_against_a_population_skips_item_aggregates() -> None:
+    document = drift_document(side("population", 1), side("slice", 2), DriftConfig(), DailyConfig(2, 5, 3))
+    assert document["baseline"]["kind"] == "population" and {s["table"] for s in document["skipped"]} == {"item"}
+    assert {f["table"] for f in document["features"]} == {"user", "user_category", "event"}
+    assert {f["feature"] for f in document["features"] if f["table"] == "event"} == set(EVENT_FIELDS)
+    assert len(document["daily"]) <= 2
+    assert document["defaults"]["psi"] == pytest.approx(0.2)
