@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from testbed.pipeline.train import train_model
 
     cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if args.cutoff else None
-    meta = train_model(args.lake, Path(args.out), cutoff=cutoff, label_days=args.label_days,
+    meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=cutoff, label_days=args.label_days,
                        feature_set=args.feature_set, seed=args.seed, users_rate=args.users_rate)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.core import ranking_data
 from testbed.core.arrays import group_starts
 from testbed.core.ranking_session import RankingSession
@@ -31,7 +31,7 @@ from testbed.record.steps import ScoreResult
 
 
 def shard_users(ctx: RunContext, index: int, count: int) -> pa.Table:
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist()
+    users = ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist()
     return pa.table({"user_id": pa.array(sorted(users)[index::count], pa.string())})
 
 
@@ -54,7 +54,7 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
     return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
 
 
-def load_models(manifest: Manifest) -> list[LoadedModel]:
+def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
     """Both models, after re-checking the SHA-256 that validate checked; each may use any model input."""
     names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
     models = []
@@ -107,7 +107,7 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
 
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
-    models = load_models(manifest)
+    models = load_models(ctx.storage, manifest)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
