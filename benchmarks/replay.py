@@ -108,7 +108,6 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
 
     os.environ.setdefault("TESTBED_PII_SECRET", BENCH_SECRET)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    from testbed.adapters import storage
     from testbed.adapters.embedded_aws import embedded_aws
     from testbed.invocation import Invocation
     from testbed.manifest import parse_manifest
@@ -128,7 +127,7 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as local:  # payloads without the embedded AWS: moto stays unpatched
         staging = RunContext("replay-bench-000000000000", f"{local}/runs/replay-bench-000000000000", str(lake),
                              Invocation.outside_lambda())
-        storage.write_parquet(staging.uri("slice", "events.parquet"), events)
+        staging.storage.write_parquet(staging.uri("slice", "events.parquet"), events)
         keys, payloads, _ = replay.stream_records(staging)
         pairs = list(zip(keys, payloads, strict=True))
     say(f"unpatched moto: bare put_records of the first {UNPATCHED_EVENTS} records")
@@ -137,9 +136,9 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
         aws.client("s3").create_bucket(Bucket=BUCKET)
         ctx = RunContext("replay-bench-000000000000", f"s3://{BUCKET}/runs/replay-bench-000000000000", str(lake),
                          Invocation.outside_lambda())
-        storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
-        storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
-        storage.write_parquet(ctx.uri("slice", "items.parquet"), storage.read_parquet(str(lake / "items" /
+        ctx.storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
+        ctx.storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
+        ctx.storage.write_parquet(ctx.uri("slice", "items.parquet"), ctx.storage.read_parquet(str(lake / "items" /
                                                                                           "part-0.parquet")))
         say("bare transport on patched moto")
         result["bare_transport"] = bare_transport(aws.client("kinesis"), pairs)
@@ -147,15 +146,15 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
         say("replay")
         out = replay.run_replay(ctx, manifest, lambda: 900.0)
         assert out["done"], out
-        result["replay"] = storage.read_json(ctx.uri("replay.json"))
+        result["replay"] = ctx.storage.read_json(ctx.uri("replay.json"))
         say("consume")
         out = consume.run_consume(ctx, manifest, lambda: 900.0)
         assert out["done"], out
-        result["consume"] = storage.read_json(ctx.uri("features", "stream_stats.json"))
+        result["consume"] = ctx.storage.read_json(ctx.uri("features", "stream_stats.json"))
         say("batch features and parity")
         started = time.perf_counter()
         features.run_features(ctx, manifest)
-        result["parity"] = {**storage.read_json(ctx.uri("features", "parity.json")),
+        result["parity"] = {**ctx.storage.read_json(ctx.uri("features", "parity.json")),
                             "seconds": round(time.perf_counter() - started, 3)}
         result["parity"].pop("examples")
         teardown.run_teardown(ctx)

@@ -18,6 +18,7 @@ from testbed.errors import InputError, TestbedError
 from testbed.settings import Settings
 
 if TYPE_CHECKING:
+    from testbed.adapters.storage import Storage
     from testbed.record.base import Decision
     from testbed.record.layout import RunLayout
 
@@ -56,15 +57,24 @@ def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
     return int(result["exit_code"])
 
 
+def _storage(args: argparse.Namespace) -> Storage:
+    """Storage for run records wherever they are: local paths, or s3:// with the settings' client."""
+    from testbed.adapters.aws import clients_for
+    from testbed.adapters.storage import UriStorage
+
+    return UriStorage(clients_for(args.settings).client("s3"))
+
+
 def _local_summary(command: str, args: argparse.Namespace, progress: Any = None) -> Any:
     """The summary callback run_local's callers (run, demo) finish with; it ends the live display first."""
+    from testbed.adapters.storage import UriStorage
     from testbed.cli_output import run_result
 
     def summary(run_dir: Path, decision: Decision, existing: bool) -> int:
         if progress is not None:
             progress.close()
-        return _finish(args, run_result(command, "local", str(run_dir), decision=decision, run_id=run_dir.name,
-                                        existing=existing))
+        return _finish(args, run_result(UriStorage(), command, "local", str(run_dir), decision=decision,
+                                        run_id=run_dir.name, existing=existing))
 
     return summary
 
@@ -96,8 +106,8 @@ def _print_trace(history: list[dict[str, Any]]) -> None:
 
 
 def _run_remote(args: argparse.Namespace) -> int:
-    from testbed.adapters import storage
     from testbed.adapters.aws import clients_for
+    from testbed.adapters.storage import is_s3
     from testbed.cli_output import run_result
     from testbed.remote import start_run
 
@@ -106,10 +116,11 @@ def _run_remote(args: argparse.Namespace) -> int:
         result = start_run(sfn, Path(args.manifest), args.state_machine_arn, lake=args.lake, artifacts=args.out,
                            wait=args.wait, progress=progress, deadline_s=args.timeout)
     run_uri = result.record.removesuffix("/run.json") if result.record else None
-    if run_uri and not storage.is_s3(run_uri):
+    if run_uri and not is_s3(run_uri):
         run_uri = None
-    document = run_result("run", "deployed", run_uri if args.wait else None, decision=result.decision,
-                          run_id=result.run_id, status=result.status, execution_arn=result.execution_arn)
+    document = run_result(_storage(args), "run", "deployed", run_uri if args.wait else None,
+                          decision=result.decision, run_id=result.run_id, status=result.status,
+                          execution_arn=result.execution_arn)
     return _finish(args, document)
 
 
@@ -149,19 +160,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from testbed.pipeline.train import train_model
 
     cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if args.cutoff else None
-    meta = train_model(args.lake, Path(args.out), cutoff=cutoff, label_days=args.label_days,
+    meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=cutoff, label_days=args.label_days,
                        feature_set=args.feature_set, seed=args.seed, users_rate=args.users_rate)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")
     return 0
 
 
-def _run_layout(given: str) -> RunLayout:
+def _run_layout(storage: Storage, given: str) -> RunLayout:
     """The run record folder the user named (local or s3://); an InputError when it holds no run.json."""
-    from testbed.adapters import storage
+    from testbed.adapters.storage import is_s3
     from testbed.record.layout import RunLayout
 
-    layout = RunLayout.at(given if storage.is_s3(given) else str(Path(given).resolve()))
+    layout = RunLayout.at(given if is_s3(given) else str(Path(given).resolve()))
     if not storage.exists(layout.record.uri):
         raise InputError(f"{given}: no run.json there; give a run record folder (<out>/runs/<run_id>)")
     return layout
@@ -171,7 +182,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.md and report.html from a run record (local or s3://); report.md goes to stdout."""
     from testbed.report.render import write_reports
 
-    rendered = write_reports(_run_layout(args.run_dir).root, strict=args.strict)
+    storage = _storage(args)
+    rendered = write_reports(storage, _run_layout(storage, args.run_dir).root, strict=args.strict)
     for problem in rendered.errors:
         say(f"testbed: warning: report section not rendered: {problem}")
     if not args.quiet:
@@ -186,7 +198,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from testbed.report.compare import compare, text
     from testbed.report.inputs import load_run
 
-    runs = [load_run(_run_layout(given).root, derived=False) for given in (args.run_a, args.run_b)]
+    storage = _storage(args)
+    runs = [load_run(storage, _run_layout(storage, given).root, derived=False) for given in (args.run_a, args.run_b)]
     result = compare(runs[0], runs[1])
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else "\n".join(text(result)))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.cli_support import EXIT_CODES
 from testbed.errors import ERRORS_BY_NAME, TestbedError
 from testbed.record.base import ERROR, Decision
@@ -85,7 +85,7 @@ def _drift(drift: DriftDocument) -> dict[str, Any]:
                     for f in facts.drift_features(drift, TOP_DRIFT)]}
 
 
-def run_result(command: str, mode: str, run_uri: str | None, *, decision: Decision | None,
+def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *, decision: Decision | None,
                run_id: str | None = None, existing: bool = False, status: str = "SUCCEEDED",
                execution_arn: str | None = None) -> dict[str, Any]:
     """The result of `testbed run`/`demo` as data: the decision, the gates (failed first), the metric deltas
@@ -99,7 +99,7 @@ def run_result(command: str, mode: str, run_uri: str | None, *, decision: Decisi
     if run_uri is None:
         return result
     try:
-        data = load_run(run_uri, derived=False)
+        data = load_run(storage, run_uri, derived=False)
     except Exception:  # a deployed run's record may be unreadable with the caller's credentials
         return result
     result["run_id"] = run_id or (data.record.run_id if data.record is not None else None)

@@ -22,10 +22,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from testbed import steps, workflow
-from testbed.adapters import storage
+from testbed.adapters.aws import clients_for
 from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
+from testbed.adapters.storage import Storage, UriStorage, is_s3
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
 from testbed.record.base import Decision
@@ -77,13 +78,13 @@ def function_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"metrics_disabled": True, "log_level": settings.log_level or LOCAL_LOG_LEVEL})
 
 
-def _hydrate(out: Path) -> None:
+def _hydrate(storage: Storage, out: Path) -> None:
     """Copy existing records into the embedded bucket so a rerun sees (and never overwrites) them."""
     for record in sorted((out / "runs").glob("*/run.json")):
         storage.write_bytes(f"s3://{LOCAL_BUCKET}/runs/{record.parent.name}/run.json", record.read_bytes())
 
 
-def _export(run_id: str, out: Path) -> Path:
+def _export(storage: Storage, run_id: str, out: Path) -> Path:
     prefix = f"s3://{LOCAL_BUCKET}/runs/{run_id}/"
     target = out / "runs" / run_id
     for uri in sorted(storage.list_keys(prefix), key=lambda u: u.endswith("/run.json")):  # run.json last
@@ -108,16 +109,19 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
               settings: Settings | None = None) -> LocalResult:
     """Run a manifest through the embedded workflow; `settings` default to the process environment's."""
     raw = read_manifest_file(manifest_path)
-    if storage.is_s3(lake):  # fetch the window's partitions with real credentials before AWS is emulated
+    settings = settings or Settings.from_environment()
+    if is_s3(lake):  # fetch the window's partitions with real credentials before AWS is emulated
         window = parse_manifest(raw, source=str(manifest_path)).time
-        lake = str(mirror_s3_lake(lake, partition_range(window.start, window.end)))
+        lake = str(mirror_s3_lake(UriStorage(clients_for(settings).client("s3")), lake,
+                                  partition_range(window.start, window.end)))
     lake = str(Path(lake).resolve())
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    settings = ensure_pii_secret(out, settings or Settings.from_environment())
+    settings = ensure_pii_secret(out, settings)
     with embedded_aws(settings) as aws:
         aws.client("s3").create_bucket(Bucket=LOCAL_BUCKET)
-        _hydrate(out)
+        embedded = UriStorage(aws.client("s3"))
+        _hydrate(embedded, out)
         machine = deploy_local_workflow(aws, settings)
         state = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
         sfn = aws.client("stepfunctions")
@@ -128,7 +132,7 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         output = json.loads(ended.get("output") or "{}")
         run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])
         if run_id:
-            _export(run_id, out)
+            _export(embedded, run_id, out)
         if ended["status"] != "SUCCEEDED":
             raise_for_failure(ended.get("error", "Error"), ended.get("cause", ""))
         run = output["run"]

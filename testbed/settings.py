@@ -132,11 +132,6 @@ def _at_least_one(value: str) -> int | str:
         return value
 
 
-def region_from_environment() -> str:
-    """The process's AWS region alone (for the storage helpers, which are not handed settings yet)."""
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-
-
 @functools.cache
 def code_version() -> str:
     """Package version plus a digest of its sources: any code change gives new run ids."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 
+from testbed.adapters.storage import UriStorage
 from testbed.record import io
 from testbed.record.layout import DocumentPath, RunLayout
 
@@ -41,7 +42,7 @@ def check_run_files(run_dir: Path) -> set[str]:
         raw = file.read_bytes()
         schema = json.loads((SCHEMAS / f"{path.kind.name}.schema.json").read_text())
         jsonschema.Draft202012Validator(schema).validate(json.loads(raw))
-        document = io.read(path)
+        document = io.read(UriStorage(), path)
         assert io.dumps(path, document) == raw, f"{relative}: the model does not reproduce the file's bytes"
         seen.add(path.kind.name)
     return seen

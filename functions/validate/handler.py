@@ -5,7 +5,6 @@ Input: {manifest | manifest_s3, lake?, artifacts?}; lake and artifacts default t
 
 from typing import Any
 
-from testbed.adapters import storage
 from testbed.errors import InputError
 from testbed.invocation import Invocation
 from testbed.manifest import manifest_data
@@ -17,7 +16,7 @@ from testbed.pipeline.validate import validate
 def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     manifest = event.get("manifest")
     if manifest is None and event.get("manifest_s3"):
-        manifest = manifest_data(storage.read_bytes(event["manifest_s3"]), event["manifest_s3"])
+        manifest = manifest_data(invocation.storage.read_bytes(event["manifest_s3"]), event["manifest_s3"])
     settings = invocation.settings
     lake = event.get("lake") or settings.default_uri("lake")
     artifacts = event.get("artifacts") or settings.default_uri("artifacts")

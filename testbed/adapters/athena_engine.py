@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.errors import QueryInputError, StepError, TestbedError, TransientError
 
 SAFETY_MARGIN_S = 20.0
@@ -48,14 +48,15 @@ def failure_error(query_id: str, status: dict[str, Any]) -> TestbedError:
 
 
 class AthenaEngine:
-    """`athena` and `glue` are boto3 clients; `remaining_s` is the invocation's clock, which bounds every wait."""
+    """`athena` and `glue` are boto3 clients; `storage` reads the UNLOAD results back; `remaining_s` is the
+    invocation's clock, which bounds every wait."""
 
     preserves_order = False  # UNLOAD splits results over files in no particular order
 
     def __init__(self, athena: Any, glue: Any, workgroup: str, database: str, scratch_uri: str, *,
-                 remaining_s: Callable[[], float], token: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 poll_s: float = 0.5):
-        self.athena, self.glue = athena, glue
+                 storage: Storage, remaining_s: Callable[[], float],
+                 token: Callable[[], str] = lambda: uuid.uuid4().hex, poll_s: float = 0.5):
+        self.athena, self.glue, self.storage = athena, glue, storage
         self.workgroup, self.database, self.scratch_uri = workgroup, database, scratch_uri.rstrip("/")
         self.remaining_s, self.token, self.poll_s = remaining_s, token, poll_s
         self.bytes_scanned = 0
@@ -72,7 +73,8 @@ class AthenaEngine:
         except self.athena.exceptions.TooManyRequestsException as exc:  # throttled after botocore's retries
             raise TransientError(f"Athena throttled the query: {exc}") from None
         self._wait(query_id)
-        parts = [storage.read_parquet(uri) for uri in storage.list_keys(destination) if not uri.endswith("/")]
+        parts = [self.storage.read_parquet(uri) for uri in self.storage.list_keys(destination)
+                 if not uri.endswith("/")]
         return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
 
     def _wait(self, query_id: str) -> None:

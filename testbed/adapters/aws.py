@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.utils import parse_timestamp
 
-from testbed.settings import Settings, region_from_environment
+from testbed.settings import Settings
 
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
 
@@ -64,11 +64,6 @@ def clients_for(settings: Settings) -> Clients:
     """The clients of the settings' region; one `Clients` per region per process, so warm Lambda invocations
     and parallel Map items share their connections."""
     return _clients_of_region(settings.aws_region)
-
-
-def process_clients() -> Clients:
-    """The clients of the process environment's region (the storage helpers, until they are handed a client)."""
-    return _clients_of_region(region_from_environment())
 
 
 def _clients_of_region(region: str) -> Clients:

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage, is_s3
 from testbed.core.duck import fetch
 from testbed.errors import LakeError, QueryInputError
 
@@ -38,7 +38,7 @@ def to_duckdb(sql: str) -> str:
         return _transpile_cached(sql)
 
 
-def mirror_s3_lake(lake: str, dates: tuple[date, date] | None) -> Path:
+def mirror_s3_lake(storage: Storage, lake: str, dates: tuple[date, date] | None) -> Path:
     """Copy an s3:// lake (only the event partitions in `dates`) to a local cache directory."""
     target = Path(tempfile.mkdtemp(prefix="testbed-lake-"))
     wanted = None
@@ -61,8 +61,14 @@ class DuckDBEngine:
 
     preserves_order = True
 
-    def __init__(self, lake: str, event_dates: tuple[date, date] | None = None, threads: int | None = None):
-        root = mirror_s3_lake(lake, event_dates) if storage.is_s3(lake) else Path(lake)
+    def __init__(self, lake: str, event_dates: tuple[date, date] | None = None, threads: int | None = None,
+                 storage: Storage | None = None):
+        """An s3:// lake is mirrored through `storage` first."""
+        root = Path(lake)
+        if is_s3(lake):
+            if storage is None:
+                raise ValueError(f"{lake}: an s3:// lake needs the storage to mirror it from")
+            root = mirror_s3_lake(storage, lake, event_dates)
         self.root = root
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
         self.con.execute("SET TimeZone = 'UTC'")

@@ -32,5 +32,6 @@ def make_engine(invocation: Invocation, lake: str, event_dates: tuple[date, date
             raise ValueError("the Athena engine needs a scratch prefix for query results")
         clients = invocation.clients
         return AthenaEngine(clients.client("athena"), clients.client("glue"), str(settings.athena_workgroup),
-                            str(settings.glue_database), scratch_uri, remaining_s=invocation.remaining_s)
-    return DuckDBEngine(lake, event_dates)
+                            str(settings.glue_database), scratch_uri, storage=invocation.storage,
+                            remaining_s=invocation.remaining_s)
+    return DuckDBEngine(lake, event_dates, storage=invocation.storage)

@@ -13,9 +13,9 @@ how many arrived out of order.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
+from io import BytesIO
 from typing import Any
 
 import duckdb
@@ -23,12 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from testbed.adapters import kinesis, state_table, storage
+from testbed.adapters import kinesis, state_table
 from testbed.core import stream_fold
 from testbed.core.duck import fetch
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.features import StreamStats
+from testbed.record.replay import ReplayDocument
+from testbed.record.steps import ConsumeResult
 
 CHECKPOINT_KEY = "consumer"
 READ_RESERVE_S = 20.0  # stop reading with this much left: writing one chunk and its checkpoint fits in it
@@ -42,18 +46,14 @@ EVENT_SCHEMA = pa.schema([
 def decode(records: list[dict[str, Any]], shard_id: str) -> pa.Table:
     """The contract columns of a page's JSON payloads, plus where each record came from."""
     lines = b"\n".join(record["Data"] for record in records)
-    table = pajson.read_json(io.BytesIO(lines), parse_options=pajson.ParseOptions(
+    table = pajson.read_json(BytesIO(lines), parse_options=pajson.ParseOptions(
         explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore"))
     return table.append_column("shard_id", pa.array([shard_id] * len(records), pa.string())).append_column(
         "sequence_number", pa.array([r["SequenceNumber"] for r in records], pa.string()))
 
 
-def _chunk_uri(ctx: RunContext, number: int) -> str:
-    return ctx.scratch("stream", f"chunk-{number:06d}.parquet")
-
-
 def _read_chunks(ctx: RunContext, count: int) -> pa.Table:
-    parts = [storage.read_parquet(_chunk_uri(ctx, n)) for n in range(count)]
+    parts = [ctx.storage.read_parquet(ctx.layout.stream_chunk(n)) for n in range(count)]
     if not parts:
         empty = EVENT_SCHEMA.append(pa.field("shard_id", pa.string())).append(pa.field("sequence_number",
                                                                                         pa.string()))
@@ -61,9 +61,8 @@ def _read_chunks(ctx: RunContext, count: int) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _fresh_state(replay: dict[str, Any]) -> dict[str, Any]:
-    shards = {s["shard_id"]: {"after": None, "until": s["last_sequence"], "done": not s["records"]}
-              for s in replay["shards"]}
+def _fresh_state(replay: ReplayDocument) -> dict[str, Any]:
+    shards = {s.shard_id: {"after": None, "until": s.last_sequence, "done": not s.records} for s in replay.shards}
     return {"shards": shards, "chunks": 0, "records_read": 0, "duplicates": 0, "folded": False,
             "invocations": 0, "seconds": 0.0}
 
@@ -104,7 +103,7 @@ def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callab
             state["records_read"] += page.num_rows
             state["duplicates"] += page.num_rows - fresh.num_rows
             if fresh.num_rows:
-                storage.write_parquet(_chunk_uri(ctx, state["chunks"]), fresh)
+                ctx.storage.write_parquet(ctx.layout.stream_chunk(state["chunks"]), fresh)
                 state["chunks"] += 1
             shard["after"] = records[-1]["SequenceNumber"]
             shard["done"] = int(shard["after"]) >= int(shard["until"])
@@ -112,11 +111,12 @@ def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callab
 
 
 def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
+    """The stream statistics of the fold; the invocation counts and times are added once it is done."""
     events = _read_chunks(ctx, state["chunks"])
     items = slice_data.read(ctx, "items")
     tables = stream_fold.fold(events, items, manifest.time.cutoff, manifest.features.windows_days)
     for entity, table in tables.items():
-        storage.write_parquet(ctx.uri("features", f"stream_{entity}.parquet"), table)
+        ctx.storage.write_parquet(ctx.layout.stream_features(entity), table)
     ids = pc.unique(events.column("event_id"))
     return {"events": events.num_rows, "distinct_event_ids": len(ids), "records_read": state["records_read"],
             "duplicates_dropped": state["duplicates"], "arrived_out_of_order": arrived_out_of_order(events),
@@ -127,9 +127,10 @@ def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], f
     """Read and fold until done or until the invocation's time runs short; `done` moves the workflow on."""
     started = time.monotonic()
     name, table = ctx.resource_name, ctx.invocation.clients.client("dynamodb")
-    state = state_table.load(table, name, CHECKPOINT_KEY) or _fresh_state(storage.read_json(ctx.uri("replay.json")))
+    state = state_table.load(table, name, CHECKPOINT_KEY) or _fresh_state(io.read(ctx.storage, ctx.layout.replay))
     if state["folded"]:
-        return {"done": True, "records_read": state["records_read"], "duplicates": state["duplicates"]}
+        return ConsumeResult(done=True, records_read=state["records_read"],
+                             duplicates=state["duplicates"]).model_dump(mode="json")
     state["invocations"] += 1
     _read(ctx, name, state, remaining_s)
     read_all = all(shard["done"] for shard in state["shards"].values())
@@ -138,11 +139,12 @@ def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], f
         state["folded"] = True
         state["seconds"] += time.monotonic() - started
         seconds = round(state["seconds"], 3)
-        stats.update(invocations=state["invocations"], seconds=seconds,
-                     events_per_s=round(state["records_read"] / seconds, 1) if seconds else None)
-        storage.write_json(ctx.uri("features", "stream_stats.json"), stats)
+        io.write(ctx.storage, ctx.layout.stream_stats, StreamStats(
+            **stats, invocations=state["invocations"], seconds=seconds,
+            events_per_s=round(state["records_read"] / seconds, 1) if seconds else None))
     else:
         state["seconds"] += time.monotonic() - started
     state_table.save(table, name, CHECKPOINT_KEY, state)
-    return {"done": state["folded"], "records_read": state["records_read"], "duplicates": state["duplicates"],
-            "shards_done": sum(s["done"] for s in state["shards"].values()), "shards": len(state["shards"])}
+    return ConsumeResult(done=state["folded"], records_read=state["records_read"], duplicates=state["duplicates"],
+                         shards_done=sum(s["done"] for s in state["shards"].values()),
+                         shards=len(state["shards"])).model_dump(mode="json")

@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ValidationError
 
-from testbed.adapters import storage
 from testbed.adapters.engines import make_engine
+from testbed.adapters.storage import Storage
 from testbed.core.drift import DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, weighted_users
 from testbed.core.features import ENTITY_KEYS
@@ -38,6 +38,10 @@ from testbed.errors import ManifestError
 from testbed.manifest import Features, Manifest, TimeWindow
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.drift import DriftDocument
+from testbed.record.layout import RunLayout
+from testbed.record.steps import DriftResult
 
 
 def _window(manifest: Manifest) -> tuple[datetime, datetime, list[int]]:
@@ -54,7 +58,7 @@ def slice_side(ctx: RunContext, manifest: Manifest) -> Side:
 
 def population_side(ctx: RunContext, manifest: Manifest) -> Side:
     """The segment's eligible users in the run's window, unsampled (or uniformly capped), via the engine."""
-    eligible = int(storage.read_json(ctx.uri("slice", "stats.json")).get("eligible_users", 0))
+    eligible = io.read(ctx.storage, ctx.layout.slice_stats).eligible_users
     rate = baseline_rate(eligible, manifest.drift.max_baseline_users)
     sampling = manifest.sampling.model_copy(update={"strategy": "uniform", "rate": rate,
                                                     "seed": (manifest.sampling.seed + 1) % 2**63})
@@ -77,7 +81,7 @@ def population_side(ctx: RunContext, manifest: Manifest) -> Side:
               f"{eligible} eligible users")
     return Side("population", source, tables, weighted_users(users, strata), rows)
 
-def reference_window(manifest_uri: str) -> tuple[datetime, datetime, list[int]]:
+def reference_window(storage: Storage, manifest_uri: str) -> tuple[datetime, datetime, list[int]]:
     """The reference run's start, cutoff and feature windows, read leniently: a run recorded by another code
     version may hold manifest keys this one does not know."""
     raw = storage.read_json(manifest_uri)
@@ -90,17 +94,18 @@ def reference_window(manifest_uri: str) -> tuple[datetime, datetime, list[int]]:
     return time.start, time.cutoff, windows
 
 
-def reference_side(uri: str) -> Side:
+def reference_side(storage: Storage, uri: str) -> Side:
     """An earlier run's feature tables; its slice (bulky, may have expired) adds weights, strata and events."""
     uri = uri.rstrip("/")
+    reference = RunLayout.at(uri)
     tables = {}
     for entity in ENTITY_KEYS:
-        path = storage.join(uri, "features", f"batch_{entity}.parquet")
+        path = reference.batch_features(entity)
         if not storage.exists(path):
             raise ManifestError(f"manifest: drift.baseline: {uri} is not a run with features "
                                 f"(no features/batch_{entity}.parquet)")
         tables[entity] = storage.read_parquet(path)
-    users_uri = storage.join(uri, "slice", "users.parquet")
+    users_uri = reference.slice_table("users")
     if storage.exists(users_uri):
         raw = storage.read_parquet(users_uri)
         users = weighted_users(raw, raw.column("stratum") if "stratum" in raw.column_names else None)
@@ -108,9 +113,9 @@ def reference_side(uri: str) -> Side:
         users = pa.table({"user_id": pa.array([], pa.string()), "weight": pa.array([], pa.float64()),
                           "stratum": pa.array([], pa.string())})
     events = None
-    slice_uris = [storage.join(uri, "slice", f"{name}.parquet") for name in ("events", "items")]
+    slice_uris = [reference.slice_table(name) for name in ("events", "items")]
     if all(storage.exists(u) for u in slice_uris):
-        window = reference_window(storage.join(uri, "manifest.json"))
+        window = reference_window(storage, reference.manifest.uri)
         with RankingSession(storage.read_parquet(slice_uris[0]), storage.read_parquet(slice_uris[1])) as session:
             events = session.event_rows(*window)
     return Side("reference_run", uri, tables, users, events)
@@ -133,9 +138,11 @@ def daily_config(manifest: Manifest) -> DailyConfig:
 def run_drift(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     """Compare the slice with its baseline and write `drift.json`; returns a short summary."""
     current = slice_side(ctx, manifest)
-    baseline = (reference_side(manifest.drift.baseline) if manifest.drift.baseline
+    baseline = (reference_side(ctx.storage, manifest.drift.baseline) if manifest.drift.baseline
                 else population_side(ctx, manifest))
-    document = drift_document(baseline, current, config_of(manifest), daily_config(manifest))
-    storage.write_json(ctx.uri("drift.json"), document)
-    top = document["features"][0]["feature"] if document["features"] else None
-    return {"drifted_features": document["drifted"], "top_feature": top, "baseline": baseline.kind}
+    document = DriftDocument.model_validate(drift_document(baseline, current, config_of(manifest),
+                                                           daily_config(manifest)))
+    io.write(ctx.storage, ctx.layout.drift, document)
+    top = document.features[0].feature if document.features else None
+    return DriftResult(drifted_features=document.drifted, top_feature=top,
+                       baseline=baseline.kind).model_dump(mode="json")

@@ -10,7 +10,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.adapters import storage
 from testbed.core import metrics
 from testbed.core.latency import latency_summary
 from testbed.core.stats import delta_summaries
@@ -18,6 +17,10 @@ from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
 from testbed.pipeline import paired, slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import documents, io
+from testbed.record.evaluation import LatencyDocument, MetricsDocument
+from testbed.record.layout import DocumentPath
+from testbed.record.steps import EvaluateResult
 
 RANKING_COLUMNS = ("user_id", "model", "rank", "item_id", "score")
 
@@ -26,10 +29,9 @@ def check_shards(ctx: RunContext, keys: list[str]) -> None:
     """Fail closed unless every planned shard was scored; re-raise a shard's own error when it left one."""
     for key in keys:
         if key.endswith(".error.json"):
-            failure = storage.read_json(key)
-            error_type = ERRORS_BY_NAME.get(failure["error"], StepError)
-            raise error_type(failure["message"])
-    planned = [k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(ctx.scratch("shards") + "/")]
+            failure = io.read(ctx.storage, DocumentPath(key, documents.SHARD_ERROR))
+            raise ERRORS_BY_NAME.get(failure.error, StepError)(failure.message)
+    planned = [k.rsplit("/", 1)[1].removesuffix(".json") for k in ctx.storage.list_keys(ctx.layout.shard_plans + "/")]
     scored = {k.rsplit("/", 1)[1].removesuffix(".parquet") for k in keys if k.endswith(".parquet")}
     missing = [name for name in planned if name not in scored]
     if missing or not planned:
@@ -37,10 +39,11 @@ def check_shards(ctx: RunContext, keys: list[str]) -> None:
 
 
 def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
-    keys = list(storage.list_keys(ctx.uri("scores") + "/"))
+    keys = list(ctx.storage.list_keys(ctx.layout.scores + "/"))
     check_shards(ctx, keys)
-    parts = [storage.read_parquet(k) for k in keys if k.endswith(".parquet")]
-    latency = [storage.read_json(k) for k in keys if k.endswith(".latency.json")]
+    parts = [ctx.storage.read_parquet(k) for k in keys if k.endswith(".parquet")]
+    latency_paths = [DocumentPath(k, documents.SHARD_LATENCY) for k in keys if k.endswith(".latency.json")]
+    latency = [io.to_json(path, io.read(ctx.storage, path)) for path in latency_paths]
     rankings = pa.concat_tables(parts).select(list(RANKING_COLUMNS))
     order = pc.sort_indices(rankings, [("model", "ascending"), ("user_id", "ascending"), ("rank", "ascending")])
     return rankings.take(order), latency
@@ -57,22 +60,23 @@ def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> di
 def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
-    storage.write_parquet(ctx.uri("rankings.parquet"), rankings)
+    ctx.storage.write_parquet(ctx.layout.rankings, rankings)
     labels = slice_data.labels(ctx, manifest)
-    storage.write_parquet(ctx.uri("labels.parquet"), labels)
+    ctx.storage.write_parquet(ctx.layout.labels, labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
-    stats = storage.read_json(ctx.uri("slice", "stats.json"))
+    stats = io.read(ctx.storage, ctx.layout.slice_stats)
     per_user = metrics.per_user_metrics(rankings, labels, k)
-    storage.write_parquet(ctx.uri("evaluation", "per_user.parquet"), per_user)
-    summary = metrics.aggregate(per_user, rankings, k, stats["catalogue_size"], strata or None)
-    document = {
+    ctx.storage.write_parquet(ctx.layout.per_user, per_user)
+    summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
+    document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],
         "excluded_users": summary["excluded_users"],
         "deltas": paired_deltas(ctx, manifest, per_user),
         "interval": paired.interval_label(manifest),
-    }
-    storage.write_json(ctx.uri("metrics.json"), document)
-    storage.write_json(ctx.uri("latency.json"), latency_summary(latency_shards))
+    })
+    io.write(ctx.storage, ctx.layout.metrics, document)
+    io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))
     evaluated = summary["models"]["control"]["all"].get("users", 0)
-    return {"users_evaluated": evaluated, "rankings_rows": rankings.num_rows, "labels_rows": labels.num_rows}
+    return EvaluateResult(users_evaluated=evaluated, rankings_rows=rankings.num_rows,
+                          labels_rows=labels.num_rows).model_dump(mode="json")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters import storage
 from testbed.core import parity
 from testbed.core.ranking_session import compute_features
 from testbed.errors import ParityError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.features import ParityDocument
+from testbed.record.steps import FeaturesResult
 
 
 def _describe(example: dict[str, Any]) -> str:
@@ -28,12 +30,13 @@ def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
                              manifest.features.windows_days)
     batch = {entity: table.combine_chunks() for entity, table in batch.items()}
     for entity, table in batch.items():
-        storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table)
-    stream = {entity: storage.read_parquet(ctx.uri("features", f"stream_{entity}.parquet")) for entity in batch}
+        ctx.storage.write_parquet(ctx.layout.batch_features(entity), table)
+    stream = {entity: ctx.storage.read_parquet(ctx.layout.stream_features(entity)) for entity in batch}
     report = parity.compare(stream, batch)
-    storage.write_json(ctx.uri("features", "parity.json"), report.as_dict())
+    io.write(ctx.storage, ctx.layout.parity, ParityDocument.model_validate(report.as_dict()))
     if report.mismatches:
         worst = max(report.features_mismatched.items(), key=lambda kv: kv[1])
         raise ParityError(f"feature parity failed: {report.mismatches} rows differ, most in {worst[0]} "
                           f"({worst[1]} rows); e.g. {_describe(report.examples[0])}; see features/parity.json")
-    return {f"{entity}_rows": table.num_rows for entity, table in batch.items()} | {"parity_mismatches": 0}
+    rows = {f"{entity}_rows": table.num_rows for entity, table in batch.items()}
+    return FeaturesResult.model_validate({**rows, "parity_mismatches": 0}).model_dump(mode="json")

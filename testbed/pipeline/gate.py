@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from testbed.adapters import storage
 from testbed.core import gates
 from testbed.core.sample_ratio import sample_ratio_test
 from testbed.manifest import Manifest
 from testbed.pipeline import paired
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.base import OUTCOMES, FinalDecision
+from testbed.record.evaluation import LatencyDocument, ModelLatency
+from testbed.record.gates import GateRow, GatesDocument, SampleRatioCheck
+from testbed.record.steps import GateStepResult
+
+
+def _by_role(latency: LatencyDocument) -> dict[str, ModelLatency]:
+    """In latency.json's key order, which the gate rows follow."""
+    return {role: getattr(latency, role) for role in sorted(LatencyDocument.model_fields)}
 
 
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
-    document = storage.read_json(ctx.uri("metrics.json"))
-    latency = storage.read_json(ctx.uri("latency.json"))
-    per_user = storage.read_parquet(ctx.uri("evaluation", "per_user.parquet"))
-    stats = storage.read_json(ctx.uri("slice", "stats.json"))
-    parity_uri = ctx.uri("features", "parity.json")
+    layout, storage = ctx.layout, ctx.storage
+    metrics = io.read(storage, layout.metrics)
+    latency = _by_role(io.read(storage, layout.latency))
+    per_user = storage.read_parquet(layout.per_user)
+    stats = io.read(storage, layout.slice_stats)
+    parity = io.read_if_present(storage, layout.parity)
     comparisons = paired.comparisons(ctx, manifest, per_user)
     return gates.GateInputs(
-        comparisons=comparisons, aggregates=document["models"],
-        latency_ms={role: np.array(v["ms"], dtype=np.float64) for role, v in latency.items()},
-        error_rate={role: float(v["error_rate"]) for role, v in latency.items()},
-        scored_users={role: int(v["users"]) for role, v in latency.items()},
+        comparisons=comparisons, aggregates=metrics.models,
+        latency_ms={role: np.array(v.ms, dtype=np.float64) for role, v in latency.items()},
+        error_rate={role: float(v.error_rate) for role, v in latency.items()},
+        scored_users={role: int(v.users) for role, v in latency.items()},
         strata=[s for s in comparisons if s != "all"],
-        sample_ratio=sample_ratio_test(stats["strata"], manifest.statistics.sample_ratio_alpha),
-        parity=storage.read_json(parity_uri) if storage.exists(parity_uri) else None,
+        sample_ratio=sample_ratio_test(io.to_json(layout.slice_stats, stats)["strata"],
+                                       manifest.statistics.sample_ratio_alpha),
+        parity=io.to_json(layout.parity, parity) if parity is not None else None,
     )
 
 
@@ -36,17 +47,18 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     inputs = gate_inputs(ctx, manifest)
     settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power)
     results = gates.evaluate(manifest.gates, inputs, settings)
-    decision, reasons = gates.decide(results)
-    document = {
-        "gates": [r.as_dict() for r in results],
-        "correction": settings.correction,
-        "power": settings.power,
-        "resamples": manifest.statistics.resamples,
-        "bootstrap_seed": paired.bootstrap_seed(manifest),
-        "sample_ratio": inputs.sample_ratio.as_dict() if inputs.sample_ratio else None,
-        "decision": decision,
-        "reasons": reasons,
-    }
-    storage.write_json(ctx.uri("gates.json"), document)
-    counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in ("pass", "fail", "inconclusive")}
-    return {"decision": decision, "reasons": reasons, "gates": counts}
+    decided, reasons = gates.decide(results)
+    decision = cast(FinalDecision, decided)  # the models check it
+    document = GatesDocument(
+        gates=[GateRow.model_validate(r.as_dict()) for r in results],
+        correction=settings.correction,
+        power=settings.power,
+        resamples=manifest.statistics.resamples,
+        bootstrap_seed=paired.bootstrap_seed(manifest),
+        sample_ratio=SampleRatioCheck.model_validate(inputs.sample_ratio.as_dict()) if inputs.sample_ratio else None,
+        decision=decision,
+        reasons=reasons,
+    )
+    io.write(ctx.storage, ctx.layout.gates, document)
+    counts: dict[str, int] = {outcome: sum(r.outcome == outcome for r in results) for outcome in OUTCOMES}
+    return GateStepResult(decision=decision, reasons=reasons, gates=counts).model_dump(mode="json")

@@ -8,6 +8,7 @@ from typing import Any
 from testbed.adapters import run_resources
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
+from testbed.record.steps import ProvisionResult
 
 RESERVE_S = 10.0  # leave this much of the invocation to report a slow AWS as a retryable error
 
@@ -17,4 +18,5 @@ def run_provision(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[],
     table = run_resources.create_table(clients.client("dynamodb"), name, max(5.0, remaining_s() - RESERVE_S))
     stream = run_resources.create_stream(clients.client("kinesis"), name, manifest.replay,
                                          max(5.0, remaining_s() - RESERVE_S))
-    return {**stream, **table, "replaced_stale": stream["replaced_stale"] or table["replaced_stale"]}
+    return ProvisionResult.model_validate({**stream, **table, "replaced_stale": stream["replaced_stale"]
+                                           or table["replaced_stale"]}).model_dump(mode="json")

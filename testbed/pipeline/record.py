@@ -13,11 +13,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from testbed.adapters import storage
 from testbed.core import gates
 from testbed.manifest import Manifest
-from testbed.pipeline.context import FINAL_DECISIONS, RunContext
+from testbed.pipeline.context import RunContext
 from testbed.pipeline.report import write_run_reports
+from testbed.record import io
+from testbed.record.gates import GateRow, GatesDocument, ParityFailureGates
+from testbed.record.run import (
+    CostEstimate,
+    ErrorRecord,
+    FeatureSummary,
+    ModelProvenance,
+    ParitySummary,
+    ReportStatus,
+    RunRecord,
+    Seeds,
+    SliceSummary,
+)
+from testbed.record.steps import RecordResult
 
 # A rough public-price model for the same work on AWS (us-east-1, 2026 list prices).
 LAMBDA_USD_PER_GB_SECOND = 0.0000166667
@@ -40,57 +53,67 @@ def _step_seconds(steps: dict[str, Any]) -> dict[str, float]:
     return seconds
 
 
-def _parity_summary(ctx: RunContext) -> dict[str, Any]:
-    parity = storage.read_json(ctx.uri("features", "parity.json"))
-    return {key: parity[key] for key in ("rows_stream", "rows_batch", "mismatches", "float_tolerance")}
+def _parity_summary(ctx: RunContext) -> ParitySummary:
+    parity = io.read(ctx.storage, ctx.layout.parity)
+    return ParitySummary(rows_stream=parity.rows_stream, rows_batch=parity.rows_batch, mismatches=parity.mismatches,
+                         float_tolerance=parity.float_tolerance)
+
+
+NOT_RENDERED = ReportStatus(written=False, files=[], errors=[])  # the draft's, replaced once the reports exist
 
 
 def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
                steps: dict[str, Any]) -> dict[str, Any]:
-    gates = storage.read_json(ctx.uri("gates.json"))
-    stats = storage.read_json(ctx.uri("slice", "stats.json"))
-    replay = storage.read_json(ctx.uri("replay.json"))
-    stream = storage.read_json(ctx.uri("features", "stream_stats.json"))
+    storage, layout = ctx.storage, ctx.layout
+    decided = io.read(storage, layout.gates)
+    if not isinstance(decided, GatesDocument):
+        raise TypeError("gates.json holds a failed parity gate: an ERROR run has no run record")
+    stats = io.read(storage, layout.slice_stats)
+    replay = io.read(storage, layout.replay)
+    stream = io.read(storage, layout.stream_stats)
     # replay and consume loop: their last invocation's elapsed_s is not the step's time, their summaries are
     timings = {"validate": float(validation.get("elapsed_s", 0.0)), **_step_seconds(steps),
-               "replay": replay["seconds"], "consume": stream["seconds"]}
-    record = {
-        "run_id": ctx.run_id,
-        "decision": gates["decision"],
-        "reasons": gates["reasons"],
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "manifest_digest": validation["manifest_digest"],
-        "lake": ctx.lake,
-        "lake_fingerprint": validation["lake_fingerprint"],
-        "code_version": validation["code_version"],
-        "seeds": {"sampling": manifest.sampling.seed},
-        "models": validation["models"],
-        "slice": {"users": stats["users"], "events": stats["rows"]["events"],
-                  "content_sha256": stats["content_sha256"]},
-        "replay": replay,
-        "features": {"parity": _parity_summary(ctx), "stream": stream},
-        "step_seconds": timings,
-        "cost_estimate": cost_estimate(timings, int(validation.get("bytes_scanned", 0))
-                                       + int((steps.get("slice") or {}).get("bytes_scanned", 0))),
-        "artifacts": sorted(uri.removeprefix(ctx.run_uri + "/") for uri in storage.list_keys(ctx.run_uri + "/")),
-    }
-    record["report"] = write_run_reports(ctx, record)  # never raises: a broken report must not fail the run
-    record["artifacts"] = sorted({*record["artifacts"], *record["report"]["files"], "run.json"})
-    if not storage.write_json(ctx.uri("run.json"), record, if_absent=True):
-        existing = storage.read_json(ctx.uri("run.json"))
-        if existing.get("decision") in FINAL_DECISIONS:
-            return {"decision": existing["decision"], "existing": True}
-        storage.write_json(ctx.uri("run.json"), record)
-    return {"decision": record["decision"], "existing": False}
+               "replay": replay.seconds, "consume": stream.seconds}
+    draft = RunRecord(
+        run_id=ctx.run_id,
+        decision=decided.decision,
+        reasons=decided.reasons,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        manifest_digest=validation["manifest_digest"],
+        lake=ctx.lake,
+        lake_fingerprint=validation["lake_fingerprint"],
+        code_version=validation["code_version"],
+        seeds=Seeds(sampling=manifest.sampling.seed),
+        models={role: ModelProvenance.model_validate(model) for role, model in validation["models"].items()},
+        slice=SliceSummary(users=stats.users, events=stats.rows.events, content_sha256=stats.content_sha256),
+        replay=replay,
+        features=FeatureSummary(parity=_parity_summary(ctx), stream=stream),
+        step_seconds=timings,
+        cost_estimate=CostEstimate.model_validate(cost_estimate(timings, int(validation.get("bytes_scanned", 0))
+                                                   + int((steps.get("slice") or {}).get("bytes_scanned", 0)))),
+        artifacts=sorted(uri.removeprefix(ctx.run_uri + "/") for uri in storage.list_keys(ctx.run_uri + "/")),
+        report=NOT_RENDERED,
+    )
+    # the reports render the record before it is written; never raises: a broken report must not fail the run
+    report = write_run_reports(ctx, draft.model_dump(mode="json", exclude={"report"}))
+    record = draft.model_copy(update={"report": report,
+                                      "artifacts": sorted({*draft.artifacts, *report.files, "run.json"})})
+    if not io.write(storage, layout.record, record, if_absent=True):
+        existing = io.read(storage, layout.record)
+        if isinstance(existing, RunRecord):  # a final decision is never replaced
+            return RecordResult(decision=existing.decision, existing=True).model_dump(mode="json")
+        io.write(storage, layout.record, record)
+    return RecordResult(decision=record.decision, existing=False).model_dump(mode="json")
 
 
 def _record_failed_parity_gate(ctx: RunContext, error: str, reasons: Sequence[str]) -> None:
     """A parity failure ends the run before the gate step; gates.json still shows parity as its failed gate."""
-    parity_uri = ctx.uri("features", "parity.json")
-    if error != "ParityError" or not storage.exists(parity_uri) or storage.exists(ctx.uri("gates.json")):
+    storage, layout = ctx.storage, ctx.layout
+    if error != "ParityError" or not storage.exists(layout.parity.uri) or storage.exists(layout.gates.uri):
         return
-    row = gates.parity_result(storage.read_json(parity_uri)).as_dict()
-    storage.write_json(ctx.uri("gates.json"), {"gates": [row], "decision": "ERROR", "reasons": list(reasons)})
+    parity = io.to_json(layout.parity, io.read(storage, layout.parity))
+    row = GateRow.model_validate(gates.parity_result(parity).as_dict())
+    io.write(storage, layout.gates, ParityFailureGates(gates=[row], decision="ERROR", reasons=list(reasons)))
 
 
 def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str, Any]:
@@ -101,13 +124,14 @@ def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str
     except (json.JSONDecodeError, AttributeError):
         message = cause
     message = message.strip().splitlines()[0][:500] if message.strip() else error
-    record = {"run_id": ctx.run_id, "decision": "ERROR", "reasons": [f"{step}: {error}: {message}"],
-              "failed_step": step, "error": error, "created_at": now}
-    _record_failed_parity_gate(ctx, error, record["reasons"])
+    record = ErrorRecord(run_id=ctx.run_id, decision="ERROR", reasons=[f"{step}: {error}: {message}"],
+                         failed_step=step, error=error, created_at=now)
+    _record_failed_parity_gate(ctx, error, record.reasons)
     key = hashlib.sha256(f"{now}{step}{message}".encode()).hexdigest()[:12]
-    storage.write_json(ctx.uri("errors", f"{now.replace(':', '')}-{key}.json"), record)
-    record_uri = ctx.uri("run.json")
-    if storage.exists(record_uri) and storage.read_json(record_uri).get("decision") in FINAL_DECISIONS:
-        return {"decision": storage.read_json(record_uri)["decision"], "existing": True}
-    storage.write_json(record_uri, record)
-    return {"decision": "ERROR", "existing": False}
+    storage, layout = ctx.storage, ctx.layout
+    io.write(storage, layout.error(f"{now.replace(':', '')}-{key}"), record)
+    existing = io.read_if_present(storage, layout.record)
+    if isinstance(existing, RunRecord):
+        return RecordResult(decision=existing.decision, existing=True).model_dump(mode="json")
+    io.write(storage, layout.record, record)
+    return RecordResult(decision="ERROR", existing=False).model_dump(mode="json")

@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from testbed.adapters import kinesis, state_table, storage
+from testbed.adapters import kinesis, state_table
 from testbed.core.duck import fetch
 from testbed.core.replay_batches import backoff_s, next_batch
 from testbed.errors import ReplayError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.replay import ReplayDocument
+from testbed.record.steps import ReplayResult
 
 CHECKPOINT_KEY = "publisher"
 RESERVE_S = 20.0  # stop with this much of the invocation left: one more call plus its checkpoint fits in it
@@ -135,6 +138,6 @@ def run_replay(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], fl
     state["seconds"] += time.monotonic() - started
     state_table.save(table, name, CHECKPOINT_KEY, state)
     if state["done"]:
-        storage.write_json(ctx.uri("replay.json"), summary(name, manifest, state))
-    return {"done": state["done"], "published": state["published"], "records": state["total"],
-            "put_calls": state["put_calls"], "retried_entries": state["retried_entries"]}
+        io.write(ctx.storage, ctx.layout.replay, ReplayDocument.model_validate(summary(name, manifest, state)))
+    return ReplayResult(done=state["done"], published=state["published"], records=state["total"],
+                        put_calls=state["put_calls"], retried_entries=state["retried_entries"]).model_dump(mode="json")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.core import ranking_data
 from testbed.core.arrays import group_starts
 from testbed.core.ranking_session import RankingSession
@@ -25,10 +25,13 @@ from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
+from testbed.record.steps import ScoreResult
 
 
 def shard_users(ctx: RunContext, index: int, count: int) -> pa.Table:
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist()
+    users = ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist()
     return pa.table({"user_id": pa.array(sorted(users)[index::count], pa.string())})
 
 
@@ -41,8 +44,7 @@ def latency_groups(user_ids: np.ndarray, starts: np.ndarray, sample: int, seed: 
 
 def record_shard_failure(ctx: RunContext, index: int, exc: Exception) -> None:
     """Leave the shard's error where evaluate looks, so a failed shard can never pass unnoticed."""
-    storage.write_json(ctx.uri("scores", f"shard-{index:05d}.error.json"),
-                       {"error": type(exc).__name__, "message": str(exc)})
+    io.write(ctx.storage, ctx.layout.shard_error(index), ShardError(error=type(exc).__name__, message=str(exc)))
 
 
 def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
@@ -52,7 +54,7 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
     return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
 
 
-def load_models(manifest: Manifest) -> list[LoadedModel]:
+def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
     """Both models, after re-checking the SHA-256 that validate checked; each may use any model input."""
     names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
     models = []
@@ -105,7 +107,7 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
 
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
-    models = load_models(manifest)
+    models = load_models(ctx.storage, manifest)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
@@ -117,12 +119,12 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     latency = {}
     for model in models:
         scores = ranked.scores[model.role]
-        latency[model.role] = {
-            "ms": per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
-            "errors": int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
-        }
-    name = f"shard-{shard_index:05d}"
-    storage.write_parquet(ctx.uri("scores", f"{name}.parquet"), ranked.rankings, bulky=True)
-    storage.write_json(ctx.uri("scores", f"{name}.latency.json"), {"users": int(len(starts) - 1), **latency})
-    return {"shard": shard_index, "users": int(len(starts) - 1), "candidate_rows": int(len(user_ids)),
-            "predict_seconds": ranked.predict_seconds}
+        latency[model.role] = ModelShardLatency(
+            ms=per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
+            errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
+        )
+    ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
+    io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
+        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"]))
+    return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
+                       predict_seconds=ranked.predict_seconds).model_dump(mode="json")

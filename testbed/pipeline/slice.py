@@ -7,13 +7,16 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from testbed.adapters import storage
 from testbed.adapters.engines import make_engine
+from testbed.adapters.storage import parquet_bytes
 from testbed.core.slice_sql import partition_range, render
 from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
 from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
+from testbed.record import io
+from testbed.record.slice import SliceStats
+from testbed.record.steps import SliceResult
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
@@ -44,11 +47,11 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
                   manifest.pii.mask, ctx.invocation.settings.pii_key(ctx.invocation.clients.secret_string))
     digest = hashlib.sha256()
     for name in ("users", "events", "items"):
-        data = storage.parquet_bytes(tables[name].combine_chunks())
+        data = parquet_bytes(tables[name].combine_chunks())
         digest.update(data)
-        storage.write_bytes(ctx.uri("slice", f"{name}.parquet"), data, bulky=True)
+        ctx.storage.write_bytes(ctx.layout.slice_table(name), data, bulky=True)
     probabilities = tables["users"].column("inclusion_probability")
-    stats = {
+    stats = SliceStats.model_validate({
         "rows": {name: tables[name].num_rows for name in ("users", "events", "items")},
         "users": tables["users"].num_rows,
         "eligible_users": int(pc.sum(population.column("eligible_users")).as_py() or 0),
@@ -62,7 +65,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         },
         "masked_columns": sorted({c for t in tables.values() for c in manifest.pii.mask if c in t.column_names}),
         "content_sha256": digest.hexdigest(),
-    }
-    storage.write_json(ctx.uri("slice", "stats.json"), stats)
-    return {"users": stats["users"], "events": stats["rows"]["events"], "content_sha256": stats["content_sha256"],
-            "bytes_scanned": int(getattr(engine, "bytes_scanned", 0))}
+    })
+    io.write(ctx.storage, ctx.layout.slice_stats, stats)
+    return SliceResult(users=stats.users, events=stats.rows.events, content_sha256=stats.content_sha256,
+                       bytes_scanned=int(getattr(engine, "bytes_scanned", 0))).model_dump(mode="json")

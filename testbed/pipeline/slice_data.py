@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from testbed.adapters import storage
 from testbed.core.features import ENTITY_KEYS
 from testbed.core.ranking_session import RankingSession
 from testbed.manifest import Manifest
@@ -17,7 +16,7 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for name in datasets:
-        con.register(name, storage.read_parquet(ctx.uri("slice", f"{name}.parquet")))
+        con.register(name, ctx.storage.read_parquet(ctx.layout.slice_table(name)))
     return con
 
 
@@ -34,21 +33,21 @@ def session(ctx: RunContext, *, with_features: bool = True) -> RankingSession:
 
 def batch_features(ctx: RunContext) -> dict[str, pa.Table]:
     """The batch feature tables (user, item, user_category) the features step wrote."""
-    return {entity: storage.read_parquet(ctx.uri("features", f"batch_{entity}.parquet")) for entity in ENTITY_KEYS}
+    return {entity: ctx.storage.read_parquet(ctx.layout.batch_features(entity)) for entity in ENTITY_KEYS}
 
 
 def read(ctx: RunContext, name: str) -> pa.Table:
-    return storage.read_parquet(ctx.uri("slice", f"{name}.parquet"))
+    return ctx.storage.read_parquet(ctx.layout.slice_table(name))
 
 
 def inclusion_probabilities(ctx: RunContext) -> dict[str, float]:
     """user_id → inclusion probability of every sampled user (its inverse weights population estimates)."""
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "inclusion_probability"])
+    users = ctx.storage.read_parquet(ctx.layout.slice_table("users")).select(["user_id", "inclusion_probability"])
     return dict(zip(users.column("user_id").to_pylist(), users.column("inclusion_probability").to_pylist(),
                     strict=True))
 
 
 def strata(ctx: RunContext) -> dict[str, str]:
     """user_id → stratum label of every sampled user."""
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).select(["user_id", "stratum"])
+    users = ctx.storage.read_parquet(ctx.layout.slice_table("users")).select(["user_id", "stratum"])
     return dict(zip(users.column("user_id").to_pylist(), users.column("stratum").to_pylist(), strict=True))

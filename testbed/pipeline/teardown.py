@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.adapters import run_resources, storage
+from testbed.adapters import run_resources
 from testbed.pipeline.context import RunContext
+from testbed.record.steps import TeardownResult
 
 
 def run_teardown(ctx: RunContext) -> dict[str, Any]:
     name, clients = ctx.resource_name, ctx.invocation.clients
-    keys = list(storage.list_keys(ctx.scratch() + "/"))
-    storage.delete(keys)
-    return {"deleted_objects": len(keys),
-            "stream_deleted": run_resources.delete_stream(clients.client("kinesis"), name),
-            "table_deleted": run_resources.delete_table(clients.client("dynamodb"), name)}
+    keys = list(ctx.storage.list_keys(ctx.layout.scratch() + "/"))
+    ctx.storage.delete(keys)
+    return TeardownResult(deleted_objects=len(keys),
+                          stream_deleted=run_resources.delete_stream(clients.client("kinesis"), name),
+                          table_deleted=run_resources.delete_table(clients.client("dynamodb"), name)
+                          ).model_dump(mode="json")

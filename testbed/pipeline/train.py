@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from testbed.adapters import storage
 from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.adapters.storage import Storage, UriStorage
 from testbed.core import training
 from testbed.core.ranking_session import RankingSession
 from testbed.core.sampling import uniform_draw_sql
@@ -27,8 +27,10 @@ def default_cutoff(engine: DuckDBEngine, label_days: int) -> datetime:
 
 def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
                 feature_set: str = "full", seed: int = 1, users_rate: float = 1.0,
-                num_trees: int = 150) -> dict[str, Any]:
-    engine = DuckDBEngine(lake)
+                num_trees: int = 150, storage: Storage | None = None) -> dict[str, Any]:
+    """`storage` reads an s3:// lake; by default only a local one can be read."""
+    storage = storage or UriStorage()
+    engine = DuckDBEngine(lake, storage=storage)
     try:
         cut = cutoff or default_cutoff(engine, label_days)
         cfg = training.TrainingConfig(cutoff=cut, label_end=cut + timedelta(days=label_days), feature_set=feature_set,

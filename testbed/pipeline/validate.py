@@ -8,8 +8,8 @@ from typing import Any
 import duckdb
 from botocore.exceptions import ClientError
 
-from testbed.adapters import storage
 from testbed.adapters.engines import Engine, make_engine
+from testbed.adapters.storage import Storage
 from testbed.core import lake_contract, ranking_data
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
@@ -17,7 +17,10 @@ from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline.context import FINAL_DECISIONS, scratch_uri
+from testbed.record import io
+from testbed.record.layout import RunLayout
+from testbed.record.run import ModelProvenance, RunRecord
+from testbed.record.steps import ValidatedRun
 from testbed.settings import code_version
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
@@ -84,7 +87,7 @@ def check_model_file(data: bytes, source: str) -> None:
         raise ModelArtifactError(f"{source}: not a LightGBM text model ({exc})") from None
 
 
-def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
+def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProvenance]:
     """Read each model file, check its SHA-256, and check it is a LightGBM model on features we produce."""
     available = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
     out = {}
@@ -92,7 +95,7 @@ def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
         ref = getattr(manifest.models, role)
         try:
             data = storage.read_bytes(ref.uri)
-        except (OSError, storage.client("s3").exceptions.ClientError):
+        except (OSError, ClientError):
             raise ModelArtifactError(f"manifest: models.{role}.uri: model file not found: {ref.uri}") from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != ref.sha256:
@@ -101,7 +104,7 @@ def resolve_models(manifest: Manifest) -> dict[str, dict[str, Any]]:
         source = f"manifest: models.{role}.uri ({ref.uri})"
         check_model_file(data, source)
         model = load_model(role, data, available, source)
-        out[role] = {"uri": ref.uri, "sha256": actual, "bytes": len(data), "features": len(model.features)}
+        out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features))
     return out
 
 
@@ -112,11 +115,13 @@ def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
 
 def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
     """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
+    storage = invocation.storage
     manifest = parse_manifest(raw_manifest)
     fingerprint = storage.fingerprint(lake)
     code = code_version()
     run_id = run_id_for(manifest, fingerprint, code)
-    scratch = scratch_uri(artifacts, run_id, "validate", root=invocation.settings.scratch_uri) if artifacts else None
+    layout = RunLayout.of(artifacts, run_id, invocation.settings.scratch_uri) if artifacts is not None else None
+    scratch = layout.scratch("validate") if layout else None
     engine = make_engine(invocation, lake, partition_range(manifest.time.start, manifest.time.end), scratch)
     try:
         columns = check_schema(engine)
@@ -124,19 +129,16 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_rows(engine, manifest)
     finally:
         engine.close()
-    models = resolve_models(manifest)
-    result: dict[str, Any] = {
-        "run_id": run_id, "lake": lake, "manifest_digest": manifest.digest(), "lake_fingerprint": fingerprint,
-        "code_version": code, "models": models, "existing_decision": None,
-        "bytes_scanned": int(getattr(engine, "bytes_scanned", 0)),
-    }
-    if artifacts is not None:
-        run_uri = storage.join(artifacts, "runs", run_id)
-        result["run_uri"] = run_uri
-        record = storage.join(run_uri, "run.json")
-        previous = storage.read_json(record) if storage.exists(record) else None
-        if previous and previous.get("decision") in FINAL_DECISIONS:
-            result["existing_decision"] = previous["decision"]
+    models = resolve_models(storage, manifest)
+    existing = None
+    if layout is not None:
+        previous = io.read_if_present(storage, layout.record)
+        if isinstance(previous, RunRecord):  # a final decision; an ERROR record may be retried
+            existing = previous.decision
         else:
-            storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
-    return result
+            io.write(storage, layout.manifest, manifest)
+    return ValidatedRun(
+        run_id=run_id, lake=lake, manifest_digest=manifest.digest(), lake_fingerprint=fingerprint,
+        code_version=code, models=models, existing_decision=existing,
+        bytes_scanned=int(getattr(engine, "bytes_scanned", 0)), run_uri=layout.root if layout else None,
+    ).model_dump(mode="json")

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.adapters import storage
 from testbed.core import metrics, whatif
 from testbed.core.scoring import ROLES
 from testbed.errors import ManifestError
@@ -25,8 +24,11 @@ from testbed.manifest import Manifest, WhatIfScenario
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.score import candidate_matrix, load_models, rank
+from testbed.record import io
+from testbed.record.steps import WhatIfResult, WhatIfSkipped
+from testbed.record.whatif import WhatIfDocument
 
-SKIPPED = {"scenarios": 0, "skipped": "the manifest has no whatif block"}
+SKIPPED = WhatIfSkipped(scenarios=0, skipped="the manifest has no whatif block")
 
 
 def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
@@ -50,17 +52,17 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     """Score the what-if scenarios and write `whatif.json`; only SKIPPED (and no file) when there are none."""
     spec = manifest.whatif
     if spec is None:
-        return dict(SKIPPED)
+        return SKIPPED.model_dump(mode="json")
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
-    users = whatif.pick_users(storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist(),
+    users = whatif.pick_users(ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist(),
                        spec.max_users, rng)
     chosen = pa.array(users, pa.string())
     labels = slice_data.labels(ctx, manifest)
     labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
-    catalogue_size = int(storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"])
-    items = storage.read_parquet(ctx.uri("slice", "items.parquet"))
-    models = load_models(manifest)
+    catalogue_size = io.read(ctx.storage, ctx.layout.slice_stats).catalogue_size
+    items = ctx.storage.read_parquet(ctx.layout.slice_table("items"))
+    models = load_models(ctx.storage, manifest)
     with slice_data.session(ctx) as session:
         session.prepare(manifest.time.cutoff, manifest.features.windows_days)
         session.candidates(pa.table({"user_id": chosen}), manifest.evaluation.candidates_per_user)
@@ -89,8 +91,9 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
             scenarios.append({"name": scenario.name, "kind": scenario.kind, "params": params, "models": result,
                               "baseline": base, "deltas_vs_baseline": delta})
     graceful, relative = whatif.more_graceful(changes)
-    document = {"users": len(users), "seed": spec.seed, "k": k, "scenarios": scenarios, "more_graceful": graceful,
-                "graceful_by": {"metric": primary, "mean_relative_change": relative},
-                "labels": "unchanged: the run's label window for the same users"}
-    storage.write_json(ctx.uri("whatif.json"), document)
-    return {"scenarios": len(scenarios), "more_graceful": graceful}
+    document = WhatIfDocument.model_validate({
+        "users": len(users), "seed": spec.seed, "k": k, "scenarios": scenarios, "more_graceful": graceful,
+        "graceful_by": {"metric": primary, "mean_relative_change": relative},
+        "labels": "unchanged: the run's label window for the same users"})
+    io.write(ctx.storage, ctx.layout.whatif, document)
+    return WhatIfResult(scenarios=len(scenarios), more_graceful=graceful).model_dump(mode="json")

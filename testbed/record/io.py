@@ -1,4 +1,4 @@
-"""Read and write run-record documents through their models (testbed.adapters.storage underneath).
+"""Read and write run-record documents through their models, on a given storage (testbed.adapters.storage).
 
 `read` validates: a document that does not fit its model raises pydantic's ValidationError. `write` dumps the
 model exactly as the producers always wrote their dicts (storage.dumps: sorted keys, indent 2), so moving a
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
+from testbed.adapters.storage import dumps as dump_json
 from testbed.record.layout import DocumentPath
 
 T = TypeVar("T")
@@ -20,8 +21,13 @@ def parse(path: DocumentPath[T], data: Any) -> T:
     return path.kind.adapter.validate_python(data)
 
 
-def read(path: DocumentPath[T]) -> T:
+def read(storage: Storage, path: DocumentPath[T]) -> T:
     return parse(path, storage.read_json(path.uri))
+
+
+def read_if_present(storage: Storage, path: DocumentPath[T]) -> T | None:
+    """The document, or None when it was never written."""
+    return read(storage, path) if storage.exists(path.uri) else None
 
 
 def to_json(path: DocumentPath[T], document: T) -> Any:
@@ -32,9 +38,9 @@ def to_json(path: DocumentPath[T], document: T) -> Any:
 
 
 def dumps(path: DocumentPath[T], document: T) -> bytes:
-    return storage.dumps(to_json(path, document))
+    return dump_json(to_json(path, document))
 
 
-def write(path: DocumentPath[T], document: T, *, if_absent: bool = False) -> bool:
+def write(storage: Storage, path: DocumentPath[T], document: T, *, if_absent: bool = False) -> bool:
     """Write `document`, which must be an instance of the path's model; False if `if_absent` found a file."""
     return storage.write_bytes(path.uri, dumps(path, document), if_absent=if_absent)

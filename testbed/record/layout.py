@@ -56,12 +56,12 @@ class RunLayout:
         return cls(storage.join(artifacts, "runs", run_id), run_id, artifacts.rstrip("/"), scratch_root)
 
     @classmethod
-    def at(cls, run_uri: str) -> RunLayout:
+    def at(cls, run_uri: str, scratch_root: str | None = None) -> RunLayout:
         """The layout of the run whose root is `run_uri`; a record copied elsewhere (any folder named after
         its run) reads the same way."""
         root = run_uri.rstrip("/")
         parent, _, run_id = root.rpartition("/")
-        return cls(root, run_id, root.rpartition("/runs/")[0] if "/runs/" in root else parent)
+        return cls(root, run_id, root.rpartition("/runs/")[0] if "/runs/" in root else parent, scratch_root)
 
     def uri(self, *parts: str) -> str:
         return storage.join(self.root, *parts)

@@ -104,3 +104,21 @@ class TeardownResult(StepResult):
     deleted_objects: int
     stream_deleted: bool
     table_deleted: bool
+
+
+class DriftResult(StepResult):
+    drifted_features: int
+    top_feature: str | None  # the most drifted feature; None without features
+    baseline: str  # "population" or "reference"
+
+
+class WhatIfResult(StepResult):
+    scenarios: int
+    more_graceful: str | None  # None: the models are within the tie margin
+
+
+class WhatIfSkipped(StepResult):
+    """What the what-if step returns for a manifest without a whatif block (and it writes no whatif.json)."""
+
+    scenarios: int
+    skipped: str

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.manifest import Manifest
 from testbed.record import io
 from testbed.record.base import Decision
@@ -96,7 +96,7 @@ class RunData:
         return self.gates if isinstance(self.gates, GatesDocument) else None
 
 
-def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
+def _optional(storage: Storage, uri: str, name: str, missing: list[str], read: Callable[[str], Any]) -> Any:
     """What `read` gives for `uri`, or None with the reason added to `missing` (absent or unreadable)."""
     try:
         if not storage.exists(uri):
@@ -109,15 +109,16 @@ def _optional(uri: str, name: str, missing: list[str], read: Callable[[str], Any
         return None
 
 
-def _optional_document(layout: RunLayout, path: DocumentPath[T], missing: list[str]) -> T | None:
+def _optional_document(storage: Storage, layout: RunLayout, path: DocumentPath[T], missing: list[str]) -> T | None:
     """The document as its model, or None (listed in `missing` by its path inside the run)."""
     name = path.uri.removeprefix(layout.root + "/")
-    document: T | None = _optional(path.uri, name, missing, lambda _: io.read(path))
+    document: T | None = _optional(storage, path.uri, name, missing, lambda _: io.read(storage, path))
     return document
 
 
-def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str]) -> pa.Table | None:
-    table = _optional(uri, name, missing, storage.read_parquet)
+def _optional_parquet(storage: Storage, uri: str, name: str, missing: list[str],
+                      columns: list[str]) -> pa.Table | None:
+    table = _optional(storage, uri, name, missing, storage.read_parquet)
     if table is None:
         return None
     absent = [c for c in columns if c not in table.column_names]
@@ -127,14 +128,14 @@ def _optional_parquet(uri: str, name: str, missing: list[str], columns: list[str
     return table
 
 
-def load_run(run_uri: str, record: RunFile | None = None, derived: bool = True) -> RunData:
+def load_run(storage: Storage, run_uri: str, record: RunFile | None = None, derived: bool = True) -> RunData:
     """Read a run record. `record` is run.json's content when it is not written yet (the record step).
     Without `derived`, only the JSON documents (what summaries and `testbed compare` need)."""
     layout = RunLayout.at(run_uri)
     missing: list[str] = []
 
     def read(path: DocumentPath[T]) -> T | None:
-        return _optional_document(layout, path, missing)
+        return _optional_document(storage, layout, path, missing)
 
     data = RunData(run_uri=layout.root, record=record if record is not None else read(layout.record),
                    gates=read(layout.gates), metrics=read(layout.metrics), stats=read(layout.slice_stats),
@@ -142,14 +143,14 @@ def load_run(run_uri: str, record: RunFile | None = None, derived: bool = True) 
                    latency=read(layout.latency), manifest=read(layout.manifest), missing=missing)
     if isinstance(data.record, ErrorRecord) or not derived:
         return data  # an errored run has no evaluation worth loading
-    users = _optional_parquet(layout.slice_table("users"), "slice/users.parquet", missing,
+    users = _optional_parquet(storage, layout.slice_table("users"), "slice/users.parquet", missing,
                               ["inclusion_probability"])
     data.inclusion = inclusion_by_stratum(users) if users is not None else None
-    rankings = _optional_parquet(layout.rankings, "rankings.parquet", missing,
+    rankings = _optional_parquet(storage, layout.rankings, "rankings.parquet", missing,
                                  ["model", "item_id", "score"])
     if rankings is not None:
         data.scores = score_histograms(rankings)
-        items = _optional_parquet(layout.batch_features("item"), "features/batch_item.parquet", missing,
+        items = _optional_parquet(storage, layout.batch_features("item"), "features/batch_item.parquet", missing,
                                   ["item_id"])
         data.popularity = popularity_shares(rankings, items) if items is not None else None
     return data

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from testbed.adapters import storage
+from testbed.adapters.storage import Storage
 from testbed.record import io
 from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
 from testbed.record.run import ReportStatus, RunFile, RunRecord
@@ -57,32 +57,34 @@ def draft_record(run_uri: str, record: dict[str, Any]) -> RunFile:
         return RunRecord.model_validate({**record, "report": ReportStatus(written=False, files=[], errors=[])})
 
 
-def _record_for_fallback(run_uri: str, record: dict[str, Any] | None) -> RunFile | None:
+def _record_for_fallback(storage: Storage, run_uri: str, record: dict[str, Any] | None) -> RunFile | None:
     """The record the minimal report still shows: the draft, else run.json as it is on disk, else none."""
     try:
-        return draft_record(run_uri, record) if record is not None else io.read(RunLayout.at(run_uri).record)
+        return draft_record(run_uri, record) if record is not None else io.read(storage, RunLayout.at(run_uri).record)
     except Exception:
         return None
 
 
-def _load(run_uri: str, record: dict[str, Any] | None) -> RunData:
-    return load_run(run_uri, draft_record(run_uri, record) if record is not None else None)
+def _load(storage: Storage, run_uri: str, record: dict[str, Any] | None) -> RunData:
+    return load_run(storage, run_uri, draft_record(run_uri, record) if record is not None else None)
 
 
-def render_run(run_uri: str, record: dict[str, Any] | None = None, strict: bool = False) -> Rendered:
+def render_run(storage: Storage, run_uri: str, record: dict[str, Any] | None = None,
+               strict: bool = False) -> Rendered:
     """Both reports of the run at `run_uri`; `record` is the record step's run.json before it is written."""
     if strict:
-        return render(_load(run_uri, record), strict=True)
+        return render(_load(storage, run_uri, record), strict=True)
     try:
-        return render(_load(run_uri, record))
+        return render(_load(storage, run_uri, record))
     except Exception as exc:  # the report must never fail the run: fall back to the decision alone
         problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        return minimal(run_uri, _record_for_fallback(run_uri, record), problem)
+        return minimal(run_uri, _record_for_fallback(storage, run_uri, record), problem)
 
 
-def write_reports(run_uri: str, record: dict[str, Any] | None = None, strict: bool = False) -> Rendered:
+def write_reports(storage: Storage, run_uri: str, record: dict[str, Any] | None = None,
+                  strict: bool = False) -> Rendered:
     """Render and write report.md and report.html next to the run record; returns what was written."""
-    rendered = render_run(run_uri, record, strict)
+    rendered = render_run(storage, run_uri, record, strict)
     layout = RunLayout.at(run_uri)
     for name, text in ((MARKDOWN_REPORT, rendered.markdown), (HTML_REPORT, rendered.html)):
         uri = layout.report(name)

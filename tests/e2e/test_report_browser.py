@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from testbed.adapters.storage import UriStorage
 from testbed.cli import main
 from testbed.report.render import write_reports
 from tests.conftest import BASE_MANIFEST
@@ -146,7 +147,7 @@ def test_report_of_a_real_run_in_chromium(json_run: dict[str, Any], tmp_path: Pa
 @needs_chromium
 def test_report_with_drift_failed_gate_and_whatif_in_chromium(tmp_path: Path) -> None:
     run_dir = report_run.write_run(tmp_path / "record")
-    write_reports(str(run_dir), strict=True)
+    write_reports(UriStorage(), str(run_dir), strict=True)
     check_in_browser(run_dir / "report.html", artifacts_dir() / "fixture-report.png",
                      {"forest-ndcg-not-worse", "composition", "inclusion", "drift-ranking",
                       "drift-daily-i-revenue-30d", "drift-daily-i-price", "scores", "coverage", "popularity"},

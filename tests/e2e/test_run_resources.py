@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from testbed.adapters import kinesis, storage
+from testbed.adapters import kinesis
 from testbed.adapters.embedded_aws import LambdaContext
 from testbed.errors import RunFailedError
 from testbed.local import run_local
@@ -40,7 +40,7 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         before = _resources(ctx)
         result = original(ctx)
         seen.append({"name": ctx.resource_name, "before": before, "after": _resources(ctx),
-                     "scratch_after": list(storage.list_keys(ctx.scratch() + "/")), "result": result})
+                     "scratch_after": list(ctx.storage.list_keys(ctx.scratch() + "/")), "result": result})
         return result
 
     monkeypatch.setattr(teardown_step, "run_teardown", watched)

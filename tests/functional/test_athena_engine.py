@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from testbed.adapters import storage
 from testbed.adapters.athena_engine import AthenaEngine, literal
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
+from testbed.adapters.storage import UriStorage
 from testbed.core.slice_sql import render
 from testbed.errors import TransientError
 from testbed.manifest import parse_manifest
@@ -23,7 +23,7 @@ def unlimited() -> float:
 def engine_on(aws: EmbeddedAWS, workgroup: str, scratch: str, remaining_s: Any = unlimited,
               **options: Any) -> AthenaEngine:
     return AthenaEngine(aws.client("athena"), aws.client("glue"), workgroup, "lake", scratch,
-                        remaining_s=remaining_s, **options)
+                        storage=UriStorage(aws.client("s3")), remaining_s=remaining_s, **options)
 
 
 def test_literals_are_escaped() -> None:
@@ -53,7 +53,7 @@ def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: 
     manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "x'; DROP TABLE users; --"}]
     queries = render(parse_manifest(manifest_data))
     canned = pa.table({"user_id": ["C1", "C2"], "inclusion_probability": [0.5, 0.5]})
-    storage.write_parquet("s3://scratch/runs/r1/unload/t1/part-0.parquet", canned)
+    UriStorage(aws.client("s3")).write_parquet("s3://scratch/runs/r1/unload/t1/part-0.parquet", canned)
     engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", token=lambda: "t1", poll_s=0.01)
     result = engine.query(queries.users, queries.params)
     assert result.equals(canned)

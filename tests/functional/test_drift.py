@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from testbed.adapters import storage
 from testbed.adapters.athena_engine import AthenaEngine
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.embedded_aws import embedded_aws
+from testbed.adapters.storage import UriStorage
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
 from testbed.core.ranking_session import compute_features
@@ -46,14 +46,14 @@ def manifest_data(**changes: Any) -> dict[str, Any]:
 def prepare_run(run_uri: str, lake: Path | str, data: dict[str, Any]) -> tuple[RunContext, Manifest]:
     """A run directory holding what evaluate reads: manifest.json, the slice and the batch feature tables."""
     manifest = parse_manifest(data)
-    storage.write_json(storage.join(run_uri, "manifest.json"), manifest.model_dump(mode="json"))
     ctx = RunContext(run_id=run_uri.rstrip("/").rsplit("/", 1)[1], run_uri=run_uri, lake=str(lake),
                      invocation=Invocation.outside_lambda())
+    ctx.storage.write_json(ctx.layout.manifest.uri, manifest.model_dump(mode="json"))
     run_slice(ctx, manifest)
     tables = compute_features(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), manifest.time.cutoff,
                               manifest.features.windows_days)
     for entity, table in tables.items():
-        storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
+        ctx.storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
     return ctx, manifest
 
 
@@ -145,7 +145,8 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         aws.client("s3").create_bucket(Bucket="art")
         aws.client("athena").create_work_group(Name="wg", Configuration={})
         run_uri = "s3://art/runs/cloud-000000000006"
-        storage.write_bytes(run_uri + "/slice/stats.json", (Path(local.run_uri) / "slice" / "stats.json").read_bytes())
+        s3 = UriStorage(aws.client("s3"))
+        s3.write_bytes(run_uri + "/slice/stats.json", (Path(local.run_uri) / "slice" / "stats.json").read_bytes())
         ctx = RunContext(run_id="cloud-000000000006", run_uri=run_uri, lake="s3://lake",
                          invocation=Invocation.outside_lambda())
         tokens = iter(f"q{i}" for i in range(3))
@@ -153,10 +154,11 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         def athena(invocation: Invocation, lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
             assert scratch == "s3://art/scratch/cloud-000000000006/drift"
             return AthenaEngine(aws.client("athena"), aws.client("glue"), "wg", "lakedb", scratch,
-                                remaining_s=invocation.remaining_s, token=lambda: next(tokens), poll_s=0.01)
+                                storage=invocation.storage, remaining_s=invocation.remaining_s,
+                                token=lambda: next(tokens), poll_s=0.01)
 
         for i, table in enumerate(answers):
-            storage.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
+            s3.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
         monkeypatch.setattr(drift, "make_engine", athena)
         side = drift.population_side(ctx, manifest)
         ids = aws.client("athena").list_query_executions()["QueryExecutionIds"]
@@ -175,7 +177,7 @@ def test_reweighted_user_rows_carry_the_inclusion_probability(small_lake: Path, 
     ctx, manifest = prepare_run(str(tmp_path / "runs" / "w-000000000007"), small_lake,
                                 manifest_data(sampling={"strategy": "revenue_weighted", "rate": 0.3, "seed": 3}))
     side = drift.slice_side(ctx, manifest)
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet"))
+    users = ctx.storage.read_parquet(ctx.uri("slice", "users.parquet"))
     expected = [1.0 / p for p in users.column("inclusion_probability").to_pylist()]
     assert side.users.column("weight").to_pylist() == pytest.approx(expected)
     assert side.users.column("user_id").to_pylist() == users.column("user_id").to_pylist()

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from testbed.adapters import kinesis, run_resources, state_table, storage
+from testbed.adapters import kinesis, run_resources, state_table
 from testbed.adapters.embedded_aws import embedded_aws
 from testbed.core import stream_fold
 from testbed.core.ranking_session import compute_features
@@ -80,9 +80,9 @@ def _stage(lake: Path, events: pa.Table, manifest: Manifest, run_id: str = "repl
     invocation.clients.client("s3").create_bucket(Bucket=BUCKET)
     ctx = RunContext(run_id, f"s3://{BUCKET}/runs/{run_id}", str(lake), invocation)
     items = pq.read_table(lake / "items")
-    storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
-    storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
-    storage.write_parquet(ctx.uri("slice", "items.parquet"), items)
+    ctx.storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
+    ctx.storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
+    ctx.storage.write_parquet(ctx.uri("slice", "items.parquet"), items)
     return StreamRun(ctx, manifest, events, items)
 
 
@@ -114,7 +114,7 @@ def _consumed_ids(run: StreamRun) -> list[str]:
 
 
 def _stream_tables(run: StreamRun) -> dict[str, pa.Table]:
-    return {e: storage.read_parquet(run.ctx.uri("features", f"stream_{e}.parquet")) for e in ("user", "item",
+    return {e: run.ctx.storage.read_parquet(run.ctx.uri("features", f"stream_{e}.parquet")) for e in ("user", "item",
                                                                                                  "user_category")}
 
 
@@ -168,10 +168,10 @@ def test_round_trip_is_exact_and_uses_ceil_n_over_500_calls(staged: StreamRun,
     consumed = _consumed_ids(staged)
     assert len(consumed) == n and set(consumed) == staged.event_ids()
     result = features_step.run_features(staged.ctx, staged.manifest)
-    parity = storage.read_json(staged.ctx.uri("features", "parity.json"))
+    parity = staged.ctx.storage.read_json(staged.ctx.uri("features", "parity.json"))
     assert result["parity_mismatches"] == 0 and parity["mismatches"] == 0 and parity["examples"] == []
     assert parity["rows_stream"] == parity["rows_batch"] > SLICE_USERS
-    summary = storage.read_json(staged.ctx.uri("replay.json"))
+    summary = staged.ctx.storage.read_json(staged.ctx.uri("replay.json"))
     assert summary["published"] == n and summary["put_calls"] == len(puts.batches)
     assert sum(s["records"] for s in summary["shards"]) == n
     assert all(int(s["first_sequence"]) <= int(s["last_sequence"]) for s in summary["shards"])
@@ -184,7 +184,7 @@ def test_partial_failures_on_10_percent_lose_nothing_and_duplicate_nothing(
     consumed = _consumed_ids(staged)
     assert injected["failed"] > 0.08 * staged.events.num_rows
     assert len(consumed) == len(set(consumed)) and set(consumed) == staged.event_ids()
-    summary = storage.read_json(staged.ctx.uri("replay.json"))
+    summary = staged.ctx.storage.read_json(staged.ctx.uri("replay.json"))
     assert summary["retried_entries"] == injected["failed"]
     assert set(summary["errors"]) == {"ProvisionedThroughputExceededException", "InternalFailure"}
     assert features_step.run_features(staged.ctx, staged.manifest)["parity_mismatches"] == 0
@@ -252,7 +252,7 @@ def test_a_publisher_killed_after_a_call_resends_it_and_the_consumer_drops_the_d
     with pytest.raises(RuntimeError):
         replay.run_replay(staged.ctx, staged.manifest, unlimited, sleep=lambda _: None)
     _replay_and_consume(staged)
-    stats = storage.read_json(staged.ctx.uri("features", "stream_stats.json"))
+    stats = staged.ctx.storage.read_json(staged.ctx.uri("features", "stream_stats.json"))
     assert stats["duplicates_dropped"] == MAX_RECORDS  # the third batch went out twice
     assert stats["records_read"] == staged.events.num_rows + MAX_RECORDS
     assert set(_consumed_ids(staged)) == staged.event_ids()
@@ -279,7 +279,7 @@ def test_each_users_events_reach_the_consumer_in_event_time_order(staged: Stream
                 break
     assert set(arrived) == set(by_user_lake)
     assert all(sequence == sorted(sequence) for sequence in arrived.values())
-    assert storage.read_json(staged.ctx.uri("features", "stream_stats.json"))["arrived_out_of_order"] == 0
+    assert staged.ctx.storage.read_json(staged.ctx.uri("features", "stream_stats.json"))["arrived_out_of_order"] == 0
 
 
 def test_five_mebibytes_bind_before_500_records_for_large_payloads(
@@ -340,12 +340,12 @@ def test_a_stale_stream_and_table_from_a_crashed_run_are_replaced(staged: Stream
 
 def test_teardown_deletes_stream_table_and_scratch(staged: StreamRun) -> None:
     _replay_and_consume(staged)
-    assert storage.list_keys(staged.ctx.scratch() + "/")
+    assert staged.ctx.storage.list_keys(staged.ctx.scratch() + "/")
     result = teardown.run_teardown(staged.ctx)
     assert result["stream_deleted"] and result["table_deleted"] and result["deleted_objects"] > 0
     assert staged.kinesis.list_streams()["StreamNames"] == []
     assert staged.dynamodb.list_tables()["TableNames"] == []
-    assert list(storage.list_keys(staged.ctx.scratch() + "/")) == []
+    assert list(staged.ctx.storage.list_keys(staged.ctx.scratch() + "/")) == []
     assert teardown.run_teardown(staged.ctx) == {"deleted_objects": 0, "stream_deleted": False,
                                                  "table_deleted": False}
 
@@ -364,7 +364,7 @@ def test_a_stream_value_that_differs_fails_parity_naming_the_feature(
     _replay_and_consume(staged)
     with pytest.raises(ParityError, match=r"u_revenue_\d+d|uc_revenue_\d+d|i_revenue_\d+d"):
         features_step.run_features(staged.ctx, staged.manifest)
-    parity = storage.read_json(staged.ctx.uri("features", "parity.json"))
+    parity = staged.ctx.storage.read_json(staged.ctx.uri("features", "parity.json"))
     assert parity["mismatches"] >= 1 and parity["examples"]
     assert {e["feature"] for e in parity["examples"]} <= {f for f in parity["features_mismatched"]}
 

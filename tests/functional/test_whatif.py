@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from testbed.adapters import storage
 from testbed.core import metrics
 from testbed.core.whatif import pick_users
 from testbed.errors import ManifestError
@@ -62,12 +61,12 @@ def test_whatif_shape_and_the_graceful_verdict(scored: Any) -> None:
 
 def test_whatif_baseline_scores_exactly_like_the_score_step(scored: Any) -> None:
     ctx, _, labels, _, document = scored
-    users = storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist()
+    users = ctx.storage.read_parquet(ctx.uri("slice", "users.parquet")).column("user_id").to_pylist()
     chosen = pa.array(pick_users(users, document["users"], np.random.default_rng(document["seed"])), pa.string())
-    rankings = storage.read_parquet(ctx.uri("scores", "shard-00000.parquet"))
+    rankings = ctx.storage.read_parquet(ctx.uri("scores", "shard-00000.parquet"))
     subset = rankings.filter(pc.is_in(rankings.column("user_id"), value_set=chosen))
     sub_labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
-    catalogue = storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"]
+    catalogue = ctx.storage.read_json(ctx.uri("slice", "stats.json"))["catalogue_size"]
     expected = metrics.aggregate(metrics.per_user_metrics(subset, sub_labels, 10), subset, 10, catalogue)["models"]
     baseline = document["scenarios"][1]["baseline"]  # the price scenario: catalogue size unchanged
     for role in ("control", "candidate"):
@@ -95,7 +94,7 @@ def test_no_whatif_block_writes_nothing(scored: Any, monkeypatch: pytest.MonkeyP
     plain = manifest.model_copy(update={"whatif": None})
     touched: list[str] = []
     for name in ("read_json", "read_parquet", "read_bytes", "write_json", "write_parquet"):
-        monkeypatch.setattr(storage, name, lambda uri, *_, _name=name, **__: touched.append(f"{_name} {uri}"))
+        monkeypatch.setattr(ctx.storage, name, lambda uri, *_, _name=name, **__: touched.append(f"{_name} {uri}"))
     assert run_whatif(ctx, plain) == {"scenarios": 0, "skipped": "the manifest has no whatif block"}
     assert touched == []
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from testbed import steps, workflow
-from testbed.adapters import storage
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.cli import main
 from testbed.errors import RunFailedError, TransientError
@@ -188,9 +187,9 @@ def test_teardown_runs_after_a_failure_and_empties_the_scratch_prefix(
         raise RuntimeError("evaluate broke")
 
     def watched(ctx: Any) -> Any:
-        assert list(storage.list_keys(ctx.scratch() + "/"))  # the shard plans are there before
+        assert list(ctx.storage.list_keys(ctx.scratch() + "/"))  # the shard plans are there before
         result = original(ctx)
-        remaining.extend(storage.list_keys(ctx.scratch() + "/"))
+        remaining.extend(ctx.storage.list_keys(ctx.scratch() + "/"))
         return result
 
     monkeypatch.setattr(evaluate_step, "run_evaluate", broken)

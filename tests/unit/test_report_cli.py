@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from testbed.adapters.storage import UriStorage
 from testbed.cli import main
 from testbed.cli_output import error_line, error_result, hint_for, run_result, summary_lines
 from testbed.errors import (
@@ -45,7 +46,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 def test_run_result_validates_and_lists_failed_gates_first(run_dir: Path) -> None:
     (run_dir / "report.md").write_text("x")
-    result = run_result("run", "local", str(run_dir), decision="FAIL", run_id=report_run.RUN_ID)
+    result = run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL", run_id=report_run.RUN_ID)
     validate(result, "run-result.schema.json")
     assert (result["decision"], result["exit_code"], result["error"]) == ("FAIL", 1, None)
     assert [(g["name"], g["outcome"]) for g in result["gates"]][:2] == [("revenue-floor", "fail"),
@@ -62,18 +63,18 @@ def test_run_result_validates_and_lists_failed_gates_first(run_dir: Path) -> Non
 
 
 def test_the_schema_rejects_a_result_whose_exit_code_contradicts_its_decision(run_dir: Path) -> None:
-    result = run_result("run", "local", str(run_dir), decision="FAIL")
+    result = run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL")
     result["exit_code"] = 0
     with pytest.raises(jsonschema.ValidationError):
         validate(result, "run-result.schema.json")
-    result = run_result("run", "local", str(run_dir), decision="FAIL")
+    result = run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL")
     result["gates"][0]["outcome"] = "maybe"
     with pytest.raises(jsonschema.ValidationError):
         validate(result, "run-result.schema.json")
 
 
 def test_a_deployed_run_not_waited_for_has_no_decision() -> None:
-    result = run_result("run", "deployed", None, decision=None, status="RUNNING", execution_arn="arn:x")
+    result = run_result(UriStorage(), "run", "deployed", None, decision=None, status="RUNNING", execution_arn="arn:x")
     validate(result, "run-result.schema.json")
     assert (result["exit_code"], result["record"], result["gates"]) == (0, None, [])
 
@@ -81,7 +82,7 @@ def test_a_deployed_run_not_waited_for_has_no_decision() -> None:
 def test_summary_is_aligned_and_names_failures_drift_and_reports(run_dir: Path) -> None:
     (run_dir / "report.md").write_text("x")
     (run_dir / "report.html").write_text("x")
-    lines = summary_lines(run_result("run", "local", str(run_dir), decision="FAIL"))
+    lines = summary_lines(run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL"))
     assert lines[0] == "decision    FAIL  [4 gates: 1 fail, 1 inconclusive, 2 pass]"
     assert lines[1] == "reason      revenue-floor (all): candidate revenue@10 3.25 below 4.5"
     header = next(i for i, ln in enumerate(lines) if ln.startswith("metric"))
@@ -177,11 +178,11 @@ def test_report_command_on_a_folder_without_a_record(tmp_path: Path, capsys: pyt
 
 
 def test_report_command_on_s3(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from testbed.adapters import storage
     from testbed.adapters.embedded_aws import embedded_aws
 
     with embedded_aws() as aws:
         aws.client("s3").create_bucket(Bucket="reports")
+        storage = UriStorage(aws.client("s3"))
         for path in run_dir.rglob("*"):
             if path.is_file():
                 storage.write_bytes(f"s3://reports/runs/{run_dir.name}/{path.relative_to(run_dir)}", path.read_bytes())
@@ -230,7 +231,7 @@ def test_compare_reports_metric_and_drift_changes(run_dir: Path, tmp_path: Path)
     drift["features"][1]["drifted"] = True  # u_views_7d
     drift["features"][2]["drifted"] = False  # i_price
     (other / "drift.json").write_text(json.dumps(drift))
-    result = compare(load_run(str(run_dir)), load_run(str(other)))
+    result = compare(load_run(UriStorage(), str(run_dir)), load_run(UriStorage(), str(other)))
     ndcg = next(m for m in result["metrics"] if m["metric"] == "ndcg@10")
     assert ndcg["a"] == pytest.approx(0.012) and ndcg["change"] == pytest.approx(-0.032)
     assert result["drift"]["newly_drifted"] == ["u_views_7d"] and result["drift"]["no_longer_drifted"] == ["i_price"]

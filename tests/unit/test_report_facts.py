@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from testbed.adapters.storage import UriStorage
 from testbed.report import facts
 from testbed.report.inputs import inclusion_by_stratum, load_run, popularity_shares, score_histograms
 from tests.unit import report_run
@@ -136,12 +137,12 @@ def test_drift_ranking_and_measure() -> None:
 def test_load_run_reads_everything_and_lists_what_is_missing(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path, whatif=False, skip=("latency.json", "features/batch_item.parquet"))
     (run / "features" / "parity.json").write_text("{not json")
-    data = load_run(str(run))
+    data = load_run(UriStorage(), str(run))
     assert data.run_id == report_run.RUN_ID and data.decision == "FAIL" and data.k == 10
     assert data.gates is not None and data.metrics is not None and data.drift is not None
     assert data.whatif is None and data.latency is None and data.parity is None and data.popularity is None
     assert data.scores is not None and data.inclusion is not None
     assert set(data.missing) == {"whatif.json", "latency.json", "features/parity.json (unreadable: JSONDecodeError)",
                                  "features/batch_item.parquet"}
-    light = load_run(str(run), derived=False)
+    light = load_run(UriStorage(), str(run), derived=False)
     assert light.scores is None and light.inclusion is None and light.gates is not None

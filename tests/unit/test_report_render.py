@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from testbed.adapters.storage import UriStorage
 from testbed.invocation import Invocation
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.report import write_run_reports
@@ -25,7 +26,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
-    text = render_markdown(load_run(str(run_dir)))
+    text = render_markdown(load_run(UriStorage(), str(run_dir)))
     lines = text.splitlines()
     assert lines[0] == f"# Testbed run `{report_run.RUN_ID}`: **FAIL**"
     assert lines[2] == "- revenue-floor (all): candidate revenue@10 3.25 below 4.5"
@@ -38,7 +39,7 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
 
 
 def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Path) -> None:
-    text = render_markdown(load_run(str(run_dir)))
+    text = render_markdown(load_run(UriStorage(), str(run_dir)))
     lines = text.splitlines()
     start = lines.index("## Top deltas (all users, K=10; bca-bootstrap, 95%)")
     assert lines[start + 4].startswith("| recall@10 | 0.2000 | 0.2500 | +0.0500 | +25.0% | [+0.0300, +0.0700] |")
@@ -56,12 +57,12 @@ def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Pat
 
 def test_markdown_without_drift_or_gates_says_so(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path, drift=False, skip=("gates.json",))
-    text = render_markdown(load_run(str(run)))
+    text = render_markdown(load_run(UriStorage(), str(run)))
     assert "No drift diagnostics in this run." in text and "No gates.json in this run." in text
 
 
 def test_many_gates_list_only_failures_and_count_the_rest(run_dir: Path) -> None:
-    data = load_run(str(run_dir))
+    data = load_run(UriStorage(), str(run_dir))
     assert data.gates is not None
     passing = data.gates.gates[0]
     more = [passing.model_copy(update={"stratum": f"s{i}"}) for i in range(20)]
@@ -75,7 +76,7 @@ def test_markdown_of_an_error_record(tmp_path: Path) -> None:
     run = tmp_path / "err"
     run.mkdir()
     (run / "run.json").write_text(report_run.error_record("x-0123456789ab", "score", "score: StepError: boom"))
-    text = render_markdown(load_run(str(run)))
+    text = render_markdown(load_run(UriStorage(), str(run)))
     assert text.splitlines()[:3] == ["# Testbed run `x-0123456789ab`: **ERROR**", "", "- score: StepError: boom"]
     assert "The run stopped in step `score`" in text
 
@@ -85,7 +86,7 @@ def _visible_text(page: str) -> str:
 
 
 def test_html_shows_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
-    page = html_report.render_html(load_run(str(run_dir)), strict=True)
+    page = html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
     callout = page[page.index('id="failed-gates"'):]
     callout = callout[:callout.index("</div>")]
     assert "revenue-floor (revenue@10)" in callout and "observed 3.2500" in callout and "threshold 4.5000" in callout
@@ -98,7 +99,7 @@ def test_html_shows_the_failed_gate_first_with_its_numbers(run_dir: Path) -> Non
 
 
 def test_html_has_every_section_and_chart(run_dir: Path) -> None:
-    page = html_report.render_html(load_run(str(run_dir)), strict=True)
+    page = html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
     charts = re.findall(r'<figure class="chart" data-chart="([^"]+)"><svg', page)
     assert charts == ["forest-ndcg-not-worse", "composition", "inclusion", "drift-ranking", "drift-daily-i-revenue-30d",
                       "drift-daily-i-price", "scores", "coverage", "popularity"]
@@ -112,19 +113,19 @@ def test_html_has_every_section_and_chart(run_dir: Path) -> None:
 
 
 def test_html_is_self_contained_and_deterministic(run_dir: Path) -> None:
-    data = load_run(str(run_dir))
+    data = load_run(UriStorage(), str(run_dir))
     page = html_report.render_html(data, strict=True)
     assert "<script" not in page.lower()
     assert not re.search(r"""(?:src|href)\s*=\s*["'](?!#)""", page)  # no loaded resource of any kind
     assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", page) and "@import" not in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "Generated with pygal" not in page  # the dated generator comment is dropped
-    assert page == html_report.render_html(load_run(str(run_dir)), strict=True)
+    assert page == html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
 
 
 def test_html_escapes_run_data(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path)
-    data = load_run(str(run))
+    data = load_run(UriStorage(), str(run))
     assert data.gates is not None
     rows = list(data.gates.gates)
     rows[2] = rows[2].model_copy(update={"name": "<img src=x onerror=alert(1)>"})
@@ -137,7 +138,7 @@ def test_html_degrades_when_inputs_are_missing(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path, drift=False, whatif=False, parquet=False,
                                skip=("metrics.json", "latency.json"))
     errors: list[str] = []
-    page = html_report.render_html(load_run(str(run)), strict=True, errors=errors)
+    page = html_report.render_html(load_run(UriStorage(), str(run)), strict=True, errors=errors)
     text = _visible_text(page)
     for needle in ("No drift diagnostics in this run.", "No metrics.json in this run.",
                    "No rankings in this run: no score distributions.", "No coverage in metrics.json.",
@@ -153,7 +154,7 @@ def test_a_failing_section_is_noted_unless_strict(run_dir: Path, monkeypatch: py
 
     monkeypatch.setattr(html_report, "SECTIONS", [(n, broken if n == "drift" else f)
                                                   for n, f in html_report.SECTIONS])
-    data = load_run(str(run_dir))
+    data = load_run(UriStorage(), str(run_dir))
     errors: list[str] = []
     page = html_report.render_html(data, errors=errors)
     assert errors == ["drift: ValueError: bad drift row"]
@@ -164,7 +165,7 @@ def test_a_failing_section_is_noted_unless_strict(run_dir: Path, monkeypatch: py
 
 
 def test_write_reports_writes_both_files(run_dir: Path) -> None:
-    rendered = render.write_reports(str(run_dir), strict=True)
+    rendered = render.write_reports(UriStorage(), str(run_dir), strict=True)
     assert (run_dir / "report.md").read_text() == rendered.markdown
     assert (run_dir / "report.html").read_text() == rendered.html
     assert rendered.errors == [] and set(rendered.uris) == {"report.md", "report.html"}
@@ -179,8 +180,8 @@ def test_record_step_writes_a_minimal_report_when_rendering_fails(run_dir: Path,
     record = report_run.record_doc("FAIL", ["revenue-floor (all): candidate revenue@10 3.25 below 4.5"])
     ctx = RunContext(report_run.RUN_ID, str(run_dir), "/lake", Invocation.outside_lambda())
     result = write_run_reports(ctx, record)
-    assert result["written"] is True and result["errors"] == ["RuntimeError: renderer broke"]
-    assert result["files"] == ["report.html", "report.md"]
+    assert result.written is True and result.errors == ["RuntimeError: renderer broke"]
+    assert result.files == ["report.html", "report.md"]
     markdown = (run_dir / "report.md").read_text()
     assert markdown.startswith(f"# Testbed run `{report_run.RUN_ID}`: **FAIL**\n\n- revenue-floor (all)")
     assert "could not be rendered (RuntimeError: renderer broke)" in markdown
@@ -189,26 +190,27 @@ def test_record_step_writes_a_minimal_report_when_rendering_fails(run_dir: Path,
 
 
 def test_record_step_survives_even_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> bool:
-        raise PermissionError("read-only bucket")
+    class ReadOnly(UriStorage):
+        def write_bytes(self, *args: Any, **kwargs: Any) -> bool:
+            raise PermissionError("read-only bucket")
 
-    monkeypatch.setattr(render.storage, "write_bytes", refuse)
     run = report_run.write_run(tmp_path)
-    result = write_run_reports(RunContext(report_run.RUN_ID, str(run), "/lake", Invocation.outside_lambda()),
+    invocation = Invocation.on(ReadOnly())
+    result = write_run_reports(RunContext(report_run.RUN_ID, str(run), "/lake", invocation),
                                report_run.record_doc("FAIL", []))
-    assert result == {"written": False, "files": [], "errors": ["PermissionError: read-only bucket"]}
+    assert result.model_dump() == {"written": False, "files": [], "errors": ["PermissionError: read-only bucket"]}
 
 
 def test_strict_rendering_raises_instead_of_falling_back(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path)
     (run / "metrics.json").write_text('{"k": 10, "deltas": {"all": {"ndcg@10": {"delta": "oops", "relative": []}}}}')
-    rendered = render.render_run(str(run), strict=True)  # odd values are shown as they are, not crashed on
+    rendered = render.render_run(UriStorage(), str(run), strict=True)  # odd values are shown as they are
     assert "ndcg@10" in rendered.markdown
 
 
 def test_a_daily_series_without_values_is_a_note_not_an_empty_chart(tmp_path: Path) -> None:
     run = report_run.write_run(tmp_path)
-    data = load_run(str(run))
+    data = load_run(UriStorage(), str(run))
     assert data.drift is not None
     quiet_day = data.drift.daily["i_price"].model_copy(update={"psi": [None, None]})
     data.drift = data.drift.model_copy(update={"daily": {**data.drift.daily, "i_price": quiet_day}})

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from testbed.adapters.storage import UriStorage
 from testbed.invocation import Invocation
 from testbed.pipeline.context import RunContext
 from testbed.record import io
@@ -127,13 +128,14 @@ def test_a_configured_scratch_root_moves_only_the_scratch_prefix() -> None:
 def test_write_checks_and_read_returns_the_model(tmp_path: Path) -> None:
     layout = RunLayout.of(str(tmp_path), report_run.RUN_ID)
     stats = report_run.stats_model()
-    assert io.write(layout.slice_stats, stats)
-    assert not io.write(layout.slice_stats, stats, if_absent=True)
-    assert io.read(layout.slice_stats) == stats
+    storage = UriStorage()
+    assert io.write(storage, layout.slice_stats, stats)
+    assert not io.write(storage, layout.slice_stats, stats, if_absent=True)
+    assert io.read(storage, layout.slice_stats) == stats
     with pytest.raises(PydanticSerializationError):
-        io.write(layout.slice_stats, report_run.stats_doc())  # a plain dict is not the model
+        io.write(storage, layout.slice_stats, report_run.stats_doc())  # a plain dict is not the model
     with pytest.raises(ValidationError):
-        io.write(layout.slice_stats, report_run.parity_model())  # nor is another document
+        io.write(storage, layout.slice_stats, report_run.parity_model())  # nor is another document
 
 
 def test_the_report_fixture_is_a_valid_run_record(tmp_path: Path) -> None:
