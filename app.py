@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
 
-from pathlib import Path  # noqa: E402
-
-from aws_cdk import App, Validations  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
-
-from infra.config import EnvironmentConfig, build_config, resolve_layer_dirs  # noqa: E402
-from infra.stacks import DataStack, WorkflowStack  # noqa: E402
+from infra.config import EnvironmentConfig, build_config, resolve_layer_dirs
+from infra.stacks import DataStack, WorkflowStack
 
 ROOT = Path(__file__).resolve().parent
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pipeline import BENCH_SECRET, LAKE_END, LAKE_SEED, SCALES, say, window  # noqa: E402
+from benchmarks.pipeline import LAKE_END, LAKE_SEED, SCALES, bench_settings, say, window  # noqa: E402
 
 TARGET_EVENTS_PER_S = 15_000.0
 UNPATCHED_EVENTS = 100_000
@@ -104,10 +104,6 @@ def moto_unpatched(payloads: list[tuple[str, bytes]]) -> dict[str, Any]:
 
 
 def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
-    import os
-
-    os.environ.setdefault("TESTBED_PII_SECRET", BENCH_SECRET)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     from testbed.adapters.embedded_aws import embedded_aws
     from testbed.invocation import Invocation
     from testbed.manifest import parse_manifest
@@ -126,7 +122,7 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
                               "started_at": datetime.now().isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory() as local:  # payloads without the embedded AWS: moto stays unpatched
         staging = RunContext("replay-bench-000000000000", f"{local}/runs/replay-bench-000000000000", str(lake),
-                             Invocation.outside_lambda())
+                             Invocation.outside_lambda(bench_settings()))
         staging.storage.write_parquet(staging.uri("slice", "events.parquet"), events)
         keys, payloads, _ = replay.stream_records(staging)
         pairs = list(zip(keys, payloads, strict=True))
@@ -135,7 +131,7 @@ def run(scale_name: str, reuse: Path | None) -> dict[str, Any]:
     with embedded_aws() as aws:
         aws.client("s3").create_bucket(Bucket=BUCKET)
         ctx = RunContext("replay-bench-000000000000", f"s3://{BUCKET}/runs/replay-bench-000000000000", str(lake),
-                         Invocation.outside_lambda())
+                         Invocation.outside_lambda(bench_settings()))
         ctx.storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
         ctx.storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
         ctx.storage.write_parquet(ctx.uri("slice", "items.parquet"), ctx.storage.read_parquet(str(lake / "items" /
