@@ -307,7 +307,16 @@ class WhatIf(Strict):
 
 
 class Pii(Strict):
+    """Columns replaced by keyed hashes in the slice (`mask`), and columns that look personal but are not
+    (`allow`); validation refuses any other lake column that looks personal."""
+
     mask: list[Annotated[str, Field(pattern=COLUMN.pattern)]] = Field(default_factory=lambda: ["email"])
+    allow: list[Annotated[str, Field(pattern=COLUMN.pattern)]] = Field(
+        default_factory=list, description="Columns the PII check flags (by name or values) that hold no personal "
+        "data, e.g. a product name; they are neither masked nor refused.")
+
+    def masks(self, column: str) -> bool:
+        return column.lower() in {c.lower() for c in self.mask}
 
 
 class Manifest(Strict):
@@ -347,6 +356,28 @@ class Manifest(Strict):
             for name in self.drift.features:
                 if name not in known:
                     raise ValueError(f"drift.features.{name}: unknown feature (known: e.g. {', '.join(known[:3])})")
+        return self
+
+    @model_validator(mode="after")
+    def _masked_values_never_echoed(self) -> Manifest:
+        """A masked column's raw values must not reach the record: strata labels, filter values and what-if
+        categories are all written out (metrics.json, gates.json, drift.json, manifest.json, the reports)."""
+        for i, column in enumerate(self.sampling.strata):
+            if self.pii.masks(column):
+                raise ValueError(f"sampling.strata.{i}: column {column} is masked (pii.mask); its values would "
+                                 "label every per-stratum result: stratify on a column that is not masked")
+        for i, flt in enumerate(self.segment.filters):
+            if self.pii.masks(flt.column) and flt.op not in ("is_null", "not_null"):
+                raise ValueError(f"segment.filters.{i}: column {flt.column} is masked (pii.mask); a filter value "
+                                 "on it would be kept raw in the run record: filter on user_id instead (only "
+                                 "is_null and not_null are allowed on a masked column)")
+        for i, scenario in enumerate(self.whatif.scenarios if self.whatif else []):
+            if scenario.category is not None and self.pii.masks("category"):
+                raise ValueError(f"whatif.scenarios.{i}.category: column category is masked (pii.mask); a "
+                                 "price_shift names one of its raw values")
+        for i, column in enumerate(self.pii.allow):
+            if self.pii.masks(column):
+                raise ValueError(f"pii.allow.{i}: column {column} is also in pii.mask; name it in one list")
         return self
 
     def canonical_json(self) -> str:

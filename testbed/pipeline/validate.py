@@ -17,6 +17,7 @@ from testbed.core.slice_sql import partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
+from testbed.pipeline.validate_pii import check_unmasked_pii
 from testbed.record import io
 from testbed.record.layout import RunLayout
 from testbed.record.run import ModelProvenance, RunRecord
@@ -52,7 +53,9 @@ def check_rows(engine: Engine, manifest: Manifest) -> None:
     for dataset, column, problem, sql in lake_contract.row_checks(window):
         rows = engine.query(sql).to_pylist()
         if rows:
-            example = next(iter(rows[0].values()))
+            shown, example = next(iter(rows[0].items()))
+            if manifest.pii.masks(shown):  # e.g. a masked user_id: name the problem, never the value
+                raise LakeError(f"lake {dataset}/: column {column}: {problem} (example withheld: {shown} is masked)")
             raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r})")
     count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
     if count == 0:
@@ -77,6 +80,9 @@ def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]
     for i, column in enumerate(manifest.pii.mask):
         if column not in everywhere and explicit:
             raise ManifestError(f"manifest: pii.mask.{i}: column {column!r} is in no lake dataset")
+    for i, column in enumerate(manifest.pii.allow):
+        if column not in everywhere:
+            raise ManifestError(f"manifest: pii.allow.{i}: column {column!r} is in no lake dataset")
 
 
 def check_model_file(data: bytes, source: str) -> None:
@@ -126,6 +132,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
     try:
         columns = check_schema(engine)
         check_manifest_columns(manifest, columns)
+        check_unmasked_pii(engine, manifest, columns)
         check_rows(engine, manifest)
     finally:
         engine.close()
