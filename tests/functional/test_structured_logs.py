@@ -16,16 +16,20 @@ from testbed.observability import logger, step_handler
 
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
-    """The shared logger's output, at INFO, into a buffer (its handler keeps the stream it was created with)."""
+    """The shared logger's output, at INFO, into a buffer (its handler keeps the stream it was created with).
+
+    The stream is swapped without setStream, which flushes the old one: when an earlier test of the same process
+    created the logger under pytest's output capture, that stream is closed by now."""
     log = logger()
     stream = io.StringIO()
-    previous_stream = log.registered_handler.setStream(stream)
+    handler = log.registered_handler
+    previous_stream, handler.stream = handler.stream, stream
     previous_level = log.log_level
     log.setLevel("INFO")
     try:
         yield stream
     finally:
-        log.registered_handler.setStream(previous_stream)
+        handler.stream = previous_stream
         log.setLevel(previous_level)
 
 

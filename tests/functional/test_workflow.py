@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from testbed import steps, workflow
+from testbed import remote, steps, workflow
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.cli import main
 from testbed.errors import RunFailedError, TransientError
@@ -228,6 +228,14 @@ def test_a_failing_branch_records_its_own_step_and_tears_down(
     assert not (record_path.parent / "gates.json").exists()
 
 
+@pytest.fixture
+def quick_follow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --wait` polls a deployed execution every 2 s or more; the stand-in executions below end at once, so
+    the follower polls them every 10 ms instead (the exit codes and output under test do not depend on it)."""
+    original = remote.follow
+    monkeypatch.setattr(remote, "follow", lambda *args, **kwargs: original(*args, **{**kwargs, "poll_s": 0.01}))
+
+
 def _fake_machine(aws: EmbeddedAWS, final: dict[str, Any] | None, error: str | None = None) -> str:
     """A stand-in workflow whose execution ends like a real one would (output shape or failure)."""
     if error:
@@ -253,6 +261,7 @@ def _output(decision: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("decision", "code"), [("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 3)])
+@pytest.mark.usefixtures("quick_follow")
 def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     path = _deployed_manifest(manifest_data, write_manifest)
@@ -265,6 +274,7 @@ def test_ci_entry_point_exit_codes(decision: str, code: int, manifest_data: dict
 
 
 @pytest.mark.parametrize(("error", "code"), [("RunFailedError", 4), ("ManifestError", 2), ("RuntimeError", 4)])
+@pytest.mark.usefixtures("quick_follow")
 def test_ci_entry_point_failed_execution(error: str, code: int, manifest_data: dict[str, Any], write_manifest: Any,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = _deployed_manifest(manifest_data, write_manifest)
