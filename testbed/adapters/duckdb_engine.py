@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
+from testbed.adapters.local_files import files_under
 from testbed.adapters.storage import Storage, is_s3
 from testbed.core.duck import fetch
 from testbed.errors import LakeError, QueryInputError
@@ -25,6 +26,7 @@ from testbed.errors import LakeError, QueryInputError
 _MACROS = ["CREATE OR REPLACE MACRO from_base(s, b) AS CAST('0x' || s AS BIGINT)"]
 _transpile_lock = threading.Lock()
 _INPUT_ERRORS = (duckdb.ConversionException, duckdb.BinderException)
+DATASETS = ("events", "users", "items")
 
 
 @functools.lru_cache(maxsize=256)
@@ -56,6 +58,29 @@ def mirror_s3_lake(storage: Storage, lake: str, dates: tuple[date, date] | None)
     return target
 
 
+def _ignored(relative: Path) -> bool:
+    """Hidden and bookkeeping files (`.crc`, `_SUCCESS`), as Hive and Spark ignore them."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def dataset_files(root: Path, dataset: str) -> list[Path]:
+    """A dataset's Parquet files through any symbolic links; a data file that is not `.parquet` is refused."""
+    folder = root / dataset
+    files = files_under(folder) if folder.is_dir() else []
+    for path in files:
+        relative = path.relative_to(root)
+        if path.suffix != ".parquet" and not _ignored(relative):
+            raise LakeError(f"lake {relative}: not a Parquet file (a {dataset}/ data file must end in .parquet)")
+    parquet = [path for path in files if path.suffix == ".parquet"]
+    if not parquet:
+        raise LakeError(f"lake {root}: dataset {dataset}/ is missing or has no Parquet files")
+    return parquet
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
 class DuckDBEngine:
     """Registers `events`, `users` and `items` views over a lake root and runs Trino SQL on them."""
 
@@ -81,8 +106,7 @@ class DuckDBEngine:
 
         The dataset views read with union_by_name, which would quietly fill a column missing from one file.
         """
-        glob = str(self.root / dataset / "**" / "*.parquet").replace("'", "''")
-        rows = fetch(self.con, f"SELECT file_name, list(name) AS names FROM parquet_schema('{glob}') "
+        rows = fetch(self.con, f"SELECT file_name, list(name) AS names FROM parquet_schema({self._files[dataset]}) "
                                "GROUP BY file_name ORDER BY file_name").to_pylist()
         for row in rows:
             for column in required:
@@ -91,15 +115,13 @@ class DuckDBEngine:
         return None
 
     def _register(self, root: Path) -> None:
-        for dataset in ("events", "users", "items"):
-            if not (root / dataset).is_dir() or not any((root / dataset).rglob("*.parquet")):
-                raise LakeError(f"lake {root}: dataset {dataset}/ is missing or has no Parquet files")
-        glob = str(root / "events" / "**" / "*.parquet").replace("'", "''")
-        self.con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
-                         "hive_types = {'event_date': DATE}, union_by_name = true)")
+        """One view per dataset over the explicit list of its Parquet files (the ones the fingerprint hashed)."""
+        self._files = {dataset: _sql_list(dataset_files(root, dataset)) for dataset in DATASETS}
+        self.con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({self._files['events']}, "
+                         "hive_partitioning = true, hive_types = {'event_date': DATE}, union_by_name = true)")
         for dataset in ("users", "items"):
-            path = str(root / dataset / "**" / "*.parquet").replace("'", "''")
-            self.con.execute(f"CREATE VIEW {dataset} AS SELECT * FROM read_parquet('{path}', union_by_name = true)")
+            self.con.execute(f"CREATE VIEW {dataset} AS SELECT * FROM read_parquet({self._files[dataset]}, "
+                             "union_by_name = true)")
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pa.Table:
         """Run one Trino-dialect statement with `?` parameters; return an Arrow table."""
