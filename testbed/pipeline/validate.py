@@ -13,7 +13,7 @@ from testbed.adapters.storage import Storage
 from testbed.core import lake_contract, ranking_data
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
-from testbed.core.slice_sql import partition_range, window_predicate
+from testbed.core.slice_sql import ADDED_USER_COLUMNS, INTERNAL_PREFIX, partition_range, window_predicate
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
@@ -58,6 +58,18 @@ def check_rows(engine: Engine, manifest: Manifest) -> None:
     if count == 0:
         raise LakeError(f"lake events/: no events between time.start {manifest.time.start.isoformat()} "
                         f"and time.end {manifest.time.end.isoformat()}")
+
+
+def check_reserved_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
+    """No lake column may take the place of a column the slice adds or computes (issue 11, case 7)."""
+    for column in ADDED_USER_COLUMNS:
+        if column in columns["users"]:
+            raise LakeError(f"lake users/: column {column!r} is reserved: the slice adds its own {column} "
+                            "to users.parquet; rename the lake column")
+    for i, column in enumerate(manifest.sampling.strata):
+        if column.startswith(INTERNAL_PREFIX):
+            raise ManifestError(f"manifest: sampling.strata.{i}: column {column!r} uses the prefix "
+                                f"{INTERNAL_PREFIX!r} reserved for the slice's own columns")
 
 
 def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
@@ -126,6 +138,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
     try:
         columns = check_schema(engine)
         check_manifest_columns(manifest, columns)
+        check_reserved_columns(manifest, columns)
         check_rows(engine, manifest)
     finally:
         engine.close()
