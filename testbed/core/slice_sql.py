@@ -63,11 +63,15 @@ def _predicate(flt: Filter, params: Params) -> str:
     return f"{col} IS {'NULL' if flt.op == 'is_null' else 'NOT NULL'}"
 
 
-def window_predicate(alias: str, start: datetime, end: datetime) -> str:
+def partition_predicate(alias: str, start: datetime, end: datetime) -> str:
     first, last = partition_range(start, end)
     # Partition bounds as 'YYYY-MM-DD' strings: Glue projects event_date as a string, DuckDB reads it as a date
     # and casts the literal; both prune partitions.
-    return (f"{alias}.event_date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'"
+    return f"{alias}.event_date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'"
+
+
+def window_predicate(alias: str, start: datetime, end: datetime) -> str:
+    return (f"{partition_predicate(alias, start, end)}"
             f" AND {alias}.event_time >= {ts_literal(start)} AND {alias}.event_time < {ts_literal(end)}")
 
 
