@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
+from testbed.adapters.local_files import files_under
 from testbed.adapters.storage import Storage, is_s3
 from testbed.core.duck import fetch
 from testbed.errors import LakeError, QueryInputError
@@ -25,6 +27,7 @@ from testbed.errors import LakeError, QueryInputError
 _MACROS = ["CREATE OR REPLACE MACRO from_base(s, b) AS CAST('0x' || s AS BIGINT)"]
 _transpile_lock = threading.Lock()
 _INPUT_ERRORS = (duckdb.ConversionException, duckdb.BinderException)
+DATASETS = ("events", "users", "items")
 
 
 @functools.lru_cache(maxsize=256)
@@ -56,6 +59,43 @@ def mirror_s3_lake(storage: Storage, lake: str, dates: tuple[date, date] | None)
     return target
 
 
+def _ignored(relative: Path) -> bool:
+    """Hidden and bookkeeping files (`.crc`, `_SUCCESS`), as Hive and Spark ignore them."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def dataset_files(root: Path, dataset: str) -> list[Path]:
+    """A dataset's Parquet files through any symbolic links; a data file that is not `.parquet` is refused."""
+    folder = root / dataset
+    files = files_under(folder) if folder.is_dir() else []
+    for path in files:
+        relative = path.relative_to(root)
+        if path.suffix != ".parquet" and not _ignored(relative):
+            raise LakeError(f"lake {relative}: not a Parquet file (a {dataset}/ data file must end in .parquet)")
+    parquet = [path for path in files if path.suffix == ".parquet"]
+    if dataset == "events":
+        for path in parquet:
+            _check_partition(path.relative_to(root))
+    if not parquet:
+        raise LakeError(f"lake {root}: dataset {dataset}/ is missing or has no Parquet files")
+    return parquet
+
+
+def _check_partition(relative: Path) -> None:
+    """`events/event_date=YYYY-MM-DD/...`: a file elsewhere would be dropped by every partition filter."""
+    key, _, value = relative.parts[1].partition("=") if len(relative.parts) > 2 else ("", "", "")
+    try:
+        valid = key == "event_date" and date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        valid = False
+    if not valid:
+        raise LakeError(f"lake {relative}: not in an event_date=YYYY-MM-DD partition folder")
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
 class DuckDBEngine:
     """Registers `events`, `users` and `items` views over a lake root and runs Trino SQL on them."""
 
@@ -76,30 +116,27 @@ class DuckDBEngine:
             self.con.execute(macro)
         self._register(root)
 
-    def file_missing_column(self, dataset: str, required: list[str]) -> tuple[str, str] | None:
-        """(file, column) for the first Parquet file of a dataset that lacks a required column, or None.
+    def file_columns(self, dataset: str) -> Iterator[tuple[str, dict[str, str]]]:
+        """(file relative to the lake, column name → DuckDB type) per Parquet file of a dataset.
 
-        The dataset views read with union_by_name, which would quietly fill a column missing from one file.
+        The dataset views read with union_by_name, which quietly fills a column missing from one file and
+        widens a column one file types differently (an integer user_id among strings becomes a string).
         """
-        glob = str(self.root / dataset / "**" / "*.parquet").replace("'", "''")
-        rows = fetch(self.con, f"SELECT file_name, list(name) AS names FROM parquet_schema('{glob}') "
-                               "GROUP BY file_name ORDER BY file_name").to_pylist()
-        for row in rows:
-            for column in required:
-                if column not in row["names"]:
-                    return str(Path(row["file_name"]).relative_to(self.root)), column
-        return None
+        for path in self._paths[dataset]:
+            rows = self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({_sql_list([path])})").fetchall()
+            yield str(path.relative_to(self.root)), {str(row[0]): str(row[1]) for row in rows}
 
     def _register(self, root: Path) -> None:
-        for dataset in ("events", "users", "items"):
-            if not (root / dataset).is_dir() or not any((root / dataset).rglob("*.parquet")):
-                raise LakeError(f"lake {root}: dataset {dataset}/ is missing or has no Parquet files")
-        glob = str(root / "events" / "**" / "*.parquet").replace("'", "''")
-        self.con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
-                         "hive_types = {'event_date': DATE}, union_by_name = true)")
-        for dataset in ("users", "items"):
-            path = str(root / dataset / "**" / "*.parquet").replace("'", "''")
-            self.con.execute(f"CREATE VIEW {dataset} AS SELECT * FROM read_parquet('{path}', union_by_name = true)")
+        """One view per dataset over the explicit list of its Parquet files (the ones the fingerprint hashed)."""
+        self._paths = {dataset: dataset_files(root, dataset) for dataset in DATASETS}
+        self._files = {dataset: _sql_list(paths) for dataset, paths in self._paths.items()}
+        for dataset in DATASETS:
+            options = "hive_partitioning = true, hive_types = {'event_date': DATE}, " if dataset == "events" else ""
+            try:  # union_by_name reads every file's footer here
+                self.con.execute(f"CREATE VIEW {dataset} AS SELECT * FROM read_parquet({self._files[dataset]}, "
+                                 f"{options}union_by_name = true)")
+            except duckdb.Error as exc:
+                raise LakeError(f"lake {dataset}/: unreadable Parquet ({str(exc).splitlines()[0][:300]})") from None
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> pa.Table:
         """Run one Trino-dialect statement with `?` parameters; return an Arrow table."""

@@ -15,6 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from testbed.adapters.local_files import files_under
+
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 BULKY_TAG = "testbed:retention=bulky"  # the artifacts bucket's lifecycle rule expires objects tagged so
 _MISSING_CODES = ("404", "NoSuchKey", "NotFound")
@@ -153,7 +155,7 @@ class UriStorage(Storage):
             yield from sorted(str(p) for p in root.rglob("*") if p.is_file())
 
     def fingerprint(self, root: str) -> str:
-        """S3 ETags and sizes, or local file SHA-256s."""
+        """S3 ETags and sizes, or local file SHA-256s (through symbolic links, as the DuckDB engine reads them)."""
         digest = hashlib.sha256()
         if is_s3(root):
             bucket, prefix = split_s3(root.rstrip("/") + "/")
@@ -162,7 +164,7 @@ class UriStorage(Storage):
                 digest.update(f"{key}\t{etag}\t{size}\n".encode())
             return digest.hexdigest()
         base = Path(root)
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        for path in files_under(base) if base.is_dir() else []:
             file_hash = hashlib.sha256()
             with path.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):

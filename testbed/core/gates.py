@@ -67,6 +67,7 @@ class GateInputs:
     strata: list[str] = field(default_factory=list)
     sample_ratio: SampleRatio | None = None
     parity: dict[str, Any] | None = None
+    evaluated_users: int | None = None  # users with per-user metrics (a label in the label window)
 
 
 @dataclass(frozen=True)
@@ -354,13 +355,20 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
     return results
 
 
-def decide(results: list[GateResult]) -> tuple[str, list[str]]:
-    """(decision, one reason line per failed or inconclusive row); no manifest gate at all is INCONCLUSIVE."""
+def decide(results: list[GateResult], evaluated_users: int | None = None) -> tuple[str, list[str]]:
+    """(decision, one reason line per failed or inconclusive row). INCONCLUSIVE, never PASS, when no manifest
+    gate was evaluated, when every manifest gate row saw nothing (n = 0), or when no user was evaluated
+    (`evaluated_users` 0: nobody in the slice has a label, so only safety gates could have passed)."""
     reasons = [f"{r.outcome.upper()} {r.name} [{r.stratum}]: {r.reason}" for r in results if r.outcome != "pass"]
-    if not any(r.kind in MANIFEST_KINDS for r in results):
+    manifest_rows = [r for r in results if r.kind in MANIFEST_KINDS]
+    if not manifest_rows:
         return "INCONCLUSIVE", [*reasons, "no gates were evaluated"]
     if any(r.outcome == "fail" for r in results):
         return "FAIL", reasons
-    if any(r.outcome == "inconclusive" for r in results):
+    if evaluated_users == 0:
+        reasons.append("no user was evaluated: no sampled user has a label in [time.cutoff, time.end)")
+    if all(r.n == 0 for r in manifest_rows):
+        reasons.append("the gates tested nothing: every gate row has n = 0")
+    if reasons:
         return "INCONCLUSIVE", reasons
     return "PASS", []

@@ -32,20 +32,25 @@ def type_accepted(engine_type: str, accepted: tuple[str, ...]) -> bool:
     return base in accepted or (base.startswith("DECIMAL") and "DOUBLE" in accepted)
 
 
-def row_checks(window: str) -> list[tuple[str, str, str, str]]:
+def row_checks(window: str, partitions: str) -> list[tuple[str, str, str, str]]:
     """(dataset, column, problem, Trino SQL returning one example row as a single string) per check.
 
-    `window` is a rendered predicate on alias `e` restricting events to the run's partitions.
+    `window` and `partitions` are rendered predicates on alias `e` restricting events to the run's window and
+    to its partitions (an event outside its partition may also be outside the window).
     """
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     return [
+        ("events", "price", "price is not a finite number",
+         f"SELECT e.event_id FROM events e WHERE {window} AND {_not_finite('e.price')} ORDER BY e.event_id LIMIT 1"),
+        ("items", "price", "price is not a finite number",
+         f"SELECT item_id FROM items WHERE {_not_finite('price')} ORDER BY item_id LIMIT 1"),
         ("events", "event_id", "duplicate event_id",
          f"SELECT e.event_id FROM events e WHERE {window} GROUP BY e.event_id HAVING COUNT(*) > 1 "
          "ORDER BY e.event_id LIMIT 1"),
         ("events", "event_id", "null event_id",
          f"SELECT CAST(e.event_time AS VARCHAR) FROM events e WHERE {window} AND e.event_id IS NULL LIMIT 1"),
         ("events", "event_time", "event outside its event_date partition",
-         f"SELECT e.event_id FROM events e WHERE {window} "
+         f"SELECT e.event_id FROM events e WHERE {partitions} "
          "AND CAST(CAST(e.event_time AS DATE) AS VARCHAR) <> CAST(e.event_date AS VARCHAR) "
          "ORDER BY e.event_id LIMIT 1"),
         ("events", "event_type", f"event_type not in ({', '.join(EVENT_TYPES)})",
@@ -60,6 +65,13 @@ def row_checks(window: str) -> list[tuple[str, str, str, str]]:
         ("items", "item_id", "duplicate item_id",
          "SELECT item_id FROM items GROUP BY item_id HAVING COUNT(*) > 1 ORDER BY item_id LIMIT 1"),
     ]
+
+
+def _not_finite(column: str) -> str:
+    """NaN or ±infinity, on both engines. `x - x` is NaN exactly then; a plain comparison (`isnan`, BETWEEN)
+    is answered by DuckDB from Parquet min/max statistics, which leave NaN out, and misses it."""
+    value = f"CAST({column} AS DOUBLE)"
+    return f"{value} - {value} <> 0"
 
 
 def revenue_cents_sql(alias: str) -> str:

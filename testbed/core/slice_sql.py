@@ -1,7 +1,8 @@
 """Render the slice as SQL in the Athena (Trino) dialect, with filter values as `?` parameters.
 
 Three statements share one `sampled` CTE: sampled users (with inclusion probability), their events in
-[start, end) and the catalogue rows those events touch. Column names are checked against the lake and
+[start, end) and the catalogue rows those events touch. The CTEs' own columns are namespaced (`INTERNAL_PREFIX`)
+so that no lake column used as a stratum can collide with them. Column names are checked against the lake and
 quoted; values are bound; times are rendered from validated datetimes.
 """
 
@@ -16,6 +17,8 @@ from testbed.core.sampling import REVENUE_FLOOR_SHARE, head_rate, uniform_draw_s
 from testbed.manifest import Filter, Manifest
 
 Params = list[Any]
+INTERNAL_PREFIX = "_tb_"  # the slice SQL's own columns; a stratum column with this prefix is refused at validate
+ADDED_USER_COLUMNS = ("inclusion_probability", "stratum")  # published in slice/users.parquet next to users/'s own
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,15 @@ def _predicate(flt: Filter, params: Params) -> str:
     return f"{col} IS {'NULL' if flt.op == 'is_null' else 'NOT NULL'}"
 
 
-def window_predicate(alias: str, start: datetime, end: datetime) -> str:
+def partition_predicate(alias: str, start: datetime, end: datetime) -> str:
     first, last = partition_range(start, end)
     # Partition bounds as 'YYYY-MM-DD' strings: Glue projects event_date as a string, DuckDB reads it as a date
     # and casts the literal; both prune partitions.
-    return (f"{alias}.event_date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'"
+    return f"{alias}.event_date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'"
+
+
+def window_predicate(alias: str, start: datetime, end: datetime) -> str:
+    return (f"{partition_predicate(alias, start, end)}"
             f" AND {alias}.event_time >= {ts_literal(start)} AND {alias}.event_time < {ts_literal(end)}")
 
 
@@ -79,20 +86,20 @@ def _probability(manifest: Manifest) -> str:
     s = manifest.sampling
     rate = _double(s.rate)
     if s.strategy == "uniform":
-        return f"{rate} AS inclusion_probability, draw < {rate} AS selected"
+        return f"{rate} AS _tb_inclusion_probability, _tb_draw < {rate} AS _tb_selected"
     if s.strategy == "revenue_weighted":
         floor = _double(s.rate * REVENUE_FLOOR_SHARE)
-        prob = (f"CASE WHEN total_revenue_cents = 0 THEN {rate} ELSE LEAST(CAST(1.0 AS DOUBLE), GREATEST({floor}, "
-                f"{rate} * CAST(revenue_cents AS DOUBLE) * CAST(n_eligible AS DOUBLE) / "
-                f"CAST(total_revenue_cents AS DOUBLE))) END")
-        return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
+        prob = (f"CASE WHEN _tb_total_revenue_cents = 0 THEN {rate} ELSE LEAST(CAST(1.0 AS DOUBLE), GREATEST({floor}, "
+                f"{rate} * CAST(_tb_revenue_cents AS DOUBLE) * CAST(_tb_n_eligible AS DOUBLE) / "
+                f"CAST(_tb_total_revenue_cents AS DOUBLE))) END")
+        return f"{prob} AS _tb_inclusion_probability, _tb_draw < {prob} AS _tb_selected"
     if s.strategy == "head_tail":
-        heavy = f"activity_rank <= CAST(ceil({s.head_share!r} * n_eligible) AS BIGINT)"
+        heavy = f"_tb_activity_rank <= CAST(ceil({s.head_share!r} * _tb_n_eligible) AS BIGINT)"
         prob = f"CASE WHEN {heavy} THEN {_double(head_rate(s.rate, s.head_rate))} ELSE {rate} END"
-        return f"{prob} AS inclusion_probability, draw < {prob} AS selected"
-    take = f"GREATEST(1, CAST(ceil({rate} * stratum_size) AS BIGINT))"
-    return (f"CAST({take} AS DOUBLE) / CAST(stratum_size AS DOUBLE) AS inclusion_probability, "
-            f"stratum_rank <= {take} AS selected")
+        return f"{prob} AS _tb_inclusion_probability, _tb_draw < {prob} AS _tb_selected"
+    take = f"GREATEST(1, CAST(ceil({rate} * _tb_stratum_size) AS BIGINT))"
+    return (f"CAST({take} AS DOUBLE) / CAST(_tb_stratum_size AS DOUBLE) AS _tb_inclusion_probability, "
+            f"_tb_stratum_rank <= {take} AS _tb_selected")
 
 
 def render(manifest: Manifest) -> SliceQueries:
@@ -108,36 +115,36 @@ def render(manifest: Manifest) -> SliceQueries:
   SELECT u.user_id{strata_select} FROM users u WHERE {where}
 ),
 pre_cutoff AS (
-  SELECT e.user_id, COUNT(*) AS pre_events, SUM({revenue_cents_sql('e')}) AS revenue_cents
+  SELECT e.user_id, COUNT(*) AS _tb_pre_events, SUM({revenue_cents_sql('e')}) AS _tb_revenue_cents
   FROM events e
   WHERE {window_predicate('e', t.start, t.cutoff)}
   GROUP BY e.user_id
 ),
 eligible AS (
   SELECT su.user_id{''.join(f', su.{c}' for c in strata)},
-    coalesce(p.pre_events, 0) AS pre_events, coalesce(p.revenue_cents, 0) AS revenue_cents,
-    {uniform_draw_sql(s.seed, 'su.user_id')} AS draw
+    coalesce(p._tb_pre_events, 0) AS _tb_pre_events, coalesce(p._tb_revenue_cents, 0) AS _tb_revenue_cents,
+    {uniform_draw_sql(s.seed, 'su.user_id')} AS _tb_draw
   FROM segment_users su LEFT JOIN pre_cutoff p ON p.user_id = su.user_id
-  WHERE coalesce(p.pre_events, 0) >= {int(s.min_events_per_user)}
+  WHERE coalesce(p._tb_pre_events, 0) >= {int(s.min_events_per_user)}
 ),
 ranked AS (
   SELECT el.*,
-    COUNT(*) OVER () AS n_eligible,
-    SUM(revenue_cents) OVER () AS total_revenue_cents,
-    ROW_NUMBER() OVER (ORDER BY pre_events DESC, user_id) AS activity_rank,
-    COUNT(*) OVER ({partition_by}) AS stratum_size,
-    ROW_NUMBER() OVER ({partition_by}ORDER BY draw, user_id) AS stratum_rank
+    COUNT(*) OVER () AS _tb_n_eligible,
+    SUM(_tb_revenue_cents) OVER () AS _tb_total_revenue_cents,
+    ROW_NUMBER() OVER (ORDER BY _tb_pre_events DESC, user_id) AS _tb_activity_rank,
+    COUNT(*) OVER ({partition_by}) AS _tb_stratum_size,
+    ROW_NUMBER() OVER ({partition_by}ORDER BY _tb_draw, user_id) AS _tb_stratum_rank
   FROM eligible el
 ),
 probabilities AS (
-  SELECT user_id{strata_cols}, pre_events, revenue_cents, draw, {_probability(manifest)}
+  SELECT user_id{strata_cols}, _tb_pre_events, _tb_revenue_cents, _tb_draw, {_probability(manifest)}
   FROM ranked
 ),
 sampled AS (
-  SELECT user_id, inclusion_probability FROM probabilities WHERE selected
+  SELECT user_id, _tb_inclusion_probability FROM probabilities WHERE _tb_selected
 )"""
-    users = (f"{cte}\nSELECT u.*, s.inclusion_probability FROM users u JOIN sampled s ON s.user_id = u.user_id"
-             f"\nORDER BY u.user_id")
+    users = (f"{cte}\nSELECT u.*, s._tb_inclusion_probability AS inclusion_probability FROM users u JOIN sampled s"
+             f" ON s.user_id = u.user_id\nORDER BY u.user_id")
     events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
               f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
     window = window_predicate("e", t.start, t.end)
@@ -145,7 +152,8 @@ sampled AS (
              f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window})\nORDER BY i.item_id")
     group = f"{strata_cols.lstrip(', ')}, " if strata else ""
     keys = strata_cols.lstrip(", ")
-    population = (f"{cte}\nSELECT {group}COUNT(*) AS eligible_users, SUM(inclusion_probability) AS expected_users,"
-                  f" SUM(CASE WHEN selected THEN 1 ELSE 0 END) AS sampled_users\nFROM probabilities"
+    population = (f"{cte}\nSELECT {group}COUNT(*) AS _tb_eligible_users,"
+                  f" SUM(_tb_inclusion_probability) AS _tb_expected_users,"
+                  f" SUM(CASE WHEN _tb_selected THEN 1 ELSE 0 END) AS _tb_sampled_users\nFROM probabilities"
                   + (f"\nGROUP BY {keys}\nORDER BY {keys}" if strata else ""))
     return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population)

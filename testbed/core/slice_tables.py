@@ -51,6 +51,6 @@ def stratum_stats(users: pa.Table, events: pa.Table, population: pa.Table, strat
     labels = stratum_labels(population, strata).to_pylist()
     for label, row in zip(labels, population.to_pylist(), strict=True):
         target = out.setdefault(label, {"users": 0, "events": 0})
-        target["eligible_users"] = row["eligible_users"]
-        target["expected_users"] = round(float(row["expected_users"] or 0.0), 6)
+        target["eligible_users"] = row["_tb_eligible_users"]
+        target["expected_users"] = round(float(row["_tb_expected_users"] or 0.0), 6)
     return dict(sorted(out.items()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
+import pyarrow.compute as pc
 
 from testbed.core import gates
 from testbed.core.sample_ratio import sample_ratio_test
@@ -40,6 +41,7 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
         sample_ratio=sample_ratio_test(io.to_json(layout.slice_stats, stats)["strata"],
                                        manifest.statistics.sample_ratio_alpha),
         parity=io.to_json(layout.parity, parity) if parity is not None else None,
+        evaluated_users=int(pc.count_distinct(per_user.column("user_id")).as_py()),
     )
 
 
@@ -47,7 +49,7 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     inputs = gate_inputs(ctx, manifest)
     settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power)
     results = gates.evaluate(manifest.gates, inputs, settings)
-    decided, reasons = gates.decide(results)
+    decided, reasons = gates.decide(results, inputs.evaluated_users)
     decision = cast(FinalDecision, decided)  # the models check it
     document = GatesDocument(
         gates=[GateRow.model_validate(r.as_dict()) for r in results],

@@ -54,7 +54,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     stats = SliceStats.model_validate({
         "rows": {name: tables[name].num_rows for name in ("users", "events", "items")},
         "users": tables["users"].num_rows,
-        "eligible_users": int(pc.sum(population.column("eligible_users")).as_py() or 0),
+        "eligible_users": int(pc.sum(population.column("_tb_eligible_users")).as_py() or 0),
         "catalogue_size": catalogue_size,
         "strategy": manifest.sampling.strategy,
         "seed": manifest.sampling.seed,

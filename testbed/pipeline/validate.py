@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -13,7 +15,13 @@ from testbed.adapters.storage import Storage
 from testbed.core import lake_contract, ranking_data
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
-from testbed.core.slice_sql import partition_range, window_predicate
+from testbed.core.slice_sql import (
+    ADDED_USER_COLUMNS,
+    INTERNAL_PREFIX,
+    partition_predicate,
+    partition_range,
+    window_predicate,
+)
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
@@ -27,40 +35,72 @@ from testbed.settings import code_version
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
 
 
+@contextmanager
+def _reading(dataset: str) -> Iterator[None]:
+    """An engine that cannot read a dataset's files (corrupt, empty, cut short, not Parquet) is a lake error."""
+    try:
+        yield
+    except (duckdb.Error, ClientError) as exc:
+        raise LakeError(f"lake {dataset}/: unreadable Parquet ({str(exc).splitlines()[0][:300]})") from None
+
+
+def _check_file(file: str, columns: dict[str, str], required: dict[str, tuple[tuple[str, ...], str]]) -> None:
+    for column, (accepted, human) in required.items():
+        if column == "event_date":  # from the folder name, not the file
+            continue
+        if column not in columns:
+            raise LakeError(f"lake {file}: required column {column} is missing from this file")
+        if not lake_contract.type_accepted(columns[column], accepted):
+            raise LakeError(f"lake {file}: column {column} has type {columns[column]} in this file, expected {human}")
+
+
 def check_schema(engine: Engine) -> dict[str, dict[str, str]]:
     """Every required column is present with an accepted type; returns the lake's columns per dataset."""
     found: dict[str, dict[str, str]] = {}
     for dataset, required in lake_contract.REQUIRED.items():
-        try:
+        with _reading(dataset):
             columns = engine.columns(dataset)
-        except (duckdb.Error, ClientError) as exc:
-            raise LakeError(f"lake {dataset}/: unreadable Parquet ({str(exc).splitlines()[0][:120]})") from None
         for column, (accepted, human) in required.items():
             if column not in columns:
                 raise LakeError(f"lake {dataset}/: required column {column} ({human}) is missing")
             if not lake_contract.type_accepted(columns[column], accepted):
                 raise LakeError(f"lake {dataset}/: column {column} has type {columns[column]}, expected {human}")
-        per_file = getattr(engine, "file_missing_column", None)  # Glue tables have one schema; files may not
-        missing = per_file(dataset, [c for c in required if c != "event_date"]) if per_file else None
-        if missing:
-            raise LakeError(f"lake {missing[0]}: required column {missing[1]} is missing from this file")
+        per_file = getattr(engine, "file_columns", None)  # Glue tables have one schema; files may not
+        with _reading(dataset):
+            for file, file_columns in per_file(dataset) if per_file else ():
+                _check_file(file, file_columns, required)
         found[dataset] = columns
     return found
 
 
 def check_rows(engine: Engine, manifest: Manifest) -> None:
     window = window_predicate("e", manifest.time.start, manifest.time.end)
-    for dataset, column, problem, sql in lake_contract.row_checks(window):
-        rows = engine.query(sql).to_pylist()
+    partitions = partition_predicate("e", manifest.time.start, manifest.time.end)
+    for dataset, column, problem, sql in lake_contract.row_checks(window, partitions):
+        with _reading(dataset):
+            rows = engine.query(sql).to_pylist()
         if rows:
             shown, example = next(iter(rows[0].items()))
             if manifest.pii.masks(shown):  # e.g. a masked user_id: name the problem, never the value
                 raise LakeError(f"lake {dataset}/: column {column}: {problem} (example withheld: {shown} is masked)")
             raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r})")
-    count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
+    with _reading("events"):
+        count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
     if count == 0:
         raise LakeError(f"lake events/: no events between time.start {manifest.time.start.isoformat()} "
                         f"and time.end {manifest.time.end.isoformat()}")
+
+
+def check_reserved_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
+    """No lake column may take the place of a column the slice adds or computes (issue 11, case 7)."""
+    for column in ADDED_USER_COLUMNS:
+        if column in columns["users"]:
+            raise LakeError(f"lake users/: column {column!r} is reserved: the slice adds its own {column} "
+                            "to users.parquet; rename the lake column")
+    for i, column in enumerate(manifest.sampling.strata):
+        if column.startswith(INTERNAL_PREFIX):
+            raise ManifestError(f"manifest: sampling.strata.{i}: column {column!r} uses the prefix "
+                                f"{INTERNAL_PREFIX!r} reserved for the slice's own columns")
 
 
 def check_manifest_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
@@ -132,6 +172,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
     try:
         columns = check_schema(engine)
         check_manifest_columns(manifest, columns)
+        check_reserved_columns(manifest, columns)
         check_unmasked_pii(engine, manifest, columns)
         check_rows(engine, manifest)
     finally:

@@ -165,7 +165,7 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         sent = [aws.client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     statements = sorted(s["Query"] for s in sent)
     assert len(statements) == 3 and all(s.startswith("UNLOAD (WITH segment_users AS") for s in statements)
-    assert all("CAST(1.0 AS DOUBLE) AS inclusion_probability" in s for s in statements)
+    assert all("CAST(1.0 AS DOUBLE) AS _tb_inclusion_probability" in s for s in statements)
     assert all(f"'{manifest.sampling.seed + 1}:'" in s for s in statements)
     assert all(s["WorkGroup"] == "wg" and s["QueryExecutionContext"]["Database"] == "lakedb" for s in sent)
     for entity in ("user", "item", "user_category"):

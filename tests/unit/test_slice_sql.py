@@ -46,7 +46,7 @@ def _slice(engine: DuckDBEngine, data: dict[str, Any]) -> dict[str, Any]:
 
 def test_uniform_rate_within_three_standard_errors(engine: DuckDBEngine) -> None:
     out = _slice(engine, _manifest(rate=0.3))
-    eligible = pc.sum(out["population"].column("eligible_users")).as_py()
+    eligible = pc.sum(out["population"].column("_tb_eligible_users")).as_py()
     sampled = out["users"].num_rows
     se = math.sqrt(eligible * 0.3 * 0.7)
     assert eligible > 1000
@@ -76,9 +76,9 @@ def test_stratified_hits_every_stratum(engine: DuckDBEngine) -> None:
     counts = {row["loyalty_tier"]: row["user_id_count"] for row in sampled}
     assert {row["loyalty_tier"] for row in population} == set(counts)
     for row in population:
-        expected = max(1, math.ceil(0.01 * row["eligible_users"]))
+        expected = max(1, math.ceil(0.01 * row["_tb_eligible_users"]))
         assert counts[row["loyalty_tier"]] == expected
-        assert row["sampled_users"] == expected
+        assert row["_tb_sampled_users"] == expected
 
 
 def test_revenue_weighted_probabilities(engine: DuckDBEngine) -> None:
@@ -86,7 +86,7 @@ def test_revenue_weighted_probabilities(engine: DuckDBEngine) -> None:
     probs = out["users"].column("inclusion_probability").to_numpy()
     assert probs.min() >= 0.03 - 1e-12 and probs.max() <= 1.0
     assert len(set(probs.round(6))) > 10  # proportional to revenue, not constant
-    expected = pc.sum(out["population"].column("expected_users")).as_py()
+    expected = pc.sum(out["population"].column("_tb_expected_users")).as_py()
     sampled = out["users"].num_rows
     assert abs(sampled - expected) <= 3 * math.sqrt(expected)
 
@@ -96,7 +96,7 @@ def test_head_tail_keeps_heavy_users_at_the_higher_rate(engine: DuckDBEngine) ->
     probs = out["users"].column("inclusion_probability").to_pylist()
     assert set(probs) == {0.1, 0.9}
     heavy = sum(p == 0.9 for p in probs)
-    eligible = pc.sum(out["population"].column("eligible_users")).as_py()
+    eligible = pc.sum(out["population"].column("_tb_eligible_users")).as_py()
     assert abs(heavy - 0.9 * math.ceil(0.2 * eligible)) <= 3 * math.sqrt(0.2 * eligible * 0.09)
 
 

@@ -33,7 +33,7 @@ def test_mask_touches_only_the_named_columns_present() -> None:
 def test_stratum_stats_count_users_events_and_the_population() -> None:
     users = pa.table({"user_id": ["u1", "u2"], "stratum": ["all", "all"]})
     events = pa.table({"event_id": ["e1", "e2", "e3"], "user_id": ["u1", "u1", "u2"]})
-    population = pa.table({"eligible_users": [10], "expected_users": [2.0]})
+    population = pa.table({"_tb_eligible_users": [10], "_tb_expected_users": [2.0]})
     assert stratum_stats(users, events, population, []) == {
         "all": {"users": 2, "events": 3, "eligible_users": 10, "expected_users": 2.0}}
 
