@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from testbed import steps, workflow
+from testbed import pii_key, steps, workflow
 from testbed.adapters.aws import clients_for
 from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
@@ -65,12 +64,7 @@ def ensure_pii_secret(out: Path, settings: Settings) -> Settings:
     settings of this run, which carry it."""
     if settings.pii_secret:
         return settings
-    key_file = out / ".testbed" / "pii.key"
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return settings.model_copy(update={"pii_secret": SecretStr(key_file.read_text().strip())})
+    return settings.model_copy(update={"pii_secret": SecretStr(pii_key.ensure_key(out))})
 
 
 def function_settings(settings: Settings) -> Settings:
