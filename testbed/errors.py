@@ -46,6 +46,13 @@ class SettingsError(InputError):
     hint = "check the TESTBED_* environment variables (README: 'Deploying to AWS')"
 
 
+class PiiKeyFileError(InputError):
+    """The local PII masking key file (`<out>/.testbed/pii.key`) is not a key this runner wrote."""
+
+    hint = ("restore the key file from a backup, or delete it to make a new key (masks then differ from earlier "
+            "runs), or set TESTBED_PII_SECRET")
+
+
 class StepError(TestbedError):
     """A pipeline step failed at run time (exit code 4)."""
 
@@ -71,6 +78,19 @@ class RunFailedError(TestbedError):
 
     hint = ("the run is recorded as ERROR in its run.json; fix the cause and run again "
             "(`--debug` before the command shows tracebacks)")
+
+
+class LocalWriteError(TestbedError):
+    """A file of the local output folder could not be written (disk full, no permission); nothing half-written
+    was left under its name."""
+
+    hint = "free space or fix the permissions of the --out folder, then run the same command again"
+
+
+class RunInProgressError(TestbedError):
+    """Another execution holds this run's claim and has not finished: this execution changed nothing of it."""
+
+    hint = "wait for that execution to finish (or follow it with a longer --timeout), then run the same command"
 
 
 def _all_subclasses(cls: type[TestbedError]) -> list[type[TestbedError]]:

@@ -4,14 +4,13 @@ Each Task invokes its real handler in this process (functions/<step>/handler.py)
 with DuckDB standing in for Athena. The embedded functions are configured with this run's settings as their
 environment, as deployed ones are, so nothing of one run (such as its `--out` folder's PII key) outlives it in the
 process. When the execution ends the run record is copied from the embedded bucket to the local `--out`
-directory, `run.json` last.
+directory create-only (testbed.local_records).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +20,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from testbed import steps, workflow
+from testbed import local_records, pii_key, steps, workflow
 from testbed.adapters.aws import clients_for
 from testbed.adapters.duckdb_engine import mirror_s3_lake
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.executions import Progress, follow, raise_for_failure, run_id_from_history
-from testbed.adapters.storage import Storage, UriStorage, is_s3
+from testbed.adapters.storage import UriStorage, is_s3
 from testbed.core.slice_sql import partition_range
 from testbed.manifest import parse_manifest, read_manifest_file
 from testbed.record.base import Decision
@@ -65,31 +64,12 @@ def ensure_pii_secret(out: Path, settings: Settings) -> Settings:
     settings of this run, which carry it."""
     if settings.pii_secret:
         return settings
-    key_file = out / ".testbed" / "pii.key"
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return settings.model_copy(update={"pii_secret": SecretStr(key_file.read_text().strip())})
+    return settings.model_copy(update={"pii_secret": SecretStr(pii_key.ensure_key(out))})
 
 
 def function_settings(settings: Settings) -> Settings:
     """What the embedded functions run with: the run's settings, quiet, with no EMF metrics on the terminal."""
     return settings.model_copy(update={"metrics_disabled": True, "log_level": settings.log_level or LOCAL_LOG_LEVEL})
-
-
-def _hydrate(storage: Storage, out: Path) -> None:
-    """Copy existing records into the embedded bucket so a rerun sees (and never overwrites) them."""
-    for record in sorted((out / "runs").glob("*/run.json")):
-        storage.write_bytes(f"s3://{LOCAL_BUCKET}/runs/{record.parent.name}/run.json", record.read_bytes())
-
-
-def _export(storage: Storage, run_id: str, out: Path) -> Path:
-    prefix = f"s3://{LOCAL_BUCKET}/runs/{run_id}/"
-    target = out / "runs" / run_id
-    for uri in sorted(storage.list_keys(prefix), key=lambda u: u.endswith("/run.json")):  # run.json last
-        storage.write_bytes(str(target / uri[len(prefix):]), storage.read_bytes(uri))
-    return target
 
 
 def deploy_local_workflow(aws: EmbeddedAWS, settings: Settings) -> str:
@@ -121,7 +101,7 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
     with embedded_aws(settings) as aws:
         aws.client("s3").create_bucket(Bucket=LOCAL_BUCKET)
         embedded = UriStorage(aws.client("s3"))
-        _hydrate(embedded, out)
+        local_records.hydrate(embedded, f"s3://{LOCAL_BUCKET}", out)
         machine = deploy_local_workflow(aws, settings)
         state = {"manifest": raw, "lake": lake, "artifacts": f"s3://{LOCAL_BUCKET}"}
         sfn = aws.client("stepfunctions")
@@ -131,8 +111,7 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
                        poll_s=LOCAL_POLL_SECONDS, max_poll_s=LOCAL_POLL_SECONDS)
         output = json.loads(ended.get("output") or "{}")
         run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])
-        if run_id:
-            _export(embedded, run_id, out)
+        there_first = local_records.publish(embedded, f"s3://{LOCAL_BUCKET}", run_id, out) if run_id else None
         if ended["status"] != "SUCCEEDED":
             raise_for_failure(ended.get("error", "Error"), ended.get("cause", ""))
         run = output["run"]
@@ -140,6 +119,9 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         if run["existing_decision"]:
             return LocalResult(run_id, run["existing_decision"], out / "runs" / run_id, existing=True,
                                history=ended["history"])
+        if there_first is not None:  # a concurrent run into the same folder recorded this run first
+            return LocalResult(run_id, there_first.decision, out / "runs" / run_id, existing=True,
+                               steps=output["steps"], history=ended["history"])
         record = output["steps"]["record"]
         return LocalResult(run_id, record["decision"], out / "runs" / run_id, existing=record["existing"],
                            steps=output["steps"], history=ended["history"])

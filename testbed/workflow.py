@@ -10,7 +10,8 @@ Looping steps (replay, consume) checkpoint their progress and return `done`; a C
 it is true, at most the step's `max_rounds` times (a counter at `$.rounds.<step>`); past that the run records
 ERROR (LoopLimitError). The concurrent steps (evaluate, drift, what-if) are the branches of one Parallel state.
 The execution's own deadline is `TimeoutSeconds` in the document (CDK drops its `timeout` prop for string
-definitions, aws-cdk issue #37150).
+definitions, aws-cdk issue #37150). The first state hands validate the execution's ARN and that deadline, for
+the run's claim (testbed.pipeline.claim).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ RECORD_ERROR = steps.step(steps.RECORD_ERROR).state
 TEARDOWN_AFTER_ERROR = steps.step(steps.TEARDOWN).state + "AfterError"  # the teardown step after RecordError
 RUN_TIMEOUT_SECONDS = 2 * 3600  # local runs; a deployment passes its environment's run_timeout_minutes
 LOOP_LIMIT_ERROR = "LoopLimitError"
+EXECUTION = "Execution"  # the first state: puts {id, timeout_s} of the execution at $.execution for the claim
 
 
 def _retry() -> list[dict[str, Any]]:
@@ -140,6 +142,8 @@ def definition(arns: dict[str, str], timeout_seconds: int = RUN_TIMEOUT_SECONDS)
     first, teardown = steps.STEPS[0], steps.step(steps.TEARDOWN)  # the first validates and names the run
     path = _path()
     states: dict[str, Any] = {
+        EXECUTION: {"Type": "Pass", "Parameters": {"id.$": "$$.Execution.Id", "timeout_s": timeout_seconds},
+                    "ResultPath": "$.execution", "Next": first.state},
         first.state: _task(arns[first.name], first, "$.run", "ExistingRecord?"),
         f"{first.state}Failed": _failed(first, RECORD_ERROR),
         "ExistingRecord?": {
@@ -179,5 +183,5 @@ def definition(arns: dict[str, str], timeout_seconds: int = RUN_TIMEOUT_SECONDS)
         "Next": "RunFailed",
     }
     states["RunFailed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
-    return {"Comment": "Retail recommendation testbed run", "StartAt": first.state, "TimeoutSeconds": timeout_seconds,
+    return {"Comment": "Retail recommendation testbed run", "StartAt": EXECUTION, "TimeoutSeconds": timeout_seconds,
             "States": states}

@@ -28,7 +28,7 @@ def document_path(layout: RunLayout, relative: str) -> DocumentPath[Any]:
         return layout.error(relative.removeprefix("errors/").removesuffix(".json"))
     by_path = {path.uri: path for path in (
         layout.manifest, layout.slice_stats, layout.parity, layout.stream_stats, layout.replay, layout.metrics,
-        layout.latency, layout.drift, layout.whatif, layout.gates, layout.record)}
+        layout.latency, layout.drift, layout.whatif, layout.gates, layout.record, layout.claim)}
     return by_path[layout.uri(relative)]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from testbed import steps
-from testbed.errors import ERRORS_BY_NAME, InputError, RunFailedError, StepError
+from testbed.errors import ERRORS_BY_NAME, InputError, RunFailedError, RunInProgressError, StepError
 
 Progress = Callable[[str, int, int, dict[str, Any] | None], None]
 DEADLINE_SECONDS = 3600
@@ -80,8 +80,11 @@ def raise_for_failure(error: str, cause: str) -> None:
     except (json.JSONDecodeError, AttributeError):
         message = cause
     message = (message or error).strip().splitlines()[0] if (message or error).strip() else error
-    if issubclass(ERRORS_BY_NAME.get(error, StepError), InputError):
+    known = ERRORS_BY_NAME.get(error, StepError)
+    if issubclass(known, InputError):
         raise InputError(message)
+    if issubclass(known, RunInProgressError):  # nothing was recorded: not a failed run
+        raise RunInProgressError(message)
     raise RunFailedError(f"{error}: {message}")
 
 

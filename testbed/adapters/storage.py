@@ -21,6 +21,7 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": Tr
 BULKY_TAG = "testbed:retention=bulky"  # the artifacts bucket's lifecycle rule expires objects tagged so
 _MISSING_CODES = ("404", "NoSuchKey", "NotFound")
 _EXISTS_CODES = ("PreconditionFailed", "ConditionalRequestConflict")
+_CHANGED_CODES = (*_EXISTS_CODES, *_MISSING_CODES)  # an `if_match` write whose version is gone
 
 
 def is_s3(uri: str) -> bool:
@@ -46,6 +47,11 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def content_tag(data: bytes) -> str:
+    """The version tag of stores without one of their own."""
+    return hashlib.sha256(data).hexdigest()
+
+
 class Storage(ABC):
     """Objects by URI: the primitives each store implements, and the JSON and Parquet forms on top of them."""
 
@@ -56,8 +62,14 @@ class Storage(ABC):
     def exists(self, uri: str) -> bool: ...
 
     @abstractmethod
-    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, bulky: bool = False) -> bool:
-        """Write an object. With `if_absent`, never replace an existing one; returns False if it existed.
+    def read_tagged(self, uri: str) -> tuple[bytes, str]:
+        """An object and its version tag (the S3 ETag; a content hash elsewhere), read together."""
+
+    @abstractmethod
+    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None,
+                    bulky: bool = False) -> bool:
+        """Write an object. With `if_absent`, never replace an existing one; with `if_match`, replace only the
+        version with that tag (from read_tagged). Returns False if the condition did not hold.
 
         `bulky` marks re-creatable bulk data (slices, shard scores) for lifecycle expiry on S3.
         """
@@ -105,6 +117,14 @@ class UriStorage(Storage):
             return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         return Path(uri).read_bytes()
 
+    def read_tagged(self, uri: str) -> tuple[bytes, str]:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+            return bytes(response["Body"].read()), str(response["ETag"])
+        data = Path(uri).read_bytes()
+        return data, content_tag(data)
+
     def exists(self, uri: str) -> bool:
         if is_s3(uri):
             bucket, key = split_s3(uri)
@@ -117,21 +137,27 @@ class UriStorage(Storage):
             return True
         return Path(uri).exists()
 
-    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, bulky: bool = False) -> bool:
+    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None,
+                    bulky: bool = False) -> bool:
         if is_s3(uri):
             bucket, key = split_s3(uri)
             kwargs: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
+            if if_match is not None:
+                kwargs["IfMatch"] = if_match
             if bulky:
                 kwargs["Tagging"] = BULKY_TAG
             try:
                 self.s3.put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
             except self.s3.exceptions.ClientError as exc:
-                if if_absent and exc.response["Error"]["Code"] in _EXISTS_CODES:
+                code = exc.response["Error"]["Code"]
+                if (if_absent and code in _EXISTS_CODES) or (if_match is not None and code in _CHANGED_CODES):
                     return False
                 raise
             return True
         path = Path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if if_match is not None and (not path.exists() or content_tag(path.read_bytes()) != if_match):
+            return False  # local files are checked, then replaced: runs write records through (embedded) S3
         if if_absent:
             try:
                 with path.open("xb") as handle:
@@ -204,8 +230,15 @@ class MemoryStorage(Storage):
     def exists(self, uri: str) -> bool:
         return uri in self.objects
 
-    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, bulky: bool = False) -> bool:
+    def read_tagged(self, uri: str) -> tuple[bytes, str]:
+        data = self.read_bytes(uri)
+        return data, content_tag(data)
+
+    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None,
+                    bulky: bool = False) -> bool:
         if if_absent and uri in self.objects:
+            return False
+        if if_match is not None and (uri not in self.objects or content_tag(self.objects[uri]) != if_match):
             return False
         self.objects[uri] = bytes(data)
         if bulky:

@@ -19,11 +19,13 @@ class RunContext:
     run_uri: str
     lake: str
     invocation: Invocation
+    execution: str | None = None  # the workflow execution's ARN (None outside one): who holds the run's claim
 
     @classmethod
     def from_event(cls, event: dict[str, Any], invocation: Invocation) -> RunContext:
         run = event["run"]
-        return cls(run_id=run["run_id"], run_uri=run["run_uri"], lake=run["lake"], invocation=invocation)
+        return cls(run_id=run["run_id"], run_uri=run["run_uri"], lake=run["lake"], invocation=invocation,
+                   execution=run.get("execution"))
 
     @property
     def storage(self) -> Storage:

@@ -1,8 +1,10 @@
 """Step 9: write the immutable run record and its reports (Markdown and HTML). Also records ERROR outcomes.
 
-`run.json` is written last and only if absent, so a crash never leaves a record that looks complete and a
-final decision (PASS/FAIL/INCONCLUSIVE) is never replaced. An ERROR record may be replaced by a later
-attempt with the same run id; every error is also kept under `errors/`.
+`run.json` is written last, and every write of it is conditional: created only if absent, so a crash never
+leaves a record that looks complete and a final decision (PASS/FAIL/INCONCLUSIVE) is never replaced; an ERROR
+record is replaced (by a later attempt with the same run id) only in the version that was read, so a final
+record written meanwhile is never overwritten. Every error is also kept under `errors/`. An execution that
+does not hold the run's claim (testbed.pipeline.claim) records nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from testbed.core import gates
+from testbed.errors import TransientError
 from testbed.manifest import Manifest
+from testbed.pipeline import claim
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.report import write_run_reports
 from testbed.record import io
@@ -26,6 +30,7 @@ from testbed.record.run import (
     ModelProvenance,
     ParitySummary,
     ReportStatus,
+    RunFile,
     RunRecord,
     Seeds,
     SliceSummary,
@@ -36,6 +41,8 @@ from testbed.record.steps import RecordResult
 LAMBDA_USD_PER_GB_SECOND = 0.0000166667
 ATHENA_USD_PER_TB = 5.0
 STEP_MEMORY_GB = 3.0
+WRITE_ATTEMPTS = 3  # conditional writes of run.json before giving up (each loses only to a concurrent write)
+NOT_RECORDED = {"decision": "ERROR", "existing": False, "recorded": False}  # record_error of a run not held
 
 
 def cost_estimate(step_seconds: dict[str, float], bytes_scanned: int) -> dict[str, float]:
@@ -98,12 +105,21 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
     report = write_run_reports(ctx, draft.model_dump(mode="json", exclude={"report"}))
     record = draft.model_copy(update={"report": report,
                                       "artifacts": sorted({*draft.artifacts, *report.files, "run.json"})})
-    if not io.write(storage, layout.record, record, if_absent=True):
-        existing = io.read(storage, layout.record)
-        if isinstance(existing, RunRecord):  # a final decision is never replaced
-            return RecordResult(decision=existing.decision, existing=True).model_dump(mode="json")
-        io.write(storage, layout.record, record)
-    return RecordResult(decision=record.decision, existing=False).model_dump(mode="json")
+    return _write_record(ctx, record).model_dump(mode="json")
+
+
+def _write_record(ctx: RunContext, record: RunFile) -> RecordResult:
+    """Create run.json, or replace the ERROR record there in exactly the version read; a final one stays."""
+    storage, path = ctx.storage, ctx.layout.record
+    for _ in range(WRITE_ATTEMPTS):
+        if io.write(storage, path, record, if_absent=True):
+            return RecordResult(decision=record.decision, existing=False)
+        existing, tag = io.read_tagged(storage, path)
+        if isinstance(existing, RunRecord):
+            return RecordResult(decision=existing.decision, existing=True)
+        if io.write(storage, path, record, if_match=tag):
+            return RecordResult(decision=record.decision, existing=False)
+    raise TransientError(f"{path.uri} changed on every one of {WRITE_ATTEMPTS} conditional writes")
 
 
 def _record_failed_parity_gate(ctx: RunContext, error: str, reasons: Sequence[str]) -> None:
@@ -117,7 +133,10 @@ def _record_failed_parity_gate(ctx: RunContext, error: str, reasons: Sequence[st
 
 
 def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str, Any]:
-    """Record what is known after a failed step; never replaces a final decision."""
+    """Record what is known after a failed step; never replaces a final decision, and writes nothing of a run
+    another execution holds."""
+    if not claim.holds(ctx):
+        return NOT_RECORDED
     now = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         message = str(json.loads(cause).get("errorMessage", cause))
@@ -128,10 +147,5 @@ def record_error(ctx: RunContext, step: str, error: str, cause: str) -> dict[str
                          failed_step=step, error=error, created_at=now)
     _record_failed_parity_gate(ctx, error, record.reasons)
     key = hashlib.sha256(f"{now}{step}{message}".encode()).hexdigest()[:12]
-    storage, layout = ctx.storage, ctx.layout
-    io.write(storage, layout.error(f"{now.replace(':', '')}-{key}"), record)
-    existing = io.read_if_present(storage, layout.record)
-    if isinstance(existing, RunRecord):
-        return RecordResult(decision=existing.decision, existing=True).model_dump(mode="json")
-    io.write(storage, layout.record, record)
-    return RecordResult(decision="ERROR", existing=False).model_dump(mode="json")
+    io.write(ctx.storage, ctx.layout.error(f"{now.replace(':', '')}-{key}"), record)
+    return _write_record(ctx, record).model_dump(mode="json")

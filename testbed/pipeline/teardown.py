@@ -11,11 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from testbed.adapters import run_resources
+from testbed.pipeline import claim
 from testbed.pipeline.context import RunContext
 from testbed.record.steps import TeardownResult
 
 
 def run_teardown(ctx: RunContext) -> dict[str, Any]:
+    """Deletes nothing when another execution holds the run's claim: those resources are that execution's."""
+    if not claim.holds(ctx):
+        return TeardownResult(deleted_objects=0, stream_deleted=False, table_deleted=False).model_dump(mode="json")
     name, clients = ctx.resource_name, ctx.invocation.clients
     keys = list(ctx.storage.list_keys(ctx.layout.scratch() + "/"))
     ctx.storage.delete(keys)

@@ -25,8 +25,10 @@ from testbed.core.slice_sql import (
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
+from testbed.pipeline import claim
 from testbed.pipeline.validate_pii import check_unmasked_pii
 from testbed.record import io
+from testbed.record.claim import ExecutionRef
 from testbed.record.layout import RunLayout
 from testbed.record.run import ModelProvenance, RunRecord
 from testbed.record.steps import ValidatedRun
@@ -159,8 +161,10 @@ def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
     return f"{manifest.name}-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
-def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: str | None = None) -> dict[str, Any]:
-    """Everything `testbed validate` and the validate step check. Raises InputError subclasses."""
+def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: str | None = None,
+             execution: ExecutionRef | None = None) -> dict[str, Any]:
+    """Everything `testbed validate` and the validate step check. Raises InputError subclasses. In a workflow
+    `execution`, a run without a final record is claimed for it first (RunInProgressError if another holds it)."""
     storage = invocation.storage
     manifest = parse_manifest(raw_manifest)
     fingerprint = storage.fingerprint(lake)
@@ -184,9 +188,12 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         if isinstance(previous, RunRecord):  # a final decision; an ERROR record may be retried
             existing = previous.decision
         else:
+            if execution is not None:
+                claim.take(storage, layout, execution, previous)
             io.write(storage, layout.manifest, manifest)
     return ValidatedRun(
         run_id=run_id, lake=lake, manifest_digest=manifest.digest(), lake_fingerprint=fingerprint,
         code_version=code, models=models, existing_decision=existing,
         bytes_scanned=int(getattr(engine, "bytes_scanned", 0)), run_uri=layout.root if layout else None,
+        execution=execution.id if execution is not None and existing is None else None,
     ).model_dump(mode="json")

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from testbed.manifest import Manifest
+from testbed.record.claim import RunClaim
 from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
 from testbed.record.features import ParityDocument, StreamStats
@@ -85,10 +86,14 @@ RUN = DocumentKind(
     "run", "run.json",
     "The run record: a completed run's record, or an ERROR record.",
     TypeAdapter[RunFile](RunFile))
+CLAIM = DocumentKind(
+    "claim", "claim.json",
+    "Which workflow execution holds the run; taken by validate before anything is provisioned.",
+    TypeAdapter(RunClaim))
 ERROR = DocumentKind(
     "error", "errors/<time>-<hash>.json",
     "One failure of a run.",
     TypeAdapter(ErrorRecord))
 
 ALL: tuple[DocumentKind[Any], ...] = (MANIFEST, SLICE_STATS, PARITY, STREAM_STATS, REPLAY, SHARD_LATENCY, SHARD_ERROR,
-                                      SHARD_PLAN, METRICS, LATENCY, DRIFT, WHATIF, GATES, RUN, ERROR)
+                                      SHARD_PLAN, METRICS, LATENCY, DRIFT, WHATIF, GATES, RUN, CLAIM, ERROR)

@@ -7,6 +7,7 @@ writer onto its model changes no byte.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from testbed.adapters.storage import Storage
@@ -25,6 +26,12 @@ def read(storage: Storage, path: DocumentPath[T]) -> T:
     return parse(path, storage.read_json(path.uri))
 
 
+def read_tagged(storage: Storage, path: DocumentPath[T]) -> tuple[T, str]:
+    """The document and its version tag, for a write `if_match` that replaces exactly this version."""
+    data, tag = storage.read_tagged(path.uri)
+    return parse(path, json.loads(data)), tag
+
+
 def read_if_present(storage: Storage, path: DocumentPath[T]) -> T | None:
     """The document, or None when it was never written."""
     return read(storage, path) if storage.exists(path.uri) else None
@@ -41,6 +48,8 @@ def dumps(path: DocumentPath[T], document: T) -> bytes:
     return dump_json(to_json(path, document))
 
 
-def write(storage: Storage, path: DocumentPath[T], document: T, *, if_absent: bool = False) -> bool:
-    """Write `document`, which must be an instance of the path's model; False if `if_absent` found a file."""
-    return storage.write_bytes(path.uri, dumps(path, document), if_absent=if_absent)
+def write(storage: Storage, path: DocumentPath[T], document: T, *, if_absent: bool = False,
+          if_match: str | None = None) -> bool:
+    """Write `document`, which must be an instance of the path's model; False if `if_absent` found a file or
+    the version `if_match` names was replaced meanwhile."""
+    return storage.write_bytes(path.uri, dumps(path, document), if_absent=if_absent, if_match=if_match)

@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 from testbed.adapters import storage
 from testbed.manifest import Manifest
 from testbed.record import documents
+from testbed.record.claim import RunClaim
 from testbed.record.documents import DocumentKind
 from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
@@ -113,6 +114,10 @@ class RunLayout:
     @property
     def record(self) -> DocumentPath[RunFile]:
         return self._doc(documents.RUN, "run.json")
+
+    @property
+    def claim(self) -> DocumentPath[RunClaim]:
+        return self._doc(documents.CLAIM, "claim.json")
 
     def shard_latency(self, index: int) -> DocumentPath[ShardLatency]:
         return self._doc(documents.SHARD_LATENCY, "scores", f"{shard_name(index)}.latency.json")

@@ -15,7 +15,8 @@ class StepResult(Document):
 
 class ValidatedRun(StepResult):
     """What validate returns: the run every later step receives as `run`. `run_uri` only with an artifacts
-    root (`testbed validate` has none); `existing_decision` set when a final record already exists."""
+    root (`testbed validate` has none); `existing_decision` set when a final record already exists;
+    `execution` the ARN of the workflow execution that holds the run's claim (none outside a workflow)."""
 
     run_id: str
     lake: str
@@ -26,6 +27,7 @@ class ValidatedRun(StepResult):
     existing_decision: FinalDecision | None
     bytes_scanned: int
     run_uri: str | None = absent()
+    execution: str | None = absent()
 
 
 class ProvisionResult(StepResult):
