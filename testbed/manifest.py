@@ -136,6 +136,10 @@ class Evaluation(Strict):
                                  description="Users per scoring shard (one Distributed Map item each).")
     latency_sample_users: int = Field(default=200, ge=0, le=10000,
                                       description="Users scored one request at a time to measure latency.")
+    max_unknown_item_share: float = Field(
+        default=0.01, ge=0.0, le=1.0,
+        description="Largest share of slice events, or of label items, whose item is missing from items/: above it "
+                    "the run is INCONCLUSIVE; a smaller non-zero share is a warning in the record and the reports.")
 
 
 GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate"]

@@ -25,6 +25,7 @@ features/parity.json exists) and "sample-ratio" (testbed.core.sample_ratio); a f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -355,20 +356,23 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
     return results
 
 
-def decide(results: list[GateResult], evaluated_users: int | None = None) -> tuple[str, list[str]]:
+def decide(results: list[GateResult], evaluated_users: int | None = None,
+           blockers: Sequence[str] = ()) -> tuple[str, list[str]]:
     """(decision, one reason line per failed or inconclusive row). INCONCLUSIVE, never PASS, when no manifest
-    gate was evaluated, when every manifest gate row saw nothing (n = 0), or when no user was evaluated
-    (`evaluated_users` 0: nobody in the slice has a label, so only safety gates could have passed)."""
+    gate was evaluated, when every manifest gate row saw nothing (n = 0), when no user was evaluated
+    (`evaluated_users` 0: nobody in the slice has a label, so only safety gates could have passed) or when the
+    run's data cannot be trusted (`blockers`, one reason line each). A failed gate stays FAIL."""
     reasons = [f"{r.outcome.upper()} {r.name} [{r.stratum}]: {r.reason}" for r in results if r.outcome != "pass"]
     manifest_rows = [r for r in results if r.kind in MANIFEST_KINDS]
     if not manifest_rows:
-        return "INCONCLUSIVE", [*reasons, "no gates were evaluated"]
+        return "INCONCLUSIVE", [*reasons, "no gates were evaluated", *blockers]
     if any(r.outcome == "fail" for r in results):
         return "FAIL", reasons
     if evaluated_users == 0:
         reasons.append("no user was evaluated: no sampled user has a label in [time.cutoff, time.end)")
     if all(r.n == 0 for r in manifest_rows):
         reasons.append("the gates tested nothing: every gate row has n = 0")
+    reasons.extend(blockers)
     if reasons:
         return "INCONCLUSIVE", reasons
     return "PASS", []

@@ -7,7 +7,7 @@ from typing import Any, cast
 import numpy as np
 import pyarrow.compute as pc
 
-from testbed.core import gates
+from testbed.core import catalogue, gates
 from testbed.core.sample_ratio import sample_ratio_test
 from testbed.manifest import Manifest
 from testbed.pipeline import paired
@@ -49,7 +49,10 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     inputs = gate_inputs(ctx, manifest)
     settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power)
     results = gates.evaluate(manifest.gates, inputs, settings)
-    decided, reasons = gates.decide(results, inputs.evaluated_users)
+    stats = io.read(ctx.storage, ctx.layout.slice_stats)
+    blockers, warnings = catalogue.notes(catalogue.UnknownItems(**stats.unknown_items.model_dump()),
+                                         manifest.evaluation.max_unknown_item_share)
+    decided, reasons = gates.decide(results, inputs.evaluated_users, blockers)
     decision = cast(FinalDecision, decided)  # the models check it
     document = GatesDocument(
         gates=[GateRow.model_validate(r.as_dict()) for r in results],
@@ -60,6 +63,7 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         sample_ratio=SampleRatioCheck.model_validate(inputs.sample_ratio.as_dict()) if inputs.sample_ratio else None,
         decision=decision,
         reasons=reasons,
+        warnings=warnings,
     )
     io.write(ctx.storage, ctx.layout.gates, document)
     counts: dict[str, int] = {outcome: sum(r.outcome == outcome for r in results) for outcome in OUTCOMES}

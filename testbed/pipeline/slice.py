@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.adapters.engines import make_engine
 from testbed.adapters.storage import parquet_bytes
+from testbed.core.catalogue import UnknownItems, count_unknown
+from testbed.core.ranking_session import RankingSession
 from testbed.core.slice_sql import partition_range, render
 from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
 from testbed.errors import ManifestError, QueryInputError
@@ -17,6 +21,15 @@ from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.slice import SliceStats
 from testbed.record.steps import SliceResult
+
+
+def unknown_items(events: pa.Table, items: pa.Table, manifest: Manifest) -> UnknownItems:
+    """The slice's events and relevant label pairs whose item the items query did not find in items/."""
+    t = manifest.time
+    with RankingSession(events) as ranking:
+        labels = ranking.labels(t.cutoff, t.end, manifest.evaluation.relevance.model_dump())
+    relevant = labels.filter(pc.greater(labels.column("relevance"), 0)).column("item_id")
+    return count_unknown(events.column("item_id"), relevant, items.column("item_id"))
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
@@ -42,8 +55,10 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         users = users.sort_by([("user_id", "ascending")])
         events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
         items = items.sort_by([("item_id", "ascending")])
+    events = normalise_events(events)
+    unknown = unknown_items(events, items, manifest)
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
-    tables = mask({"users": users, "events": normalise_events(events), "items": items},
+    tables = mask({"users": users, "events": events, "items": items},
                   manifest.pii.mask, ctx.invocation.settings.pii_key(ctx.invocation.clients.secret_string))
     digest = hashlib.sha256()
     for name in ("users", "events", "items"):
@@ -56,6 +71,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "users": tables["users"].num_rows,
         "eligible_users": int(pc.sum(population.column("_tb_eligible_users")).as_py() or 0),
         "catalogue_size": catalogue_size,
+        "unknown_items": asdict(unknown),
         "strategy": manifest.sampling.strategy,
         "seed": manifest.sampling.seed,
         "strata": stratum_stats(tables["users"], tables["events"], population, manifest.sampling.strata),

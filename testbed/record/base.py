@@ -39,6 +39,15 @@ def _is_none(value: Any) -> bool:
     return value is None
 
 
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+def omitted_when_empty() -> Any:
+    """A list the producer writes only when it holds something: default empty, left out of the dump when empty."""
+    return Field(default_factory=list, exclude_if=_is_empty)
+
+
 def absent() -> Any:
     """A key the producer writes only when it has a value: default None, left out of the dump when None."""
     return Field(default=None, exclude_if=_is_none)

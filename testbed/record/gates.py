@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from testbed.record.base import Document, FinalDecision, Outcome
+from testbed.record.base import Document, FinalDecision, Outcome, omitted_when_empty
 
 GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate", "parity", "sample_ratio"]
 
@@ -69,6 +69,7 @@ class GatesDocument(Document):
     sample_ratio: SampleRatioCheck | None
     decision: FinalDecision
     reasons: list[str]
+    warnings: list[str] = omitted_when_empty()  # what the decision tolerated but a reader must see
 
 
 class ParityFailureGates(Document):

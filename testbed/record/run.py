@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from testbed.record.base import Document, FinalDecision, absent
+from testbed.record.base import Document, FinalDecision, absent, omitted_when_empty
 from testbed.record.features import StreamStats
 from testbed.record.replay import ReplayDocument
 
@@ -58,6 +58,7 @@ class RunRecord(Document):
     run_id: str
     decision: FinalDecision
     reasons: list[str]
+    warnings: list[str] = omitted_when_empty()  # gates.json's: what the decision tolerated
     created_at: str  # ISO-8601, UTC, seconds
     manifest_digest: str
     lake: str

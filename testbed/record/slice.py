@@ -24,11 +24,22 @@ class InclusionSummary(Document):
     max: float
 
 
+class UnknownItemStats(Document):
+    """Slice events and label items whose item is not in the lake's items/ (testbed.core.catalogue)."""
+
+    events: int
+    events_share: float
+    items: int  # distinct unknown items among the events
+    label_items: int  # label-window user-item pairs with relevance > 0
+    label_items_share: float
+
+
 class SliceStats(Document):
     rows: RowCounts
     users: int
     eligible_users: int
     catalogue_size: int
+    unknown_items: UnknownItemStats
     strategy: str
     seed: int
     strata: dict[str, StratumStats]

@@ -2,9 +2,9 @@
 opens the same from S3, a CI artifact or a laptop. A Content-Security-Policy of `default-src 'none'` makes the
 browser refuse any network load the page might still try.
 
-Sections: decision banner with reasons (failed gates repeated there with their numbers), the gate table (failed
-first), forest plots of the per-stratum deltas with their margins, the metric table, the slice's composition
-and inclusion probabilities, feature drift, the models' score distributions, coverage and item popularity,
+Sections: decision banner with reasons and warnings (failed gates repeated there with their numbers), the gate
+table (failed first), forest plots of the per-stratum deltas with their margins, the metric table, the slice's
+composition and inclusion probabilities, feature drift, the models' score distributions, coverage and item popularity,
 latency, what-if scenarios, and the provenance. A section whose inputs are missing says so; a section that
 fails to render is replaced by a note (and `errors` names it) unless `strict`, which tests use.
 """
@@ -84,6 +84,7 @@ def _note(text: str) -> str:
 def banner(data: RunData) -> str:
     color = DECISION_COLORS.get(data.decision, "#4a5568")
     reasons = "".join(f"<li>{esc(r)}</li>" for r in data.reasons)
+    warnings = "".join(f"<li>Warning: {esc(w)}</li>" for w in data.warnings)
     counts = facts.gate_counts(data.gates)
     summary = esc(facts.counts_text(counts)) if data.gates is not None else "no gates.json"
     if data.decision == ERROR:
@@ -93,7 +94,8 @@ def banner(data: RunData) -> str:
     return (f'<header class="banner" style="background:{color}" id="decision">'
             f'<div class="decision">{esc(data.decision)}</div>'
             f"<div>run <code>{esc(data.run_id)}</code>" + (f" · {esc(created)}" if created else "")
-            + f" · {summary}</div>" + (f"<ul>{reasons}</ul>" if reasons else "") + "</header>")
+            + f" · {summary}</div>" + (f"<ul>{reasons}</ul>" if reasons else "")
+            + (f'<ul class="warnings">{warnings}</ul>' if warnings else "") + "</header>")
 
 
 def _gate_cells(g: GateRow) -> list[str]:

@@ -78,6 +78,13 @@ class RunData:
         return self.gates.reasons if self.gates is not None else []
 
     @property
+    def warnings(self) -> list[str]:
+        """What the decision tolerated (unknown catalogue items below the limit): run.json's, else gates.json's."""
+        if isinstance(self.record, RunRecord):
+            return self.record.warnings
+        return self.gates.warnings if isinstance(self.gates, GatesDocument) else []
+
+    @property
     def k(self) -> int | None:
         return self.metrics.k if self.metrics is not None else None
 

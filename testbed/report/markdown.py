@@ -1,6 +1,6 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
-Decision and reasons, the failed and inconclusive gates first (all gates when there are few), the largest
+Decision, reasons and warnings, the failed and inconclusive gates first (all gates when there are few), the largest
 metric deltas, the most drifted features, one line each of slice and provenance, and a link to report.html.
 It stays short (under 60 lines for the demo run) and is a pure function of the run data, so re-rendering a
 record gives the same bytes.
@@ -99,6 +99,7 @@ def render_markdown(data: RunData) -> str:
         lines += [f"- {reason}" for reason in data.reasons]
     elif data.gates is not None and total:
         lines.append(f"All {total} gates passed.")
+    lines += [f"- **Warning:** {warning}" for warning in data.warnings]
     if data.decision == ERROR:
         step = data.failed_step
         lines += ["", f"The run stopped in step `{step}`; there are no gates or metrics." if step else

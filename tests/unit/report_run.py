@@ -46,7 +46,7 @@ from testbed.record.run import (
     Seeds,
     SliceSummary,
 )
-from testbed.record.slice import InclusionSummary, RowCounts, SliceStats, StratumStats
+from testbed.record.slice import InclusionSummary, RowCounts, SliceStats, StratumStats, UnknownItemStats
 from testbed.record.whatif import ColdStartParams, GracefulBy, Scenario, WhatIfDocument
 
 RUN_ID = "fixture-run-0123456789ab"
@@ -228,6 +228,8 @@ def stats_model() -> SliceStats:
               "tier=silver": StratumStats(users=320, events=6000, eligible_users=700, expected_users=320.0)}
     return SliceStats(users=400, rows=RowCounts(events=9000, users=400, items=10), strategy="stratified", seed=42,
                       eligible_users=800, catalogue_size=10, content_sha256="e" * 64, strata=strata,
+                      unknown_items=UnknownItemStats(events=0, events_share=0.0, items=0, label_items=0,
+                                                     label_items_share=0.0),
                       inclusion_probability=InclusionSummary(min=0.3, mean=0.52, max=0.8), masked_columns=["email"])
 
 
