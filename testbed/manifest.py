@@ -10,47 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testbed.core.metrics import METRIC_NAMES, metric_named
+from testbed.core.predicates import COLUMN, Filter, Strict
 from testbed.errors import ManifestError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
-COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METRIC_AT_K = re.compile(rf"({'|'.join(METRIC_NAMES)})@([1-9][0-9]*)")  # canonical: ndcg@10, not ndcg@010
 MAX_RELATIVE_MARGIN = 0.5  # non_inferiority: allowing more than half the control's value as harm needs an override
-
-FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"]
-Scalar = str | int | float | bool
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Filter(Strict):
-    """One predicate over a `users/` column; the value is bound as a query parameter, never pasted."""
-
-    column: str = Field(pattern=COLUMN.pattern, description="A column of the lake's users/ table.")
-    op: FilterOp
-    value: Scalar | list[Scalar] | None = None
-
-    @model_validator(mode="after")
-    def _value_fits_op(self) -> Filter:
-        if self.op in ("is_null", "not_null"):
-            if self.value is not None:
-                raise ValueError(f"op {self.op} takes no value")
-        elif self.op in ("in", "not_in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"op {self.op} needs a non-empty list value")
-        elif self.op == "between":
-            if not isinstance(self.value, list) or len(self.value) != 2:
-                raise ValueError("op between needs a [low, high] list value")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(f"op {self.op} needs a single value")
-        return self
 
 
 class Segment(Strict):
