@@ -17,7 +17,7 @@ class Strict(BaseModel):
 
 
 class Filter(Strict):
-    """One predicate over a column; the value is bound as a query parameter, never pasted."""
+    """One predicate over a `users/` column; the value is bound as a query parameter, never pasted."""
 
     column: str = Field(pattern=COLUMN.pattern, description="A column of the lake's users/ table.")
     op: FilterOp
