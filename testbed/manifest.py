@@ -82,9 +82,17 @@ class Features(Strict):
         return sorted(value)
 
 
+class FeatureSetRef(Strict):
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a feature set file (YAML or JSON).")
+    sha256: str = Field(pattern=SHA256.pattern)
+
+
 class ModelRef(Strict):
     uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file.")
     sha256: str = Field(pattern=SHA256.pattern)
+    features: FeatureSetRef | None = Field(
+        default=None, description="The model's feature set; absent: the testbed's retail-default set for "
+                                  "features.windows_days (testbed/feature_sets/retail-default.yaml).")
 
 
 class Models(Strict):

@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 
 from testbed.core import drift, drift_stats
 from testbed.core.drift import CATEGORICAL, EVENT_FIELDS, NUMERIC, DriftConfig, Sample
-from testbed.core.features import ENTITY_KEYS
 
 COUNT_FEATURE = re.compile(r"_(views|carts|purchases)_\d+d$")
 REVENUE_FEATURE = re.compile(r"_revenue_\d+d$")
@@ -38,7 +37,7 @@ class Side:
 
     kind: str
     source: str
-    features: dict[str, pa.Table]  # user, item, user_category
+    features: dict[str, pa.Table]  # feature table (one per key set, e.g. user, item, user_category) -> rows
     users: pa.Table  # user_id, weight, stratum
     events: pa.Table | None  # event-level rows (user_id, day, pre_cutoff and the EVENT_FIELDS)
 
@@ -93,21 +92,30 @@ def _user_lookup(side: Side, user_ids: pa.ChunkedArray | pa.Array) -> tuple[np.n
     return weights, strata
 
 
+def key_columns(table: pa.Table) -> list[str]:
+    """A feature table's keys: its string columns (every aggregate is numeric)."""
+    return [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
 def table_features(entity: str, base: Side, cur: Side, config: DriftConfig) -> tuple[list[dict[str, Any]],
                                                                                        list[dict[str, str]]]:
     """Reports for one feature table's columns present on both sides, and the columns left out (why)."""
-    keys = ENTITY_KEYS[entity]
-    b_table, c_table = base.features[entity], cur.features[entity]
+    c_table = cur.features[entity]
+    keys = key_columns(c_table)
     columns = [c for c in c_table.column_names if c not in keys]
     reports: list[dict[str, Any]] = []
-    if entity == "item" and base.kind == "population":
+    if entity not in base.features:
+        return reports, [{"feature": c, "table": entity, "reason": "not in the baseline's features"}
+                         for c in columns]
+    b_table = base.features[entity]
+    if "user_id" not in keys and base.kind == "population":
         return reports, [{"feature": c, "table": entity, "reason": ITEM_VS_POPULATION} for c in columns]
     skipped = []
     b_weights = b_strata = c_weights = c_strata = b_users = c_users = None
     if "user_id" in keys:
         b_weights, b_strata = _user_lookup(base, b_table.column("user_id"))
         c_weights, c_strata = _user_lookup(cur, c_table.column("user_id"))
-    if entity == "user_category":  # several rows per user
+    if "user_id" in keys and len(keys) > 1:  # several rows per user
         b_users = pc.dictionary_encode(b_table.column("user_id")).combine_chunks().indices.to_numpy()
         c_users = pc.dictionary_encode(c_table.column("user_id")).combine_chunks().indices.to_numpy()
     for column in columns:
@@ -209,7 +217,7 @@ def daily_series(ranked: list[dict[str, Any]], base: EventRows, cur: EventRows, 
 def drift_document(base: Side, cur: Side, config: DriftConfig, daily: DailyConfig) -> dict[str, Any]:
     """The whole drift.json: ranked features, what was skipped, the most shifted groups, daily series."""
     reports, skipped = [], []
-    for entity in ENTITY_KEYS:
+    for entity in sorted(cur.features):
         table_reports, table_skipped = table_features(entity, base, cur, config)
         reports += table_reports
         skipped += table_skipped
@@ -220,8 +228,9 @@ def drift_document(base: Side, cur: Side, config: DriftConfig, daily: DailyConfi
         skipped += [{"feature": f, "table": "event", "reason": "the baseline has no slice events (expired?)"}
                     for f in EVENT_FIELDS]
     ranked = drift.rank_features(reports)
+    base_rows = base.features["user"].num_rows if "user" in base.features else base.users.num_rows
     return {
-        "baseline": {"kind": base.kind, "source": base.source, "rows": base.features["user"].num_rows,
+        "baseline": {"kind": base.kind, "source": base.source, "rows": base_rows,
                      "tables": {e: t.num_rows for e, t in base.features.items()}},
         "slice_rows": {e: t.num_rows for e, t in cur.features.items()},
         "features": ranked,

@@ -231,6 +231,12 @@ class FeatureSet(Strict):
             out.setdefault(group_name(agg.group_keys), []).append(agg)
         return dict(sorted(out.items()))
 
+    def event_columns(self) -> set[str]:
+        """The events' own columns the aggregations read (inputs and `where`; not item./user. attributes)."""
+        used = {a.input for a in self.aggregations if a.input and a.input != REVENUE}
+        used |= {f.column for a in self.aggregations for f in a.where}
+        return {c for c in used if "." not in c}
+
     def longest_window_us(self) -> int:
         return max((a.window_us for a in self.aggregations), default=0)
 
@@ -239,3 +245,31 @@ class FeatureSet(Strict):
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def merged(control: FeatureSet, candidate: FeatureSet) -> FeatureSet:
+    """The union of both models' sets, computed once per run; a name both declare must mean the same feature."""
+    if control.digest() == candidate.digest():
+        return control
+    kinds = ("aggregations", "attributes", "derived", "context")
+    out: dict[str, list[Strict]] = {kind: list(getattr(control, kind)) for kind in kinds}
+    defined = {item.name: item for kind in kinds for item in out[kind]}  # type: ignore[attr-defined]
+    for kind in kinds:
+        for item in getattr(candidate, kind):
+            known = defined.get(item.name)
+            if known is None:
+                out[kind].append(item)
+                defined[item.name] = item
+            elif known != item:
+                raise ValueError(f"{kind}: feature {item.name}: the control's and the candidate's feature sets "
+                                 "define it differently; give one of them another name")
+    tables = {t.name: t for t in control.external}
+    for table in candidate.external:
+        if table.name in tables and tables[table.name] != table:
+            raise ValueError(f"external: table {table.name}: the control's and the candidate's feature sets "
+                             "declare it differently; give one of them another name")
+        tables.setdefault(table.name, table)
+    return FeatureSet(name=f"{control.name}-and-{candidate.name}"[:64].rstrip("-"),
+                      aggregations=out["aggregations"], attributes=out["attributes"],  # type: ignore[arg-type]
+                      external=list(tables.values()), derived=out["derived"],  # type: ignore[arg-type]
+                      context=out["context"])  # type: ignore[arg-type]

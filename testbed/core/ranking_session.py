@@ -1,18 +1,16 @@
 """One DuckDB connection holding a slice's tables, and every query the ranking code runs over them.
 
 Order matters and is enforced: register the inputs (the constructor) → `prepare(cutoff, windows)` (the
-pre-cutoff events) → `candidates(users, n)` → `matrix()` → `matrix_values(names)`. Batch features come from
-`batch_features()` after `prepare`, or arrive with the inputs (`features=`, the tables the features step
-wrote). `labels` and `event_rows` read the events alone and need no step before them. Calling a step early
-raises SessionOrderError naming what is missing. The temp-table names are this module's alone.
+pre-cutoff events) → `candidates(users, n)` → `candidate_pairs()` → `pair_relevance(labels)`. `labels` and
+`event_rows` read the events alone and need no step before them. Calling a step early raises
+SessionOrderError naming what is missing. The temp-table names are this module's alone.
 
-What the candidates and the model inputs are is testbed.core.ranking_data's; the batch feature
-aggregates are testbed.core.features'.
+What the candidates are is testbed.core.ranking_data's; the model inputs over the candidate pairs are
+testbed.core.feature_matrix's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -21,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.core.duck import fetch
-from testbed.core.features import ENTITY_KEYS, PREFIX, US_PER_DAY, aggregates_sql, epoch_us
+from testbed.core.features import US_PER_DAY, epoch_us
 from testbed.core.lake_contract import revenue_cents_sql
-from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES, model_features
+from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
 
 
 class SessionOrderError(RuntimeError):
@@ -33,19 +31,15 @@ class SessionOrderError(RuntimeError):
 class RankingSession:
     """The slice's events and items (and, optionally, its batch feature tables) in one DuckDB connection."""
 
-    def __init__(self, events: pa.Table, items: pa.Table | None = None,
-                 features: Mapping[str, pa.Table] | None = None):
+    def __init__(self, events: pa.Table, items: pa.Table | None = None):
         self._con = duckdb.connect()
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.register("events", events)
         self._has_items = items is not None
         if items is not None:
             self._con.register("items", items)
-        self._has_features = False
-        if features is not None:
-            self.register_features(features)
         self._window: tuple[datetime, list[int]] | None = None
-        self._has_candidates = self._has_snapshot = self._has_matrix = False
+        self._has_candidates = self._has_snapshot = self._has_pairs = False
 
     def __enter__(self) -> RankingSession:
         return self
@@ -66,15 +60,6 @@ class RankingSession:
             raise SessionOrderError(f"RankingSession.{step} needs prepare(cutoff, windows) first")
         return self._window
 
-    def register_features(self, tables: Mapping[str, pa.Table]) -> None:
-        """The batch feature tables (user, item, user_category) the matrix joins."""
-        missing = [entity for entity in ENTITY_KEYS if entity not in tables]
-        if missing:
-            raise ValueError(f"batch feature tables missing: {', '.join(missing)}")
-        for entity in ENTITY_KEYS:
-            self._con.register(f"f_{entity}", tables[entity])
-        self._has_features = True
-
     def use_items(self, items: pa.Table) -> None:
         """Swap the catalogue the matrix and the cold candidates join (pre-cutoff history keeps its own)."""
         self._con.register("items", items)
@@ -92,18 +77,7 @@ SELECT e.user_id, e.item_id, e.event_type, coalesce(i.category, '') AS category,
 FROM events e LEFT JOIN items i ON i.item_id = e.item_id
 WHERE epoch_us(e.event_time) < {cutoff_us} AND epoch_us(e.event_time) >= {oldest}""")
         self._window = (cutoff, list(windows))
-        self._has_candidates = self._has_snapshot = self._has_matrix = False
-
-    def batch_features(self) -> dict[str, pa.Table]:
-        """Every entity's feature table as of the prepared cutoff, sorted by its keys (testbed.core.features)."""
-        cutoff, windows = self._prepared("batch_features")
-        out = {}
-        for entity, key_columns in ENTITY_KEYS.items():
-            keys = ", ".join(key_columns)
-            sql = (f"SELECT {keys},\n  {aggregates_sql(PREFIX[entity], windows, epoch_us(cutoff))}\n"
-                   f"FROM pre_events GROUP BY {keys} ORDER BY {keys}")
-            out[entity] = fetch(self._con, sql)
-        return out
+        self._has_candidates = self._has_snapshot = self._has_pairs = False
 
     def candidates(self, users: pa.Table, n: int) -> None:
         """At most `n` candidates for each user of `users` (a `user_id` column), and their pre-cutoff history."""
@@ -148,7 +122,7 @@ deduplicated AS (SELECT user_id, item_id, MIN(pos) AS priority FROM sources GROU
 SELECT user_id, item_id, priority FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, item_id) AS r FROM deduplicated)
 WHERE r <= {n}""")
-        self._has_candidates, self._has_snapshot, self._has_matrix = True, False, False
+        self._has_candidates, self._has_snapshot, self._has_pairs = True, False, False
 
     def snapshot_candidates(self) -> None:
         """Keep the candidate lists as they are now, for `restore_candidates` (the what-if baseline)."""
@@ -159,7 +133,7 @@ WHERE r <= {n}""")
     def restore_candidates(self) -> None:
         self._require(self._has_snapshot, "restore_candidates", "snapshot_candidates()")
         self._con.execute("CREATE OR REPLACE TEMP TABLE candidates AS SELECT * FROM base_candidates")
-        self._has_matrix = False
+        self._has_pairs = False
 
     def add_category_candidates(self, item_ids: list[str], priority: int) -> int:
         """Append the given items of each user's top categories to the candidates; returns rows added.
@@ -181,54 +155,29 @@ SELECT uc.user_id, it.item_id, {priority} + ROW_NUMBER() OVER (PARTITION BY uc.u
 FROM user_categories uc JOIN items it ON it.category = uc.category
 WHERE it.item_id IN (SELECT item_id FROM cold_ids)""")
         after = self._con.execute("SELECT COUNT(*) FROM candidates").fetchone()
-        self._has_matrix = False
+        self._has_pairs = False
         return int(after[0] if after else 0) - int(before[0] if before else 0)
 
-    def matrix(self) -> tuple[pa.Table, list[str]]:
-        """(keys table [user_id, item_id], feature names) of the model inputs, sorted by user, item."""
-        cutoff, windows = self._prepared("matrix")
-        self._require(self._has_candidates, "matrix", "candidates(users, n)")
-        self._require(self._has_features, "matrix", "batch feature tables (features= or register_features)")
-        features = model_features(windows)
-        totals = ", ".join(f"SUM(i_views_{w}d) AS views_{w}d, SUM(i_purchases_{w}d) AS purchases_{w}d"
-                           for w in windows)
-        exprs = ",\n  ".join(f"CAST({expr.replace(':cutoff_us', str(epoch_us(cutoff)))} AS DOUBLE) AS {name}"
-                             for name, expr in features)
-        self._con.execute(f"""
-CREATE OR REPLACE TEMP TABLE model_matrix AS
-WITH tot AS (SELECT {totals} FROM f_item)
-SELECT c.user_id, c.item_id,
-  {exprs}
-FROM candidates c
-JOIN items it ON it.item_id = c.item_id
-CROSS JOIN tot
-LEFT JOIN f_user fu ON fu.user_id = c.user_id
-LEFT JOIN f_item fi ON fi.item_id = c.item_id
-LEFT JOIN f_user_category fuc ON fuc.user_id = c.user_id AND fuc.category = it.category
-LEFT JOIN user_item ui ON ui.user_id = c.user_id AND ui.item_id = c.item_id
+    def candidate_pairs(self) -> pa.Table:
+        """user_id, item_id, priority of every candidate whose item is in the catalogue, sorted by user, item:
+        the rows of the model inputs (testbed.core.feature_matrix)."""
+        self._prepared("candidate_pairs")
+        self._require(self._has_candidates, "candidate_pairs", "candidates(users, n)")
+        self._con.execute("""
+CREATE OR REPLACE TEMP TABLE pairs AS
+SELECT c.user_id, c.item_id, c.priority FROM candidates c JOIN items it ON it.item_id = c.item_id
 ORDER BY c.user_id, c.item_id""")
-        self._has_matrix = True
-        keys = fetch(self._con, "SELECT user_id, item_id FROM model_matrix")
-        return keys, [name for name, _ in features]
+        self._has_pairs = True
+        return fetch(self._con, "SELECT user_id, item_id, priority FROM pairs")
 
-    def matrix_values(self, names: list[str]) -> np.ndarray:
-        """The named matrix columns as a C-contiguous float64 array (NULL → NaN), rows as in `matrix()`."""
-        self._require(self._has_matrix, "matrix_values", "matrix()")
-        table = fetch(self._con, f"SELECT {', '.join(names)} FROM model_matrix")
-        if not names:
-            return np.empty((table.num_rows, 0))
-        out = np.empty((table.num_rows, len(names)), dtype=np.float64)  # one C-ordered buffer, filled per column
-        for i in range(len(names)):
-            out[:, i] = table.column(i).to_numpy(zero_copy_only=False)  # NULL → NaN for doubles
-        return out
-
-    def matrix_relevance(self, labels: pa.Table) -> np.ndarray:
-        """Each matrix row's relevance in `labels` (0 where the pair has no label), rows as in `matrix()`."""
-        self._require(self._has_matrix, "matrix_relevance", "matrix()")
+    def pair_relevance(self, labels: pa.Table) -> np.ndarray:
+        """Each candidate pair's relevance in `labels` (0 where the pair has no label), rows as in
+        `candidate_pairs()`."""
+        self._require(self._has_pairs, "pair_relevance", "candidate_pairs()")
         self._con.register("train_labels", labels)
-        return fetch(self._con, """SELECT coalesce(l.relevance, 0) FROM model_matrix m
-        LEFT JOIN train_labels l ON l.user_id = m.user_id AND l.item_id = m.item_id
-        ORDER BY m.user_id, m.item_id""").column(0).to_numpy().astype(np.float64)
+        return fetch(self._con, """SELECT coalesce(l.relevance, 0) FROM pairs p
+        LEFT JOIN train_labels l ON l.user_id = p.user_id AND l.item_id = p.item_id
+        ORDER BY p.user_id, p.item_id""").column(0).to_numpy().astype(np.float64)
 
     def labels(self, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:
         """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases)."""
@@ -261,9 +210,3 @@ FROM events e LEFT JOIN items i ON i.item_id = e.item_id
 WHERE epoch_us(e.event_time) >= {epoch_us(since)}
 ORDER BY e.user_id, e.event_time, e.event_id""")
 
-
-def compute_features(events: pa.Table, items: pa.Table, cutoff: datetime, windows: list[int]) -> dict[str, pa.Table]:
-    """The batch feature tables of `events` as of the cutoff, in a session of their own."""
-    with RankingSession(events, items) as session:
-        session.prepare(cutoff, windows)
-        return session.batch_features()

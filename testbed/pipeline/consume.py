@@ -7,7 +7,7 @@ A consumer cut off by the time limit resumes after the last saved position, with
 the chunks. A shard is finished when the record with the publisher's last sequence number has been read.
 
 PutRecords does not keep order across a partial-failure retry, so the fold does not trust arrival order: once
-every shard is read, it delivers each user's events in event-time order (see core.stream_fold) and reports
+every shard is read, it delivers each user's events in event-time order (see core.feature_fold) and reports
 how many arrived out of order.
 """
 
@@ -24,10 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from testbed.adapters import kinesis, state_table
-from testbed.core import stream_fold
+from testbed.core import feature_fold
 from testbed.core.duck import fetch
+from testbed.core.feature_spec import FeatureSet
 from testbed.manifest import Manifest
-from testbed.pipeline import slice_data
+from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.features import StreamStats
@@ -43,21 +44,27 @@ EVENT_SCHEMA = pa.schema([
 ])
 
 
-def decode(records: list[dict[str, Any]], shard_id: str) -> pa.Table:
-    """The contract columns of a page's JSON payloads, plus where each record came from."""
+def stream_schema(slice_events: pa.Schema, used: set[str]) -> pa.Schema:
+    """The contract columns, plus the further event columns the run's feature set reads, typed as in the slice."""
+    extra = [slice_events.field(name) for name in slice_events.names
+             if name in used and name not in EVENT_SCHEMA.names]
+    return pa.schema([*EVENT_SCHEMA, *extra])
+
+
+def decode(records: list[dict[str, Any]], shard_id: str, schema: pa.Schema = EVENT_SCHEMA) -> pa.Table:
+    """The `schema` columns of a page's JSON payloads, plus where each record came from."""
     lines = b"\n".join(record["Data"] for record in records)
     table = pajson.read_json(BytesIO(lines), parse_options=pajson.ParseOptions(
-        explicit_schema=EVENT_SCHEMA, unexpected_field_behavior="ignore"))
+        explicit_schema=schema, unexpected_field_behavior="ignore"))
     return table.append_column("shard_id", pa.array([shard_id] * len(records), pa.string())).append_column(
         "sequence_number", pa.array([r["SequenceNumber"] for r in records], pa.string()))
 
 
-def _read_chunks(ctx: RunContext, count: int) -> pa.Table:
+def _read_chunks(ctx: RunContext, count: int, schema: pa.Schema) -> pa.Table:
     parts = [ctx.storage.read_parquet(ctx.layout.stream_chunk(n)) for n in range(count)]
     if not parts:
-        empty = EVENT_SCHEMA.append(pa.field("shard_id", pa.string())).append(pa.field("sequence_number",
-                                                                                        pa.string()))
-        return empty.empty_table()
+        return schema.append(pa.field("shard_id", pa.string())).append(
+            pa.field("sequence_number", pa.string())).empty_table()
     return pa.concat_tables(parts)
 
 
@@ -90,15 +97,16 @@ def arrived_out_of_order(events: pa.Table) -> int:
     return int(late.column("n")[0].as_py())
 
 
-def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callable[[], float]) -> None:
+def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callable[[], float],
+          schema: pa.Schema) -> None:
     stream, table = ctx.invocation.clients.client("kinesis"), ctx.invocation.clients.client("dynamodb")
-    seen: set[str] = set(_read_chunks(ctx, state["chunks"]).column("event_id").to_pylist())
+    seen: set[str] = set(_read_chunks(ctx, state["chunks"], schema).column("event_id").to_pylist())
     for shard_id, shard in sorted(state["shards"].items()):
         if shard["done"]:
             continue
         for records in kinesis.read_shard(stream, name, shard_id, after=shard["after"], until=int(shard["until"]),
                                           remaining_s=remaining_s, reserve_s=READ_RESERVE_S):
-            page = decode(records, shard_id)
+            page = decode(records, shard_id, schema)
             fresh = _dedup(page, seen)
             state["records_read"] += page.num_rows
             state["duplicates"] += page.num_rows - fresh.num_rows
@@ -110,17 +118,18 @@ def _read(ctx: RunContext, name: str, state: dict[str, Any], remaining_s: Callab
             state_table.save(table, name, CHECKPOINT_KEY, state)
 
 
-def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
+def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any], spec: FeatureSet,
+          schema: pa.Schema) -> dict[str, Any]:
     """The stream statistics of the fold; the invocation counts and times are added once it is done."""
-    events = _read_chunks(ctx, state["chunks"])
-    items = slice_data.read(ctx, "items")
-    tables = stream_fold.fold(events, items, manifest.time.cutoff, manifest.features.windows_days)
-    for entity, table in tables.items():
-        ctx.storage.write_parquet(ctx.layout.stream_features(entity), table)
+    events = _read_chunks(ctx, state["chunks"], schema)
+    tables = feature_fold.fold(events, slice_data.read(ctx, "items"), slice_data.read(ctx, "users"), spec,
+                               manifest.time.cutoff)
+    for group, table in tables.items():
+        ctx.storage.write_parquet(ctx.layout.stream_features(group), table)
     ids = pc.unique(events.column("event_id"))
     return {"events": events.num_rows, "distinct_event_ids": len(ids), "records_read": state["records_read"],
             "duplicates_dropped": state["duplicates"], "arrived_out_of_order": arrived_out_of_order(events),
-            "rows": {entity: table.num_rows for entity, table in tables.items()}}
+            "rows": {group: table.num_rows for group, table in tables.items()}}
 
 
 def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], float]) -> dict[str, Any]:
@@ -132,10 +141,12 @@ def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], f
         return ConsumeResult(done=True, records_read=state["records_read"],
                              duplicates=state["duplicates"]).model_dump(mode="json")
     state["invocations"] += 1
-    _read(ctx, name, state, remaining_s)
+    spec = feature_sets.run_set(ctx.storage, manifest)
+    schema = stream_schema(slice_data.read(ctx, "events").schema, spec.event_columns())
+    _read(ctx, name, state, remaining_s, schema)
     read_all = all(shard["done"] for shard in state["shards"].values())
     if read_all and remaining_s() > FOLD_RESERVE_S:
-        stats = _fold(ctx, manifest, state)
+        stats = _fold(ctx, manifest, state, spec, schema)
         state["folded"] = True
         state["seconds"] += time.monotonic() - started
         seconds = round(state["seconds"], 3)

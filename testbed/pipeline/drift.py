@@ -12,10 +12,11 @@ Baseline (manifest `drift.baseline`):
   bulky slice has not expired, its slice events for the event-level fields). It answers "has the data moved
   since the reference run?"; a price change injected after the reference shows up here.
 
-Features compared: every column of the user, item and user×category tables, plus event-level fields of the
-pre-cutoff feature window (table `event`): paid `price`, `price_index` (paid over catalogue price),
-purchase `quantity` and `revenue`, `event_type` and `category`. Rows of a user weigh 1/inclusion probability
-on both sides. This module reads the two sides; the document is built by testbed.core.drift_report.
+Features compared: every declared aggregation of the run's feature set (one table per key set), plus
+event-level fields of the pre-cutoff feature window (table `event`): paid `price`, `price_index` (paid over
+catalogue price), purchase `quantity` and `revenue`, `event_type` and `category`. Rows of a user weigh
+1/inclusion probability on both sides. This module reads the two sides; testbed.core.drift_report builds
+the document.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ from pydantic import ValidationError
 
 from testbed.adapters.engines import make_engine
 from testbed.adapters.storage import Storage
+from testbed.core import feature_sql
 from testbed.core.drift import DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, weighted_users
-from testbed.core.features import ENTITY_KEYS
+from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_session import RankingSession
 from testbed.core.slice_sql import partition_range, render
 from testbed.core.slice_tables import normalise_events, stratum_labels
 from testbed.errors import ManifestError
 from testbed.manifest import Features, Manifest, TimeWindow
-from testbed.pipeline import slice_data
+from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.drift import DriftDocument
@@ -48,15 +50,15 @@ def _window(manifest: Manifest) -> tuple[datetime, datetime, list[int]]:
     return manifest.time.start, manifest.time.cutoff, manifest.features.windows_days
 
 
-def slice_side(ctx: RunContext, manifest: Manifest) -> Side:
-    with slice_data.session(ctx, with_features=False) as session:
+def slice_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Side:
+    with slice_data.session(ctx) as session:
         events = session.event_rows(*_window(manifest))
     users = slice_data.read(ctx, "users")
-    return Side("slice", ctx.run_uri, slice_data.batch_features(ctx),
+    return Side("slice", ctx.run_uri, slice_data.batch_features(ctx, spec),
                 weighted_users(users, users.column("stratum")), events)
 
 
-def population_side(ctx: RunContext, manifest: Manifest) -> Side:
+def population_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Side:
     """The segment's eligible users in the run's window, unsampled (or uniformly capped), via the engine."""
     eligible = io.read(ctx.storage, ctx.layout.slice_stats).eligible_users
     rate = baseline_rate(eligible, manifest.drift.max_baseline_users)
@@ -71,9 +73,9 @@ def population_side(ctx: RunContext, manifest: Manifest) -> Side:
         items = engine.query(queries.items, queries.params)
     finally:
         engine.close()
-    with RankingSession(normalise_events(events), items) as session:
-        session.prepare(manifest.time.cutoff, manifest.features.windows_days)
-        tables = session.batch_features()
+    events = normalise_events(events)
+    tables = feature_sql.batch_tables(events, items, users, spec, manifest.time.cutoff)
+    with RankingSession(events, items) as session:
         rows = session.event_rows(*_window(manifest))
     strata = stratum_labels(users, manifest.sampling.strata) if users.num_rows else None
     source = (f"{ctx.lake}: segment {manifest.segment.name!r}, all {users.num_rows} eligible users"
@@ -94,17 +96,16 @@ def reference_window(storage: Storage, manifest_uri: str) -> tuple[datetime, dat
     return time.start, time.cutoff, windows
 
 
-def reference_side(storage: Storage, uri: str) -> Side:
-    """An earlier run's feature tables; its slice (bulky, may have expired) adds weights, strata and events."""
+def reference_side(storage: Storage, uri: str, spec: FeatureSet) -> Side:
+    """An earlier run's feature tables (those of this run's key sets that it has); its slice (bulky, may have
+    expired) adds weights, strata and events."""
     uri = uri.rstrip("/")
     reference = RunLayout.at(uri)
-    tables = {}
-    for entity in ENTITY_KEYS:
-        path = reference.batch_features(entity)
-        if not storage.exists(path):
-            raise ManifestError(f"manifest: drift.baseline: {uri} is not a run with features "
-                                f"(no features/batch_{entity}.parquet)")
-        tables[entity] = storage.read_parquet(path)
+    tables = {group: storage.read_parquet(reference.batch_features(group)) for group in spec.groups()
+              if storage.exists(reference.batch_features(group))}
+    if spec.groups() and not tables:
+        raise ManifestError(f"manifest: drift.baseline: {uri} is not a run with features "
+                            f"(none of features/batch_{{{','.join(spec.groups())}}}.parquet)")
     users_uri = reference.slice_table("users")
     if storage.exists(users_uri):
         raw = storage.read_parquet(users_uri)
@@ -137,9 +138,10 @@ def daily_config(manifest: Manifest) -> DailyConfig:
 
 def run_drift(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     """Compare the slice with its baseline and write `drift.json`; returns a short summary."""
-    current = slice_side(ctx, manifest)
-    baseline = (reference_side(ctx.storage, manifest.drift.baseline) if manifest.drift.baseline
-                else population_side(ctx, manifest))
+    spec = feature_sets.run_set(ctx.storage, manifest)
+    current = slice_side(ctx, manifest, spec)
+    baseline = (reference_side(ctx.storage, manifest.drift.baseline, spec) if manifest.drift.baseline
+                else population_side(ctx, manifest, spec))
     document = DriftDocument.model_validate(drift_document(baseline, current, config_of(manifest),
                                                            daily_config(manifest)))
     io.write(ctx.storage, ctx.layout.drift, document)

@@ -1,6 +1,7 @@
 """Step 5b: batch features as of the cutoff from the slice, and the parity check against the stream's.
 
-The consume step wrote `features/stream_<entity>.parquet`; this step writes `features/batch_<entity>.parquet`
+The run's feature set (both models' declared features, testbed.pipeline.feature_sets) has one table per key
+set. The consume step wrote `features/stream_<table>.parquet`; this step writes `features/batch_<table>.parquet`
 and `features/parity.json`. Any difference fails the run (ParityError → decision ERROR) with the first
 differing feature and row in the message; up to 20 examples are in parity.json.
 """
@@ -9,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.core import parity
-from testbed.core.ranking_session import compute_features
+from testbed.core import feature_sql, parity
 from testbed.errors import ParityError
 from testbed.manifest import Manifest
-from testbed.pipeline import slice_data
+from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.features import ParityDocument
@@ -26,17 +26,18 @@ def _describe(example: dict[str, Any]) -> str:
 
 
 def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    batch = compute_features(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), manifest.time.cutoff,
-                             manifest.features.windows_days)
-    batch = {entity: table.combine_chunks() for entity, table in batch.items()}
-    for entity, table in batch.items():
-        ctx.storage.write_parquet(ctx.layout.batch_features(entity), table)
-    stream = {entity: ctx.storage.read_parquet(ctx.layout.stream_features(entity)) for entity in batch}
+    spec = feature_sets.run_set(ctx.storage, manifest)
+    batch = feature_sql.batch_tables(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"),
+                                     slice_data.read(ctx, "users"), spec, manifest.time.cutoff)
+    batch = {group: table.combine_chunks() for group, table in batch.items()}
+    for group, table in batch.items():
+        ctx.storage.write_parquet(ctx.layout.batch_features(group), table)
+    stream = {group: ctx.storage.read_parquet(ctx.layout.stream_features(group)) for group in batch}
     report = parity.compare(stream, batch)
     io.write(ctx.storage, ctx.layout.parity, ParityDocument.model_validate(report.as_dict()))
     if report.mismatches:
         worst = max(report.features_mismatched.items(), key=lambda kv: kv[1])
         raise ParityError(f"feature parity failed: {report.mismatches} rows differ, most in {worst[0]} "
                           f"({worst[1]} rows); e.g. {_describe(report.examples[0])}; see features/parity.json")
-    rows = {f"{entity}_rows": table.num_rows for entity, table in batch.items()}
-    return FeaturesResult.model_validate({**rows, "parity_mismatches": 0}).model_dump(mode="json")
+    rows = {group: table.num_rows for group, table in batch.items()}
+    return FeaturesResult(feature_rows=sum(rows.values()), tables=rows, parity_mismatches=0).model_dump(mode="json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from testbed.core.features import ENTITY_KEYS
+from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_session import RankingSession
 from testbed.manifest import Manifest
 from testbed.pipeline.context import RunContext
@@ -26,14 +26,14 @@ def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
         return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.relevance.model_dump())
 
 
-def session(ctx: RunContext, *, with_features: bool = True) -> RankingSession:
-    """The slice's events and items, and (unless told not to) the batch feature tables the features step wrote."""
-    return RankingSession(read(ctx, "events"), read(ctx, "items"), batch_features(ctx) if with_features else None)
+def session(ctx: RunContext) -> RankingSession:
+    """The slice's events and items in a ranking session (candidates, labels, event rows)."""
+    return RankingSession(read(ctx, "events"), read(ctx, "items"))
 
 
-def batch_features(ctx: RunContext) -> dict[str, pa.Table]:
-    """The batch feature tables (user, item, user_category) the features step wrote."""
-    return {entity: ctx.storage.read_parquet(ctx.layout.batch_features(entity)) for entity in ENTITY_KEYS}
+def batch_features(ctx: RunContext, spec: FeatureSet) -> dict[str, pa.Table]:
+    """The batch feature tables the features step wrote, one per key set of the run's feature set."""
+    return {group: ctx.storage.read_parquet(ctx.layout.batch_features(group)) for group in spec.groups()}
 
 
 def read(ctx: RunContext, name: str) -> pa.Table:

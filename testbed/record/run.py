@@ -10,11 +10,20 @@ from testbed.record.features import StreamStats
 from testbed.record.replay import ReplayDocument
 
 
+class FeatureSetProvenance(Document):
+    name: str
+    digest: str  # SHA-256 of the set's canonical JSON (categorical mappings included)
+    uri: str | None = None  # None: the testbed's own retail-default set
+    sha256: str | None = None  # of the file's bytes
+
+
 class ModelProvenance(Document):
     uri: str
     sha256: str
     bytes: int
     features: int  # the model's feature count
+    feature_names: list[str]  # in the model's own order
+    feature_set: FeatureSetProvenance
 
 
 class Seeds(Document):

@@ -64,9 +64,8 @@ class ConsumeResult(StepResult):
 
 
 class FeaturesResult(StepResult):
-    user_rows: int
-    item_rows: int
-    user_category_rows: int
+    feature_rows: int  # over every feature table
+    tables: dict[str, int]  # feature table (one per key set) -> rows
     parity_mismatches: int
 
 

@@ -1,0 +1,80 @@
+"""Each model's feature set, read and checked once per step: its file (SHA-256 checked), or the default set.
+
+A model without `features` in the manifest uses the testbed's retail-default set for `features.windows_days`.
+A run computes the union of both models' sets once (feature_spec.merged); each model takes its own columns.
+External feature tables are read here too, each checked against the SHA-256 its set declares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+from testbed.adapters.storage import Storage
+from testbed.core.feature_check import load_feature_set
+from testbed.core.feature_spec import FeatureSet, merged
+from testbed.core.retail_default import retail_default
+from testbed.core.scoring import ROLES
+from testbed.errors import FeatureSetError
+from testbed.manifest import Manifest
+from testbed.record.run import FeatureSetProvenance
+
+
+@dataclass(frozen=True)
+class ModelFeatures:
+    spec: FeatureSet
+    provenance: FeatureSetProvenance
+
+
+def _read(storage: Storage, uri: str, sha256: str, field: str, what: str) -> bytes:
+    try:
+        data = storage.read_bytes(uri)
+    except (OSError, ClientError):
+        raise FeatureSetError(f"{field}.uri: {what} not found: {uri}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise FeatureSetError(f"{field}.sha256: checksum mismatch for {uri} "
+                              f"(file has {actual[:12]}…, the reference says {sha256[:12]}…)")
+    return data
+
+
+def for_model(storage: Storage, manifest: Manifest, role: str) -> ModelFeatures:
+    ref = getattr(manifest.models, role).features
+    if ref is None:
+        spec = retail_default(manifest.features.windows_days)
+        return ModelFeatures(spec, FeatureSetProvenance(name=spec.name, digest=spec.digest()))
+    field = f"manifest: models.{role}.features"
+    data = _read(storage, ref.uri, ref.sha256, field, "feature set file")
+    spec = load_feature_set(data, f"feature set {ref.uri}")
+    return ModelFeatures(spec, FeatureSetProvenance(name=spec.name, digest=spec.digest(), uri=ref.uri,
+                                                    sha256=ref.sha256))
+
+
+def by_role(storage: Storage, manifest: Manifest) -> dict[str, ModelFeatures]:
+    return {role: for_model(storage, manifest, role) for role in ROLES}
+
+
+def run_set(storage: Storage, manifest: Manifest) -> FeatureSet:
+    """The features a run computes: the union of both models' sets."""
+    sets = by_role(storage, manifest)
+    try:
+        return merged(sets["control"].spec, sets["candidate"].spec)
+    except ValueError as exc:
+        raise FeatureSetError(f"manifest: models: {str(exc).splitlines()[0]}") from None
+
+
+def external_tables(storage: Storage, spec: FeatureSet) -> dict[str, pa.Table]:
+    """Every external table of the set, read whole after its SHA-256 check (values are data, never SQL)."""
+    out = {}
+    for i, table in enumerate(spec.external):
+        field = f"feature set {spec.name}: external.{i} ({table.name})"
+        data = _read(storage, table.uri, table.sha256, field, "external feature table")
+        try:
+            out[table.name] = pq.read_table(pa.BufferReader(data))
+        except pa.ArrowInvalid as exc:
+            raise FeatureSetError(f"{field}.uri: not a Parquet file: {table.uri} ({str(exc)[:80]})") from None
+    return out
