@@ -161,7 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if args.cutoff else None
     meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=cutoff, label_days=args.label_days,
-                       feature_set=args.feature_set, seed=args.seed, users_rate=args.users_rate)
+                       feature_set=args.feature_set, features=args.features, seed=args.seed,
+                       users_rate=args.users_rate)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")
     return 0
@@ -276,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True)
     train.add_argument("--cutoff", help="feature cutoff (ISO date); default: 4 label windows before the last event")
     train.add_argument("--label-days", type=int, default=14)
-    train.add_argument("--feature-set", choices=["full", "control"], default="full")
+    train.add_argument("--features", help="feature set file (YAML or JSON; default: the retail-default set)")
+    train.add_argument("--feature-set", choices=["full", "control"], default="full",
+                       help="full: the set's training inputs; control: its item features (i_*) only")
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--users-rate", type=float, default=1.0, help="share of users to train on")
     train.set_defaults(func=cmd_train)

@@ -330,17 +330,6 @@ class Manifest(Strict):
         return self
 
     @model_validator(mode="after")
-    def _drift_features_known(self) -> Manifest:
-        if self.drift.features:
-            from testbed.core.drift import feature_names  # imports duckdb: only when thresholds are customised
-
-            known = feature_names(self.features.windows_days)
-            for name in self.drift.features:
-                if name not in known:
-                    raise ValueError(f"drift.features.{name}: unknown feature (known: e.g. {', '.join(known[:3])})")
-        return self
-
-    @model_validator(mode="after")
     def _masked_values_never_echoed(self) -> Manifest:
         """A masked column's raw values must not reach the record: strata labels, filter values and what-if
         categories are all written out (metrics.json, gates.json, drift.json, manifest.json, the reports)."""

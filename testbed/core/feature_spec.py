@@ -192,6 +192,9 @@ class FeatureSet(Strict):
     external: list[ExternalTable] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
     context: list[Context] = Field(default_factory=list)
+    inputs: list[FeatureName] | None = Field(
+        default=None, description="The features `testbed train` trains on, in this order; default: every feature "
+                                  "that is not a vector. A model trained elsewhere may use any declared feature.")
 
     @model_validator(mode="after")
     def _names_unique(self) -> FeatureSet:
@@ -203,7 +206,19 @@ class FeatureSet(Strict):
         tables = [t.name for t in self.external]
         if len(set(tables)) != len(tables):
             raise ValueError("external: table names must be unique")
+        for i, name in enumerate(self.inputs or []):
+            if name not in seen:
+                raise ValueError(f"inputs.{i}: feature {name} is not declared")
+            if name in self.vectors():
+                raise ValueError(f"inputs.{i}: feature {name} is a vector; use it in a derived feature")
+        if self.inputs is not None and len(set(self.inputs)) != len(self.inputs):
+            raise ValueError("inputs: a feature is listed twice")
         return self
+
+    def training_inputs(self) -> list[str]:
+        """What `testbed train` trains on: `inputs`, else every feature that is not a vector."""
+        vectors = self.vectors()
+        return list(self.inputs) if self.inputs is not None else [n for n in self.names() if n not in vectors]
 
     def declared(self) -> list[tuple[str, str]]:
         """(kind, name) of every feature, in file order within each kind."""

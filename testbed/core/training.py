@@ -10,8 +10,9 @@ import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 
-from testbed.core import ranking_data
+from testbed.core import model_inputs, ranking_data
 from testbed.core.arrays import group_starts
+from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
 
 SCHEMA_VERSION = 1
@@ -37,27 +38,28 @@ def select_features(all_names: list[str], feature_set: str) -> list[str]:
     raise ValueError(f"unknown feature set {feature_set!r} (use full or control)")
 
 
-def training_matrix(session: RankingSession, users: pa.Table,
-                    cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfig, inputs: FeatureInputs,
+                    items: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(X, y, group sizes, feature names) for those `users` whose candidates hold at least one relevant item.
 
-    `session` holds the lake's events (at least those of [cutoff - longest window, label_end)) and items.
+    `session` holds the lake's events (at least those of [cutoff - longest window, label_end)) and items;
+    the features are the set's training inputs, built exactly as a run builds them.
     """
-    windows = list(cfg.windows)
-    session.prepare(cfg.cutoff, windows)
-    session.register_features(session.batch_features())
+    session.prepare(cfg.cutoff, list(cfg.windows))
     session.candidates(users, cfg.candidates_per_user)
-    keys, names = session.matrix()
-    y = session.matrix_relevance(session.labels(cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
-    x = session.matrix_values(names)
-    starts = group_starts(keys.column("user_id").to_numpy(zero_copy_only=False))
+    names = inputs.spec.training_inputs()
+    pairs, x = model_inputs.for_candidates(session, inputs, items, names)
+    y = session.pair_relevance(session.labels(cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
+    starts = group_starts(pairs.column("user_id").to_numpy(zero_copy_only=False))
     has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)
     keep_rows = np.repeat(has_relevant, np.diff(starts))
     sizes = np.diff(starts)[has_relevant]
     return x[keep_rows], y[keep_rows], sizes, names
 
 
-def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cfg: TrainingConfig) -> lgb.Booster:
+def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cfg: TrainingConfig, *,
+          categorical: list[str] | None = None) -> lgb.Booster:
+    """LambdaRank on the rows; `categorical` names the inputs LightGBM splits as categories (codes)."""
     if len(groups) < 10:
         raise ValueError(f"only {len(groups)} users have a relevant candidate after the cutoff; need at least 10")
     params = {
@@ -66,17 +68,21 @@ def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cf
         "bagging_freq": 1, "lambdarank_truncation_level": 20, "seed": cfg.seed, "deterministic": True,
         "force_row_wise": True, "num_threads": 2, "verbose": -1,
     }
-    dataset = lgb.Dataset(x, label=y, group=groups, feature_name=names, free_raw_data=True)
+    used = [n for n in categorical or [] if n in names]
+    dataset = lgb.Dataset(x, label=y, group=groups, feature_name=names, free_raw_data=True,
+                          categorical_feature=used or "auto")
     return lgb.train(params, dataset, num_boost_round=cfg.num_trees)
 
 
 def model_metadata(model_text: bytes, booster: lgb.Booster, cfg: TrainingConfig, groups: np.ndarray,
-                   lake_fingerprint: str) -> dict[str, object]:
+                   lake_fingerprint: str, *, features: dict[str, str | None]) -> dict[str, object]:
+    """The model's sidecar; `features` names its feature set (name, digest, uri)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "sha256": hashlib.sha256(model_text).hexdigest(),
         "feature_names": booster.feature_name(),
         "feature_set": cfg.feature_set,
+        "features": features,
         "objective": "lambdarank",
         "num_trees": booster.num_trees(),
         "training": {"cutoff": cfg.cutoff.isoformat(), "label_end": cfg.label_end.isoformat(),

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from testbed.adapters.storage import Storage
-from testbed.core.feature_check import load_feature_set
+from testbed.core.feature_check import categorical_indices, check_model_features, load_feature_set
 from testbed.core.feature_spec import FeatureSet, merged
 from testbed.core.retail_default import retail_default
-from testbed.core.scoring import ROLES
+from testbed.core.scoring import ROLES, LoadedModel
 from testbed.errors import FeatureSetError
 from testbed.manifest import Manifest
 from testbed.record.run import FeatureSetProvenance
@@ -78,3 +78,13 @@ def external_tables(storage: Storage, spec: FeatureSet) -> dict[str, pa.Table]:
         except pa.ArrowInvalid as exc:
             raise FeatureSetError(f"{field}.uri: not a Parquet file: {table.uri} ({str(exc)[:80]})") from None
     return out
+
+
+def check_model(storage: Storage, manifest: Manifest, role: str, model: LoadedModel, text: bytes) -> ModelFeatures:
+    """The model's feature set, after checking that it declares every model feature (and its categoricals)."""
+    features = for_model(storage, manifest, role)
+    ref = getattr(manifest.models, role)
+    where = f"models.{role}.features" if ref.features else f"the default set ({features.spec.name})"
+    check_model_features(features.spec, model.features, categorical_indices(text),
+                         f"manifest: models.{role}.uri ({ref.uri})", where)
+    return features

@@ -16,14 +16,15 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.adapters.storage import Storage
-from testbed.core import ranking_data
+from testbed.core import model_inputs
 from testbed.core.arrays import group_starts
+from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
 from testbed.core.sampling import uniform_draw
 from testbed.core.scoring import ROLES, LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
-from testbed.pipeline import slice_data
+from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
@@ -55,16 +56,23 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
 
 
 def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
-    """Both models, after re-checking the SHA-256 that validate checked; each may use any model input."""
-    names = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
+    """Both models, after re-checking the SHA-256 that validate checked, each on its own feature set."""
     models = []
     for role in ROLES:
         ref = getattr(manifest.models, role)
         data = storage.read_bytes(ref.uri)
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
-        models.append(load_model(role, data, names, f"models.{role}"))
+        model = load_model(role, data, f"models.{role}")
+        feature_sets.check_model(storage, manifest, role, model, data)
+        models.append(model)
     return models
+
+
+def feature_inputs(ctx: RunContext, manifest: Manifest) -> FeatureInputs:
+    spec = feature_sets.run_set(ctx.storage, manifest)
+    return FeatureInputs(spec, slice_data.batch_features(ctx, spec), feature_sets.external_tables(ctx.storage, spec),
+                         slice_data.read(ctx, "users"), manifest.time.cutoff)
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,12 @@ class Ranked:
     predict_seconds: dict[str, float]
 
 
-def candidate_matrix(session: RankingSession, models: list[LoadedModel]) -> CandidateMatrix:
-    """The model inputs of the session's candidates, fetched once for both models."""
-    keys, names = session.matrix()
-    used = [n for n in names if any(n in m.features for m in models)]
-    values = session.matrix_values(used)
-    return CandidateMatrix(keys.column("user_id").combine_chunks(), keys.column("item_id").combine_chunks(),
+def candidate_matrix(session: RankingSession, models: list[LoadedModel], inputs: FeatureInputs,
+                     items: pa.Table) -> CandidateMatrix:
+    """The model inputs of the session's candidates (over catalogue `items`), built once for both models."""
+    used = [n for n in inputs.spec.names() if any(n in m.features for m in models)]
+    pairs, values = model_inputs.for_candidates(session, inputs, items, used)
+    return CandidateMatrix(pairs.column("user_id").combine_chunks(), pairs.column("item_id").combine_chunks(),
                            {m.role: columns_for(values, used, m.features) for m in models})
 
 
@@ -108,10 +116,11 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     models = load_models(ctx.storage, manifest)
+    inputs = feature_inputs(ctx, manifest)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
-        matrix = candidate_matrix(session, models)
+        matrix = candidate_matrix(session, models, inputs, slice_data.read(ctx, "items"))
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.storage import Storage, UriStorage
-from testbed.core import training
+from testbed.core import feature_sql, training
+from testbed.core.feature_check import load_feature_set
+from testbed.core.feature_spec import FeatureSet
+from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
+from testbed.core.retail_default import retail_default
 from testbed.core.sampling import uniform_draw_sql
-from testbed.core.slice_sql import ts_literal
-from testbed.errors import InputError
+from testbed.core.slice_sql import quote, ts_literal
+from testbed.errors import FeatureSetError, InputError
+from testbed.pipeline import feature_sets
+
+EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_time", "price", "quantity")
 
 
 def default_cutoff(engine: DuckDBEngine, label_days: int) -> datetime:
@@ -26,36 +36,59 @@ def default_cutoff(engine: DuckDBEngine, label_days: int) -> datetime:
 
 
 def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
-                feature_set: str = "full", seed: int = 1, users_rate: float = 1.0,
+                feature_set: str = "full", features: str | None = None, seed: int = 1, users_rate: float = 1.0,
                 num_trees: int = 150, storage: Storage | None = None) -> dict[str, Any]:
-    """`storage` reads an s3:// lake; by default only a local one can be read."""
+    """`features` is a feature set file (default: retail-default); `feature_set` picks all its training inputs
+    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one."""
     storage = storage or UriStorage()
+    spec, provenance = _feature_set(storage, features)
     engine = DuckDBEngine(lake, storage=storage)
     try:
         cut = cutoff or default_cutoff(engine, label_days)
         cfg = training.TrainingConfig(cutoff=cut, label_end=cut + timedelta(days=label_days), feature_set=feature_set,
                                       seed=seed, num_trees=num_trees)
-        since = cut - timedelta(days=max(cfg.windows))
+        longest = max(timedelta(days=max(cfg.windows)), timedelta(microseconds=spec.longest_window_us()))
+        since = cut - longest
         users = engine.query(
             f"SELECT user_id FROM (SELECT DISTINCT user_id FROM events WHERE event_time >= {ts_literal(since)} "
             f"AND event_time < {ts_literal(cut)}) WHERE {uniform_draw_sql(seed, 'user_id')} < {users_rate!r}")
+        columns = ", ".join(quote(c) for c in sorted({*EVENT_COLUMNS, *spec.event_columns()}))
         events = engine.query(  # what the features and the labels read: [cutoff - longest window, label_end)
-            "SELECT user_id, item_id, event_type, event_time, price, quantity FROM events "
+            f"SELECT {columns} FROM events "
             f"WHERE event_time >= {ts_literal(since)} AND event_time < {ts_literal(cfg.label_end)}")
         items = engine.query("SELECT * FROM items")
+        attributes = engine.query("SELECT * FROM users")
     finally:
         engine.close()
+    inputs = FeatureInputs(spec, feature_sql.batch_tables(events, items, attributes, spec, cut),
+                           feature_sets.external_tables(storage, spec), attributes, cut)
     with RankingSession(events, items) as session:
-        x, y, groups, names = training.training_matrix(session, users, cfg)
+        x, y, groups, names = training.training_matrix(session, users, cfg, inputs, items)
     selected = training.select_features(names, feature_set)
-    columns = [names.index(n) for n in selected]
+    if not selected:
+        raise InputError(f"feature set {spec.name}: no item feature (i_*) to train a control model on")
+    columns_used = [names.index(n) for n in selected]
     try:
-        booster = training.train(x[:, columns], y, groups, selected, cfg)
+        booster = training.train(x[:, columns_used], y, groups, selected, cfg, categorical=spec.categorical())
     except ValueError as exc:
         raise InputError(f"lake {lake}: {exc}") from None
     text = booster.model_to_string().encode()
-    meta = training.model_metadata(text, booster, cfg, groups, storage.fingerprint(lake))
+    meta = training.model_metadata(text, booster, cfg, groups, storage.fingerprint(lake),
+                                   features=provenance)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(text)
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def _feature_set(storage: Storage, uri: str | None) -> tuple[FeatureSet, dict[str, str | None]]:
+    if uri is None:
+        spec = retail_default(list(training.TrainingConfig.windows))
+        return spec, {"name": spec.name, "digest": spec.digest(), "uri": None}
+    try:
+        data = storage.read_bytes(uri)
+    except (OSError, ClientError):
+        raise FeatureSetError(f"--features: feature set file not found: {uri}") from None
+    spec = load_feature_set(data, f"feature set {uri}")
+    return spec, {"name": spec.name, "digest": spec.digest(), "uri": uri,
+                  "sha256": hashlib.sha256(data).hexdigest()}

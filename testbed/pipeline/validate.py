@@ -12,7 +12,9 @@ from botocore.exceptions import ClientError
 
 from testbed.adapters.engines import Engine, make_engine
 from testbed.adapters.storage import Storage
-from testbed.core import lake_contract, ranking_data
+from testbed.core import lake_contract
+from testbed.core.drift import EVENT_FIELDS
+from testbed.core.feature_check import check_against_lake, check_external_tables
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import (
@@ -25,7 +27,7 @@ from testbed.core.slice_sql import (
 from testbed.errors import LakeError, ManifestError, ModelArtifactError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline import claim
+from testbed.pipeline import claim, feature_sets
 from testbed.pipeline.validate_pii import check_unmasked_pii
 from testbed.record import io
 from testbed.record.claim import ExecutionRef
@@ -136,8 +138,7 @@ def check_model_file(data: bytes, source: str) -> None:
 
 
 def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProvenance]:
-    """Read each model file, check its SHA-256, and check it is a LightGBM model on features we produce."""
-    available = [name for name, _ in ranking_data.model_features(manifest.features.windows_days)]
+    """Read each model file, check its SHA-256, and check it is a LightGBM model on its feature set's features."""
     out = {}
     for role in ("control", "candidate"):
         ref = getattr(manifest.models, role)
@@ -151,9 +152,24 @@ def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProve
                                      f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
         source = f"manifest: models.{role}.uri ({ref.uri})"
         check_model_file(data, source)
-        model = load_model(role, data, available, source)
-        out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features))
+        model = load_model(role, data, source)
+        features = feature_sets.check_model(storage, manifest, role, model, data)
+        out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features),
+                                    feature_names=model.features, feature_set=features.provenance)
     return out
+
+
+def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
+    """The run's feature set against the lake's columns, its external tables against their own, and the drift
+    thresholds against the features drift reports on."""
+    spec = feature_sets.run_set(storage, manifest)
+    check_against_lake(spec, columns)
+    check_external_tables(spec, feature_sets.external_tables(storage, spec))
+    known = {a.name for a in spec.aggregations} | set(EVENT_FIELDS)
+    for name in manifest.drift.features:
+        if name not in known:
+            raise ManifestError(f"manifest: drift.features.{name}: unknown feature (drift reports on the feature "
+                                f"set's aggregations and the event fields, e.g. {', '.join(sorted(known)[:3])})")
 
 
 def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
@@ -181,6 +197,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_rows(engine, manifest)
     finally:
         engine.close()
+    check_feature_set(storage, manifest, columns)
     models = resolve_models(storage, manifest)
     existing = None
     if layout is not None:

@@ -23,7 +23,7 @@ from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
-from testbed.pipeline.score import candidate_matrix, load_models, rank
+from testbed.pipeline.score import candidate_matrix, feature_inputs, load_models, rank
 from testbed.record import io
 from testbed.record.steps import WhatIfResult, WhatIfSkipped
 from testbed.record.whatif import WhatIfDocument
@@ -63,11 +63,12 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     catalogue_size = io.read(ctx.storage, ctx.layout.slice_stats).catalogue_size
     items = ctx.storage.read_parquet(ctx.layout.slice_table("items"))
     models = load_models(ctx.storage, manifest)
+    inputs = feature_inputs(ctx, manifest)
     with slice_data.session(ctx) as session:
         session.prepare(manifest.time.cutoff, manifest.features.windows_days)
         session.candidates(pa.table({"user_id": chosen}), manifest.evaluation.candidates_per_user)
         session.snapshot_candidates()
-        baseline_rankings = rank(candidate_matrix(session, models), models, k).rankings
+        baseline_rankings = rank(candidate_matrix(session, models, inputs, items), models, k).rankings
         scenarios: list[dict[str, Any]] = []
         changes: dict[str, list[float]] = {role: [] for role in ROLES}
         primary = metrics.PRIMARY.at(k)
@@ -77,7 +78,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
             session.restore_candidates()
             if new:
                 params["candidate_rows_added"] = whatif.add_cold_candidates(session, sorted(new))
-            rankings = rank(candidate_matrix(session, models), models, k).rankings
+            rankings = rank(candidate_matrix(session, models, inputs, perturbed), models, k).rankings
             session.use_items(items)
             size = catalogue_size + len(new)
             base = whatif.summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(),
