@@ -168,6 +168,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    """check: the set (and, with --lake, its columns); sql: its batch queries; export: a training table."""
+    from testbed.pipeline.train import export_table
+
+    cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if getattr(args, "cutoff", None) else None
+    if args.features_command == "export":
+        result = export_table(args.lake, args.features, Path(args.out), cutoff=cutoff, label_days=args.label_days,
+                              seed=args.seed, users_rate=args.users_rate, storage=_storage(args))
+        print(f"wrote {args.out}: {result['rows']} rows, {result['users']} users, {len(result['features'])} "
+              f"features, cutoff {result['cutoff']}, labels until {result['label_end']}")
+        return 0
+    from testbed.core import feature_sql
+    from testbed.core.feature_check import load_feature_set
+
+    spec = load_feature_set(_storage(args).read_bytes(args.file), f"feature set {args.file}")
+    if args.features_command == "sql":
+        assert cutoff is not None
+        for group, query in feature_sql.batch_queries(spec, feature_sql.epoch_us(cutoff), args.dialect).items():
+            print(f"-- feature table {group}; parameters: {json.dumps(list(query.params), default=str)}")
+            print(query.sql.rstrip() + ";\n")
+        return 0
+    if args.lake:
+        from testbed.pipeline.validate import check_feature_file_against_lake
+
+        check_feature_file_against_lake(args.settings, spec, args.lake)
+    print(f"ok: feature set {spec.name} declares {len(spec.names())} features in {len(spec.groups())} tables; "
+          f"digest {spec.digest()}" + ("" if args.lake else " (pass --lake to check its columns)"))
+    return 0
+
+
 def _run_layout(storage: Storage, given: str) -> RunLayout:
     """The run record folder the user named (local or s3://); an InputError when it holds no run.json."""
     from testbed.adapters.storage import is_s3
@@ -283,6 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--users-rate", type=float, default=1.0, help="share of users to train on")
     train.set_defaults(func=cmd_train)
+
+    feat = sub.add_parser("features", help="check a feature set, print its batch SQL, or export a training table")
+    fsub = feat.add_subparsers(dest="features_command", required=True, parser_class=_Parser)
+    check = fsub.add_parser("check", help="validate a feature set file (and its columns against a lake)")
+    check.add_argument("file")
+    check.add_argument("--lake", help="also check every column it reads against this lake")
+    sql = fsub.add_parser("sql", help="print the batch SQL of a feature set (values are bound parameters)")
+    sql.add_argument("file")
+    sql.add_argument("--cutoff", required=True, help="feature cutoff (ISO date or time, UTC)")
+    sql.add_argument("--dialect", choices=["duckdb", "trino"], default="duckdb")
+    export = fsub.add_parser("export", help="write a training table: candidates, relevance and every feature")
+    export.add_argument("--lake", required=True)
+    export.add_argument("--out", required=True, help="Parquet file to write")
+    export.add_argument("--features", help="feature set file (default: the retail-default set)")
+    export.add_argument("--cutoff", help="feature cutoff (ISO date); default: 4 label windows before the last event")
+    export.add_argument("--label-days", type=int, default=14)
+    export.add_argument("--seed", type=int, default=1)
+    export.add_argument("--users-rate", type=float, default=1.0, help="share of users to export")
+    feat.set_defaults(func=cmd_features)
 
     rep = sub.add_parser("report", help="re-render report.md and report.html of a run record (local or s3://)")
     rep.add_argument("run_dir", help="a run record folder: <out>/runs/<run_id> or s3://.../runs/<run_id>")

@@ -39,8 +39,9 @@ def select_features(all_names: list[str], feature_set: str) -> list[str]:
 
 
 def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfig, inputs: FeatureInputs,
-                    items: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(X, y, group sizes, feature names) for those `users` whose candidates hold at least one relevant item.
+                    items: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], pa.Table]:
+    """(X, y, group sizes, feature names, the rows' user_id/item_id) for those `users` whose candidates hold at
+    least one relevant item.
 
     `session` holds the lake's events (at least those of [cutoff - longest window, label_end)) and items;
     the features are the set's training inputs, built exactly as a run builds them.
@@ -54,7 +55,7 @@ def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfi
     has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)
     keep_rows = np.repeat(has_relevant, np.diff(starts))
     sizes = np.diff(starts)[has_relevant]
-    return x[keep_rows], y[keep_rows], sizes, names
+    return x[keep_rows], y[keep_rows], sizes, names, pairs.select(["user_id", "item_id"]).filter(pa.array(keep_rows))
 
 
 def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cfg: TrainingConfig, *,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from testbed.adapters.duckdb_engine import DuckDBEngine
@@ -35,13 +39,21 @@ def default_cutoff(engine: DuckDBEngine, label_days: int) -> datetime:
     return day - timedelta(days=4 * label_days)
 
 
-def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
-                feature_set: str = "full", features: str | None = None, seed: int = 1, users_rate: float = 1.0,
-                num_trees: int = 150, storage: Storage | None = None) -> dict[str, Any]:
-    """`features` is a feature set file (default: retail-default); `feature_set` picks all its training inputs
-    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one."""
-    storage = storage or UriStorage()
-    spec, provenance = _feature_set(storage, features)
+@dataclass(frozen=True)
+class TrainingData:
+    """Candidate rows of the users with a relevant candidate: inputs, relevance, list sizes, feature names."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    names: list[str]
+    pairs: pa.Table  # user_id, item_id of each row
+    cfg: training.TrainingConfig
+
+
+def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: datetime | None, label_days: int,
+                  feature_set: str, seed: int, users_rate: float, num_trees: int) -> TrainingData:
+    """The lake's candidates as of the cutoff with `spec`'s training inputs, built as a run builds them."""
     engine = DuckDBEngine(lake, storage=storage)
     try:
         cut = cutoff or default_cutoff(engine, label_days)
@@ -63,17 +75,49 @@ def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_d
     inputs = FeatureInputs(spec, feature_sql.batch_tables(events, items, attributes, spec, cut),
                            feature_sets.external_tables(storage, spec), attributes, cut)
     with RankingSession(events, items) as session:
-        x, y, groups, names = training.training_matrix(session, users, cfg, inputs, items)
-    selected = training.select_features(names, feature_set)
+        x, y, groups, names, pairs = training.training_matrix(session, users, cfg, inputs, items)
+    return TrainingData(x, y, groups, names, pairs, cfg)
+
+
+def export_table(lake: str, features: str | None, out: Path, *, cutoff: datetime | None = None,
+                 label_days: int = 14, seed: int = 1, users_rate: float = 1.0,
+                 storage: Storage | None = None) -> dict[str, Any]:
+    """`testbed features export`: the training table (user_id, item_id, relevance, every training input) as
+    Parquet, for a model trained outside the testbed; rows are grouped by user (one ranking list each)."""
+    storage = storage or UriStorage()
+    spec, provenance = _feature_set(storage, features)
+    data = training_data(storage, lake, spec, cutoff=cutoff, label_days=label_days, feature_set="full", seed=seed,
+                         users_rate=users_rate, num_trees=0)
+    columns = {"user_id": data.pairs.column("user_id"), "item_id": data.pairs.column("item_id"),
+               "relevance": pa.array(data.y)}
+    columns.update({name: pa.array(data.x[:, i]) for i, name in enumerate(data.names)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), out)
+    return {"rows": int(len(data.y)), "users": int(len(data.groups)), "features": data.names,
+            "cutoff": data.cfg.cutoff.isoformat(), "label_end": data.cfg.label_end.isoformat(),
+            "feature_set": provenance}
+
+
+def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
+                feature_set: str = "full", features: str | None = None, seed: int = 1, users_rate: float = 1.0,
+                num_trees: int = 150, storage: Storage | None = None) -> dict[str, Any]:
+    """`features` is a feature set file (default: retail-default); `feature_set` picks all its training inputs
+    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one."""
+    storage = storage or UriStorage()
+    spec, provenance = _feature_set(storage, features)
+    data = training_data(storage, lake, spec, cutoff=cutoff, label_days=label_days, feature_set=feature_set,
+                         seed=seed, users_rate=users_rate, num_trees=num_trees)
+    selected = training.select_features(data.names, feature_set)
     if not selected:
         raise InputError(f"feature set {spec.name}: no item feature (i_*) to train a control model on")
-    columns_used = [names.index(n) for n in selected]
+    columns_used = [data.names.index(n) for n in selected]
     try:
-        booster = training.train(x[:, columns_used], y, groups, selected, cfg, categorical=spec.categorical())
+        booster = training.train(data.x[:, columns_used], data.y, data.groups, selected, data.cfg,
+                                 categorical=spec.categorical())
     except ValueError as exc:
         raise InputError(f"lake {lake}: {exc}") from None
     text = booster.model_to_string().encode()
-    meta = training.model_metadata(text, booster, cfg, groups, storage.fingerprint(lake),
+    meta = training.model_metadata(text, booster, data.cfg, data.groups, storage.fingerprint(lake),
                                    features=provenance)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(text)

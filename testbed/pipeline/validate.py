@@ -15,6 +15,7 @@ from testbed.adapters.storage import Storage
 from testbed.core import lake_contract
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.feature_check import check_against_lake, check_external_tables
+from testbed.core.feature_spec import FeatureSet
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import (
@@ -34,7 +35,7 @@ from testbed.record.claim import ExecutionRef
 from testbed.record.layout import RunLayout
 from testbed.record.run import ModelProvenance, RunRecord
 from testbed.record.steps import ValidatedRun
-from testbed.settings import code_version
+from testbed.settings import Settings, code_version
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "UINTEGER")
 
@@ -170,6 +171,18 @@ def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, d
         if name not in known:
             raise ManifestError(f"manifest: drift.features.{name}: unknown feature (drift reports on the feature "
                                 f"set's aggregations and the event fields, e.g. {', '.join(sorted(known)[:3])})")
+
+
+def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: str) -> None:
+    """`testbed features check --lake`: every column the set reads exists in the lake with a fitting type."""
+    invocation = Invocation.outside_lambda(settings)
+    engine = make_engine(invocation, lake)
+    try:
+        columns = check_schema(engine)
+    finally:
+        engine.close()
+    check_against_lake(spec, columns)
+    check_external_tables(spec, feature_sets.external_tables(invocation.storage, spec))
 
 
 def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
