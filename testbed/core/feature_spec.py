@@ -122,6 +122,21 @@ class Aggregation(Strict):
         return window_us(self.window)
 
 
+def _predicate_text(flt: Filter) -> str:
+    if flt.value is None:
+        return f"{flt.column} {flt.op}"
+    return f"{flt.column} {flt.op} {json.dumps(flt.value, ensure_ascii=False)}"
+
+
+def describe(agg: Aggregation) -> str:
+    """One line for reports: `count of view events by user_id, item.category over 7d`."""
+    what = agg.operation.replace("_", " ") + (f" of {agg.input}" if agg.input else "")
+    events = f"{'/'.join(agg.events)} events" if agg.events else "events"
+    where = f" where {' and '.join(_predicate_text(f) for f in agg.where)}" if agg.where else ""
+    keys = f" by {', '.join(agg.keys)}" if agg.keys else " over all events"
+    return f"{what} of {events}{where}{keys} in the {agg.window} before the cutoff"
+
+
 class Attribute(Strict):
     name: FeatureName
     entity: Literal["item", "user"]

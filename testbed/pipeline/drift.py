@@ -32,7 +32,7 @@ from testbed.adapters.storage import Storage
 from testbed.core import feature_sql
 from testbed.core.drift import DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, weighted_users
-from testbed.core.feature_spec import FeatureSet
+from testbed.core.feature_spec import FeatureSet, describe
 from testbed.core.ranking_session import RankingSession
 from testbed.core.slice_sql import partition_range, render
 from testbed.core.slice_tables import normalise_events, stratum_labels
@@ -142,8 +142,12 @@ def run_drift(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     current = slice_side(ctx, manifest, spec)
     baseline = (reference_side(ctx.storage, manifest.drift.baseline, spec) if manifest.drift.baseline
                 else population_side(ctx, manifest, spec))
-    document = DriftDocument.model_validate(drift_document(baseline, current, config_of(manifest),
-                                                           daily_config(manifest)))
+    raw = drift_document(baseline, current, config_of(manifest), daily_config(manifest))
+    definitions = {agg.name: describe(agg) for agg in spec.aggregations}
+    for feature in raw["features"]:
+        if feature["feature"] in definitions:
+            feature["definition"] = definitions[feature["feature"]]
+    document = DriftDocument.model_validate(raw)
     io.write(ctx.storage, ctx.layout.drift, document)
     top = document.features[0].feature if document.features else None
     return DriftResult(drifted_features=document.drifted, top_feature=top,

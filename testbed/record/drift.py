@@ -43,7 +43,7 @@ class SideRows(Document):
 
 class DriftFeature(Document):
     feature: str
-    table: str  # user, item, user_category or event
+    table: str  # the feature table (one per key set: user, item, user_category...) or event
     type: Literal["numeric", "categorical"]
     method: str
     statistic: float | None
@@ -56,6 +56,7 @@ class DriftFeature(Document):
     rows: SideRows
     strata: list[StratumVerdict]
     categories: list[CategoryVerdict] | None = absent()  # numeric event fields only
+    definition: str | None = absent()  # a declared aggregation's definition (feature_spec.describe)
     rank: int
 
 

@@ -187,6 +187,11 @@ def slice_section(data: RunData) -> str:
     return head + lead + table + figures
 
 
+def _defined(feature: str, definition: str | None) -> str:
+    """A feature's name, with its declared definition underneath when it has one."""
+    return esc(feature) + (f"<br><small>{esc(definition)}</small>" if definition else "")
+
+
 def drift_section(data: RunData) -> str:
     head = '<h2 id="drift">Feature drift</h2>'
     if data.drift is None:
@@ -200,7 +205,7 @@ def drift_section(data: RunData) -> str:
     out = head + lead + _figure("drift-ranking", charts.drift_bars(features[:DRIFT_BARS]),
                                 "bars: PSI of each feature against the baseline (or the method's statistic); red = "
                                 "drifted at its threshold")
-    rows = [[esc(f.rank), esc(f.feature), esc(f.table), esc(f.method), esc(facts.num(f.statistic)),
+    rows = [[esc(f.rank), _defined(f.feature, f.definition), esc(f.table), esc(f.method), esc(facts.num(f.statistic)),
              esc(facts.num(f.threshold)), esc(facts.pvalue(f.p_value)), esc(facts.num(f.psi)),
              "yes" if f.drifted else "no", esc(", ".join(s.stratum for s in f.strata if s.drifted))]
             for f in features[:DRIFT_BARS]]

@@ -65,7 +65,8 @@ def _drift(data: RunData) -> list[str]:
         rows = []
         for f in features[:TOP_DRIFT]:
             label, value, threshold = facts.drift_measure(f)
-            rows.append([f.feature, f.method, facts.num(f.statistic),
+            rows.append([f"{f.feature} ({f.definition})" if f.definition else f.feature, f.method,
+                         facts.num(f.statistic),
                          f"{label} {facts.num(value)} (limit {facts.num(threshold)})", "yes" if f.drifted else "no"])
         lines += ["", *_table(["feature", "method", "statistic", "shift", "drifted"], rows)]
     return lines
