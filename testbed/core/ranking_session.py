@@ -150,6 +150,11 @@ SELECT user_id, item_id, priority FROM (
 WHERE r <= {n}""")
         self._has_candidates, self._has_snapshot, self._has_matrix = True, False, False
 
+    def candidate_pairs(self) -> pa.Table:
+        """The candidates as they are now: user_id, item_id, priority (source * SOURCE_STRIDE + position)."""
+        self._require(self._has_candidates, "candidate_pairs", "candidates(users, n)")
+        return fetch(self._con, "SELECT user_id, item_id, priority FROM candidates ORDER BY user_id, item_id")
+
     def snapshot_candidates(self) -> None:
         """Keep the candidate lists as they are now, for `restore_candidates` (the what-if baseline)."""
         self._require(self._has_candidates, "snapshot_candidates", "candidates(users, n)")
