@@ -5,6 +5,7 @@ to a model. Every failure is a FeatureSetError (exit 2) whose one line names the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from testbed.core.feature_spec import ATTRIBUTE_KEY, NAME, REVENUE, FeatureSet
 from testbed.errors import FeatureSetError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
+_ARRAY = re.compile(r"\[[0-9]*\]$")  # DuckDB's DOUBLE[] and FLOAT[8]; Arrow's date32[day] is no list
 KINDS = ("aggregations", "attributes", "external", "derived", "context")
 _STRING = ("VARCHAR", "STRING", "LARGE_STRING", "UTF8", "LARGE_UTF8")
 _BOOLEAN = ("BOOLEAN", "BOOL")
@@ -36,7 +38,7 @@ _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "
 def type_kind(type_name: str) -> str:
     """string, boolean, numeric, time, list or other, for a type name as DuckDB or Arrow spells it."""
     name = type_name.strip().upper()
-    if name.endswith("]") or name.startswith(("LIST", "LARGE_LIST", "FIXED_SIZE_LIST")):
+    if _ARRAY.search(name) or name.startswith(("LIST", "LARGE_LIST", "FIXED_SIZE_LIST")):
         return "list"
     base = name.split("(")[0].split("[")[0]
     if base in _STRING:

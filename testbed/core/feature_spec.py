@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -239,3 +239,11 @@ class FeatureSet(Strict):
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """The published schema of a feature set file (schemas/feature-set.schema.json)."""
+    schema = FeatureSet.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://testbed.local/feature-set.schema.json"
+    return schema

@@ -17,6 +17,8 @@ from testbed.core.feature_spec import Aggregation, Attribute, Context, Derived, 
 
 DEFAULT_WINDOWS = [7, 30, 90]
 SHIPPED = Path(__file__).resolve().parent.parent / "feature_sets" / "retail-default.yaml"
+HEADER = ("# The testbed's built-in model inputs as a feature set (schemas/feature-set.schema.json).\n"
+          "# Written by testbed.core.retail_default.feature_set_yaml(retail_default([7, 30, 90])); do not edit.\n")
 _COUNTED = {"views": "view", "carts": "add_to_cart", "purchases": "purchase"}
 _PREFIX_KEYS = {"u": ["user_id"], "i": ["item_id"], "g": [], "uc": ["user_id", "item.category"],
                 "ui": ["user_id", "item_id"]}
@@ -68,6 +70,6 @@ def retail_default(windows_days: list[int]) -> FeatureSet:
 
 
 def feature_set_yaml(spec: FeatureSet) -> str:
-    """The set as a feature set file: declaration order kept, defaults left out."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
+    """The set as a feature set file: declaration order kept, defaults but the version left out."""
+    data = {"version": spec.version, **spec.model_dump(mode="json", exclude_defaults=True)}
+    return HEADER + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True, default_flow_style=None)
