@@ -23,6 +23,12 @@ class ManifestError(InputError):
     hint = "fix that field, then check the manifest with `testbed validate MANIFEST`"
 
 
+class FeatureSetError(ManifestError):
+    """A feature set file breaks its schema, does not fit the lake, or does not define a model's features."""
+
+    hint = "fix that feature in the feature set file (schemas/feature-set.schema.json describes it)"
+
+
 class LakeError(InputError):
     """The lake breaks the SPEC §2 contract."""
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -303,3 +303,11 @@ def merged(control: FeatureSet, candidate: FeatureSet) -> FeatureSet:
                       aggregations=out["aggregations"], attributes=out["attributes"],  # type: ignore[arg-type]
                       external=list(tables.values()), derived=out["derived"],  # type: ignore[arg-type]
                       context=out["context"])  # type: ignore[arg-type]
+
+
+def json_schema() -> dict[str, Any]:
+    """The published schema of a feature set file (schemas/feature-set.schema.json)."""
+    schema = FeatureSet.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://testbed.local/feature-set.schema.json"
+    return schema

@@ -192,3 +192,25 @@ def check_model_text(data: bytes) -> None:
     if listed is not None and len(sizes) != len(trees):
         raise ModelTextError(f"the header lists {len(sizes)} tree sizes but the file has {len(trees)} trees")
     _check_trailer(data[end:].decode())
+
+
+def categorical_indices(data: bytes) -> list[int]:
+    """Indices into feature_names of the model's categorical features, from its `[categorical_feature: ...]`
+    parameter (comma-separated indices, or `name:a,b` as LightGBM's CLI accepts); [] when it has none."""
+    text = data.decode("utf-8", errors="replace")
+    line = next((ln for ln in text.split("\n") if ln.startswith("[categorical_feature: ")), None)
+    value = line.removeprefix("[categorical_feature: ").removesuffix("]").strip() if line else ""
+    if not value:
+        return []
+    if value.startswith("name:"):
+        header = text.split("\nTree=", 1)[0]
+        names = next((ln.removeprefix("feature_names=").split(" ") for ln in header.split("\n")
+                      if ln.startswith("feature_names=")), [])
+        unknown = [n for n in value.removeprefix("name:").split(",") if n not in names]
+        if unknown:
+            raise ModelTextError(f"categorical_feature names {unknown[0]!r}, which is not in feature_names")
+        return sorted(names.index(n) for n in value.removeprefix("name:").split(","))
+    fields = value.split(",")
+    if not all(_INT.fullmatch(f) for f in fields):
+        raise ModelTextError(f"categorical_feature {value[:40]!r} is not a list of feature indices")
+    return sorted(int(f) for f in fields)
