@@ -192,7 +192,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     if args.lake:
         from testbed.pipeline.validate import check_feature_file_against_lake
 
-        check_feature_file_against_lake(args.settings, spec, args.lake)
+        check_feature_file_against_lake(args.settings, spec, args.lake, args.file)
     print(f"ok: feature set {spec.name} declares {len(spec.names())} features in {len(spec.groups())} tables; "
           f"digest {spec.digest()}" + ("" if args.lake else " (pass --lake to check its columns)"))
     return 0

@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
-from testbed.core import feature_matrix
+from testbed.core.feature_matrix import MatrixInputs, feature_matrix
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_session import RankingSession
 
 
 @dataclass(frozen=True)
 class FeatureInputs:
-    """What the model inputs are built from, besides the candidates and the catalogue."""
+    """A feature set and what its features read besides the candidate pairs."""
 
     spec: FeatureSet
-    tables: dict[str, pa.Table]  # the batch aggregation tables, one per key set
-    external: dict[str, pa.Table]  # external feature tables by name, checksums already checked
-    users: pa.Table  # the users' attributes
-    cutoff: datetime
+    tables: MatrixInputs
+
+    def with_items(self, items: pa.Table) -> FeatureInputs:
+        """The same inputs over another catalogue (a what-if's perturbed one)."""
+        return FeatureInputs(self.spec, dataclasses.replace(self.tables, items=items))
 
 
-def for_candidates(session: RankingSession, inputs: FeatureInputs, items: pa.Table,
-                   names: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """(candidate pairs sorted by user, item; their float64 inputs for `names`, NULL → NaN)."""
-    pairs = session.candidate_pairs()
-    values = feature_matrix.model_inputs(pairs, items, inputs.users, inputs.tables, inputs.external,
-                                         inputs.cutoff, inputs.spec, names)
-    return pairs, values
+def for_candidates(session: RankingSession, inputs: FeatureInputs, names: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """(candidate pairs [user_id, item_id] sorted by user, item; their float64 inputs for `names`, NULL → NaN)."""
+    return feature_matrix(inputs.spec, names, session.candidate_pairs(), inputs.tables)

@@ -48,6 +48,10 @@ def retail_default(windows_days: list[int]) -> FeatureSet:
             (f"uc_view_share_{w}", f"uc_views_{w} / u_views_{w}"),
             (f"u_events_{w}", f"u_views_{w} + u_carts_{w} + u_purchases_{w}"),
         ]
+    inputs = [f"{name}_{days}d" for days in windows_days for name in (
+        "i_view_share", "i_purchase_share", "i_conversion", "uc_view_share", "uc_purchases", "uc_revenue", "u_events")]
+    inputs += ["i_days_since_last_event", "i_price", "uc_days_since_last_event", "u_days_since_last_purchase",
+               "ui_events", "ui_purchases", "ui_days_since_last_event", "candidate_source"]
     recency = {"operation": "days_since_last", "window": longest}
     aggregations += [
         {"name": "i_days_since_last_event", "keys": _PREFIX_KEYS["i"], **recency},
@@ -66,6 +70,7 @@ def retail_default(windows_days: list[int]) -> FeatureSet:
         attributes=[Attribute(name="i_price", entity="item", column="price")],
         derived=[Derived(name=name, expr=expr) for name, expr in derived],
         context=[Context(name="candidate_source", value="candidate_source")],
+        inputs=inputs,  # what `testbed train` trains on, in the order the built-in models were trained
     )
 
 

@@ -38,8 +38,8 @@ def select_features(all_names: list[str], feature_set: str) -> list[str]:
     raise ValueError(f"unknown feature set {feature_set!r} (use full or control)")
 
 
-def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfig, inputs: FeatureInputs,
-                    items: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], pa.Table]:
+def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfig,
+                    inputs: FeatureInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], pa.Table]:
     """(X, y, group sizes, feature names, the rows' user_id/item_id) for those `users` whose candidates hold at
     least one relevant item.
 
@@ -49,7 +49,7 @@ def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfi
     session.prepare(cfg.cutoff, list(cfg.windows))
     session.candidates(users, cfg.candidates_per_user)
     names = inputs.spec.training_inputs()
-    pairs, x = model_inputs.for_candidates(session, inputs, items, names)
+    pairs, x = model_inputs.for_candidates(session, inputs, names)
     y = session.pair_relevance(session.labels(cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
     starts = group_starts(pairs.column("user_id").to_numpy(zero_copy_only=False))
     has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)

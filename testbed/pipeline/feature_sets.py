@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from testbed.adapters.storage import Storage
-from testbed.core.feature_check import categorical_indices, check_model_features, load_feature_set
+from testbed.core.feature_check import check_model_features, load_feature_set
 from testbed.core.feature_spec import FeatureSet, merged
+from testbed.core.model_text import categorical_indices
 from testbed.core.retail_default import retail_default
 from testbed.core.scoring import ROLES, LoadedModel
 from testbed.errors import FeatureSetError
@@ -65,6 +66,16 @@ def run_set(storage: Storage, manifest: Manifest) -> FeatureSet:
         return merged(sets["control"].spec, sets["candidate"].spec)
     except ValueError as exc:
         raise FeatureSetError(f"manifest: models: {str(exc).splitlines()[0]}") from None
+
+
+def source_of(features: ModelFeatures) -> str:
+    """How error messages name a model's feature set: its file, or the default set's name."""
+    return features.provenance.uri or features.spec.name
+
+
+def external_columns(tables: dict[str, pa.Table]) -> dict[str, dict[str, str]]:
+    """Each external table's columns and their Arrow type names (what check_against_lake reads)."""
+    return {name: {f.name: str(f.type) for f in table.schema} for name, table in tables.items()}
 
 
 def external_tables(storage: Storage, spec: FeatureSet) -> dict[str, pa.Table]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from testbed.adapters.storage import Storage
 from testbed.core import model_inputs
 from testbed.core.arrays import group_starts
+from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
 from testbed.core.sampling import uniform_draw
@@ -70,9 +71,12 @@ def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
 
 
 def feature_inputs(ctx: RunContext, manifest: Manifest) -> FeatureInputs:
+    """The run's feature set with the slice's catalogue and users, the batch tables and the external tables."""
     spec = feature_sets.run_set(ctx.storage, manifest)
-    return FeatureInputs(spec, slice_data.batch_features(ctx, spec), feature_sets.external_tables(ctx.storage, spec),
-                         slice_data.read(ctx, "users"), manifest.time.cutoff)
+    return FeatureInputs(spec, MatrixInputs(
+        items=slice_data.read(ctx, "items"), users=slice_data.read(ctx, "users"),
+        aggregations=slice_data.batch_features(ctx, spec), external=feature_sets.external_tables(ctx.storage, spec),
+        cutoff=manifest.time.cutoff))
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,10 @@ class Ranked:
     predict_seconds: dict[str, float]
 
 
-def candidate_matrix(session: RankingSession, models: list[LoadedModel], inputs: FeatureInputs,
-                     items: pa.Table) -> CandidateMatrix:
-    """The model inputs of the session's candidates (over catalogue `items`), built once for both models."""
+def candidate_matrix(session: RankingSession, models: list[LoadedModel], inputs: FeatureInputs) -> CandidateMatrix:
+    """The model inputs of the session's candidates, built once for both models."""
     used = [n for n in inputs.spec.names() if any(n in m.features for m in models)]
-    pairs, values = model_inputs.for_candidates(session, inputs, items, used)
+    pairs, values = model_inputs.for_candidates(session, inputs, used)
     return CandidateMatrix(pairs.column("user_id").combine_chunks(), pairs.column("item_id").combine_chunks(),
                            {m.role: columns_for(values, used, m.features) for m in models})
 
@@ -120,7 +123,7 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
-        matrix = candidate_matrix(session, models, inputs, slice_data.read(ctx, "items"))
+        matrix = candidate_matrix(session, models, inputs)
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)

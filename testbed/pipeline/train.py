@@ -18,6 +18,7 @@ from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.storage import Storage, UriStorage
 from testbed.core import feature_sql, training
 from testbed.core.feature_check import load_feature_set
+from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
@@ -72,10 +73,11 @@ def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: date
         attributes = engine.query("SELECT * FROM users")
     finally:
         engine.close()
-    inputs = FeatureInputs(spec, feature_sql.batch_tables(events, items, attributes, spec, cut),
-                           feature_sets.external_tables(storage, spec), attributes, cut)
+    inputs = FeatureInputs(spec, MatrixInputs(
+        items=items, users=attributes, aggregations=feature_sql.batch_tables(events, items, attributes, spec, cut),
+        external=feature_sets.external_tables(storage, spec), cutoff=cut))
     with RankingSession(events, items) as session:
-        x, y, groups, names, pairs = training.training_matrix(session, users, cfg, inputs, items)
+        x, y, groups, names, pairs = training.training_matrix(session, users, cfg, inputs)
     return TrainingData(x, y, groups, names, pairs, cfg)
 
 

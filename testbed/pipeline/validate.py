@@ -14,7 +14,7 @@ from testbed.adapters.engines import Engine, make_engine
 from testbed.adapters.storage import Storage
 from testbed.core import lake_contract
 from testbed.core.drift import EVENT_FIELDS
-from testbed.core.feature_check import check_against_lake, check_external_tables
+from testbed.core.feature_check import check_against_lake
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.scoring import load_model
@@ -163,9 +163,10 @@ def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProve
 def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
     """The run's feature set against the lake's columns, its external tables against their own, and the drift
     thresholds against the features drift reports on."""
+    for features in feature_sets.by_role(storage, manifest).values():
+        external = feature_sets.external_columns(feature_sets.external_tables(storage, features.spec))
+        check_against_lake(features.spec, columns, feature_sets.source_of(features), external)
     spec = feature_sets.run_set(storage, manifest)
-    check_against_lake(spec, columns)
-    check_external_tables(spec, feature_sets.external_tables(storage, spec))
     known = {a.name for a in spec.aggregations} | set(EVENT_FIELDS)
     for name in manifest.drift.features:
         if name not in known:
@@ -173,7 +174,7 @@ def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, d
                                 f"set's aggregations and the event fields, e.g. {', '.join(sorted(known)[:3])})")
 
 
-def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: str) -> None:
+def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: str, source: str) -> None:
     """`testbed features check --lake`: every column the set reads exists in the lake with a fitting type."""
     invocation = Invocation.outside_lambda(settings)
     engine = make_engine(invocation, lake)
@@ -181,8 +182,8 @@ def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: 
         columns = check_schema(engine)
     finally:
         engine.close()
-    check_against_lake(spec, columns)
-    check_external_tables(spec, feature_sets.external_tables(invocation.storage, spec))
+    external = feature_sets.external_columns(feature_sets.external_tables(invocation.storage, spec))
+    check_against_lake(spec, columns, source, external)
 
 
 def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:

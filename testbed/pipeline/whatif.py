@@ -68,7 +68,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         session.prepare(manifest.time.cutoff, manifest.features.windows_days)
         session.candidates(pa.table({"user_id": chosen}), manifest.evaluation.candidates_per_user)
         session.snapshot_candidates()
-        baseline_rankings = rank(candidate_matrix(session, models, inputs, items), models, k).rankings
+        baseline_rankings = rank(candidate_matrix(session, models, inputs), models, k).rankings
         scenarios: list[dict[str, Any]] = []
         changes: dict[str, list[float]] = {role: [] for role in ROLES}
         primary = metrics.PRIMARY.at(k)
@@ -78,7 +78,7 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
             session.restore_candidates()
             if new:
                 params["candidate_rows_added"] = whatif.add_cold_candidates(session, sorted(new))
-            rankings = rank(candidate_matrix(session, models, inputs, perturbed), models, k).rankings
+            rankings = rank(candidate_matrix(session, models, inputs.with_items(perturbed)), models, k).rankings
             session.use_items(items)
             size = catalogue_size + len(new)
             base = whatif.summarise(baseline_rankings, labels, k, catalogue_size=size, new_items=set(),
