@@ -164,10 +164,9 @@ def batch_queries(spec: FeatureSet, cutoff_us: int, dialect: Dialect) -> dict[st
     out = {}
     for name, aggs in spec.groups().items():
         sql, params = group_sql(aggs, cutoff_us)
-        tree = sqlglot.parse_one(sql, read="duckdb")
         if dialect == "trino":
-            tree = tree.transform(_trino_epoch_us)
-        out[name] = GroupQuery(sql=tree.sql(dialect=dialect), params=params)
+            sql = sqlglot.parse_one(sql, read="duckdb").transform(_trino_epoch_us).sql(dialect="trino")
+        out[name] = GroupQuery(sql=sql, params=params)
     return out
 
 

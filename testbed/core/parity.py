@@ -55,32 +55,40 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport,
-                   keys: Sequence[str] | None = None) -> None:
-    """Add one table's comparison (full outer join on its key columns; default ENTITY_KEYS[entity])."""
+def _differing_rows(con: duckdb.DuckDBPyConnection, stream: pa.Table, batch: pa.Table, keys: list[str],
+                    features: list[str]) -> pa.Table:
+    """The rows of the full outer join on `keys` that are missing on one side or differ in a feature."""
+    for alias, table in (("s", stream), ("b", batch)):  # a marker column tells a missing row from null keys
+        con.register(f"{alias}_table", table)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {alias} AS SELECT *, TRUE AS __present FROM {alias}_table")
+    join = " AND ".join(f's."{k}" = b."{k}"' for k in keys) or "TRUE"
+    flags = "".join(f", {_differs(c, pa.types.is_floating(batch.schema.field(c).type))} AS \"d_{c}\""
+                    for c in features)
+    key_cols = "".join(f'coalesce(s."{k}", b."{k}") AS "{k}", ' for k in keys)
+    values = "".join(f', s."{c}" AS "s_{c}", b."{c}" AS "b_{c}"' for c in features)
+    presence = "s.__present IS NULL AS only_batch, b.__present IS NULL AS only_stream"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cmp AS SELECT {key_cols}{presence}{flags}{values} "
+                f"FROM s FULL OUTER JOIN b ON {join}")
+    any_diff = " OR ".join(["only_batch", "only_stream", *(f'"d_{c}"' for c in features)])
+    order = " ORDER BY " + ", ".join(f'"{k}"' for k in keys) if keys else ""
+    return fetch(con, f"SELECT * FROM cmp WHERE {any_diff}{order}")
+
+
+def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport, *,
+                   keys: Sequence[str] | None = None, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Add one table's comparison (full outer join on its key columns; default ENTITY_KEYS[entity]) to
+    `report`, in `con` if given (its temp names s, b, cmp are overwritten) or a connection of its own."""
     keys = list(ENTITY_KEYS[entity] if keys is None else keys)
     features = [c for c in batch.column_names if c not in keys]
     if sorted(stream.column_names) != sorted(batch.column_names):
         raise ValueError(f"{entity}: stream columns {stream.column_names} differ from batch {batch.column_names}")
-    con = duckdb.connect()
+    own = con is None
+    con = duckdb.connect() if con is None else con
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        for alias, table in (("s", stream), ("b", batch)):  # a marker column tells a missing row from null keys
-            con.register(f"{alias}_table", table)
-            con.execute(f"CREATE TEMP VIEW {alias} AS SELECT *, TRUE AS __present FROM {alias}_table")
-        join = " AND ".join(f's."{k}" = b."{k}"' for k in keys) or "TRUE"
-        flags = ", ".join(f"{_differs(c, pa.types.is_floating(batch.schema.field(c).type))} AS \"d_{c}\""
-                          for c in features)
-        key_cols = "".join(f'coalesce(s."{k}", b."{k}") AS "{k}", ' for k in keys)
-        values = ", ".join(f's."{c}" AS "s_{c}", b."{c}" AS "b_{c}"' for c in features)
-        presence = "s.__present IS NULL AS only_batch, b.__present IS NULL AS only_stream"
-        con.execute(f"CREATE TEMP TABLE cmp AS SELECT {key_cols}{', '.join([presence, *filter(None, [flags])])}"
-                    f"{', ' + values if values else ''} FROM s FULL OUTER JOIN b ON {join}")
-        any_diff = " OR ".join(["only_batch", "only_stream", *(f'"d_{c}"' for c in features)])
-        order = f" ORDER BY {', '.join(f'{chr(34)}{k}{chr(34)}' for k in keys)}" if keys else ""
-        bad = fetch(con, f"SELECT * FROM cmp WHERE {any_diff}{order}")
+        bad = _differing_rows(con, stream, batch, keys, features)
     finally:
-        con.close()
+        if own:
+            con.close()
     report.rows_stream += stream.num_rows
     report.rows_batch += batch.num_rows
     report.mismatches += bad.num_rows
@@ -109,6 +117,10 @@ def compare(stream: Mapping[str, pa.Table], batch: Mapping[str, pa.Table],
         if set(given) != set(tables):
             raise ValueError(f"{side} tables {sorted(given)} are not the expected {sorted(tables)}")
     report = ParityReport()
-    for entity, key_columns in tables.items():
-        compare_entity(entity, stream[entity], batch[entity], report, key_columns)
+    con = duckdb.connect()
+    try:
+        for entity, key_columns in tables.items():
+            compare_entity(entity, stream[entity], batch[entity], report, keys=key_columns, con=con)
+    finally:
+        con.close()
     return report

@@ -67,8 +67,8 @@ def wide_spec(features: int = 100) -> FeatureSet:
 
 def event_table(rows: list[Row]) -> pa.Table:
     """An events table (the slice's columns the features read) from plain rows."""
-    return pa.table({
-        "event_id": [r[0] for r in rows], "user_id": [r[1] for r in rows], "item_id": [r[2] for r in rows],
-        "event_type": [r[3] for r in rows], "event_time": pa.array([r[4] for r in rows], pa.timestamp("us", tz="UTC")),
-        "price": pa.array([r[5] for r in rows], pa.float64()), "quantity": pa.array([r[6] for r in rows], pa.int32()),
-    })
+    strings = {name: pa.array([r[i] for r in rows], pa.string())
+               for i, name in enumerate(["event_id", "user_id", "item_id", "event_type"])}
+    return pa.table({**strings, "event_time": pa.array([r[4] for r in rows], pa.timestamp("us", tz="UTC")),
+                     "price": pa.array([r[5] for r in rows], pa.float64()),
+                     "quantity": pa.array([r[6] for r in rows], pa.int32())})
