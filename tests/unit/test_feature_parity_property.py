@@ -154,6 +154,9 @@ def disagreement(case: Case, *, future: bool = True) -> str | None:
             return f"{name}: schema {stream[name].schema} vs {batch[name].schema}"
         if not stream[name].select(keys).equals(batch[name].select(keys)):
             return f"{name}: keys or their order differ: {stream[name].select(keys)} vs {batch[name].select(keys)}"
+        key_rows = [tuple(str(v).encode() for v in row.values()) for row in batch[name].select(keys).to_pylist()]
+        if key_rows != sorted(set(key_rows)) or (not keys and batch[name].num_rows != 1):
+            return f"{name}: rows are not one per key in UTF-8 byte order: {key_rows}"
     report = parity.compare(stream, batch, spec.table_keys())
     if report.mismatches:
         return f"fold vs batch: {report.examples}"
