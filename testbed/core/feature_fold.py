@@ -16,6 +16,7 @@ Everything is vectorised over the events: keys become integer codes, every aggre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 
@@ -72,7 +73,8 @@ def factorize(values: pa.Array, *, ordered: bool) -> tuple[np.ndarray, int]:
 
 
 class Events:
-    """The pre-cutoff events of the longest window, with their item and user columns looked up on demand."""
+    """The pre-cutoff events of the longest window, with their item and user columns looked up on demand
+    (ids are unique in items/ and users/, as the lake contract says: a lookup is the SQL's LEFT JOIN)."""
 
     def __init__(self, events: pa.Table, items: pa.Table, users: pa.Table, cutoff_us: int, longest_us: int):
         t_us = pc.cast(events.column("event_time"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -113,27 +115,18 @@ class Events:
     def predicate(self, flt: EventFilter) -> np.ndarray:
         """Where an event passes `flt`, with SQL's null semantics (only is_null is true for a null)."""
         values = self.column(flt.column)
+        scalars = [pa.scalar(v) for v in (flt.value if isinstance(flt.value, list) else [flt.value])]
         if flt.op in ("is_null", "not_null"):
             result = values.is_null() if flt.op == "is_null" else values.is_valid()
         elif flt.op in BINARY:
-            result = BINARY[flt.op](values, pa.scalar(flt.value))
-        else:
-            assert isinstance(flt.value, list)  # the model's validator guarantees it
-            scalars = [pa.scalar(v) for v in flt.value]
-            if flt.op == "in":
-                result = _reduce(pc.or_kleene, [pc.equal(values, s) for s in scalars])
-            elif flt.op == "not_in":
-                result = _reduce(pc.and_kleene, [pc.not_equal(values, s) for s in scalars])
-            else:
-                result = pc.and_kleene(pc.greater_equal(values, scalars[0]), pc.less_equal(values, scalars[1]))
+            result = BINARY[flt.op](values, scalars[0])
+        elif flt.op == "in":
+            result = functools.reduce(pc.or_kleene, [pc.equal(values, s) for s in scalars])
+        elif flt.op == "not_in":
+            result = functools.reduce(pc.and_kleene, [pc.not_equal(values, s) for s in scalars])
+        else:  # between, bounds included
+            result = pc.and_kleene(pc.greater_equal(values, scalars[0]), pc.less_equal(values, scalars[1]))
         return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _reduce(combine: Callable[[pa.Array, pa.Array], pa.Array], parts: list[pa.Array]) -> pa.Array:
-    out = parts[0]
-    for part in parts[1:]:
-        out = combine(out, part)
-    return out
 
 
 def _group_codes(ev: Events, keys: tuple[str, ...], rows: np.ndarray) -> tuple[np.ndarray, int, dict[str, pa.Array]]:

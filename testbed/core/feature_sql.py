@@ -43,6 +43,7 @@ Dialect = Literal["duckdb", "trino"]
 ALIAS = {"event": "e", "item": "i", "user": "u"}
 BINARY = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 DOUBLE = "CAST({} AS DOUBLE)"
+REVENUE_CENTS = 'CAST(round(coalesce(e."price", 0) * coalesce(e."quantity", 1) * 100) AS BIGINT)'  # half away from 0
 
 
 @dataclass(frozen=True)
@@ -66,26 +67,22 @@ def typed_param(value: object, params: list[Any]) -> str:
 
 
 def predicate(flt: EventFilter, params: list[Any]) -> str:
+    """One `where` predicate as the segment filters render it (testbed.core.slice_sql), values bound."""
     col = column_ref(flt.column)
+    values = flt.value if isinstance(flt.value, list) else [flt.value]  # the model checked each op's arity
     if flt.op in BINARY:
-        return f"{col} {BINARY[flt.op]} {typed_param(flt.value, params)}"
+        return f"{col} {BINARY[flt.op]} {typed_param(values[0], params)}"
     if flt.op in ("in", "not_in"):
-        assert isinstance(flt.value, list)  # the model's validator guarantees it
-        marks = ", ".join(typed_param(v, params) for v in flt.value)
+        marks = ", ".join(typed_param(v, params) for v in values)
         return f"{col} {'IN' if flt.op == 'in' else 'NOT IN'} ({marks})"
     if flt.op == "between":
-        assert isinstance(flt.value, list)
-        low, high = (typed_param(v, params) for v in flt.value)
-        return f"{col} BETWEEN {low} AND {high}"
+        return f"{col} BETWEEN {typed_param(values[0], params)} AND {typed_param(values[1], params)}"
     return f"{col} IS {'NULL' if flt.op == 'is_null' else 'NOT NULL'}"
 
 
 def timestamp_literal(us: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
     return f"CAST('{moment.strftime('%Y-%m-%d %H:%M:%S.%f')}+00:00' AS TIMESTAMPTZ)"
-
-
-REVENUE_CENTS = 'CAST(round(coalesce(e."price", 0) * coalesce(e."quantity", 1) * 100) AS BIGINT)'
 
 
 def _aggregate(agg: Aggregation, cutoff_us: int, longest_us: int, params: list[Any]) -> str:
