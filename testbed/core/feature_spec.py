@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -38,6 +39,7 @@ NAME = COLUMN  # feature names are LightGBM feature names: no spaces, quotes or 
 ATTRIBUTE_KEY = re.compile(r"^(item|user)\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
 WINDOW = re.compile(r"^([1-9][0-9]{0,4})([dh])$")
 US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 24 * US_PER_HOUR
 MAX_WINDOW_US = 366 * 24 * US_PER_HOUR
 ENTITY_KEYS = ("user_id", "item_id")
 Operation = Literal["count", "sum", "mean", "min", "max", "count_distinct", "last", "days_since_first",
@@ -55,6 +57,21 @@ def window_us(window: str) -> int:
     if match is None:
         raise ValueError(f"window {window!r}: write a whole number of days or hours, e.g. 7d or 12h")
     return int(match.group(1)) * US_PER_HOUR * (24 if match.group(2) == "d" else 1)
+
+
+def epoch_us(value: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, in integers (no float rounding)."""
+    return int(value.timestamp()) * 1_000_000 + value.microsecond
+
+
+def column_source(name: str) -> tuple[Literal["event", "item", "user"], str]:
+    """Where a key, input or predicate column lives: `item.brand` → ("item", "brand"), `price` → ("event", "price")."""
+    entity, dot, column = name.partition(".")
+    if not dot:
+        return "event", name
+    if entity not in ("item", "user"):
+        raise ValueError(f"column {name!r}: only item.<column> and user.<column> name an attribute")
+    return ("item" if entity == "item" else "user"), column
 
 
 def key_column(key: str) -> str:
@@ -266,6 +283,10 @@ class FeatureSet(Strict):
         used = {a.input for a in self.aggregations if a.input and a.input != REVENUE}
         used |= {f.column for a in self.aggregations for f in a.where}
         return {c for c in used if "." not in c}
+
+    def table_keys(self) -> dict[str, tuple[str, ...]]:
+        """Each feature table's key columns (`key_column` of its canonical keys), tables as in `groups()`."""
+        return {name: tuple(key_column(k) for k in aggs[0].group_keys) for name, aggs in self.groups().items()}
 
     def longest_window_us(self) -> int:
         return max((a.window_us for a in self.aggregations), default=0)

@@ -1,13 +1,19 @@
 """Feature parity: the stream-built and batch-built tables must hold the same keys and the same values.
 
-Counts compare exactly. Floats (revenue, recency) compare within FLOAT_TOLERANCE absolute: both paths compute
-them with the same IEEE operations, so any real difference is far larger. Missing on one side (a key the other
-path lacks, or a null where the other has a value) is a mismatch.
+Each table is compared on its own key columns (the built-in entities' `ENTITY_KEYS` unless `keys` says
+otherwise; a table with no keys is one row). Counts compare exactly. Floats compare within
+|stream - batch| <= FLOAT_TOLERANCE + RELATIVE_TOLERANCE × |batch|: money (revenue in exact cents) and recency
+come from integers by the same IEEE operations on both paths, so the absolute term alone covers them; a sum
+or mean of a float input (price, a numeric column) is added up in a different order by DuckDB's parallel
+aggregation than by the fold, which moves the last bits in proportion to the value's size, hence the
+relative term (a few ulps of 2**-52 ≈ 2.2e-16; any real difference is far larger). Missing on one side (a key
+the other path lacks, or a null where the other has a value) is a mismatch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +24,7 @@ from testbed.core.duck import fetch
 from testbed.core.features import ENTITY_KEYS
 
 FLOAT_TOLERANCE = 1e-9
+RELATIVE_TOLERANCE = 1e-12
 MAX_EXAMPLES = 20
 
 
@@ -39,7 +46,8 @@ class ParityReport:
 def _differs(column: str, floating: bool) -> str:
     s, b = f's."{column}"', f'b."{column}"'
     if floating:
-        return f"(({s} IS NULL) <> ({b} IS NULL) OR abs({s} - {b}) > {FLOAT_TOLERANCE})"
+        return (f"(({s} IS NULL) <> ({b} IS NULL)"
+                f" OR abs({s} - {b}) > {FLOAT_TOLERANCE} + {RELATIVE_TOLERANCE} * abs({b}))")
     return f"({s} IS DISTINCT FROM {b})"
 
 
@@ -47,28 +55,40 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport) -> None:
-    """Add one entity's comparison (full outer join on its keys) to `report`."""
-    keys = ENTITY_KEYS[entity]
+def _differing_rows(con: duckdb.DuckDBPyConnection, stream: pa.Table, batch: pa.Table, keys: list[str],
+                    features: list[str]) -> pa.Table:
+    """The rows of the full outer join on `keys` that are missing on one side or differ in a feature."""
+    for alias, table in (("s", stream), ("b", batch)):  # a marker column tells a missing row from null keys
+        con.register(f"{alias}_table", table)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {alias} AS SELECT *, TRUE AS __present FROM {alias}_table")
+    join = " AND ".join(f's."{k}" = b."{k}"' for k in keys) or "TRUE"
+    flags = "".join(f", {_differs(c, pa.types.is_floating(batch.schema.field(c).type))} AS \"d_{c}\""
+                    for c in features)
+    key_cols = "".join(f'coalesce(s."{k}", b."{k}") AS "{k}", ' for k in keys)
+    values = "".join(f', s."{c}" AS "s_{c}", b."{c}" AS "b_{c}"' for c in features)
+    presence = "s.__present IS NULL AS only_batch, b.__present IS NULL AS only_stream"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cmp AS SELECT {key_cols}{presence}{flags}{values} "
+                f"FROM s FULL OUTER JOIN b ON {join}")
+    any_diff = " OR ".join(["only_batch", "only_stream", *(f'"d_{c}"' for c in features)])
+    order = " ORDER BY " + ", ".join(f'"{k}"' for k in keys) if keys else ""
+    return fetch(con, f"SELECT * FROM cmp WHERE {any_diff}{order}")
+
+
+def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport, *,
+                   keys: Sequence[str] | None = None, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Add one table's comparison (full outer join on its key columns; default ENTITY_KEYS[entity]) to
+    `report`, in `con` if given (its temp names s, b, cmp are overwritten) or a connection of its own."""
+    keys = list(ENTITY_KEYS[entity] if keys is None else keys)
     features = [c for c in batch.column_names if c not in keys]
     if sorted(stream.column_names) != sorted(batch.column_names):
         raise ValueError(f"{entity}: stream columns {stream.column_names} differ from batch {batch.column_names}")
-    con = duckdb.connect()
+    own = con is None
+    con = duckdb.connect() if con is None else con
     try:
-        con.register("s", stream)
-        con.register("b", batch)
-        join = " AND ".join(f's."{k}" = b."{k}"' for k in keys)
-        flags = ", ".join(f"{_differs(c, pa.types.is_floating(batch.schema.field(c).type))} AS \"d_{c}\""
-                          for c in features)
-        key_cols = ", ".join(f'coalesce(s."{k}", b."{k}") AS "{k}"' for k in keys)
-        values = ", ".join(f's."{c}" AS "s_{c}", b."{c}" AS "b_{c}"' for c in features)
-        presence = f"s.\"{keys[0]}\" IS NULL AS only_batch, b.\"{keys[0]}\" IS NULL AS only_stream"
-        con.execute(f"CREATE TEMP TABLE cmp AS SELECT {key_cols}, {presence}, {flags}, {values} "
-                    f"FROM s FULL OUTER JOIN b ON {join}")
-        any_diff = " OR ".join(["only_batch", "only_stream", *(f'"d_{c}"' for c in features)])
-        bad = fetch(con, f"SELECT * FROM cmp WHERE {any_diff} ORDER BY {', '.join(keys)}")
+        bad = _differing_rows(con, stream, batch, keys, features)
     finally:
-        con.close()
+        if own:
+            con.close()
     report.rows_stream += stream.num_rows
     report.rows_batch += batch.num_rows
     report.mismatches += bad.num_rows
@@ -88,8 +108,19 @@ def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: Parit
                                         "stream": stream_value, "batch": batch_value})
 
 
-def compare(stream: dict[str, pa.Table], batch: dict[str, pa.Table]) -> ParityReport:
+def compare(stream: Mapping[str, pa.Table], batch: Mapping[str, pa.Table],
+            keys: Mapping[str, Sequence[str]] | None = None) -> ParityReport:
+    """Compare every table; `keys` maps table → key columns (default: the built-in ENTITY_KEYS), e.g. a
+    feature set's `FeatureSet.table_keys()`. A table present on one side only is an error."""
+    tables = dict(ENTITY_KEYS if keys is None else keys)
+    for side, given in (("stream", stream), ("batch", batch)):
+        if set(given) != set(tables):
+            raise ValueError(f"{side} tables {sorted(given)} are not the expected {sorted(tables)}")
     report = ParityReport()
-    for entity in ENTITY_KEYS:
-        compare_entity(entity, stream[entity], batch[entity], report)
+    con = duckdb.connect()
+    try:
+        for entity, key_columns in tables.items():
+            compare_entity(entity, stream[entity], batch[entity], report, keys=key_columns, con=con)
+    finally:
+        con.close()
     return report

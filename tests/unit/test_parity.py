@@ -36,3 +36,24 @@ def test_values_differ_beyond_the_float_tolerance_only() -> None:
     assert set(report.features_mismatched) == set(feature_columns("item", [7]))  # counts and floats all differ
     first = report.examples[0]
     assert (first["feature"], first["stream"], first["batch"]) == ("i_views_7d", 2, 1)
+
+
+def test_tables_compare_on_their_own_keys_and_a_keyless_table_is_one_row() -> None:
+    stream = {"brand": pa.table({"brand": ["", "b"], "n": [1, 2]}), "global": pa.table({"g": [3.0]})}
+    batch = {"brand": pa.table({"brand": ["", "b"], "n": [1, 3]}), "global": pa.table({"g": [3.0]})}
+    report = parity.compare(stream, batch, {"brand": ["brand"], "global": []})
+    assert (report.mismatches, report.features_mismatched) == (1, {"n": 1})
+    assert report.examples == [{"entity": "brand", "key": {"brand": "b"}, "feature": "n", "stream": 2, "batch": 3}]
+    assert parity.compare(stream, stream, {"brand": ["brand"], "global": []}).mismatches == 0
+    empty = {"brand": stream["brand"], "global": pa.table({"g": pa.array([], pa.float64())})}
+    assert parity.compare(empty, stream, {"brand": ["brand"], "global": []}).features_mismatched == {
+        "global:<row only in batch>": 1}
+
+
+def test_float_tolerance_grows_with_the_value() -> None:
+    big = 1e6
+    within = {"t": pa.table({"k": ["a"], "x": [big + big * parity.RELATIVE_TOLERANCE / 2]})}
+    beyond = {"t": pa.table({"k": ["a"], "x": [big + big * 1e-10]})}
+    exact = {"t": pa.table({"k": ["a"], "x": [big]})}
+    assert parity.compare(within, exact, {"t": ["k"]}).mismatches == 0
+    assert parity.compare(beyond, exact, {"t": ["k"]}).mismatches == 1
