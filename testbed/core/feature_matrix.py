@@ -30,10 +30,10 @@ from testbed.core.feature_spec import (
     ExternalColumn,
     ExternalTable,
     FeatureSet,
+    epoch_us,
     group_name,
     key_column,
 )
-from testbed.core.features import epoch_us
 from testbed.core.ranking_data import SOURCE_STRIDE
 from testbed.errors import FeatureSetError
 

@@ -40,7 +40,7 @@ def retail_default(windows_days: list[int]) -> FeatureSet:
         aggregations += [_count(prefix, label, w) for prefix in ("i", "g") for label in ("views", "purchases")]
         aggregations += [_count("uc", "views", w), _count("uc", "purchases", w),
                          {"name": f"uc_revenue_{w}", "keys": _PREFIX_KEYS["uc"], "operation": "sum",
-                          "input": "revenue", "window": w}]
+                          "input": "revenue", "window": w, "events": ["purchase"]}]
         derived += [
             (f"i_view_share_{w}", f"i_views_{w} / g_views_{w}"),
             (f"i_purchase_share_{w}", f"i_purchases_{w} / g_purchases_{w}"),

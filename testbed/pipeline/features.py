@@ -33,7 +33,7 @@ def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     for group, table in batch.items():
         ctx.storage.write_parquet(ctx.layout.batch_features(group), table)
     stream = {group: ctx.storage.read_parquet(ctx.layout.stream_features(group)) for group in batch}
-    report = parity.compare(stream, batch)
+    report = parity.compare(stream, batch, spec.table_keys())
     io.write(ctx.storage, ctx.layout.parity, ParityDocument.model_validate(report.as_dict()))
     if report.mismatches:
         worst = max(report.features_mismatched.items(), key=lambda kv: kv[1])
