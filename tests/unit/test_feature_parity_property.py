@@ -44,7 +44,6 @@ STRING_COLUMNS = {"event_type": TYPES, "item.category": CATEGORIES[:-1], "item.b
                   "user.region": REGIONS[:-1], "user_id": USER_IDS[:-1]}
 NUMBER_COLUMNS = {"price": [0, 1.5, 9.99, 100], "quantity": [0, 1, 2, 2.5], "item.price": [1, 9.99, 20.0],
                   "user.age": [18, 30, 40.5], "score": [0, 0.1, 2.25, -1]}
-EDGE_US = sorted({0, 1, -1, *(d for w in WINDOWS for d in (-window_us(w), -window_us(w) + 1, -window_us(w) - 1))})
 SPAN_US = window_us("8d")
 
 Case = tuple[FeatureSet, pa.Table, pa.Table, pa.Table, pa.Table]  # spec, events, items, users, events'
@@ -93,18 +92,20 @@ def feature_sets(draw: st.DrawFn) -> FeatureSet:
                                                                          for i in range(n)]})
 
 
-def offsets(future: bool) -> st.SearchStrategy[int]:
-    """µs from the cutoff: a window edge (or 0, ±1), the last 2 hours (inside every window), or anywhere in
-    the 8 days before it (after it, for `future`)."""
+def offsets(spec: FeatureSet, future: bool) -> st.SearchStrategy[int]:
+    """µs from the cutoff. Before it: 1 µs before, the first instant of one of the spec's windows or 1 µs
+    either side of it, the last 2 hours (inside every window), or anywhere in 8 days. At or after it: the
+    cutoff itself, 1 µs after, or anywhere in the 8 days after."""
     if future:
-        return st.one_of(st.sampled_from([0, 0, 1]), st.integers(0, SPAN_US))
-    return st.one_of(st.sampled_from(EDGE_US), st.integers(-window_us("2h"), -1), st.integers(-SPAN_US, -1))
+        return st.one_of(st.sampled_from([0, 1]), st.integers(0, SPAN_US))
+    edges = sorted({-1, *(-a.window_us + d for a in spec.aggregations for d in (-1, 0, 1))})
+    return st.one_of(st.sampled_from(edges), st.integers(-window_us("2h"), -1), st.integers(-SPAN_US, -1))
 
 
 @st.composite
-def rows(draw: st.DrawFn, future: bool, count: int) -> list[tuple[Row, float | None]]:
+def rows(draw: st.DrawFn, spec: FeatureSet, future: bool, count: int) -> list[tuple[Row, float | None]]:
     """`count` events (and their `score`), ids unique and unrelated to time order."""
-    times = draw(st.lists(offsets(future), min_size=count, max_size=count))
+    times = draw(st.lists(offsets(spec, future), min_size=count, max_size=count))
     out = []
     for i, offset in enumerate(times):
         row: Row = (f"{draw(st.sampled_from(['e', 'é', 'E']))}{i:03d}{'f' if future else ''}",
@@ -123,9 +124,9 @@ def log_table(events: list[tuple[Row, float | None]]) -> pa.Table:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     spec = draw(feature_sets())
-    past = draw(rows(False, draw(st.integers(0, 40))))
+    past = draw(rows(spec, False, draw(st.integers(0, 40))))
     past += [past[i] for i in draw(st.lists(st.integers(0, max(len(past) - 1, 0)), max_size=3))] if past else []
-    before, after = (draw(rows(True, draw(st.integers(0, 6)))) for _ in range(2))
+    before, after = (draw(rows(spec, True, draw(st.integers(0, 6)))) for _ in range(2))
     order = draw(st.permutations(range(len(past) + len(before))))
     log = [(past + before)[i] for i in order]
     # the same past events in the same order, the at-or-after-cutoff ones replaced by others
@@ -179,7 +180,7 @@ SETTINGS: dict[str, Any] = {"derandomize": True, "deadline": None, "database": N
                             "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(cases())
 def test_fold_equals_batch_and_ignores_events_at_or_after_the_cutoff(case: Case) -> None:
     check(case)
