@@ -11,7 +11,7 @@ from pathlib import Path
 from testbed.steps import STEPS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "testbed"
-CORE_MAY_IMPORT = ("testbed.core", "testbed.errors", "testbed.manifest")
+CORE_MAY_IMPORT = ("testbed.core", "testbed.errors", "testbed.manifest", "testbed.strict_json")  # strict_json: pure
 # core modules that render the manifest model itself (SQL, gate definitions); everything else takes plain values
 MANIFEST_READERS = {"gates", "slice_sql"}
 
