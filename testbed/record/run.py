@@ -13,8 +13,8 @@ from testbed.record.replay import ReplayDocument
 class FeatureSetProvenance(Document):
     name: str
     digest: str  # SHA-256 of the set's canonical JSON (categorical mappings included)
-    uri: str | None = None  # None: the testbed's own retail-default set
-    sha256: str | None = None  # of the file's bytes
+    uri: str | None = absent()  # absent: the testbed's own retail-default set
+    sha256: str | None = absent()  # of the file's bytes
 
 
 class ModelProvenance(Document):
@@ -22,8 +22,8 @@ class ModelProvenance(Document):
     sha256: str
     bytes: int
     features: int  # the model's feature count
-    feature_names: list[str]  # in the model's own order
-    feature_set: FeatureSetProvenance
+    feature_names: list[str] | None = absent()  # in the model's own order (absent in records before feature sets)
+    feature_set: FeatureSetProvenance | None = absent()
 
 
 class Seeds(Document):
