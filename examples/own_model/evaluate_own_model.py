@@ -220,7 +220,7 @@ def main() -> int:
     manifest_path = work / "manifest.json"
     manifest_path.write_text(json.dumps(manifest(control, candidate, features), indent=2) + "\n")
     result = subprocess.run([sys.executable, "-m", "testbed", "run", str(manifest_path), "--lake", str(lake),
-                             "--out", str(work / "runs"), "--quiet"], check=False)
+                             "--out", str(work), "--quiet"], check=False)
     print(f"testbed run exited {result.returncode} (0 PASS, 1 FAIL, 3 INCONCLUSIVE)")
     return 0 if result.returncode in (0, 1, 3) else result.returncode
 
