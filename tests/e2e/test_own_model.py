@@ -9,6 +9,7 @@ without its feature set is refused before anything runs: exit 2, naming the feat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -98,3 +99,40 @@ def test_the_model_without_its_feature_set_is_refused_naming_feature_model_and_s
     message = done.stderr.strip().splitlines()[0]
     assert "brand_views_14d" in message and "my_ranker.txt" in message and "retail-default" in message
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_taught_the_wrong_thing_fails_its_gates(
+        example: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    """The verdict follows quality: the same features and training code, taught to rank what users did NOT go on
+    to view or buy first, must FAIL against the control."""
+    import lightgbm as lgb
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from evaluate_own_model import FEATURES  # the example's own feature list
+
+    work, _ = example
+    table = pq.read_table(work / "training.parquet")
+    user_ids = table.column("user_id").to_numpy(zero_copy_only=False)
+    sizes = np.diff(np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1], True]))
+    x = np.column_stack([table.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in FEATURES])
+    y = (table.column("relevance").to_numpy() == 0).astype(np.float64)  # the labels turned upside down
+    booster = lgb.train({"objective": "lambdarank", "num_leaves": 31, "seed": 3, "deterministic": True,
+                         "force_row_wise": True, "num_threads": 2, "verbose": -1},
+                        lgb.Dataset(x, label=y, group=sizes, feature_name=FEATURES,
+                                    categorical_feature=["item_category"]), num_boost_round=60)
+    model = tmp_path / "inverted.txt"
+    booster.save_model(str(model))
+    manifest = json.loads((work / "manifest.json").read_text())
+    manifest["name"] = "own-model-inverted"
+    manifest["models"]["candidate"].update(uri=str(model), sha256=hashlib.sha256(model.read_bytes()).hexdigest())
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", "testbed", "run", str(path), "--lake", str(work / "lake"),
+                           "--out", str(tmp_path), "--quiet", "--json"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    result = json.loads(done.stdout)
+    assert (done.returncode, result["decision"]) == (1, "FAIL"), done.stderr[-2000:]
+    assert any(g["name"] == "ndcg-not-worse" and g["outcome"] == "fail" for g in result["gates"])
