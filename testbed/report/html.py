@@ -300,6 +300,12 @@ def provenance_section(data: RunData) -> str:
     for role in facts.model_roles(models):
         rows.append([f"{esc(role)} model", f"<code>{esc(models[role].uri)}</code><br>SHA-256 "
                                            f"<code>{esc(models[role].sha256)}</code>"])
+        feature_set = models[role].feature_set
+        if feature_set is not None:
+            names = models[role].feature_names or []
+            rows.append([f"{esc(role)} features", f"{esc(len(names))} of feature set {esc(feature_set.name)} "
+                         f"({esc(feature_set.uri or 'built in')})<br>digest <code>{esc(feature_set.digest)}</code>"
+                         f"<br><small>{esc(', '.join(names))}</small>"])
     if record is not None and record.slice.content_sha256:
         rows.append(["slice content SHA-256", f"<code>{esc(record.slice.content_sha256)}</code>"])
     out = '<h2 id="provenance">Provenance</h2>' + _table(["", ""], rows)

@@ -90,6 +90,11 @@ def _slice_and_provenance(data: RunData) -> list[str]:
         shas = [f"{role} `{record.models[role].sha256[:16]}`" for role in facts.model_roles(record.models)]
         if shas:
             lines.append("- models: " + ", ".join(shas))
+        sets = [f"{role} {len(m.feature_names or [])} of `{m.feature_set.name}` `{m.feature_set.digest[:16]}`"
+                for role, m in ((r, record.models[r]) for r in facts.model_roles(record.models))
+                if m.feature_set is not None]
+        if sets:
+            lines.append("- features: " + ", ".join(sets))
     return lines
 
 
