@@ -33,7 +33,8 @@ from testbed.settings import Settings
 
 LOCAL_BUCKET = "testbed-local-artifacts"
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-LOCAL_POLL_SECONDS = 0.25
+LOCAL_FIRST_POLL_SECONDS = 0.05  # the waits between polls grow from this (a run stopped by validate ends sooner)
+LOCAL_MAX_POLL_SECONDS = 0.25
 LOCAL_LOG_LEVEL = "WARNING"  # step logs are for CloudWatch; locally the progress display and summary speak
 
 
@@ -108,7 +109,7 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}",
                                         input=json.dumps(state))
         ended = follow(sfn, execution["executionArn"], progress or (lambda *_: None),
-                       poll_s=LOCAL_POLL_SECONDS, max_poll_s=LOCAL_POLL_SECONDS)
+                       poll_s=LOCAL_FIRST_POLL_SECONDS, max_poll_s=LOCAL_MAX_POLL_SECONDS)
         output = json.loads(ended.get("output") or "{}")
         run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])
         there_first = local_records.publish(embedded, f"s3://{LOCAL_BUCKET}", run_id, out) if run_id else None

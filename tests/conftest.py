@@ -1,17 +1,21 @@
-"""Shared fixtures: one small generated lake and two small trained models per test session."""
+"""Shared fixtures: one small generated lake and two small trained models per test session (built once and
+shared by the xdist workers of a session)."""
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed.core.generate import LakeSpec, generate_lake
+from testbed.observability import logger
 from testbed.pipeline.train import train_model
 
 SMALL_LAKE = LakeSpec(users=1500, days=120, seed=11)
@@ -23,23 +27,50 @@ def _pii_secret() -> None:
     os.environ["TESTBED_PII_SECRET"] = PII_SECRET
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _logger_on_the_session_stdout() -> None:
+    """Create the shared Powertools logger before any test captures output: its handler keeps the stream it was
+    created with, and a capsys stream is closed once its test ends (later writes and setStream would fail)."""
+    logger()
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """A folder `build` fills, made once per test session: the xdist workers of one session share it (the first
+    to need it builds it under a lock, the others wait and reuse it; every build here is deterministic)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.mktemp(name)
+        build(root)
+        return root
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's own
+    root, done = shared / name, shared / f"{name}.built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            root.mkdir(exist_ok=True)  # a worker that failed half-way left no marker
+            build(root)
+            done.touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("lake")
-    generate_lake(root, SMALL_LAKE)
-    return root
+    return built_once(tmp_path_factory, "lake", lambda root: generate_lake(root, SMALL_LAKE))
+
+
+MODEL_FEATURE_SETS = {"control": "control", "candidate": "full"}
 
 
 @pytest.fixture(scope="session")
 def small_models(small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """{role: {uri, sha256}} for a popularity-only control and a full-feature candidate (few trees: fast)."""
-    root = tmp_path_factory.mktemp("models")
-    out = {}
-    for role, feature_set in (("control", "control"), ("candidate", "full")):
-        path = root / f"{role}.txt"
-        train_model(str(small_lake), path, feature_set=feature_set, num_trees=30)
-        out[role] = {"uri": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return out
+    def train(root: Path) -> None:
+        for role, feature_set in MODEL_FEATURE_SETS.items():
+            train_model(str(small_lake), root / f"{role}.txt", feature_set=feature_set, num_trees=30)
+
+    root = built_once(tmp_path_factory, "models", train)
+    paths = {role: root / f"{role}.txt" for role in MODEL_FEATURE_SETS}
+    return {role: {"uri": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            for role, path in paths.items()}
 
 
 BASE_MANIFEST: dict[str, Any] = {

@@ -3,12 +3,15 @@ config created on first use. Adapters take the client they need; handlers get a 
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 from botocore.utils import parse_timestamp
 
 from testbed.settings import Settings
@@ -46,6 +49,7 @@ class Clients:
             session = boto3.session.Session(region_name=self.region)
             session._session.get_component("response_parser_factory").set_parser_defaults(
                 timestamp_parser=utc_timestamp)
+            session._session.register_component("data_loader", _service_models())
             self._session = session
         return self._session
 
@@ -54,6 +58,15 @@ class Clients:
         if arn not in self._secrets:
             self._secrets[arn] = str(self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
         return self._secrets[arn]
+
+
+@functools.cache
+def _service_models() -> Loader:
+    """One loader of the service models for every session of the process: a session reads each model's JSON once
+    (about 0.1 s a client), and the local runner starts new sessions on every run. Clients only read what it
+    loads, as the clients of one session share its loader."""
+    loader: Loader = botocore.session.get_session().get_component("data_loader")
+    return loader
 
 
 _registry: dict[str, Clients] = {}

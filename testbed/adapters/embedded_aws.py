@@ -52,6 +52,7 @@ class EmbeddedAWS:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)  # Map items arrive on parallel threads
+        self._role_arn: str | None = None
 
     def client(self, service: str) -> Any:
         return self.clients.client(service)
@@ -74,7 +75,11 @@ class EmbeddedAWS:
         return json.dumps(result).encode()
 
     def role_arn(self) -> str:
-        return role_arn(self.client("iam"))
+        """The role's ARN, looked up once: every function of a run is created with it."""
+        with self._lock:
+            if self._role_arn is None:
+                self._role_arn = role_arn(self.client("iam"))
+            return self._role_arn
 
     def register_function(self, name: str, handler: Handler, environment: Mapping[str, str],
                           timeout_s: int = 900) -> str:

@@ -1,7 +1,9 @@
 """Malformed manifests and lakes: exit code 2 and one stderr line naming the field or column (SPEC §2, §3, §5).
 
-Most cases go through `testbed validate MANIFEST --lake LAKE`; a subset also goes through `testbed run`, which
-must stop with the same kind of message and never leave a PASS record behind.
+Most cases go through `testbed validate MANIFEST --lake LAKE`; a subset also goes through the workflow's validate
+step, which must reject the run before it writes anything, with an error the run's failure carries to the CLI as
+exit 2 and the same message. A few of those go through a whole `testbed run` (each starts the embedded AWS), which
+must stop with that message as one stderr line and never leave a PASS record behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from testbed.adapters.executions import raise_for_failure
+from testbed.adapters.storage import MemoryStorage
 from testbed.cli import main
+from testbed.errors import InputError
+from testbed.invocation import Invocation
+from testbed.pipeline.validate import validate
+from testbed.record.claim import ExecutionRef
 
 Mutation = Callable[[dict[str, Any]], None]
 LakeEdit = Callable[[Path], None]
@@ -73,6 +81,27 @@ def assert_one_line_error(err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in line, f"{needle!r} not in {line!r}"
     return line
+
+
+def validate_step_rejects(manifest: dict[str, Any], lake: Path, *needles: str) -> None:
+    """The workflow's validate step (artifacts, an execution to claim the run for) on a MemoryStorage that holds
+    the manifest's model files: it raises an input error naming every needle before writing anything, and the
+    execution's failure (error name, Lambda's error payload) becomes the same exit-2 error at the CLI."""
+    models = [Path(ref["uri"]) for ref in manifest["models"].values()]
+    memory = MemoryStorage({str(path): path.read_bytes() for path in models if path.is_file()})
+    before = dict(memory.objects)
+    execution = ExecutionRef(id="arn:aws:states:us-east-1:1:execution:testbed:run-1", timeout_s=3600)
+    with pytest.raises(InputError) as rejected:
+        validate(Invocation.on(memory), manifest, str(lake), "s3://artifacts", execution)
+    message = str(rejected.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+    assert memory.objects == before  # no claim, no manifest, no record: the run never got going
+    payload = {"errorType": type(rejected.value).__name__, "errorMessage": message, "stackTrace": []}
+    with pytest.raises(InputError) as carried:
+        raise_for_failure(type(rejected.value).__name__, json.dumps(payload))
+    assert str(carried.value) == message
 
 
 def assert_no_pass_record(out: Path) -> None:
@@ -187,10 +216,12 @@ MANIFEST_CASES: list[tuple[str, Mutation, tuple[str, ...]]] = [
     ("name-not-a-slug", _set("name", "Small Test!"), ("name",)),
 ]
 
-# The cases that also go through `testbed run` (each starts the embedded AWS, so keep the list short).
-RUN_MANIFEST_CASES = {"unknown-nested-key", "start-after-cutoff", "rate-above-one", "unknown-filter-column",
-                      "string-value-on-numeric-column", "model-checksum-mismatch", "missing-model-file",
-                      "duplicate-gate-names"}
+# The cases that also go through the workflow's validate step, and the few of them that go through a whole
+# `testbed run`: one per kind of check (the schema, a check against the lake's columns, the model files).
+STEP_MANIFEST_CASES = {"unknown-nested-key", "start-after-cutoff", "rate-above-one", "unknown-filter-column",
+                       "string-value-on-numeric-column", "model-checksum-mismatch", "missing-model-file",
+                       "duplicate-gate-names"}
+RUN_MANIFEST_CASES = {"unknown-nested-key", "string-value-on-numeric-column", "missing-model-file"}
 
 
 @pytest.mark.parametrize(("change", "needles"), [c[1:] for c in MANIFEST_CASES], ids=[c[0] for c in MANIFEST_CASES])
@@ -202,6 +233,14 @@ def test_validate_rejects_bad_manifest(change: Mutation, needles: tuple[str, ...
     assert code == 2
     assert out == ""
     assert_one_line_error(err, *needles)
+
+
+@pytest.mark.parametrize(("change", "needles"), [c[1:] for c in MANIFEST_CASES if c[0] in STEP_MANIFEST_CASES],
+                         ids=[c[0] for c in MANIFEST_CASES if c[0] in STEP_MANIFEST_CASES])
+def test_validate_step_rejects_bad_manifest(change: Mutation, needles: tuple[str, ...], manifest_data: dict[str, Any],
+                                            small_lake: Path) -> None:
+    change(manifest_data)
+    validate_step_rejects(manifest_data, small_lake, *needles)
 
 
 @pytest.mark.parametrize(("change", "needles"), [c[1:] for c in MANIFEST_CASES if c[0] in RUN_MANIFEST_CASES],
@@ -285,10 +324,16 @@ def test_validate_rejects_a_file_that_is_not_a_lightgbm_model(
     assert_one_line_error(err, "models.candidate", "not a LightGBM")
 
 
-def test_run_rejects_a_file_that_is_not_a_lightgbm_model(
-        junk_model: dict[str, str], manifest_data: dict[str, Any], write_manifest: Callable[..., Path],
-        small_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_step_rejects_a_file_that_is_not_a_lightgbm_model(
+        junk_model: dict[str, str], manifest_data: dict[str, Any], small_lake: Path) -> None:
     manifest_data["models"]["control"] = junk_model
+    validate_step_rejects(manifest_data, small_lake, "models.control", "not a LightGBM")
+
+
+def test_run_rejects_a_file_that_is_not_a_lightgbm_model(
+        manifest_data: dict[str, Any], write_manifest: Callable[..., Path], small_lake: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    manifest_data["models"]["control"] = _model_ref(tmp_path / "not-a-model.txt", JUNK_MODELS["tree-header-then-junk"])
     out = tmp_path / "out"
     code, err = call_run(write_manifest(manifest_data), small_lake, out, capsys)
     assert code == 2
@@ -433,7 +478,8 @@ LAKE_CASES: list[tuple[str, LakeEdit, tuple[str, ...]]] = [
     ("users-folder-without-parquet", _no_users_files, ("users/",)),
 ]
 
-RUN_LAKE_CASES = {"events-missing-price", "event_time-is-string", "duplicate-event_id", "no-items-dataset"}
+STEP_LAKE_CASES = {"events-missing-price", "event_time-is-string", "duplicate-event_id", "no-items-dataset"}
+RUN_LAKE_CASES = {"duplicate-event_id"}  # its message quotes an example value
 
 
 @pytest.fixture
@@ -454,6 +500,13 @@ def test_validate_rejects_broken_lake(broken_lake: Path, needles: tuple[str, ...
     assert code == 2
     assert out == ""
     assert_one_line_error(err, *needles)
+
+
+@pytest.mark.parametrize(("broken_lake", "needles"), [c[1:] for c in LAKE_CASES if c[0] in STEP_LAKE_CASES],
+                         ids=[c[0] for c in LAKE_CASES if c[0] in STEP_LAKE_CASES], indirect=["broken_lake"])
+def test_validate_step_rejects_broken_lake(broken_lake: Path, needles: tuple[str, ...],
+                                           manifest_data: dict[str, Any]) -> None:
+    validate_step_rejects(manifest_data, broken_lake, *needles)
 
 
 @pytest.mark.parametrize(("broken_lake", "needles"), [c[1:] for c in LAKE_CASES if c[0] in RUN_LAKE_CASES],
