@@ -420,11 +420,15 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
     return results
 
 
-def blocks(result: GateResult) -> bool:
-    """Whether this row's outcome holds PASS back: a goal that did not pass, a guardrail that failed."""
-    if result.role == ADVISORY:
+def role_blocks(role: str, outcome: str) -> bool:
+    """Whether a row's outcome holds PASS back: a goal that did not pass, a guardrail that failed."""
+    if role == ADVISORY:
         return False
-    return result.outcome == "fail" if result.role == GUARDRAIL else result.outcome != "pass"
+    return outcome == "fail" if role == GUARDRAIL else outcome != "pass"
+
+
+def blocks(result: GateResult) -> bool:
+    return role_blocks(result.role, result.outcome)
 
 
 def notes(results: list[GateResult]) -> list[str]:
