@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from testbed.cli_output import summary_lines
 from testbed.core import gates
 from testbed.core.latency import latency_summary
 from testbed.errors import ManifestError
@@ -63,3 +64,10 @@ def test_the_ratio_bootstrap_is_seeded_and_paired() -> None:
     again = gates.percentile_ratio_replicates(control, control * 1.2, 95, 600, np.random.default_rng(5))
     assert np.array_equal(first, again) and first.size == 600
     assert np.allclose(first, 1.2)  # paired: each resample keeps candidate = 1.2 x control request by request
+
+
+def test_the_console_summary_names_the_gates_that_did_not_count() -> None:
+    gate = {"name": "ndcg-aspiration", "kind": "threshold", "role": "advisory", "metric": "ndcg@10",
+            "stratum": "all", "outcome": "fail", "observed": 0.3, "threshold": 0.9, "interval": None, "p_value": None}
+    lines = summary_lines({"decision": "PASS", "gate_counts": {"pass": 1, "fail": 1}, "gates": [gate]})
+    assert "not counted fail ndcg-aspiration [all], advisory (never changes the decision)" in lines
