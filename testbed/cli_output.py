@@ -10,8 +10,9 @@ from typing import Any
 
 from testbed.adapters.storage import Storage
 from testbed.cli_support import EXIT_CODES
+from testbed.core.gates import role_blocks
 from testbed.errors import ERRORS_BY_NAME, TestbedError
-from testbed.record.base import ERROR, Decision
+from testbed.record.base import ERROR, OUTCOME_PASS, Decision
 from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
@@ -69,7 +70,8 @@ def _interval(value: list[float | None] | None) -> list[float | None] | None:
 
 
 def _gate(g: GateRow) -> dict[str, Any]:
-    return {"name": g.name, "kind": g.kind, "metric": g.metric, "stratum": g.stratum, "outcome": g.outcome,
+    return {"name": g.name, "kind": g.kind, "role": g.role, "metric": g.metric, "stratum": g.stratum,
+            "outcome": g.outcome,
             "observed": number(g.observed), "threshold": number(g.threshold), "interval": _interval(g.interval),
             "p_value": number(facts.p_shown(g))}
 
@@ -118,7 +120,8 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    """The end-of-run table: decision and gate counts, failed gates with their numbers, the metric deltas,
+    """The end-of-run table: decision and gate counts, failed gates with their numbers, the gates that did not
+    count (advisory, inconclusive guardrails) with their role, the metric deltas,
     drift, and where the record and both reports are. Labels are padded to one column."""
     rows: list[tuple[str, str]] = []
     decision = str(result.get("decision") or result.get("status"))
@@ -126,6 +129,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     rows.append(("decision", decision + (" (existing record, not rerun)" if result.get("existing") else "")
                  + (f"  [{facts.counts_text(counts)}]" if counts else "")))
     rows += [("reason", reason) for reason in result.get("reasons") or []][:SHOWN_FAILED]
+    rows += [("not counted", f"{g['outcome']} {g['name']} [{g['stratum']}], {facts.ROLE_LABELS[g['role']]}")
+             for g in result.get("gates") or []
+             if g["outcome"] != OUTCOME_PASS and not role_blocks(g["role"], g["outcome"])]
     lines = [f"{label:<12}{value}" for label, value in rows]
     metrics = result.get("metrics") or []
     if metrics:

@@ -120,7 +120,14 @@ class Evaluation(Strict):
                     "the run is INCONCLUSIVE; a smaller non-zero share is a warning in the record and the reports.")
 
 
-GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate"]
+GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "latency_ratio", "error_rate"]
+GateRole = Literal["goal", "guardrail", "advisory"]
+SAFETY_KINDS = ("latency", "latency_ratio", "error_rate")
+DEFAULT_ROLE: GateRole = "goal"  # every gate blocked PASS before roles existed: the default keeps that
+
+
+def _default_role(role: str) -> bool:
+    return role == DEFAULT_ROLE
 
 
 class Gate(Strict):
@@ -129,8 +136,12 @@ class Gate(Strict):
     non_inferiority / superiority test the paired per-user delta (candidate minus control) against a margin,
     absolute or relative to the control's mean (then the relative delta is tested); threshold tests the
     candidate's own mean against a minimum `bound`; latency / error_rate bound the candidate's p-th
-    percentile request latency (ms) / share of failed requests. Tests are one-sided at `alpha`, corrected
-    across gates x strata as `statistics.correction` says; fewer than `min_users` users is inconclusive.
+    percentile request latency (ms) / share of failed requests; latency_ratio bounds the candidate/control
+    ratio of the p-th percentile latency, both timed on the same requests. Tests are one-sided at `alpha`,
+    corrected across gates x strata as `statistics.correction` says; fewer than `min_users` users is
+    inconclusive.
+    `role` says what an outcome does to the decision: a goal must pass for PASS; a guardrail blocks only on
+    proven harm (it fails; inconclusive does not block); an advisory gate is computed and reported only.
     Gates that cannot fail are refused: a threshold outside the metric's range, an error_rate bound of 1
     or more, and (unless `allow_large_margin`) a non_inferiority margin above 0.5 relative or as wide as
     the metric's range absolute.
@@ -138,6 +149,9 @@ class Gate(Strict):
 
     name: str = Field(pattern=SLUG.pattern)
     kind: GateKind
+    role: GateRole = Field(default=DEFAULT_ROLE, exclude_if=_default_role, description="goal: must pass for "
+                           "PASS; guardrail: blocks only when it fails (proven harm), not when inconclusive; "
+                           "advisory: computed, reported and recorded, never changes the decision.")
     metric: str | None = Field(default=None, description="e.g. ndcg@10 (k = evaluation.k); required except for "
                                "safety gates.")
     margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain "
@@ -146,7 +160,9 @@ class Gate(Strict):
     allow_large_margin: bool = Field(default=False, description="non_inferiority: accept a margin above the "
                                      "sanity limit (relative above 0.5, or absolute as wide as the metric's range).")
     bound: float | None = Field(default=None, description="threshold: minimum candidate value, inside the metric's "
-                                "range; latency: maximum ms (> 0); error_rate: maximum share, in [0, 1).")
+                                "range; latency: maximum ms (> 0), gated only on timings from a deployed (Lambda) run; "
+                                "latency_ratio: maximum candidate/control ratio (> 0); error_rate: maximum share, in "
+                                "[0, 1).")
     percentile: Literal[50, 95, 99] = 95
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="One-sided level of the gate's tests.")
     scope: Literal["all", "per_stratum"] = "all"
@@ -154,7 +170,7 @@ class Gate(Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> Gate:
-        if self.kind in ("latency", "error_rate"):
+        if self.kind in SAFETY_KINDS:
             if self.bound is None:
                 raise ValueError(f"gate {self.name}: kind {self.kind} needs bound")
             self._safety_bound_possible(self.bound)
@@ -179,6 +195,9 @@ class Gate(Strict):
                              f"got {bound} (1 or more passes anything)")
         if self.kind == "latency" and bound <= 0:
             raise ValueError(f"gate {self.name}: a latency bound must be positive (milliseconds), got {bound}")
+        if self.kind == "latency_ratio" and bound <= 0:
+            raise ValueError(f"gate {self.name}: a latency_ratio bound is a positive ratio (1.5: the candidate "
+                             f"may be 50% slower), got {bound}")
 
     def _threshold_possible(self, bound: float) -> None:
         assert self.metric is not None

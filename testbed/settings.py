@@ -23,6 +23,7 @@ PII_SECRET_ENV = "TESTBED_PII_SECRET"
 PII_SECRET_ARN_ENV = "TESTBED_PII_SECRET_ARN"  # deployed: a Secrets Manager secret
 DEFAULT_REGION = "us-east-1"
 MIN_SECRET_CHARS = 16
+LAMBDA_RUNTIME = "AWS_Lambda_"  # how the Lambda runtime's AWS_EXECUTION_ENV begins (AWS_Lambda_python3.12)
 
 # Field → the environment variable it comes from (the names infra/functions.py sets on every function).
 VARIABLES: dict[str, str] = {
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     log_level: str | None = None  # None: Powertools' own default
     metrics_disabled: bool = False
     dumb_terminal: bool = False  # TERM=dumb: no live progress display
+    lambda_runtime: bool = False  # AWS_EXECUTION_ENV is Lambda's: request timings are the deployed function's
 
     @model_validator(mode="after")
     def _athena_needs_its_catalog(self) -> Settings:
@@ -83,7 +85,8 @@ class Settings(BaseModel):
         try:
             if region:
                 given["aws_region"] = region
-            return cls.model_validate({**given, "dumb_terminal": env.get("TERM", "") == "dumb"})
+            return cls.model_validate({**given, "dumb_terminal": env.get("TERM", "") == "dumb",
+                                       "lambda_runtime": env.get("AWS_EXECUTION_ENV", "").startswith(LAMBDA_RUNTIME)})
         except ValidationError as exc:
             problem = exc.errors()[0]
             field = str(problem["loc"][0]) if problem["loc"] else ""

@@ -1,4 +1,8 @@
-"""Gates and the decision. Fail-closed: PASS only when every gate passes.
+"""Gates and the decision. Fail-closed: PASS only when every goal passes and no guardrail fails.
+
+Each gate has a role (testbed.manifest Gate): a goal must pass for PASS (failed: FAIL; inconclusive:
+INCONCLUSIVE); a guardrail blocks only on proven harm (failed: FAIL; inconclusive does not block); an advisory
+row is computed and recorded but never changes the decision (`notes` lists it for the reader).
 
 Each statistical gate row (one per gate and stratum) runs two one-sided tests at the gate's alpha, on the
 BCa bootstrap of the row's statistic (testbed.core.stats / bootstrap):
@@ -17,8 +21,12 @@ rerun needs to be conclusive at the observed effect.
 
 Rows that are not statistical tests, compared on point values (p_value null): `coverage@k` (no per-user
 values), latency (the candidate's p-th percentile request latency, with a distribution-free order-statistic
-interval; measured on the test machine, an engineering bound) and error_rate (share of failed requests,
-with a Wilson interval). Two rows come from the run itself: "feature-parity" (stream vs batch features, when
+interval; an engineering bound in ms, gated only on timings the record trusts, those of a deployed Lambda
+run: elsewhere the row is advisory, "not gated") and error_rate (share of failed requests, with a Wilson
+interval). latency_ratio compares the candidate/control ratio of the p-th percentile of request timings
+taken interleaved on the same requests, with a seeded paired percentile bootstrap (BCa's jackknife
+acceleration does not suit a percentile); it is outside the multiple-testing family, like the other
+engineering bounds. Two rows come from the run itself: "feature-parity" (stream vs batch features, when
 features/parity.json exists) and "sample-ratio" (testbed.core.sample_ratio); a failed one blocks PASS.
 """
 
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,13 +57,19 @@ from testbed.manifest import Gate
 
 Aggregates = dict[str, dict[str, dict[str, float]]]  # model -> stratum -> metric -> value
 STATISTICAL_KINDS = ("non_inferiority", "superiority", "threshold")
-MANIFEST_KINDS = (*STATISTICAL_KINDS, "latency", "error_rate")
+MANIFEST_KINDS = (*STATISTICAL_KINDS, "latency", "latency_ratio", "error_rate")
+GOAL, GUARDRAIL, ADVISORY = "goal", "guardrail", "advisory"
+BOOTSTRAP_CHUNK = 250  # latency-ratio resamples drawn at once (bounds memory at 10,000 timed requests)
+UNTRUSTED_TIMING = ("not gated: request timings are trusted only from a deployed (Lambda) run; use a "
+                    "latency_ratio gate for runs elsewhere")
 
 
 @dataclass(frozen=True)
 class GateSettings:
     correction: Correction = "holm"
     power: float = 0.9
+    resamples: int = 2000  # latency-ratio bootstrap
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class GateInputs:
     sample_ratio: SampleRatio | None = None
     parity: dict[str, Any] | None = None
     evaluated_users: int | None = None  # users with per-user metrics (a label in the label window)
+    latency_trusted: bool = False  # timings from a deployed Lambda run: absolute ms bounds are gated
+    latency_paired: bool = False  # control and candidate timed interleaved on the same requests, in order
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class GateResult:
     mde: float | None = None
     required_n: int | None = None
     method: str = ""
+    role: str = GOAL  # goal | guardrail | advisory: what the outcome does to the decision
 
     def as_dict(self) -> dict[str, object]:
         def clean(v: Any) -> Any:
@@ -291,9 +308,53 @@ def _safety(gate: Gate, inputs: GateInputs) -> GateResult:
         interval = wilson_interval(errors, n, gate.alpha) if n else None
         method = "point estimate vs an engineering bound; Wilson interval"
     outcome = "pass" if value <= gate.bound else "fail"  # NaN compares False: no data fails closed
+    why = f"candidate {label} {_fmt(value)} vs maximum {_fmt(gate.bound)}"
+    role: str = gate.role
+    if gate.kind == "latency" and not inputs.latency_trusted:
+        why, role = f"{UNTRUSTED_TIMING}; {why}", ADVISORY
     return GateResult(gate.name, gate.kind, label, "all", _finite(value), interval, gate.bound, None, outcome, n,
-                      f"candidate {label} {_fmt(value)} vs maximum {_fmt(gate.bound)}", statistic=_finite(value),
-                      alpha=gate.alpha, confidence=round(1 - 2 * gate.alpha, 6), scale="absolute", method=method)
+                      why, statistic=_finite(value), alpha=gate.alpha, confidence=round(1 - 2 * gate.alpha, 6),
+                      scale="absolute", method=method, role=role)
+
+
+def percentile_ratio_replicates(control: np.ndarray, candidate: np.ndarray, q: float, resamples: int,
+                                rng: np.random.Generator) -> np.ndarray:
+    """Paired bootstrap of percentile(candidate, q) / percentile(control, q): requests resampled together."""
+    n = control.size
+    out = []
+    for start in range(0, resamples, BOOTSTRAP_CHUNK):
+        idx = rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, resamples - start), n))
+        out.append(np.percentile(candidate[idx], q, axis=1) / np.percentile(control[idx], q, axis=1))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _latency_ratio(gate: Gate, inputs: GateInputs, settings: GateSettings) -> GateResult:
+    """Pass when the ratio is below the bound at `alpha` (bootstrap share at or above it), fail when above."""
+    assert gate.bound is not None
+    control = inputs.latency_ms.get("control", np.empty(0))
+    candidate = inputs.latency_ms.get("candidate", np.empty(0))
+    label = f"p{gate.percentile} latency candidate/control"
+    conf = round(1 - 2 * gate.alpha, 6)
+    method = (f"paired percentile bootstrap ({settings.resamples} resamples, seed {settings.seed}) over requests "
+              "timed interleaved; one-sided at alpha, outside the multiple-testing family")
+    if not inputs.latency_paired or control.size != candidate.size or control.size < 2:
+        return GateResult(gate.name, gate.kind, label, "all", None, None, gate.bound, None, "inconclusive",
+                          int(min(control.size, candidate.size)), "no paired request timings (control and "
+                          "candidate timed on the same requests): the ratio cannot be estimated",
+                          alpha=gate.alpha, confidence=conf, scale="relative", method=method, role=gate.role)
+    ratio = percentile(candidate, gate.percentile) / percentile(control, gate.percentile)
+    boot = percentile_ratio_replicates(control, candidate, gate.percentile, settings.resamples,
+                                       np.random.default_rng(settings.seed))
+    lo, hi = (float(v) for v in np.quantile(boot, [gate.alpha, 1 - gate.alpha]))
+    p_pass = float((np.sum(boot >= gate.bound) + 1) / (boot.size + 1))  # H0: ratio >= bound
+    p_harm = float((np.sum(boot <= gate.bound) + 1) / (boot.size + 1))  # H0: ratio <= bound
+    outcome = "pass" if p_pass <= gate.alpha else "fail" if p_harm <= gate.alpha else "inconclusive"
+    why = (f"candidate/control p{gate.percentile} latency ratio {_fmt(ratio)}, {conf:.0%} CI [{_fmt(lo)}, "
+           f"{_fmt(hi)}], maximum {_fmt(gate.bound)}; p {_fmt(p_pass)}, harm p {_fmt(p_harm)}; "
+           f"n {control.size} paired requests")
+    return GateResult(gate.name, gate.kind, label, "all", _finite(ratio), [lo, hi], gate.bound, p_pass, outcome,
+                      int(control.size), why, statistic=_finite(ratio), p_harm=p_harm, alpha=gate.alpha,
+                      confidence=conf, scale="relative", method=method, role=gate.role)
 
 
 def parity_result(parity: dict[str, Any]) -> GateResult:
@@ -329,12 +390,15 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
     settings = settings or GateSettings()
     slots: list[GateResult | _Test] = []
     for gate in gates:
+        if gate.kind == "latency_ratio":
+            slots.append(_latency_ratio(gate, inputs, settings))
+            continue
         if gate.kind in ("latency", "error_rate"):
             slots.append(_safety(gate, inputs))
             continue
         for stratum in _rows(gate, inputs):
             if gate.metric is not None and not metric_named(gate.metric).has_per_user_values:
-                slots.append(_point(gate, stratum, inputs))
+                slots.append(replace(_point(gate, stratum, inputs), role=gate.role))
             else:
                 slots.append(_test(gate, stratum, inputs.comparisons.get(stratum)))
     tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
@@ -351,22 +415,47 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
         if isinstance(slot, GateResult):
             results.append(slot)
             continue
-        results.append(_finish(slot, adjusted.get(id(slot), (math.nan, math.nan)), family=len(tests),
-                               settings=settings, resamples=resamples))
+        results.append(replace(_finish(slot, adjusted.get(id(slot), (math.nan, math.nan)), family=len(tests),
+                                       settings=settings, resamples=resamples), role=slot.gate.role))
     return results
+
+
+def role_blocks(role: str, outcome: str) -> bool:
+    """Whether a row's outcome holds PASS back: a goal that did not pass, a guardrail that failed."""
+    if role == ADVISORY:
+        return False
+    return outcome == "fail" if role == GUARDRAIL else outcome != "pass"
+
+
+def blocks(result: GateResult) -> bool:
+    return role_blocks(result.role, result.outcome)
+
+
+def notes(results: list[GateResult]) -> list[str]:
+    """One line per row that did not pass but does not block: advisory rows and inconclusive guardrails."""
+    out = []
+    for r in results:
+        if r.outcome == "pass" or blocks(r):
+            continue
+        effect = "never changes the decision" if r.role == ADVISORY else "blocks only on proven harm"
+        out.append(f"{r.role} {r.name} [{r.stratum}] {r.outcome} ({r.role}: {effect}): {r.reason}")
+    return out
 
 
 def decide(results: list[GateResult], evaluated_users: int | None = None,
            blockers: Sequence[str] = ()) -> tuple[str, list[str]]:
-    """(decision, one reason line per failed or inconclusive row). INCONCLUSIVE, never PASS, when no manifest
-    gate was evaluated, when every manifest gate row saw nothing (n = 0), when no user was evaluated
-    (`evaluated_users` 0: nobody in the slice has a label, so only safety gates could have passed) or when the
-    run's data cannot be trusted (`blockers`, one reason line each). A failed gate stays FAIL."""
-    reasons = [f"{r.outcome.upper()} {r.name} [{r.stratum}]: {r.reason}" for r in results if r.outcome != "pass"]
-    manifest_rows = [r for r in results if r.kind in MANIFEST_KINDS]
+    """(decision, one reason line per blocking row: a goal that did not pass, a guardrail that failed).
+    Advisory rows never count (`notes` reports them). INCONCLUSIVE, never PASS, when no goal or guardrail was
+    evaluated, when every such row saw nothing (n = 0), when no user was evaluated (`evaluated_users` 0: nobody
+    in the slice has a label, so only safety gates could have passed) or when the run's data cannot be trusted
+    (`blockers`, one reason line each). A failed goal or guardrail stays FAIL."""
+    reasons = [f"{r.outcome.upper()} {r.name} [{r.stratum}]: {r.reason}" for r in results if blocks(r)]
+    manifest_rows = [r for r in results if r.kind in MANIFEST_KINDS and r.role != ADVISORY]
     if not manifest_rows:
-        return "INCONCLUSIVE", [*reasons, "no gates were evaluated", *blockers]
-    if any(r.outcome == "fail" for r in results):
+        advisory_only = any(r.kind in MANIFEST_KINDS for r in results)
+        none = "no gates were evaluated" + (" but advisory ones, which never decide" if advisory_only else "")
+        return "INCONCLUSIVE", [*reasons, none, *blockers]
+    if any(r.outcome == "fail" for r in results if blocks(r)):
         return "FAIL", reasons
     if evaluated_users == 0:
         reasons.append("no user was evaluated: no sampled user has a label in [time.cutoff, time.end)")

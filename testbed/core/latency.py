@@ -10,8 +10,9 @@ from testbed.core.stats import percentile
 
 
 def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per model: percentiles of the timed requests of every shard, and the error rate over its users."""
-    out = {}
+    """Per model: percentiles of the timed requests of every shard, and the error rate over its users; the
+    timings pair across models when every shard's do, and are Lambda's when every shard ran in Lambda."""
+    out: dict[str, Any] = {}
     for role in ("control", "candidate"):
         ms = np.array([v for s in shards for v in s[role]["ms"]], dtype=np.float64)
         users = sum(s["users"] for s in shards)
@@ -19,4 +20,6 @@ def latency_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
         out[role] = {"requests_timed": int(ms.size), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
                      "p99_ms": percentile(ms, 99), "users": users, "errors": errors,
                      "error_rate": errors / users if users else 0.0, "ms": ms.round(4).tolist()}
+    out["paired"] = bool(shards) and all(s.get("paired", False) for s in shards)
+    out["measured_in"] = "lambda" if shards and all(s.get("measured_in") == "lambda" for s in shards) else "local"
     return out

@@ -76,13 +76,19 @@ def top_k(user_ids: pa.Array, item_ids: pa.Array, scores: np.ndarray, k: int) ->
     })
 
 
-def per_request_latency_ms(model: LoadedModel, matrix: np.ndarray, starts: np.ndarray,
-                           groups: np.ndarray) -> np.ndarray:
-    """Time one predict call per sampled user (a 'request'), as a deployed ranker would serve it."""
-    out = np.empty(len(groups))
+def _timed_predict_ms(model: LoadedModel, rows: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    model.booster.predict(rows, num_threads=1)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def per_request_latency_ms(models: list[LoadedModel], matrices: dict[str, np.ndarray], starts: np.ndarray,
+                           groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Time one predict call per model and sampled user (a 'request'), as a deployed ranker would serve it.
+    The models take turns on each request, and which goes first alternates, so a load spike or a warm cache
+    hits both alike: the timings pair by request and their ratio is stable on a busy machine."""
+    out = {m.role: np.empty(len(groups)) for m in models}
     for i, g in enumerate(groups):
-        rows = matrix[starts[g]:starts[g + 1]]
-        t0 = time.perf_counter()
-        model.booster.predict(rows, num_threads=1)
-        out[i] = (time.perf_counter() - t0) * 1000.0
+        for model in models if i % 2 == 0 else models[::-1]:
+            out[model.role][i] = _timed_predict_ms(model, matrices[model.role][starts[g]:starts[g + 1]])
     return out

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from testbed.core import catalogue, gates
 from testbed.core.sample_ratio import sample_ratio_test
+from testbed.core.scoring import ROLES
 from testbed.manifest import Manifest
 from testbed.pipeline import paired
 from testbed.pipeline.context import RunContext
@@ -20,14 +21,15 @@ from testbed.record.steps import GateStepResult
 
 
 def _by_role(latency: LatencyDocument) -> dict[str, ModelLatency]:
-    """In latency.json's key order, which the gate rows follow."""
-    return {role: getattr(latency, role) for role in sorted(LatencyDocument.model_fields)}
+    """Each model's timings, in latency.json's key order, which the gate rows follow."""
+    return {role: getattr(latency, role) for role in sorted(ROLES)}
 
 
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     layout, storage = ctx.layout, ctx.storage
     metrics = io.read(storage, layout.metrics)
-    latency = _by_role(io.read(storage, layout.latency))
+    timing = io.read(storage, layout.latency)
+    latency = _by_role(timing)
     per_user = storage.read_parquet(layout.per_user)
     stats = io.read(storage, layout.slice_stats)
     parity = io.read_if_present(storage, layout.parity)
@@ -42,12 +44,15 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
                                        manifest.statistics.sample_ratio_alpha),
         parity=io.to_json(layout.parity, parity) if parity is not None else None,
         evaluated_users=int(pc.count_distinct(per_user.column("user_id")).as_py()),
+        latency_trusted=timing.measured_in == "lambda",
+        latency_paired=timing.paired,
     )
 
 
 def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     inputs = gate_inputs(ctx, manifest)
-    settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power)
+    settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power,
+                                  resamples=manifest.statistics.resamples, seed=paired.bootstrap_seed(manifest))
     results = gates.evaluate(manifest.gates, inputs, settings)
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
     blockers, warnings = catalogue.notes(catalogue.UnknownItems(**stats.unknown_items.model_dump()),
@@ -64,6 +69,7 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         decision=decision,
         reasons=reasons,
         warnings=warnings,
+        non_blocking=gates.notes(results),
     )
     io.write(ctx.storage, ctx.layout.gates, document)
     counts: dict[str, int] = {outcome: sum(r.outcome == outcome for r in results) for outcome in OUTCOMES}

@@ -128,15 +128,17 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
     ranked = rank(matrix, models, manifest.evaluation.k)
+    timings = per_request_latency_ms(models, matrix.by_role, starts, sample)
     latency = {}
     for model in models:
         scores = ranked.scores[model.role]
         latency[model.role] = ModelShardLatency(
-            ms=per_request_latency_ms(model, matrix.by_role[model.role], starts, sample).round(4).tolist(),
+            ms=timings[model.role].round(4).tolist(),
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
     io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
-        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"]))
+        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"], paired=True,
+        measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
     return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
                        predict_seconds=ranked.predict_seconds).model_dump(mode="json")

@@ -3,6 +3,8 @@ delta_summaries) and latency.json (testbed.pipeline.evaluate latency_summary).""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from testbed.record.base import Document, MetricValues
 
 
@@ -46,6 +48,14 @@ class ModelLatency(Document):
     ms: list[float]
 
 
+TimingSource = Literal["lambda", "local"]
+
+
 class LatencyDocument(Document):
+    """`ms` of both models pair by index when `paired` (the same requests, timed interleaved); `measured_in`
+    says whether the timings come from a deployed Lambda function (trusted for absolute ms bounds)."""
+
     control: ModelLatency
     candidate: ModelLatency
+    paired: bool = False  # records from before interleaved timing: not paired
+    measured_in: TimingSource = "local"

@@ -11,7 +11,9 @@ from typing import Literal
 
 from testbed.record.base import Document, FinalDecision, Outcome, omitted_when_empty
 
-GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "error_rate", "parity", "sample_ratio"]
+GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "latency_ratio", "error_rate", "parity",
+                   "sample_ratio"]
+GateRole = Literal["goal", "guardrail", "advisory"]
 
 
 class GateRow(Document):
@@ -39,6 +41,7 @@ class GateRow(Document):
     mde: float | None
     required_n: int | None
     method: str
+    role: GateRole = "goal"  # what the outcome did to the decision; records from before roles: all goals
 
 
 class SampleRatioStratum(Document):
@@ -70,6 +73,8 @@ class GatesDocument(Document):
     decision: FinalDecision
     reasons: list[str]
     warnings: list[str] = omitted_when_empty()  # what the decision tolerated but a reader must see
+    # advisory rows and inconclusive guardrails that did not pass, one line each (testbed.core.gates notes)
+    non_blocking: list[str] = omitted_when_empty()
 
 
 class ParityFailureGates(Document):

@@ -4,6 +4,7 @@ objects under the scratch prefix that the workflow's Distributed Map lists (test
 from __future__ import annotations
 
 from testbed.record.base import Document
+from testbed.record.evaluation import TimingSource
 
 
 class ModelShardLatency(Document):
@@ -13,8 +14,10 @@ class ModelShardLatency(Document):
 
 class ShardLatency(Document):
     users: int
-    control: ModelShardLatency
+    control: ModelShardLatency  # ms pairs by index with the candidate's when `paired`
     candidate: ModelShardLatency
+    paired: bool = False
+    measured_in: TimingSource = "local"
 
 
 class ShardError(Document):

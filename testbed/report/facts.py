@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from testbed.core.gates import role_blocks
 from testbed.core.metrics import COVERAGE
 from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, Number
 from testbed.record.drift import DriftDocument, DriftFeature
@@ -88,6 +89,24 @@ def counts_text(counts: dict[str, int]) -> str:
     total = sum(counts.values())
     shown = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
     return f"{total} gates: {shown}" if total else "no gates"
+
+
+ROLE_LABELS = {"goal": "goal", "guardrail": "guardrail (blocks on proven harm only)",
+               "advisory": "advisory (never changes the decision)"}
+
+
+def role_label(gate: GateRow) -> str:
+    """The gate's role as every gate table shows it, next to the gate: what its outcome does to the decision."""
+    return ROLE_LABELS[gate.role]
+
+
+def non_blocking(gates: GatesFile | None) -> list[GateRow]:
+    """Rows that did not pass and did not count: advisory ones and inconclusive guardrails."""
+    return [g for g in gate_rows(gates) if g.outcome != OUTCOME_PASS and not role_blocks(g.role, g.outcome)]
+
+
+def non_blocking_line(gate: GateRow) -> str:
+    return f"{gate.outcome} {gate_label(gate)} [{gate.stratum}], {role_label(gate)}: {gate.reason}"
 
 
 def gate_label(gate: GateRow) -> str:

@@ -2,8 +2,9 @@
 opens the same from S3, a CI artifact or a laptop. A Content-Security-Policy of `default-src 'none'` makes the
 browser refuse any network load the page might still try.
 
-Sections: decision banner with reasons and warnings (failed gates repeated there with their numbers), the gate
-table (failed first), forest plots of the per-stratum deltas with their margins, the metric table, the slice's
+Sections: decision banner with reasons, warnings and the gates that did not count (advisory ones, inconclusive
+guardrails), failed deciding gates repeated there with their numbers, the gate table (failed first, each gate's
+role next to it), forest plots of the per-stratum deltas with their margins, the metric table, the slice's
 composition and inclusion probabilities, feature drift, the models' score distributions, coverage and item popularity,
 latency, what-if scenarios, and the provenance. A section whose inputs are missing says so; a section that
 fails to render is replaced by a note (and `errors` names it) unless `strict`, which tests use.
@@ -85,6 +86,8 @@ def banner(data: RunData) -> str:
     color = DECISION_COLORS.get(data.decision, "#4a5568")
     reasons = "".join(f"<li>{esc(r)}</li>" for r in data.reasons)
     warnings = "".join(f"<li>Warning: {esc(w)}</li>" for w in data.warnings)
+    warnings += "".join(f"<li>Did not count: {esc(facts.non_blocking_line(g))}</li>"
+                        for g in facts.non_blocking(data.gates))
     counts = facts.gate_counts(data.gates)
     summary = esc(facts.counts_text(counts)) if data.gates is not None else "no gates.json"
     if data.decision == ERROR:
@@ -102,7 +105,8 @@ def _gate_cells(g: GateRow) -> list[str]:
     p_value = facts.pvalue(g.p_value)
     if g.p_adjusted is not None:
         p_value += f" (adj. {facts.pvalue(g.p_adjusted)})"
-    return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), esc(g.kind),
+    return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), esc(facts.role_label(g)),
+            esc(g.kind),
             esc(g.metric or "n/a"), esc(g.stratum), esc(facts.num(g.observed)), esc(facts.interval(g.interval)),
             esc(facts.num(g.threshold)), esc(p_value), esc(facts.num(g.n)), esc(g.reason)]
 
@@ -113,7 +117,7 @@ def gates_section(data: RunData) -> str:
     ordered = facts.ordered_gates(data.gates)
     if not ordered:
         return "<h2 id=\"gates\">Gates</h2>" + _note("The manifest has no gates: the decision is INCONCLUSIVE.")
-    failed = [g for g in ordered if g.outcome == OUTCOME_FAIL]
+    failed = [g for g in ordered if g.outcome == OUTCOME_FAIL and g.role != "advisory"]
     callout = ""
     if failed:
         items = "".join(f"<li><b>{esc(facts.gate_label(g))}</b> on <code>{esc(g.stratum)}</code>: "
@@ -127,8 +131,9 @@ def gates_section(data: RunData) -> str:
         extra.append(f"multiple-testing correction: {esc(decided.correction)}")
         if decided.sample_ratio is not None:
             extra.append(f"sample-ratio check p = {esc(facts.pvalue(decided.sample_ratio.p_value))}")
-    table = _table(["outcome", "gate", "kind", "metric", "stratum", "observed", "interval", "threshold (margin)",
-                    "p-value", "n", "reason"], [_gate_cells(g) for g in ordered], numeric={5, 6, 7, 8, 9},
+    table = _table(["outcome", "gate", "role", "kind", "metric", "stratum", "observed", "interval",
+                    "threshold (margin)", "p-value", "n", "reason"], [_gate_cells(g) for g in ordered],
+                   numeric={6, 7, 8, 9, 10},
                    row_classes=[g.outcome for g in ordered])
     return (f'<h2 id="gates">Gates</h2>{callout}{table}'
             + (f"<p>{' · '.join(extra)}</p>" if extra else ""))
@@ -259,8 +264,12 @@ def models_section(data: RunData) -> str:
         rows = [[esc(m), esc(facts.num(v.p50_ms)), esc(facts.num(v.p95_ms)), esc(facts.num(v.p99_ms)),
                  esc(v.requests_timed), esc(v.errors), esc(facts.num(v.error_rate))]
                 for m, v in sorted(by_model.items())]
+        timed = ("both models on the same requests, taking turns" if data.latency.paired else "each model apart")
+        where = ("in the deployed Lambda function: absolute ms bounds are gated" if data.latency.measured_in ==
+                 "lambda" else "outside Lambda: absolute ms bounds are reported, not gated")
         out += "<h3>Scoring latency per request (ms)</h3>" + _table(
             ["model", "p50", "p95", "p99", "requests", "errors", "error rate"], rows, numeric=set(range(1, 7)))
+        out += _note(f"Timed {timed}, {where}.")
     return out
 
 

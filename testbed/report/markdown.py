@@ -1,6 +1,7 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
-Decision, reasons and warnings, the failed and inconclusive gates first (all gates when there are few), the largest
+Decision, reasons and warnings, the gates that did not pass but did not count (advisory gates, inconclusive
+guardrails), the failed and inconclusive gates first (all gates when there are few), the largest
 metric deltas, the most drifted features, one line each of slice and provenance, and a link to report.html.
 It stays short (under 60 lines for the demo run) and is a pure function of the run data, so re-rendering a
 record gives the same bytes.
@@ -29,10 +30,10 @@ def _gates(data: RunData) -> list[str]:
     if not ordered:
         return ["## Gates", "", "The manifest has no gates."]
     shown = ordered if len(ordered) <= ALL_GATES_UP_TO else [g for g in ordered if g.outcome != OUTCOME_PASS]
-    rows = [[facts.gate_label(g), g.stratum, facts.num(g.observed), facts.interval(g.interval),
+    rows = [[facts.gate_label(g), facts.role_label(g), g.stratum, facts.num(g.observed), facts.interval(g.interval),
              facts.num(g.threshold), facts.pvalue(facts.p_shown(g)), g.outcome] for g in shown]
     lines = ["## Gates", ""]
-    lines += _table(["gate", "stratum", "observed", "interval", "threshold", "p-value", "outcome"], rows)
+    lines += _table(["gate", "role", "stratum", "observed", "interval", "threshold", "p-value", "outcome"], rows)
     hidden = len(ordered) - len(shown)
     if hidden:
         lines += ["", f"…and {hidden} passed gates (see report.html)."]
@@ -104,8 +105,11 @@ def render_markdown(data: RunData) -> str:
     if data.reasons:
         lines += [f"- {reason}" for reason in data.reasons]
     elif data.gates is not None and total:
-        lines.append(f"All {total} gates passed.")
+        uncounted = len(facts.non_blocking(data.gates))
+        lines.append(f"All {total} gates passed." if not uncounted else
+                     f"{total - uncounted} of {total} gates passed; the others do not count towards the decision:")
     lines += [f"- **Warning:** {warning}" for warning in data.warnings]
+    lines += [f"- **Did not count:** {facts.non_blocking_line(g)}" for g in facts.non_blocking(data.gates)]
     if data.decision == ERROR:
         step = data.failed_step
         lines += ["", f"The run stopped in step `{step}`; there are no gates or metrics." if step else

@@ -31,10 +31,10 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     assert lines[0] == f"# Testbed run `{report_run.RUN_ID}`: **FAIL**"
     assert lines[2] == "- revenue-floor (all): candidate revenue@10 3.25 below 4.5"
     start = lines.index("## Gates")
-    assert lines[start + 2] == "| gate | stratum | observed | interval | threshold | p-value | outcome |"
-    assert lines[start + 4] == "| revenue-floor (revenue@10) | all | 3.2500 | n/a | 4.5000 | n/a | fail |"
-    assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | tier=gold | -0.0040 | [-0.0150, 0.0070] | -0.0100 | "
-                                "0.2100 | inconclusive |")
+    assert lines[start + 2] == "| gate | role | stratum | observed | interval | threshold | p-value | outcome |"
+    assert lines[start + 4] == "| revenue-floor (revenue@10) | goal | all | 3.2500 | n/a | 4.5000 | n/a | fail |"
+    assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | goal | tier=gold | -0.0040 | [-0.0150, 0.0070] | "
+                                "-0.0100 | 0.2100 | inconclusive |")
     assert lines[start + 6].endswith("| 0.0120 | [0.0040, 0.0200] | -0.0100 | 0.0003 | pass |")  # adjusted p
 
 

@@ -1,0 +1,73 @@
+"""Roles in the decision (testbed.core.gates decide / notes), timing provenance and the latency_ratio kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from testbed.cli_output import summary_lines
+from testbed.core import gates
+from testbed.core.latency import latency_summary
+from testbed.errors import ManifestError
+from testbed.manifest import parse_manifest
+from testbed.settings import Settings
+from tests.unit import report_run
+
+
+def _row(outcome: str, role: str = "goal", name: str = "g") -> gates.GateResult:
+    return gates.GateResult(name, "non_inferiority", "ndcg@10", "all", 0.0, None, -0.01, None, outcome, 100, "why",
+                            role=role)
+
+
+@pytest.mark.parametrize(("role", "outcome", "decision"), [
+    ("goal", "fail", "FAIL"), ("goal", "inconclusive", "INCONCLUSIVE"),
+    ("guardrail", "fail", "FAIL"), ("guardrail", "inconclusive", "PASS"),
+    ("advisory", "fail", "PASS"), ("advisory", "inconclusive", "PASS")])
+def test_what_each_role_does_to_the_decision(role: str, outcome: str, decision: str) -> None:
+    rows = [_row("pass", name="goal"), _row(outcome, role)]
+    assert gates.decide(rows, 100)[0] == decision
+    assert len(gates.notes(rows)) == (decision == "PASS")
+
+
+def test_advisory_gates_alone_decide_nothing() -> None:
+    decision, reasons = gates.decide([_row("pass", "advisory")], 100)
+    assert decision == "INCONCLUSIVE"
+    assert reasons == ["no gates were evaluated but advisory ones, which never decide"]
+
+
+def test_latency_summary_says_whether_timings_pair_and_where_they_ran() -> None:
+    shard = {"users": 2, "control": {"ms": [1.0], "errors": 0}, "candidate": {"ms": [2.0], "errors": 0}}
+    assert latency_summary([{**shard, "paired": True, "measured_in": "lambda"}])["measured_in"] == "lambda"
+    mixed = latency_summary([{**shard, "paired": True, "measured_in": "lambda"}, {**shard, "paired": True}])
+    assert (mixed["paired"], mixed["measured_in"]) == (True, "local")
+    assert latency_summary([shard])["paired"] is False
+
+
+def test_settings_know_the_lambda_runtime() -> None:
+    assert Settings.from_environment({"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}).lambda_runtime
+    assert not Settings.from_environment({}).lambda_runtime
+
+
+def test_a_latency_ratio_gate_needs_a_positive_bound() -> None:
+    raw = report_run.manifest_data()
+    gate = {"name": "ratio", "kind": "latency_ratio", "percentile": 99, "bound": 1.5, "role": "guardrail"}
+    assert parse_manifest({**raw, "gates": [gate]}).gates[0].role == "guardrail"
+    with pytest.raises(ManifestError, match="positive ratio"):
+        parse_manifest({**raw, "gates": [{**gate, "bound": 0}]})
+    with pytest.raises(ManifestError, match="gates.0.role"):
+        parse_manifest({**raw, "gates": [{**gate, "role": "blocker"}]})
+
+
+def test_the_ratio_bootstrap_is_seeded_and_paired() -> None:
+    control = np.random.default_rng(0).lognormal(1.0, 0.5, 300)
+    first = gates.percentile_ratio_replicates(control, control * 1.2, 95, 600, np.random.default_rng(5))
+    again = gates.percentile_ratio_replicates(control, control * 1.2, 95, 600, np.random.default_rng(5))
+    assert np.array_equal(first, again) and first.size == 600
+    assert np.allclose(first, 1.2)  # paired: each resample keeps candidate = 1.2 x control request by request
+
+
+def test_the_console_summary_names_the_gates_that_did_not_count() -> None:
+    gate = {"name": "ndcg-aspiration", "kind": "threshold", "role": "advisory", "metric": "ndcg@10",
+            "stratum": "all", "outcome": "fail", "observed": 0.3, "threshold": 0.9, "interval": None, "p_value": None}
+    lines = summary_lines({"decision": "PASS", "gate_counts": {"pass": 1, "fail": 1}, "gates": [gate]})
+    assert "not counted fail ndcg-aspiration [all], advisory (never changes the decision)" in lines
