@@ -187,7 +187,9 @@ def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: 
 
 
 def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
-    seed = f"{manifest.canonical_json()}\n{lake_fingerprint}\n{code}".encode()
+    """From content only: the manifest's content form (model and feature set SHA-256s, no paths), the lake's
+    fingerprint (relative file names and content hashes) and the code version."""
+    seed = f"{manifest.content_json()}\n{lake_fingerprint}\n{code}".encode()
     return f"{manifest.name}-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
