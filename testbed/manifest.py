@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testbed.core.metrics import METRIC_NAMES, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
-from testbed.errors import ManifestError
+from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -407,7 +407,7 @@ def read_manifest_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes()
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+        raise ManifestFileError(f"{path}: cannot read manifest file ({exc.strerror})") from None
     data = manifest_data(text, str(path))
     models = data.get("models")
     for model in models.values() if isinstance(models, dict) else ():
