@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from testbed.cli_support import say
-from testbed.errors import InputError, TestbedError
+from testbed.errors import CredentialsError, InputError, TestbedError
 from testbed.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,9 +24,66 @@ if TYPE_CHECKING:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse exits 2 on bad arguments, as SPEC §5 asks
-        self.print_usage(sys.stderr)
+    def error(self, message: str) -> Any:  # argparse exits 2 on bad arguments, as SPEC §5 asks; one line
         self.exit(2, f"testbed: error: {message} (next: see `{self.prog} --help`)\n")
+
+
+def _whole_number(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}; give {minimum} or more")
+        return value
+
+    return parse
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _instant(text: str) -> datetime:
+    """An ISO date or date-time; without an offset it is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or time (e.g. 2026-10-01 or "
+                                         "2026-10-01T12:00:00)") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a share in (0, 1]")
+    return value
+
+
+def _price_shift(text: str) -> tuple[str, float, date]:
+    """CATEGORY:FRACTION:FROM_DATE; the category is checked against the generated ones by `generate`."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not CATEGORY:FRACTION:FROM_DATE (e.g. footwear:0.2:2026-10-01)")
+    category, fraction, since = parts
+    try:
+        shift = float(fraction)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fraction {fraction!r} is not a number (e.g. 0.2 for +20 %)") from None
+    if not shift > -1:
+        raise argparse.ArgumentTypeError(f"fraction {shift} must be above -1 (a price cannot fall by 100 % or more)")
+    try:
+        return category, shift, date.fromisoformat(since)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"FROM_DATE {since!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -141,14 +198,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from testbed.core.generate import LakeSpec, generate_lake
+    from testbed.core.generate import LakeSpec, category_names, generate_lake
 
-    shift = None
-    if args.price_shift:
-        category, fraction, since = args.price_shift.split(":")
-        shift = (category, float(fraction), date.fromisoformat(since))
-    spec = LakeSpec(users=args.users, days=args.days, seed=args.seed, end_date=date.fromisoformat(args.end),
-                    price_shift=shift)
+    spec = LakeSpec(users=args.users, days=args.days, seed=args.seed, end_date=args.end, price_shift=args.price_shift)
+    known = category_names(spec.categories)
+    if spec.price_shift is not None and spec.price_shift[0] not in known:
+        raise InputError(f"argument --price-shift: category {spec.price_shift[0]!r} is not generated; "
+                         f"one of {', '.join(known)}")
     started = time.perf_counter()
     stats = generate_lake(Path(args.out), spec)
     print(f"wrote {stats['events']} events, {stats['users']} users, {stats['items']} items to {args.out} "
@@ -159,9 +215,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from testbed.pipeline.train import train_model
 
-    cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if args.cutoff else None
-    meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=cutoff, label_days=args.label_days,
-                       feature_set=args.feature_set, features=args.features, seed=args.seed,
+    meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=args.cutoff,
+                       label_days=args.label_days, feature_set=args.feature_set, features=args.features, seed=args.seed,
                        users_rate=args.users_rate)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")
@@ -172,7 +227,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     """check: the set (and, with --lake, its columns); sql: its batch queries; export: a training table."""
     from testbed.pipeline.train import export_table
 
-    cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC) if getattr(args, "cutoff", None) else None
+    cutoff = getattr(args, "cutoff", None)
     if args.features_command == "export":
         result = export_table(args.lake, args.features, Path(args.out), cutoff=cutoff, label_days=args.label_days,
                               seed=args.seed, users_rate=args.users_rate, storage=_storage(args))
@@ -295,23 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write a seeded synthetic retail lake")
     gen.add_argument("--out", required=True)
-    gen.add_argument("--users", type=int, default=5000)
-    gen.add_argument("--days", type=int, default=180)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--end", default="2026-10-31", help="first day after the last event (YYYY-MM-DD)")
-    gen.add_argument("--price-shift", help="CATEGORY:FRACTION:FROM_DATE, e.g. footwear:0.2:2026-10-01")
+    gen.add_argument("--users", type=_whole_number(1), default=5000)
+    gen.add_argument("--days", type=_whole_number(1), default=180)
+    gen.add_argument("--seed", type=_whole_number(0), default=7)
+    gen.add_argument("--end", type=_day, default=date(2026, 10, 31), help="first day after the last event (YYYY-MM-DD)")
+    gen.add_argument("--price-shift", type=_price_shift,
+                     help="CATEGORY:FRACTION:FROM_DATE, e.g. footwear:0.2:2026-10-01")
     gen.set_defaults(func=cmd_generate)
 
     train = sub.add_parser("train", help="train a LightGBM LambdaRank model on a lake")
     train.add_argument("--lake", required=True)
     train.add_argument("--out", required=True)
-    train.add_argument("--cutoff", help="feature cutoff (ISO date); default: 4 label windows before the last event")
-    train.add_argument("--label-days", type=int, default=14)
+    train.add_argument("--cutoff", type=_instant,
+                       help="feature cutoff (ISO date); default: 4 label windows before the last event")
+    train.add_argument("--label-days", type=_whole_number(1), default=14)
     train.add_argument("--features", help="feature set file (YAML or JSON; default: the retail-default set)")
     train.add_argument("--feature-set", choices=["full", "control"], default="full",
                        help="full: the set's training inputs; control: its item features (i_*) only")
-    train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--users-rate", type=float, default=1.0, help="share of users to train on")
+    train.add_argument("--seed", type=_whole_number(0), default=1)
+    train.add_argument("--users-rate", type=_share, default=1.0, help="share of users to train on")
     train.set_defaults(func=cmd_train)
 
     feat = sub.add_parser("features", help="check a feature set, print its batch SQL, or export a training table")
@@ -321,16 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--lake", help="also check every column it reads against this lake")
     sql = fsub.add_parser("sql", help="print the batch SQL of a feature set (values are bound parameters)")
     sql.add_argument("file")
-    sql.add_argument("--cutoff", required=True, help="feature cutoff (ISO date or time, UTC)")
+    sql.add_argument("--cutoff", type=_instant, required=True, help="feature cutoff (ISO date or time, UTC)")
     sql.add_argument("--dialect", choices=["duckdb", "trino"], default="duckdb")
     export = fsub.add_parser("export", help="write a training table: candidates, relevance and every feature")
     export.add_argument("--lake", required=True)
     export.add_argument("--out", required=True, help="Parquet file to write")
     export.add_argument("--features", help="feature set file (default: the retail-default set)")
-    export.add_argument("--cutoff", help="feature cutoff (ISO date); default: 4 label windows before the last event")
-    export.add_argument("--label-days", type=int, default=14)
-    export.add_argument("--seed", type=int, default=1)
-    export.add_argument("--users-rate", type=float, default=1.0, help="share of users to export")
+    export.add_argument("--cutoff", type=_instant,
+                        help="feature cutoff (ISO date); default: 4 label windows before the last event")
+    export.add_argument("--label-days", type=_whole_number(1), default=14)
+    export.add_argument("--seed", type=_whole_number(0), default=1)
+    export.add_argument("--users-rate", type=_share, default=1.0, help="share of users to export")
     feat.set_defaults(func=cmd_features)
 
     rep = sub.add_parser("report", help="re-render report.md and report.html of a run record (local or s3://)")
@@ -364,9 +422,20 @@ def main(argv: list[str] | None = None) -> int:
         say("testbed: interrupted")
         return 4
     except Exception as exc:
-        if args.debug and not isinstance(exc, TestbedError):
+        error = _environment_error(exc)
+        if args.debug and not isinstance(error, TestbedError):
             raise
-        return _fail(args, exc)
+        return _fail(args, error)
+
+
+def _environment_error(exc: Exception) -> Exception:
+    """What the environment lacks, by the SDK's error type: missing AWS credentials are an input (exit 2)."""
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return CredentialsError(f"AWS credentials are missing or incomplete ({exc}); an s3:// lake or record, "
+                                "and a deployed run, need them")
+    return exc
 
 
 def _fail(args: argparse.Namespace, exc: Exception) -> int:

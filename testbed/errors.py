@@ -23,6 +23,19 @@ class ManifestError(InputError):
     hint = "fix that field, then check the manifest with `testbed validate MANIFEST`"
 
 
+class ManifestFileError(InputError):
+    """The manifest file itself cannot be read (missing, a folder, no permission)."""
+
+    hint = "check the manifest's path: give the JSON or YAML manifest file to read"
+
+
+class TimeWindowError(ManifestError):
+    """The manifest's time window holds none of the lake's events."""
+
+    hint = ("move time.start and time.end inside the lake's event dates, then check with "
+            "`testbed validate MANIFEST --lake LAKE`")
+
+
 class FeatureSetError(ManifestError):
     """A feature set file breaks its schema, does not fit the lake, or does not define a model's features."""
 
@@ -50,6 +63,13 @@ class SettingsError(InputError):
     """An environment variable the settings read is invalid or missing."""
 
     hint = "check the TESTBED_* environment variables (README: 'Deploying to AWS')"
+
+
+class CredentialsError(SettingsError):
+    """AWS credentials are needed (an s3:// lake or record, a deployed run) and none were found."""
+
+    hint = ("provide AWS credentials: set AWS_PROFILE (after `aws configure` or `aws sso login`) or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 
 
 class PiiKeyFileError(InputError):

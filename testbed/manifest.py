@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testbed.core.metrics import METRIC_NAMES, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
-from testbed.errors import ManifestError
+from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -374,8 +374,19 @@ class Manifest(Strict):
         """Sorted keys, no whitespace, defaults filled, UTC times: equal manifests give equal bytes."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
+    def content_json(self) -> str:
+        """The canonical form without the models' and feature sets' `uri`s: their `sha256` names the content, so
+        the same files in another folder (or read from another working directory) give the same bytes."""
+        data = self.model_dump(mode="json")
+        for model in data["models"].values():
+            model.pop("uri")
+            if model["features"] is not None:
+                model["features"].pop("uri")
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
     def digest(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """SHA-256 of the content form: what the run record's manifest_digest and the run id are made from."""
+        return hashlib.sha256(self.content_json().encode()).hexdigest()
 
 
 def _location(error: Any) -> str:
@@ -410,18 +421,24 @@ def manifest_data(text: bytes, source: str) -> dict[str, Any]:
 
 
 def read_manifest_file(path: Path) -> dict[str, Any]:
-    """Raw manifest data from a JSON or YAML file, local model paths resolved against the file's folder."""
+    """Raw manifest data from a JSON or YAML file, local model and feature set paths resolved against the file's
+    folder (not the working directory)."""
     try:
         text = path.read_bytes()
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+        raise ManifestFileError(f"{path}: cannot read manifest file ({exc.strerror})") from None
     data = manifest_data(text, str(path))
     models = data.get("models")
     for model in models.values() if isinstance(models, dict) else ():
-        uri = model.get("uri") if isinstance(model, dict) else None
-        if isinstance(uri, str) and uri and not uri.startswith("s3://"):  # "" stays empty: not the folder itself
-            model["uri"] = str((path.parent / uri).resolve())
+        _resolve_uri(model, path.parent)
+        _resolve_uri(model.get("features") if isinstance(model, dict) else None, path.parent)
     return data
+
+
+def _resolve_uri(ref: Any, folder: Path) -> None:
+    uri = ref.get("uri") if isinstance(ref, dict) else None
+    if isinstance(uri, str) and uri and not uri.startswith("s3://"):  # "" stays empty: not the folder itself
+        ref["uri"] = str((folder / uri).resolve())
 
 
 def json_schema() -> dict[str, Any]:

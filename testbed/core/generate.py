@@ -258,13 +258,14 @@ def _validate(spec: LakeSpec) -> None:
         raise ValueError("events_per_user_day must be >= 0")
     if spec.price_shift is not None:
         name, fraction, _ = spec.price_shift
-        if name not in _category_names(spec.categories):
+        if name not in category_names(spec.categories):
             raise ValueError(f"price_shift category {name!r} is not one of the generated categories")
         if not fraction > -1:
             raise ValueError("price_shift fraction must be > -1")
 
 
-def _category_names(n: int) -> list[str]:
+def category_names(n: int) -> list[str]:
+    """The names of the first `n` generated categories (what a price shift may name)."""
     base = len(_CATEGORY_NAMES)
     return [_CATEGORY_NAMES[i % base] + (f"-{i // base + 1}" if i >= base else "") for i in range(n)]
 
@@ -326,7 +327,7 @@ def _build_catalogue(rng: np.random.Generator, n_cats: int, n_items: int, start_
         brand=brand.astype(np.int64),
         brand_names=brand_names,
         launch_day=start_epoch - launch_age,
-        category_names=_category_names(n_cats),
+        category_names=category_names(n_cats),
         category_median=category_median,
         category_pop=category_pop,
         table_items=table_items,

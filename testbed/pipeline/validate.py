@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import duckdb
+import pyarrow.compute as pc
 from botocore.exceptions import ClientError
 
 from testbed.adapters.engines import Engine, make_engine
@@ -23,9 +24,10 @@ from testbed.core.slice_sql import (
     INTERNAL_PREFIX,
     partition_predicate,
     partition_range,
+    render,
     window_predicate,
 )
-from testbed.errors import LakeError, ManifestError, ModelArtifactError
+from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryInputError, TimeWindowError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import claim, feature_sets
@@ -92,8 +94,28 @@ def check_rows(engine: Engine, manifest: Manifest) -> None:
     with _reading("events"):
         count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
     if count == 0:
-        raise LakeError(f"lake events/: no events between time.start {manifest.time.start.isoformat()} "
-                        f"and time.end {manifest.time.end.isoformat()}")
+        raise TimeWindowError(f"manifest: time: the lake has no events between time.start "
+                              f"{manifest.time.start.isoformat()} and time.end {manifest.time.end.isoformat()}")
+
+
+def check_segment(engine: Engine, manifest: Manifest) -> None:
+    """The segment selects eligible users and the sampling keeps some: otherwise the slice step would fail."""
+    queries = render(manifest)
+    try:
+        with _reading("users"):
+            population = engine.query(queries.population, queries.params)
+    except QueryInputError as exc:  # either engine: a filter value that does not fit its column
+        raise ManifestError(f"manifest: segment.filters: a value does not fit its column "
+                            f"({str(exc).splitlines()[0][:100]})") from None
+    eligible = int(pc.sum(population.column("_tb_eligible_users")).as_py() or 0)
+    sampled = int(pc.sum(population.column("_tb_sampled_users")).as_py() or 0)
+    if eligible == 0:
+        raise ManifestError(f"manifest: segment: {manifest.segment.name!r} selects no eligible user (none with at "
+                            f"least sampling.min_events_per_user={manifest.sampling.min_events_per_user} events in "
+                            "[time.start, time.cutoff)); widen segment.filters or the time window")
+    if sampled == 0:
+        raise ManifestError(f"manifest: sampling: keeps none of the {eligible} eligible users of segment "
+                            f"{manifest.segment.name!r}; raise sampling.rate")
 
 
 def check_reserved_columns(manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
@@ -187,7 +209,9 @@ def check_feature_file_against_lake(settings: Settings, spec: FeatureSet, lake: 
 
 
 def run_id_for(manifest: Manifest, lake_fingerprint: str, code: str) -> str:
-    seed = f"{manifest.canonical_json()}\n{lake_fingerprint}\n{code}".encode()
+    """From content only: the manifest's content form (model and feature set SHA-256s, no paths), the lake's
+    fingerprint (relative file names and content hashes) and the code version."""
+    seed = f"{manifest.content_json()}\n{lake_fingerprint}\n{code}".encode()
     return f"{manifest.name}-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
@@ -209,6 +233,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_reserved_columns(manifest, columns)
         check_unmasked_pii(engine, manifest, columns)
         check_rows(engine, manifest)
+        check_segment(engine, manifest)
     finally:
         engine.close()
     check_feature_set(storage, manifest, columns)

@@ -558,14 +558,15 @@ def _users_fingerprint(lake: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted((lake / "users").rglob("*.parquet"))}
 
 
-def test_validate_accepts_sql_looking_filter_value_as_data(
+def test_validate_takes_sql_looking_filter_value_as_data(
         manifest_data: dict[str, Any], write_manifest: Callable[..., Path], small_lake: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
+    """The value is data: it matches nobody, which validate reports naming the segment (issue 14); no SQL ran."""
     before = _users_fingerprint(small_lake)
     _sql_filter(manifest_data)
     code, out, err = call(["validate", str(write_manifest(manifest_data)), "--lake", str(small_lake)], capsys)
-    assert (code, err) == (0, "")
-    assert out.startswith("ok: manifest and lake are valid")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "segment", "selects no eligible user")
     assert _users_fingerprint(small_lake) == before
     # the users table is still there and still readable: a plain manifest validates afterwards
     plain = write_manifest({k: v for k, v in manifest_data.items() if k != "segment"}
@@ -583,7 +584,9 @@ def test_quoted_filter_values_never_widen_the_segment(
     from testbed.manifest import parse_manifest
 
     manifest_data["segment"] = {"name": "quotes", "filters": [{"column": "region", "op": "eq", "value": value}]}
-    assert call(["validate", str(write_manifest(manifest_data)), "--lake", str(small_lake)], capsys)[0] == 0
+    code, _, err = call(["validate", str(write_manifest(manifest_data)), "--lake", str(small_lake)], capsys)
+    assert code == 2
+    assert_one_line_error(err, "segment", "'quotes'", "selects no eligible user")  # it matched nobody
     queries = render(parse_manifest(manifest_data))
     assert value not in queries.users  # the value is a parameter, not part of the statement
     engine = DuckDBEngine(str(small_lake))
@@ -597,13 +600,13 @@ def test_quoted_filter_values_never_widen_the_segment(
 def test_run_with_sql_looking_filter_value_selects_nobody_and_says_so(
         manifest_data: dict[str, Any], write_manifest: Callable[..., Path], small_lake: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The value is data: it matches nobody, the run stops with exit 2 naming the segment, and no SQL ran."""
+    """The value is data: it matches nobody, the run stops at validate with exit 2 naming the segment, and no
+    SQL ran."""
     _sql_filter(manifest_data)
     out = tmp_path / "out"
     code, err = call_run(write_manifest(manifest_data), small_lake, out, capsys)
     assert code == 2
-    assert_one_line_error(err, "segment", "selects no users")
+    assert_one_line_error(err, "segment", "selects no eligible user")
     assert_no_pass_record(out)
-    record = json.loads(next(out.rglob("run.json")).read_text())
-    assert (record["decision"], record["failed_step"]) == ("ERROR", "slice")
+    assert not list(out.rglob("run.json"))  # it stopped at validate, before the slice step and any record
     assert os.path.isdir(small_lake / "users") and any((small_lake / "users").rglob("*.parquet"))

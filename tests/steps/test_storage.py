@@ -49,3 +49,13 @@ def test_a_storage_without_client_reads_local_paths_only(tmp_path: Path) -> None
     assert local.read_bytes(str(tmp_path / "x")) == b"x"
     with pytest.raises(ValueError, match="no S3 client"):
         local.read_bytes("s3://b/x")
+
+
+def test_a_local_fingerprint_does_not_depend_on_where_the_folder_is(tmp_path: Path) -> None:
+    storage = UriStorage()
+    for root in (tmp_path / "a" / "lake", tmp_path / "b" / "deeper" / "lake"):
+        storage.write_bytes(str(root / "events" / "event_date=2026-10-01" / "part-0.parquet"), b"rows")
+        storage.write_bytes(str(root / "users" / "part-0.parquet"), b"people")
+    assert storage.fingerprint(str(tmp_path / "a" / "lake")) == storage.fingerprint(str(tmp_path / "b/deeper/lake"))
+    storage.write_bytes(str(tmp_path / "b" / "deeper" / "lake" / "users" / "part-1.parquet"), b"more")
+    assert storage.fingerprint(str(tmp_path / "a" / "lake")) != storage.fingerprint(str(tmp_path / "b/deeper/lake"))

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from testbed.errors import ManifestError
-from testbed.manifest import json_schema, parse_manifest
+from testbed.manifest import json_schema, parse_manifest, read_manifest_file
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 EXAMPLES = sorted(p for p in MANIFESTS.glob("*.json") if p.name != "manifest.schema.json")
@@ -46,3 +46,32 @@ def test_canonical_form_and_digest_ignore_layout_and_fill_defaults() -> None:
     assert a.canonical_json() == b.canonical_json()
     assert a.digest() == b.digest()
     assert '"candidates_per_user":100' in a.canonical_json()
+
+
+def test_digest_comes_from_content_not_from_where_the_files_are(tmp_path: Path) -> None:
+    data = json.loads(EXAMPLES[0].read_text())
+    data["models"]["candidate"]["features"] = {"uri": "/a/features.yaml", "sha256": "c" * 64}
+    moved = json.loads(json.dumps(data))
+    for role in ("control", "candidate"):
+        moved["models"][role]["uri"] = f"/somewhere/else/{role}.txt"
+    moved["models"]["candidate"]["features"]["uri"] = "s3://bucket/features.yaml"
+    a, b = parse_manifest(data), parse_manifest(moved)
+    assert a.digest() == b.digest()
+    assert "/somewhere/else" not in b.content_json() and "/somewhere/else" in b.canonical_json()
+    other = json.loads(json.dumps(data))
+    other["models"]["control"]["sha256"] = "d" * 64
+    assert parse_manifest(other).digest() != a.digest()
+
+
+def test_manifest_file_paths_resolve_against_its_folder_not_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.loads(EXAMPLES[0].read_text())
+    data["models"]["control"]["uri"] = "models/control.txt"
+    data["models"]["candidate"]["features"] = {"uri": "features/set.yaml", "sha256": "c" * 64}
+    (tmp_path / "runs").mkdir()
+    path = tmp_path / "runs" / "manifest.json"
+    path.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    raw = read_manifest_file(Path("runs/manifest.json"))
+    assert raw["models"]["control"]["uri"] == str(tmp_path.resolve() / "runs" / "models" / "control.txt")
+    assert raw["models"]["candidate"]["features"]["uri"] == str(tmp_path.resolve() / "runs" / "features" / "set.yaml")
