@@ -28,6 +28,7 @@ EVENTS = pa.table({
 
 
 SPEC = retail_default([7, 30])
+NAMES = SPEC.inputs or []  # what `testbed train` trains on
 
 
 def ready(session: RankingSession) -> RankingSession:
@@ -40,7 +41,7 @@ def inputs(session: RankingSession) -> tuple[pa.Table, np.ndarray]:
     """The retail-default model inputs of the session's current candidate pairs."""
     tables = feature_sql.batch_tables(EVENTS, ITEMS, USERS, SPEC, CUTOFF)
     features = model_inputs.FeatureInputs(SPEC, MatrixInputs(ITEMS, USERS, tables, {}, CUTOFF))
-    return model_inputs.for_candidates(session, features, SPEC.inputs)
+    return model_inputs.for_candidates(session, features, NAMES)
 
 
 @pytest.mark.parametrize(("call", "needs"), [
@@ -76,7 +77,7 @@ def test_inputs_are_checked() -> None:
 def test_a_new_candidate_list_needs_new_pairs() -> None:
     with ready(RankingSession(EVENTS, ITEMS)) as session:
         keys, values = inputs(session)
-        assert values.shape == (keys.num_rows, len(SPEC.inputs))
+        assert values.shape == (keys.num_rows, len(NAMES)) and NAMES
         session.candidates(USERS, 1)
         with pytest.raises(SessionOrderError, match=r"pair_relevance needs candidate_pairs\(\)"):
             session.pair_relevance(pa.table({"user_id": [], "item_id": [], "relevance": []}))
