@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,11 +77,7 @@ class Capture:
 def capture() -> Iterator[Capture]:
     captured = Capture()
     log = logger()
-    # the stream is assigned, not setStream'd: that flushes the old stream, which an earlier test's capsys may
-    # have closed (the handler is made once per process, on whatever sys.stdout was then)
-    handler = cast("logging.StreamHandler[Any]", log.registered_handler)
-    previous_stream, previous_level = handler.stream, log.log_level
-    handler.stream = captured.powertools
+    previous_stream, previous_level = log.registered_handler.setStream(captured.powertools), log.log_level
     library = logging.StreamHandler(captured.library)
     root = logging.getLogger()
     previous_root_level = root.level
@@ -95,7 +91,7 @@ def capture() -> Iterator[Capture]:
         patch.undo()
         root.removeHandler(library)
         root.setLevel(previous_root_level)
-        handler.stream = previous_stream
+        log.registered_handler.setStream(previous_stream)
         log.setLevel(previous_level)
 
 
