@@ -566,40 +566,47 @@ def real_matrix_predict(models: Path, run_dir: Path, manifest: dict[str, Any]) -
 
     Random U[0, 1) features send every row down much the same short tree paths, so the random baseline is
     faster than predicting real candidate rows; this isolates LightGBM's own cost on the real data. It calls
-    the product's candidate/matrix code (the same calls the score step makes) and is skipped with a note if
-    that code or the run's artifacts are not what it expects.
+    the product's candidate and model-input code (the same calls the score step makes) and is skipped with a
+    note if that code or the run's artifacts are not what it expects.
     """
     try:
         import lightgbm as lgb
         import pyarrow.parquet as pq
 
-        from testbed.core.features import ENTITY_KEYS
+        from testbed.adapters.storage import UriStorage
+        from testbed.core import model_inputs
+        from testbed.core.feature_matrix import MatrixInputs
         from testbed.core.ranking_session import RankingSession
         from testbed.manifest import parse_manifest
+        from testbed.pipeline import feature_sets
 
         parsed = parse_manifest(manifest)
         windows, cutoff = parsed.features.windows_days, parsed.time.cutoff
-        session = RankingSession(
-            pq.read_table(run_dir / "slice" / "events.parquet"), pq.read_table(run_dir / "slice" / "items.parquet"),
-            {entity: pq.read_table(run_dir / "features" / f"batch_{entity}.parquet") for entity in ENTITY_KEYS})
+        storage = UriStorage()
+        spec = feature_sets.run_set(storage, parsed)
+        events, items, users = (pq.read_table(run_dir / "slice" / f"{name}.parquet")
+                                for name in ("events", "items", "users"))
+        inputs = model_inputs.FeatureInputs(spec, MatrixInputs(
+            items, users, {group: pq.read_table(run_dir / "features" / f"batch_{group}.parquet")
+                           for group in spec.groups()}, feature_sets.external_tables(storage, spec), cutoff))
+        session = RankingSession(events, items)
         started = time.perf_counter()
         session.prepare(cutoff, windows)
-        session.candidates(pq.read_table(run_dir / "slice" / "users.parquet").select(["user_id"]),
-                           parsed.evaluation.candidates_per_user)
-        keys, _ = session.matrix()
-        matrix_s = time.perf_counter() - started
+        session.candidates(users.select(["user_id"]), parsed.evaluation.candidates_per_user)
+        rows = session.candidate_pairs().num_rows
+        candidates_s = time.perf_counter() - started
         per_model: dict[str, Any] = {}
         for role in ROLES:
             booster = lgb.Booster(model_file=str(models / f"{role}.txt"))
             started = time.perf_counter()
-            matrix = session.matrix_values(booster.feature_name())
-            values_s = time.perf_counter() - started
-            per_model[role] = {"matrix_values_s": round(values_s, 3), **timed_predict(booster, matrix)}
+            _, matrix = model_inputs.for_candidates(session, inputs, booster.feature_name())
+            inputs_s = time.perf_counter() - started
+            per_model[role] = {"model_inputs_s": round(inputs_s, 3), **timed_predict(booster, matrix)}
             del matrix
         session.close()
     except Exception as exc:  # a reference number must never sink the benchmark
         return {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
-    return {"rows": keys.num_rows, "candidates_and_matrix_sql_s": round(matrix_s, 3),
+    return {"rows": rows, "candidates_sql_s": round(candidates_s, 3),
             "seconds": round(sum(m["seconds"] for m in per_model.values()), 4), "models": per_model}
 
 

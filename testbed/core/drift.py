@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from testbed.core import drift_stats
-from testbed.core.features import ENTITY_KEYS, feature_columns
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 KS, WASSERSTEIN, JENSEN_SHANNON, CHI_SQUARE = "ks", "wasserstein", "jensen_shannon", "chi_square"
@@ -52,11 +51,6 @@ EVENT_FIELDS: dict[str, tuple[str, str | None]] = {
     "event_type": (CATEGORICAL, None),
     "category": (CATEGORICAL, None),
 }
-
-
-def feature_names(windows: list[int]) -> list[str]:
-    """Every feature drift can report on for these windows: feature-table columns, then event fields."""
-    return [*(c for entity in ENTITY_KEYS for c in feature_columns(entity, windows)), *EVENT_FIELDS]
 
 
 @dataclass(frozen=True)

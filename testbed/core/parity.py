@@ -1,7 +1,7 @@
 """Feature parity: the stream-built and batch-built tables must hold the same keys and the same values.
 
-Each table is compared on its own key columns (the built-in entities' `ENTITY_KEYS` unless `keys` says
-otherwise; a table with no keys is one row). Counts compare exactly. Floats compare within
+Each table is compared on its own key columns (a feature set's `table_keys()`; a table with no keys is one
+row). Counts compare exactly. Floats compare within
 |stream - batch| <= FLOAT_TOLERANCE + RELATIVE_TOLERANCE × |batch|: money (revenue in exact cents) and recency
 come from integers by the same IEEE operations on both paths, so the absolute term alone covers them; a sum
 or mean of a float input (price, a numeric column) is added up in a different order by DuckDB's parallel
@@ -21,7 +21,6 @@ import duckdb
 import pyarrow as pa
 
 from testbed.core.duck import fetch
-from testbed.core.features import ENTITY_KEYS
 
 FLOAT_TOLERANCE = 1e-9
 RELATIVE_TOLERANCE = 1e-12
@@ -75,10 +74,10 @@ def _differing_rows(con: duckdb.DuckDBPyConnection, stream: pa.Table, batch: pa.
 
 
 def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: ParityReport, *,
-                   keys: Sequence[str] | None = None, con: duckdb.DuckDBPyConnection | None = None) -> None:
-    """Add one table's comparison (full outer join on its key columns; default ENTITY_KEYS[entity]) to
-    `report`, in `con` if given (its temp names s, b, cmp are overwritten) or a connection of its own."""
-    keys = list(ENTITY_KEYS[entity] if keys is None else keys)
+                   keys: Sequence[str], con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Add one table's comparison (full outer join on its key columns) to `report`, in `con` if given (its
+    temp names s, b, cmp are overwritten) or a connection of its own."""
+    keys = list(keys)
     features = [c for c in batch.column_names if c not in keys]
     if sorted(stream.column_names) != sorted(batch.column_names):
         raise ValueError(f"{entity}: stream columns {stream.column_names} differ from batch {batch.column_names}")
@@ -109,10 +108,10 @@ def compare_entity(entity: str, stream: pa.Table, batch: pa.Table, report: Parit
 
 
 def compare(stream: Mapping[str, pa.Table], batch: Mapping[str, pa.Table],
-            keys: Mapping[str, Sequence[str]] | None = None) -> ParityReport:
-    """Compare every table; `keys` maps table → key columns (default: the built-in ENTITY_KEYS), e.g. a
-    feature set's `FeatureSet.table_keys()`. A table present on one side only is an error."""
-    tables = dict(ENTITY_KEYS if keys is None else keys)
+            keys: Mapping[str, Sequence[str]]) -> ParityReport:
+    """Compare every table; `keys` maps table → key columns (a feature set's `FeatureSet.table_keys()`).
+    A table present on one side only is an error."""
+    tables = dict(keys)
     for side, given in (("stream", stream), ("batch", batch)):
         if set(given) != set(tables):
             raise ValueError(f"{side} tables {sorted(given)} are not the expected {sorted(tables)}")

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.core.duck import fetch
-from testbed.core.features import US_PER_DAY, epoch_us
+from testbed.core.feature_spec import US_PER_DAY, epoch_us
 from testbed.core.lake_contract import revenue_cents_sql
 from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
 

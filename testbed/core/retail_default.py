@@ -1,4 +1,4 @@
-"""The testbed's built-in model inputs (testbed.core.ranking_data.model_features) as a declared feature set.
+"""The testbed's built-in model inputs as a declared feature set: the default of the demo and `testbed train`.
 
 Base aggregations carry the counts and recencies; derived features rebuild today's names and arithmetic
 exactly: a share is a count over the global count (null when that is 0), a conversion is purchases over

@@ -101,8 +101,8 @@ def test_a_parity_failure_is_an_error_naming_the_feature_and_tears_down(
         listings: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     original = consume.decode
 
-    def one_cent_off(records: list[dict[str, Any]], shard_id: str) -> pa.Table:
-        table = original(records, shard_id)
+    def one_cent_off(records: list[dict[str, Any]], shard_id: str, schema: pa.Schema) -> pa.Table:
+        table = original(records, shard_id, schema)
         return table.set_column(table.schema.get_field_index("price"), "price", pc.add(table.column("price"), 0.01))
 
     monkeypatch.setattr(consume, "decode", one_cent_off)

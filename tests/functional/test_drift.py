@@ -20,14 +20,14 @@ from testbed.adapters.athena_engine import AthenaEngine
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.embedded_aws import embedded_aws
 from testbed.adapters.storage import UriStorage
+from testbed.core import feature_sql
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
-from testbed.core.ranking_session import compute_features
 from testbed.core.slice_sql import render
 from testbed.errors import ManifestError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline import drift, slice_data
+from testbed.pipeline import drift, feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.slice import run_slice
 from tests.conftest import BASE_MANIFEST, SMALL_LAKE
@@ -50,10 +50,11 @@ def prepare_run(run_uri: str, lake: Path | str, data: dict[str, Any]) -> tuple[R
                      invocation=Invocation.outside_lambda())
     ctx.storage.write_json(ctx.layout.manifest.uri, manifest.model_dump(mode="json"))
     run_slice(ctx, manifest)
-    tables = compute_features(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), manifest.time.cutoff,
-                              manifest.features.windows_days)
-    for entity, table in tables.items():
-        ctx.storage.write_parquet(ctx.uri("features", f"batch_{entity}.parquet"), table.combine_chunks())
+    events, items, users = (slice_data.read(ctx, name) for name in ("events", "items", "users"))
+    tables = feature_sql.batch_tables(events, items, users, feature_sets.run_set(ctx.storage, manifest),
+                                      manifest.time.cutoff)
+    for group, table in tables.items():
+        ctx.storage.write_parquet(ctx.layout.batch_features(group), table.combine_chunks())
     return ctx, manifest
 
 
@@ -110,8 +111,8 @@ def test_an_unshifted_lake_flags_nothing_against_its_population(small_lake: Path
     assert document["baseline"]["rows"] == stats["eligible_users"]
     assert document["drifted"] == 0, [f["feature"] for f in document["features"] if f["drifted"]]
     assert not any(g["drifted"] for f in document["features"] for g in f["strata"] + f.get("categories", []))
-    assert {f["table"] for f in document["features"]} == {"user", "user_category", "event"}
-    assert {s["table"] for s in document["skipped"]} == {"item"}  # item aggregates scale with the sample
+    assert {f["table"] for f in document["features"]} == {"user", "user_category", "user_item", "event"}
+    assert {s["table"] for s in document["skipped"]} == {"item", "global"}  # not per user: scale with the sample
     assert [f["rank"] for f in document["features"]] == list(range(1, len(document["features"]) + 1))
     if sampling["strategy"] == "stratified":
         assert {s["stratum"] for s in document["top_strata"]} >= {"loyalty_tier=none", "loyalty_tier=bronze"}
@@ -122,8 +123,9 @@ def test_an_unshifted_lake_flags_nothing_against_its_population(small_lake: Path
 def test_a_reference_without_features_is_a_manifest_error(small_lake: Path, tmp_path: Path) -> None:
     ctx, manifest = prepare_run(str(tmp_path / "runs" / "x-000000000004"), small_lake,
                                 manifest_data(drift={"baseline": str(tmp_path / "runs" / "missing")}))
-    with pytest.raises(ManifestError, match=r"drift\.baseline: .* is not a run with features "
-                                            r"\(no features/batch_user\.parquet\)"):
+    tables = r"\{global,item,user,user_category,user_item\}"
+    with pytest.raises(ManifestError, match=rf"drift\.baseline: .* is not a run with features "
+                                            rf"\(none of features/batch_{tables}\.parquet\)"):
         drift.run_drift(ctx, manifest)
 
 
@@ -134,7 +136,8 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     moto's Athena runs no SQL, so DuckDB computes the answers and they are placed where each UNLOAD writes.
     """
     local, manifest = prepare_run(str(tmp_path / "runs" / "local-000000000005"), small_lake, manifest_data())
-    expected = drift.population_side(local, manifest)
+    spec = feature_sets.run_set(local.storage, manifest)
+    expected = drift.population_side(local, manifest, spec)
     population = manifest.model_copy(update={"sampling": manifest.sampling.model_copy(
         update={"strategy": "uniform", "rate": 1.0, "seed": manifest.sampling.seed + 1})})
     queries = render(population)
@@ -160,7 +163,7 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         for i, table in enumerate(answers):
             s3.write_parquet(f"s3://art/scratch/cloud-000000000006/drift/unload/q{i}/part-0.parquet", table)
         monkeypatch.setattr(drift, "make_engine", athena)
-        side = drift.population_side(ctx, manifest)
+        side = drift.population_side(ctx, manifest, spec)
         ids = aws.client("athena").list_query_executions()["QueryExecutionIds"]
         sent = [aws.client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     statements = sorted(s["Query"] for s in sent)
@@ -168,15 +171,16 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     assert all("CAST(1.0 AS DOUBLE) AS _tb_inclusion_probability" in s for s in statements)
     assert all(f"'{manifest.sampling.seed + 1}:'" in s for s in statements)
     assert all(s["WorkGroup"] == "wg" and s["QueryExecutionContext"]["Database"] == "lakedb" for s in sent)
-    for entity in ("user", "item", "user_category"):
-        assert side.features[entity].equals(expected.features[entity])
+    assert set(side.features) == set(spec.groups())
+    for group, table in expected.features.items():
+        assert side.features[group].equals(table), group
     assert side.users.equals(expected.users)
 
 
 def test_reweighted_user_rows_carry_the_inclusion_probability(small_lake: Path, tmp_path: Path) -> None:
     ctx, manifest = prepare_run(str(tmp_path / "runs" / "w-000000000007"), small_lake,
                                 manifest_data(sampling={"strategy": "revenue_weighted", "rate": 0.3, "seed": 3}))
-    side = drift.slice_side(ctx, manifest)
+    side = drift.slice_side(ctx, manifest, feature_sets.run_set(ctx.storage, manifest))
     users = ctx.storage.read_parquet(ctx.uri("slice", "users.parquet"))
     expected = [1.0 / p for p in users.column("inclusion_probability").to_pylist()]
     assert side.users.column("weight").to_pylist() == pytest.approx(expected)
@@ -195,8 +199,10 @@ def test_a_reference_whose_slice_expired_still_compares_its_feature_tables(small
                                 manifest_data(drift={"baseline": reference.run_uri}))
     drift.run_drift(ctx, manifest)
     document = json.loads((Path(ctx.run_uri) / "drift.json").read_text())
-    assert {f["table"] for f in document["features"]} == {"user", "item", "user_category"}
+    assert {f["table"] for f in document["features"]} == {"global", "item", "user", "user_category", "user_item"}
     assert {s["feature"] for s in document["skipped"]} == set(EVENT_FIELDS)
     assert document["daily"] == {} and document["drifted"] == 0
-    assert all(f["statistic"] == 0.0 and f["psi"] == 0.0 for f in document["features"])  # the same slice
+    per_key = [f for f in document["features"] if f["table"] != "global"]
+    assert per_key and all(f["statistic"] == 0.0 and f["psi"] == 0.0 for f in per_key)  # the same slice
+    assert all(f["statistic"] is None and not f["drifted"] for f in document["features"] if f["table"] == "global")
     assert document["top_strata"] == []  # unstratified: no per-stratum repeat of the whole comparison

@@ -74,17 +74,35 @@ def test_a_model_cut_inside_a_tree_is_exit_2_at_validate(
     assert_one_line_error(done.stderr, "models.control", str(path), "tree 5")
 
 
+def test_a_model_needing_an_undeclared_feature_is_exit_2_naming_it(
+        small_models: dict[str, dict[str, str]], manifest_data: dict[str, Any],
+        write_manifest: Callable[..., Path], small_lake: Path, tmp_path: Path) -> None:
+    """Validate reads the model's feature_names against its feature set (here the default one)."""
+    text = Path(small_models["control"]["uri"]).read_bytes()
+    start = text.index(b"\nfeature_names=") + len(b"\nfeature_names=")
+    first = text[start:text.index(b" ", start)]
+    text = text[:start] + b"embedding_sim" + text[start + len(first):]
+    path = tmp_path / "control-renamed.txt"
+    path.write_bytes(text)
+    manifest_data["models"]["control"] = {"uri": str(path), "sha256": hashlib.sha256(text).hexdigest()}
+    done = validate_in_a_process(write_manifest(manifest_data), small_lake)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.stderr, "models.control", str(path), "needs feature embedding_sim", "retail-default")
+
+
 FUZZ_CHILD = textwrap.dedent("""
     import random, sys
     import numpy as np
-    from testbed.core import ranking_data
+    from testbed.core.feature_check import check_model_features
+    from testbed.core.model_text import categorical_indices
+    from testbed.core.retail_default import retail_default
     from testbed.core.scoring import load_model
-    from testbed.errors import ModelArtifactError
+    from testbed.errors import FeatureSetError, ModelArtifactError
     from testbed.pipeline.validate import check_model_file
 
     original = open(sys.argv[1], "rb").read()
     rng = random.Random(int(sys.argv[2]))
-    available = [name for name, _ in ranking_data.model_features([7, 30, 90])]
+    default_set = retail_default([7, 30, 90])
 
     def edit(text):
         lines = text.split(b"\\n")
@@ -118,8 +136,9 @@ FUZZ_CHILD = textwrap.dedent("""
         print(case, flush=True)
         try:
             check_model_file(text, "model")
-            model = load_model("control", text, available, "model")
-        except ModelArtifactError:
+            model = load_model("control", text, "model")
+            check_model_features(default_set, model.features, categorical_indices(text), "model", "retail-default")
+        except (ModelArtifactError, FeatureSetError):
             refused += 1
             continue
         matrix = np.random.default_rng(case).random((50, len(model.features)))

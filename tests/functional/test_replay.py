@@ -17,13 +17,12 @@ import pytest
 
 from testbed.adapters import kinesis, run_resources, state_table
 from testbed.adapters.embedded_aws import embedded_aws
-from testbed.core import stream_fold
-from testbed.core.ranking_session import compute_features
+from testbed.core import feature_fold, feature_sql
 from testbed.core.replay_batches import MAX_BATCH_BYTES, MAX_RECORDS
 from testbed.errors import ParityError, ReplayError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline import consume, provision, replay, teardown
+from testbed.pipeline import consume, feature_sets, provision, replay, teardown
 from testbed.pipeline import features as features_step
 from testbed.pipeline.context import RunContext
 from tests.conftest import BASE_MANIFEST
@@ -42,6 +41,7 @@ class StreamRun:
     manifest: Manifest
     events: pa.Table
     items: pa.Table
+    users: pa.Table
 
     @property
     def name(self) -> str:
@@ -79,11 +79,12 @@ def _stage(lake: Path, events: pa.Table, manifest: Manifest, run_id: str = "repl
     invocation = Invocation.outside_lambda()
     invocation.clients.client("s3").create_bucket(Bucket=BUCKET)
     ctx = RunContext(run_id, f"s3://{BUCKET}/runs/{run_id}", str(lake), invocation)
-    items = pq.read_table(lake / "items")
+    items, users = pq.read_table(lake / "items"), pq.read_table(lake / "users")
     ctx.storage.write_json(ctx.uri("manifest.json"), manifest.model_dump(mode="json"))
     ctx.storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
     ctx.storage.write_parquet(ctx.uri("slice", "items.parquet"), items)
-    return StreamRun(ctx, manifest, events, items)
+    ctx.storage.write_parquet(ctx.uri("slice", "users.parquet"), users)
+    return StreamRun(ctx, manifest, events, items, users)
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def _replay_and_consume(run: StreamRun) -> None:
 def _consumed_ids(run: StreamRun) -> list[str]:
     state = state_table.load(run.dynamodb, run.name, consume.CHECKPOINT_KEY)
     assert state is not None
-    return consume._read_chunks(run.ctx, state["chunks"]).column("event_id").to_pylist()
+    return consume._read_chunks(run.ctx, state["chunks"], consume.EVENT_SCHEMA).column("event_id").to_pylist()
 
 
 def _stream_tables(run: StreamRun) -> dict[str, pa.Table]:
@@ -354,9 +355,9 @@ def test_a_stream_value_that_differs_fails_parity_naming_the_feature(
         staged: StreamRun, monkeypatch: pytest.MonkeyPatch) -> None:
     original = consume.decode
 
-    def one_cent_off(records: list[dict[str, Any]], shard_id: str) -> pa.Table:
+    def one_cent_off(records: list[dict[str, Any]], shard_id: str, schema: pa.Schema) -> pa.Table:
         """A serialization bug: every price read from the stream is one cent higher."""
-        table = original(records, shard_id)
+        table = original(records, shard_id, schema)
         return table.set_column(table.schema.get_field_index("price"), "price",
                                 pc.add(table.column("price"), 0.01))
 
@@ -370,12 +371,12 @@ def test_a_stream_value_that_differs_fails_parity_naming_the_feature(
 
 
 def test_stream_fold_equals_the_batch_sql_on_the_slice(staged: StreamRun) -> None:
-    batch = compute_features(staged.events, staged.items, staged.manifest.time.cutoff,
-                             staged.manifest.features.windows_days)
-    folded = stream_fold.fold(staged.events, staged.items, staged.manifest.time.cutoff,
-                              staged.manifest.features.windows_days)
-    for entity, table in batch.items():
-        assert folded[entity].equals(table.combine_chunks().cast(folded[entity].schema)), entity
+    spec, cutoff = feature_sets.run_set(staged.ctx.storage, staged.manifest), staged.manifest.time.cutoff
+    batch = feature_sql.batch_tables(staged.events, staged.items, staged.users, spec, cutoff)
+    folded = feature_fold.fold(staged.events, staged.items, staged.users, spec, cutoff)
+    assert set(batch) == set(folded) == set(spec.groups())
+    for group, table in batch.items():
+        assert folded[group].equals(table.combine_chunks().cast(folded[group].schema)), group
 
 
 def test_provision_sizes_a_provisioned_stream_from_the_manifest(small_lake: Path) -> None:

@@ -12,13 +12,14 @@ from testbed.core.feature_spec import FeatureSet
 C = datetime(2026, 10, 1, tzinfo=UTC)  # the hand-computed tests' cutoff
 Row = tuple[str, str, str, str, datetime, float | None, int | None]  # event_id, user, item, type, time, price, qty
 
-EVENT_LABELS = {"view": "views", "add_to_cart": "carts", "purchase": "purchases"}  # testbed.core.features'
+EVENT_LABELS = {"view": "views", "add_to_cart": "carts", "purchase": "purchases"}  # the old built-in names
 ENTITIES = {"u": ["user_id"], "i": ["item_id"], "uc": ["user_id", "item.category"]}
 
 
 def retail_like_spec(windows: tuple[int, ...] = (7, 30, 90)) -> FeatureSet:
-    """Today's built-in features (testbed.core.features), same names and column order, plus a user × item
-    table and a global one: counts per event type and purchase revenue per window, and recency."""
+    """The old built-in feature tables (frozen in fixtures/built_in_features.json), same names and column order,
+    plus a user × item table and a global one: counts per event type and purchase revenue per window, and
+    recency."""
     longest = f"{max(windows)}d"
     aggs: list[dict[str, Any]] = []
     for prefix, keys in ENTITIES.items():

@@ -261,13 +261,6 @@ def test_retrain_after_finds_a_lasting_crossing(series: list[float | None], expe
     assert drift.retrain_after(dates, series, 0.2, 3) == expected
 
 
-def test_feature_names_cover_tables_and_event_fields() -> None:
-    names = drift.feature_names([7, 30])
-    assert "u_revenue_7d" in names and "uc_days_since_last_purchase" in names and "i_views_30d" in names
-    assert names[-len(drift.EVENT_FIELDS):] == list(drift.EVENT_FIELDS)
-    assert "u_revenue_90d" not in names
-
-
 def test_group_p_values_are_bonferroni_corrected() -> None:
     base, cur = Sample(np.arange(200, dtype=float)), Sample(np.arange(200, dtype=float) + 30)  # D = 0.15
     verdicts = [drift.compare("f", drift.NUMERIC, base, cur, DriftConfig(), family=n) for n in (1, 2, 3)]

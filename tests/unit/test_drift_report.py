@@ -8,9 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from testbed.core import feature_sql
 from testbed.core.drift import EVENT_FIELDS, DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, event_field_of, weighted_users
-from testbed.core.ranking_session import RankingSession, compute_features
+from testbed.core.ranking_session import RankingSession
+from testbed.core.retail_default import retail_default
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
 ITEMS = pa.table({"item_id": ["i1", "i2"], "category": ["shoes", "home"], "price": [10.0, 20.0]})
@@ -44,13 +46,15 @@ def side(kind: str, seed: int) -> Side:
                            None)
     with RankingSession(events, ITEMS) as session:
         rows = session.event_rows(CUTOFF - timedelta(days=60), CUTOFF, [7, 30])
-    return Side(kind, kind, compute_features(events, ITEMS, CUTOFF, [7, 30]), users, rows)
+    tables = feature_sql.batch_tables(events, ITEMS, users.select(["user_id"]), retail_default([7, 30]), CUTOFF)
+    return Side(kind, kind, tables, users, rows)
 
 
-def test_the_document_against_a_population_skips_item_aggregates() -> None:
+def test_the_document_against_a_population_skips_aggregates_not_keyed_by_user() -> None:
     document = drift_document(side("population", 1), side("slice", 2), DriftConfig(), DailyConfig(2, 5, 3))
-    assert document["baseline"]["kind"] == "population" and {s["table"] for s in document["skipped"]} == {"item"}
-    assert {f["table"] for f in document["features"]} == {"user", "user_category", "event"}
+    skipped = {s["table"] for s in document["skipped"]}
+    assert document["baseline"]["kind"] == "population" and skipped == {"item", "global"}
+    assert {f["table"] for f in document["features"]} == {"user", "user_category", "user_item", "event"}
     assert {f["feature"] for f in document["features"] if f["table"] == "event"} == set(EVENT_FIELDS)
     assert len(document["daily"]) <= 2
     assert document["defaults"]["psi"] == pytest.approx(0.2)

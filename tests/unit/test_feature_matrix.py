@@ -1,9 +1,8 @@
-"""The model inputs of candidate pairs under a feature set: joins, defaults, as-of rows, codes, vectors, parity
-with today's RankingSession matrix, and values that stay data."""
+"""The model inputs of candidate pairs under a feature set: joins, defaults, as-of rows, codes, vectors, the
+old built-in matrix's numbers (frozen digests, tests/unit/frozen_reference.py), and values that stay data."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.core import feature_matrix as fm
+from testbed.core import feature_sql
 from testbed.core.feature_matrix import MatrixInputs, feature_matrix
-from testbed.core.feature_spec import FeatureSet
-from testbed.core.features import US_PER_DAY, epoch_us
+from testbed.core.feature_spec import FeatureSet, epoch_us
 from testbed.core.generate import LakeSpec, generate_lake
-from testbed.core.ranking_data import model_features
-from testbed.core.ranking_session import RankingSession, compute_features
+from testbed.core.ranking_session import RankingSession
 from testbed.core.retail_default import retail_default
 from testbed.errors import FeatureSetError
+from tests.unit import frozen_reference
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
 NAN = np.nan
@@ -189,54 +188,25 @@ def test_quotes_and_sql_in_values_stay_data(monkeypatch: pytest.MonkeyPatch) -> 
     assert texts and not any(part in text for text in texts for part in pasted)
 
 
-def _lake(root: Path) -> tuple[pa.Table, pa.Table, pa.Table]:
-    generate_lake(root, LakeSpec(users=300, days=120, seed=3))
-    return tuple(pq.read_table(root / name) for name in ("events", "items", "users"))
+FROZEN = frozen_reference.load()["matrix"]
 
 
-def old_feature_tables(spec: FeatureSet, events: pa.Table, items: pa.Table, cutoff: datetime,
-                       windows: list[int]) -> dict[str, pa.Table]:
-    """Test fixture: retail_default's aggregation tables made from today's batch tables (testbed.core.features),
-    plus the global totals and the user × item history the old matrix computed in its own query."""
-    old = compute_features(events, items, cutoff, windows)
-    groups = spec.groups()
-    out = {name: old[name].select([*keys, *(a.name for a in groups[name])])
-           for name, keys in (("user", ["user_id"]), ("item", ["item_id"]), ("user_category", ["user_id", "category"]))}
-    out["global"] = pa.table({a.name: pa.array([sum(old["item"][a.name.replace("g_", "i_", 1)].to_pylist())],
-                                               pa.int64()) for a in groups["global"]})
-    con = duckdb.connect()
-    con.register("events", events)
-    cutoff_us = epoch_us(cutoff)
-    out["user_item"] = con.sql(f"""
-SELECT user_id, item_id, COUNT(*) AS ui_events, COUNT(*) FILTER (WHERE event_type = 'purchase') AS ui_purchases,
-       ({cutoff_us} - MAX(epoch_us(event_time))) / 86400000000.0 AS ui_days_since_last_event
-FROM events WHERE epoch_us(event_time) < {cutoff_us} AND epoch_us(event_time) >= {cutoff_us - max(windows) * US_PER_DAY}
-GROUP BY user_id, item_id""").to_arrow_table()
-    return out
-
-
-AggregationTables = Callable[[FeatureSet, pa.Table, pa.Table, datetime, list[int]], dict[str, pa.Table]]
-
-
-@pytest.mark.parametrize("aggregation_tables", [old_feature_tables])
-def test_retail_default_reproduces_the_session_matrix_bit_for_bit(
-        tmp_path: Path, aggregation_tables: AggregationTables) -> None:
-    events, items, users = _lake(tmp_path)
-    windows, cutoff = [7, 30, 90], datetime(2026, 10, 24, tzinfo=UTC)
-    names = [name for name, _ in model_features(windows)]
+def test_retail_default_reproduces_the_session_matrix_bit_for_bit(tmp_path: Path) -> None:
+    """The old RankingSession.matrix() of the built-in features, frozen as digests: the retail-default set over
+    the batch SQL's aggregation tables gives the same candidate rows and every column's same bits."""
+    generate_lake(tmp_path, LakeSpec(**FROZEN["lake"]))
+    events, items, users = (pq.read_table(tmp_path / name) for name in ("events", "items", "users"))
+    windows, cutoff = FROZEN["windows"], datetime.fromisoformat(FROZEN["cutoff"])
     spec = retail_default(windows)
+    expected = FROZEN["digest"]
+    names = list(expected["columns"])
     with RankingSession(events, items) as session:
         session.prepare(cutoff, windows)
-        session.register_features(session.batch_features())
-        session.candidates(users.select(["user_id"]), 20)
-        keys, old_names = session.matrix()
-        expected = session.matrix_values(names)
+        session.candidates(users.select(["user_id"]), FROZEN["candidates"])
         pairs = session.candidate_pairs()
-    assert old_names == names
-    tables = aggregation_tables(spec, events, items, cutoff, windows)
-    got_keys, got = feature_matrix(spec, names, pairs, MatrixInputs(items, users, tables, {}, cutoff))
-    assert got_keys.equals(keys)
-    assert got.shape == expected.shape and got.shape[0] > 1000
+    tables = feature_sql.batch_tables(events, items, users, spec, cutoff)
+    keys, values = feature_matrix(spec, names, pairs, MatrixInputs(items, users, tables, {}, cutoff))
+    assert values.shape == (expected["rows"], len(names)) and expected["rows"] > 1000
+    assert frozen_reference.matrix_digest(keys, names, values) == expected
     for j, name in enumerate(names):
-        assert np.array_equal(got[:, j], expected[:, j], equal_nan=True), name
-        assert np.isfinite(got[:, j]).any(), name
+        assert np.isfinite(values[:, j]).any(), name

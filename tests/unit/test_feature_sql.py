@@ -1,8 +1,9 @@
-"""Batch SQL of declared aggregations: bound values, both dialects, and the old built-in features' numbers."""
+"""Batch SQL of declared aggregations: bound values, both dialects, and the old built-in features' numbers
+(frozen digests, tests/unit/frozen_reference.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from testbed.core import feature_fold, feature_sql, parity
 from testbed.core.duck import fetch
 from testbed.core.feature_spec import EventFilter, FeatureSet, epoch_us
 from testbed.core.generate import LakeSpec, generate_lake
-from testbed.core.ranking_session import compute_features
+from tests.unit import frozen_reference
 from tests.unit.feature_sets import C, event_table, retail_like_spec, wide_spec
 
 EVIL = ["it's", "'; DROP TABLE x; --", 'say "hi"', "naïve ☃ 🛒", "\\' OR 1=1 --"]
@@ -81,12 +82,15 @@ def test_one_statement_per_table_joining_only_what_it_names() -> None:
     assert "LEFT JOIN items" in queries["user_category"].sql and "users" not in queries["user_category"].sql
 
 
+FROZEN = frozen_reference.load()["batch_tables"]
+
+
 def _lake(root: Path) -> tuple[pa.Table, pa.Table, pa.Table, datetime]:
-    generate_lake(root, LakeSpec(users=300, days=100, seed=5))
+    generate_lake(root, LakeSpec(**FROZEN["lake"]))
     log = pq.read_table(root / "events").drop_columns(["event_date"])
     log = log.set_column(log.schema.get_field_index("event_time"), "event_time",
                          pc.cast(log.column("event_time"), pa.timestamp("us", tz="UTC")))
-    return log, pq.read_table(root / "items"), pq.read_table(root / "users"), datetime(2026, 10, 20, tzinfo=UTC)
+    return log, pq.read_table(root / "items"), pq.read_table(root / "users"), datetime.fromisoformat(FROZEN["cutoff"])
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +99,16 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, pa.Table, 
 
 
 def test_retail_like_spec_reproduces_the_built_in_features(lake: tuple[Any, ...]) -> None:
+    """Batch SQL and fold give the old built-in tables (user, item, user_category) bit for bit: same rows in
+    the same order, same column names and types, same values."""
     log, items, users, cutoff = lake
-    old = compute_features(log, items, cutoff, [7, 30, 90])
-    new = feature_sql.batch_tables(log, items, users, retail_like_spec(), cutoff)
-    folded = feature_fold.fold(log, items, users, retail_like_spec(), cutoff)
-    for entity, table in old.items():
-        assert new[entity].num_rows > 100
-        assert new[entity].column_names == table.column_names
-        assert new[entity].equals(table), entity
-        assert folded[entity].equals(table), entity
+    spec = retail_like_spec(tuple(FROZEN["windows"]))
+    new = feature_sql.batch_tables(log, items, users, spec, cutoff)
+    folded = feature_fold.fold(log, items, users, spec, cutoff)
+    for entity, expected in FROZEN["tables"].items():
+        assert expected["rows"] > 100
+        assert frozen_reference.table_digest(new[entity]) == expected, entity
+        assert frozen_reference.table_digest(folded[entity]) == expected, entity
 
 
 def test_trino_statements_read_back_into_duckdb_give_the_same_tables(lake: tuple[Any, ...]) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 
 from testbed.core import parity
-from testbed.core.features import feature_columns
+
+ITEM_FEATURES = ["i_views_7d", "i_carts_7d", "i_purchases_7d", "i_revenue_7d", "i_days_since_last_event",
+                 "i_days_since_last_purchase"]
 
 
 def _items(ids: list[str], views: int, revenue: float) -> pa.Table:
     columns: dict[str, list[object]] = {"item_id": ids}
-    for name in feature_columns("item", [7]):
+    for name in ITEM_FEATURES:
         floating = "revenue" in name or "days" in name
         columns[name] = [revenue if floating else views] * len(ids)
     return pa.table(columns)
@@ -18,7 +20,7 @@ def _items(ids: list[str], views: int, revenue: float) -> pa.Table:
 
 def test_rows_missing_on_either_side_are_mismatches_named_in_examples() -> None:
     report = parity.ParityReport()
-    parity.compare_entity("item", _items(["a", "b"], 1, 2.0), _items(["a", "c"], 1, 2.0), report)
+    parity.compare_entity("item", _items(["a", "b"], 1, 2.0), _items(["a", "c"], 1, 2.0), report, keys=["item_id"])
     assert (report.rows_stream, report.rows_batch, report.mismatches) == (2, 2, 2)
     assert report.features_mismatched == {"item:<row only in stream>": 1, "item:<row only in batch>": 1}
     assert [(e["key"], e["stream"], e["batch"]) for e in report.examples] == [
@@ -29,11 +31,11 @@ def test_rows_missing_on_either_side_are_mismatches_named_in_examples() -> None:
 def test_values_differ_beyond_the_float_tolerance_only() -> None:
     report = parity.ParityReport()
     close = _items(["a"], 1, 2.0 + parity.FLOAT_TOLERANCE / 2)
-    parity.compare_entity("item", close, _items(["a"], 1, 2.0), report)
+    parity.compare_entity("item", close, _items(["a"], 1, 2.0), report, keys=["item_id"])
     assert report.mismatches == 0
-    parity.compare_entity("item", _items(["a"], 2, 2.01), _items(["a"], 1, 2.0), report)
+    parity.compare_entity("item", _items(["a"], 2, 2.01), _items(["a"], 1, 2.0), report, keys=["item_id"])
     assert report.mismatches == 1
-    assert set(report.features_mismatched) == set(feature_columns("item", [7]))  # counts and floats all differ
+    assert set(report.features_mismatched) == set(ITEM_FEATURES)  # counts and floats all differ
     first = report.examples[0]
     assert (first["feature"], first["stream"], first["batch"]) == ("i_views_7d", 2, 1)
 

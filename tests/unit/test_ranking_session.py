@@ -1,4 +1,5 @@
-"""The ranking session: its steps only in order, its inputs checked, and the same answers however it is fed."""
+"""The ranking session: its steps only in order, its inputs checked, and the same candidate pairs after a
+restore."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from testbed.core.ranking_session import RankingSession, SessionOrderError, compute_features
+from testbed.core import feature_sql, model_inputs
+from testbed.core.feature_matrix import MatrixInputs
+from testbed.core.ranking_session import RankingSession, SessionOrderError
+from testbed.core.retail_default import retail_default
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
 USERS = pa.table({"user_id": ["u1", "u2"]})
@@ -23,20 +27,28 @@ EVENTS = pa.table({
 })
 
 
+SPEC = retail_default([7, 30])
+NAMES = SPEC.inputs or []  # what `testbed train` trains on
+
+
 def ready(session: RankingSession) -> RankingSession:
     session.prepare(CUTOFF, [7, 30])
-    session.register_features(session.batch_features())
     session.candidates(USERS, 5)
     return session
 
 
+def inputs(session: RankingSession) -> tuple[pa.Table, np.ndarray]:
+    """The retail-default model inputs of the session's current candidate pairs."""
+    tables = feature_sql.batch_tables(EVENTS, ITEMS, USERS, SPEC, CUTOFF)
+    features = model_inputs.FeatureInputs(SPEC, MatrixInputs(ITEMS, USERS, tables, {}, CUTOFF))
+    return model_inputs.for_candidates(session, features, NAMES)
+
+
 @pytest.mark.parametrize(("call", "needs"), [
-    (lambda s: s.batch_features(), r"batch_features needs prepare\(cutoff, windows\)"),
     (lambda s: s.candidates(USERS, 5), r"candidates needs prepare\(cutoff, windows\)"),
-    (lambda s: s.matrix(), r"matrix needs prepare\(cutoff, windows\)"),
-    (lambda s: s.matrix_values(["ui_events"]), r"matrix_values needs matrix\(\)"),
-    (lambda s: s.matrix_relevance(pa.table({"user_id": [], "item_id": [], "relevance": []})),
-     r"matrix_relevance needs matrix\(\)"),
+    (lambda s: s.candidate_pairs(), r"candidate_pairs needs prepare\(cutoff, windows\)"),
+    (lambda s: s.pair_relevance(pa.table({"user_id": [], "item_id": [], "relevance": []})),
+     r"pair_relevance needs candidate_pairs\(\)"),
     (lambda s: s.snapshot_candidates(), r"snapshot_candidates needs candidates\(users, n\)"),
     (lambda s: s.restore_candidates(), r"restore_candidates needs snapshot_candidates\(\)"),
     (lambda s: s.add_category_candidates(["i1"], 0), r"add_category_candidates needs candidates\(users, n\)"),
@@ -46,14 +58,11 @@ def test_a_step_called_too_early_says_what_it_needs(call: Callable[[RankingSessi
         call(session)
 
 
-def test_the_matrix_needs_candidates_and_feature_tables() -> None:
+def test_the_pairs_need_candidates() -> None:
     with RankingSession(EVENTS, ITEMS) as session:
         session.prepare(CUTOFF, [7])
-        with pytest.raises(SessionOrderError, match=r"matrix needs candidates\(users, n\)"):
-            session.matrix()
-        session.candidates(USERS, 5)
-        with pytest.raises(SessionOrderError, match="matrix needs batch feature tables"):
-            session.matrix()
+        with pytest.raises(SessionOrderError, match=r"candidate_pairs needs candidates\(users, n\)"):
+            session.candidate_pairs()
 
 
 def test_inputs_are_checked() -> None:
@@ -63,38 +72,34 @@ def test_inputs_are_checked() -> None:
         with pytest.raises(SessionOrderError, match="event_rows needs an items table"):
             session.event_rows(CUTOFF - timedelta(days=30), CUTOFF, [7])
         assert session.labels(CUTOFF - timedelta(days=3), CUTOFF, {"view": 1, "purchase": 3}).num_rows == 3
-        with pytest.raises(ValueError, match="batch feature tables missing: user_category"):
-            session.register_features({"user": pa.table({}), "item": pa.table({})})
 
 
-def test_a_new_candidate_list_needs_a_new_matrix() -> None:
+def test_a_new_candidate_list_needs_new_pairs() -> None:
     with ready(RankingSession(EVENTS, ITEMS)) as session:
-        keys, names = session.matrix()
-        assert session.matrix_values(names).shape == (keys.num_rows, len(names))
+        keys, values = inputs(session)
+        assert values.shape == (keys.num_rows, len(NAMES)) and NAMES
         session.candidates(USERS, 1)
-        with pytest.raises(SessionOrderError, match=r"matrix_values needs matrix\(\)"):
-            session.matrix_values(names)
+        with pytest.raises(SessionOrderError, match=r"pair_relevance needs candidate_pairs\(\)"):
+            session.pair_relevance(pa.table({"user_id": [], "item_id": [], "relevance": []}))
 
 
-def test_a_restored_candidate_list_gives_the_same_matrix() -> None:
+def test_a_restored_candidate_list_gives_the_same_inputs() -> None:
     with ready(RankingSession(EVENTS, ITEMS)) as session:
         session.snapshot_candidates()
-        keys, names = session.matrix()
-        values = session.matrix_values(names)
+        keys, values = inputs(session)
         assert session.add_category_candidates(["i3"], 1_500_000) == 2  # both users shop home, i3's category
-        assert session.matrix()[0].num_rows == keys.num_rows + 2
+        assert session.candidate_pairs().num_rows == keys.num_rows + 2
         session.restore_candidates()
-        assert session.matrix()[0].equals(keys)
-        assert np.array_equal(session.matrix_values(names), values, equal_nan=True)
+        again_keys, again = inputs(session)
+        assert again_keys.equals(keys)
+        assert np.array_equal(again, values, equal_nan=True)
 
 
-def test_given_feature_tables_equal_computed_ones() -> None:
-    tables = compute_features(EVENTS, ITEMS, CUTOFF, [7, 30])
-    with ready(RankingSession(EVENTS, ITEMS)) as computed, RankingSession(EVENTS, ITEMS, tables) as given:
-        given.prepare(CUTOFF, [7, 30])
-        given.candidates(USERS, 5)
-        a_keys, names = computed.matrix()
-        b_keys, _ = given.matrix()
-        assert a_keys.equals(b_keys)
-        labels = given.labels(CUTOFF, CUTOFF + timedelta(days=7), {"view": 1})
-        assert given.matrix_relevance(labels).tolist() == [0.0] * b_keys.num_rows
+def test_pair_relevance_follows_the_candidate_pairs() -> None:
+    with ready(RankingSession(EVENTS, ITEMS)) as session:
+        pairs = session.candidate_pairs()
+        assert session.pair_relevance(session.labels(CUTOFF, CUTOFF + timedelta(days=7), {"view": 1})).tolist() == [
+            0.0] * pairs.num_rows  # no event after the cutoff
+        last = pairs.slice(pairs.num_rows - 1).to_pylist()[0]
+        labels = pa.table({"user_id": [last["user_id"]], "item_id": [last["item_id"]], "relevance": [3]})
+        assert session.pair_relevance(labels).tolist() == [0.0] * (pairs.num_rows - 1) + [3.0]

@@ -9,18 +9,18 @@ import jsonschema
 
 from testbed.core.feature_check import load_feature_set
 from testbed.core.feature_spec import json_schema
-from testbed.core.ranking_data import model_features
 from testbed.core.retail_default import DEFAULT_WINDOWS, SHIPPED, feature_set_yaml, retail_default
+from tests.unit import frozen_reference
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "feature-set.schema.json"
 REGENERATE = ("PYTHONPATH=. python -c 'from testbed.core.retail_default import *; "
               "SHIPPED.write_text(feature_set_yaml(retail_default(DEFAULT_WINDOWS)))'")
 
 
-def test_every_model_feature_of_today_is_declared() -> None:
-    for windows in ([7, 30, 90], [1, 14]):
-        spec = retail_default(windows)
-        assert {name for name, _ in model_features(windows)} <= set(spec.names())
+def test_the_inputs_are_the_old_built_in_model_features_in_their_order() -> None:
+    for windows, names in frozen_reference.load()["model_features"].items():
+        spec = retail_default([int(w) for w in windows.split(",")])
+        assert spec.inputs == names
 
 
 def test_the_shipped_file_is_the_rendering_of_the_default_windows() -> None:

@@ -10,9 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from testbed.core import whatif
+from testbed.core import feature_sql, model_inputs, whatif
+from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.ranking_data import SOURCE_STRIDE
 from testbed.core.ranking_session import RankingSession
+from testbed.core.retail_default import retail_default
 from testbed.errors import ManifestError
 from testbed.manifest import parse_manifest
 from tests.conftest import BASE_MANIFEST
@@ -63,17 +65,20 @@ def test_cold_candidates_join_each_users_top_categories() -> None:
         "event_time": pa.array([cutoff - timedelta(days=1)] * len(history), pa.timestamp("us", tz="UTC")),
         "price": pa.array([None] * len(history), pa.float64()), "quantity": pa.array([None] * len(history), pa.int32()),
     })
+    users = pa.table({"user_id": ["u1", "u2"]})
+    spec = retail_default([7])
+    tables = feature_sql.batch_tables(events, CATALOGUE, users, spec, cutoff)
+    inputs = model_inputs.FeatureInputs(spec, MatrixInputs(CATALOGUE, users, tables, {}, cutoff))
     with RankingSession(events, CATALOGUE) as session:
         session.prepare(cutoff, [7])
-        session.register_features(session.batch_features())
-        session.candidates(pa.table({"user_id": ["u1", "u2"]}), 1)
-        before, _ = session.matrix()
+        session.candidates(users, 1)
+        before, _ = model_inputs.for_candidates(session, inputs, ["candidate_source"])
         items = whatif.cold_start_items(CATALOGUE, 6, np.random.default_rng(1))
         session.use_items(items)
         cold = items.slice(4).to_pylist()
         added = whatif.add_cold_candidates(session, [r["item_id"] for r in cold])
-        keys, _ = session.matrix()
-        sources = session.matrix_values(["candidate_source"])[:, 0]
+        keys, values = model_inputs.for_candidates(session, inputs.with_items(items), ["candidate_source"])
+        sources = values[:, 0]
     rows = [(u, i, s) for u, i, s in zip(keys.column("user_id").to_pylist(), keys.column("item_id").to_pylist(),
                                          sources, strict=True) if i.startswith(whatif.COLD_PREFIX)]
     expected_u2 = sorted(r["item_id"] for r in cold if r["category"] == "books")
@@ -115,7 +120,6 @@ def test_manifest_blocks_default_and_validate() -> None:
     ({"whatif": {"scenarios": [{"name": "p", "kind": "price_shift", "category": "x"}]}}, r"price_shift takes"),
     ({"whatif": {"scenarios": []}}, r"whatif\.scenarios: "),
     ({"whatif": {"scenarios": [{"name": "a", "kind": "cold_start_items", "items": 1}] * 2}}, "unique"),
-    ({"drift": {"features": {"u_revenue_365d": {"threshold": 0.2}}}}, r"drift\.features\.u_revenue_365d: unknown"),
     ({"drift": {"psi": 0}}, r"drift\.psi: "),
     ({"drift": {"baselne": "x"}}, r"drift\.baselne: unknown key"),
 ])
