@@ -491,7 +491,7 @@ def test_report_puts_the_failed_gate_first_and_rerenders_identically(
     assert "**FAIL**" in original.splitlines()[0]
     lines = original.splitlines()
     first_gate = lines[lines.index("## Gates") + 4]  # after the blank line, the header and its separator
-    assert first_gate.startswith("| ndcg-floor (ndcg@10) | all |") and first_gate.endswith("| fail |")
+    assert first_gate.startswith("| ndcg-floor (ndcg@10) | goal | all |") and first_gate.endswith("| fail |")
     assert "0.9900" in first_gate  # the bound it missed, with its number
     report.unlink()
     assert main(["report", str(run_threshold["dir"])]) == 0
