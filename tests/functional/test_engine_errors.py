@@ -3,7 +3,6 @@ exception types, Athena's AthenaError category and retryable flag, never the mes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
