@@ -269,3 +269,23 @@ def test_categorical_indices_are_read_from_a_lightgbm_text_model() -> None:
         categorical_indices(text.replace(b"[categorical_feature: 0,2]", b"[categorical_feature: name:z]"))
     with pytest.raises(ModelTextError, match="is not a list of feature indices"):
         categorical_indices(text.replace(b"[categorical_feature: 0,2]", b"[categorical_feature: 0;2]"))
+
+
+INJECTED = 'brand"; DROP TABLE events; --'
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (agg(1, keys=["user_id", f"item.{INJECTED}"]), "aggregations: feature ub_views_14d: keys.1"),
+    (agg(2, input=INJECTED), "aggregations: feature u_spend_30d: input"),
+    (agg(0, where=[{"column": INJECTED, "op": "eq", "value": 1}]), "aggregations: feature u_views_7d: where.0.column"),
+    (lambda d: d["attributes"][1].update(column=INJECTED), "attributes: feature i_price: column"),
+    (lambda d: d["external"][0].update(timestamp=INJECTED), "external: table emb: timestamp"),
+    (lambda d: d["external"][0]["features"][1].update(column=INJECTED), "external: table emb: features"),
+    (lambda d: d["aggregations"][0].update(name=INJECTED), "aggregations: feature at index 0: name"),
+], ids=["key", "input", "where", "attribute", "timestamp", "external-column", "name"])
+def test_a_column_or_name_that_is_not_an_identifier_never_reaches_sql(edit: Edit, field: str) -> None:
+    """Every identifier the SQL names is a validated name: quotes and SQL in one are refused at load, exit 2."""
+    with pytest.raises(FeatureSetError) as raised:
+        load_feature_set(json.dumps(edited(edit)).encode(), "default.json")
+    assert str(raised.value).startswith(f"feature set default.json: {field}")
+    assert raised.value.exit_code == 2 and "\n" not in str(raised.value)
