@@ -21,7 +21,6 @@ from testbed.errors import ModelArtifactError
 # load errors already surface as one-line ModelArtifactError messages.
 lgb.register_logger(logging.getLogger("testbed.lightgbm"))
 
-ROLES = ("control", "candidate")  # the two models of every run
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from testbed.core import metrics
 from testbed.core.ranking_data import SOURCE_STRIDE
 from testbed.core.ranking_session import RankingSession
-from testbed.core.scoring import ROLES
+from testbed.core.roles import ROLES
 
 COLD_PREFIX = "whatif-cold-"
 COLD_PRIORITY = SOURCE_STRIDE + SOURCE_STRIDE // 2  # candidate source 1, after any real category candidate

@@ -19,7 +19,7 @@ from testbed.core.feature_check import check_model_features, load_feature_set
 from testbed.core.feature_spec import FeatureSet, merged
 from testbed.core.model_text import categorical_indices
 from testbed.core.retail_default import retail_default
-from testbed.core.scoring import ROLES, LoadedModel
+from testbed.core.roles import ROLES
 from testbed.errors import FeatureSetError
 from testbed.manifest import Manifest
 from testbed.record.run import FeatureSetProvenance
@@ -91,11 +91,12 @@ def external_tables(storage: Storage, spec: FeatureSet) -> dict[str, pa.Table]:
     return out
 
 
-def check_model(storage: Storage, manifest: Manifest, role: str, model: LoadedModel, text: bytes) -> ModelFeatures:
+def check_model(storage: Storage, manifest: Manifest, role: str, feature_names: list[str],
+                text: bytes) -> ModelFeatures:
     """The model's feature set, after checking that it declares every model feature (and its categoricals)."""
     features = for_model(storage, manifest, role)
     ref = getattr(manifest.models, role)
     where = f"models.{role}.features" if ref.features else f"the default set ({features.spec.name})"
-    check_model_features(features.spec, model.features, categorical_indices(text),
+    check_model_features(features.spec, feature_names, categorical_indices(text),
                          f"manifest: models.{role}.uri ({ref.uri})", where)
     return features

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.compute as pc
 
 from testbed.core import catalogue, gates
+from testbed.core.roles import ROLES
 from testbed.core.sample_ratio import sample_ratio_test
-from testbed.core.scoring import ROLES
 from testbed.manifest import Manifest
 from testbed.pipeline import paired
 from testbed.pipeline.context import RunContext

@@ -21,8 +21,9 @@ from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
+from testbed.core.roles import ROLES
 from testbed.core.sampling import uniform_draw
-from testbed.core.scoring import ROLES, LoadedModel, load_model, per_request_latency_ms, top_k
+from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import feature_sets, slice_data
@@ -65,7 +66,7 @@ def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
         model = load_model(role, data, f"models.{role}")
-        feature_sets.check_model(storage, manifest, role, model, data)
+        feature_sets.check_model(storage, manifest, role, model.features, data)
         models.append(model)
     return models
 

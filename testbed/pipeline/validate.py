@@ -176,7 +176,7 @@ def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProve
         source = f"manifest: models.{role}.uri ({ref.uri})"
         check_model_file(data, source)
         model = load_model(role, data, source)
-        features = feature_sets.check_model(storage, manifest, role, model, data)
+        features = feature_sets.check_model(storage, manifest, role, model.features, data)
         out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features),
                                     feature_names=model.features, feature_set=features.provenance)
     return out

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.core import metrics, whatif
-from testbed.core.scoring import ROLES
+from testbed.core.roles import ROLES
 from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
 from testbed.pipeline import slice_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,21 @@ def test_every_step_has_a_state_in_the_workflow() -> None:
 
     walk(asl["States"])
     assert resources == set(steps.NAMES)
+
+
+def test_a_step_without_the_lightgbm_layer_never_imports_lightgbm() -> None:
+    """Its Lambda has no LightGBM layer (layers/build.py checks this on a real build): importing its handler with
+    lightgbm made unimportable must work, or the step would fail on its first invocation in AWS."""
+    import subprocess
+    import sys
+
+    light = [step.folder for step in steps.STEPS if not step.needs_lightgbm]
+    code = ("import importlib.util, sys\n"
+            "sys.modules['lightgbm'] = None  # import lightgbm -> ImportError\n"
+            f"for folder in {light!r}:\n"
+            "    spec = importlib.util.spec_from_file_location(folder, f'functions/{folder}/handler.py')\n"
+            "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1:]
