@@ -73,12 +73,14 @@ def _gate(g: GateRow) -> dict[str, Any]:
     return {"name": g.name, "kind": g.kind, "role": g.role, "metric": g.metric, "stratum": g.stratum,
             "outcome": g.outcome,
             "observed": number(g.observed), "threshold": number(g.threshold), "interval": _interval(g.interval),
-            "p_value": number(facts.p_shown(g))}
+            "confidence": number(g.confidence), "p_value": number(facts.p_shown(g)),
+            "p_test": ("harm" if facts.shows_harm_p(g) else "pass") if facts.is_number(facts.p_shown(g)) else None}
 
 
-def _metric(name: str, d: MetricDelta) -> dict[str, Any]:
+def _metric(name: str, d: MetricDelta, confidence: float | None) -> dict[str, Any]:
     return {"metric": name, "control": number(d.control), "candidate": number(d.candidate),
-            "delta": number(d.delta), "relative": number(d.relative), "interval": _interval(d.interval)}
+            "delta": number(d.delta), "relative": number(d.relative), "interval": _interval(d.interval),
+            "confidence": number(confidence)}
 
 
 def _drift(drift: DriftDocument) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
     result["reasons"] = data.reasons
     result["gates"] = [_gate(g) for g in facts.ordered_gates(data.gates)]
     result["gate_counts"] = facts.gate_counts(data.gates) if data.gates is not None else {}
-    result["metrics"] = [_metric(n, d) for n, d in facts.top_deltas(data.metrics)]
+    result["metrics"] = [_metric(n, d, data.metric_confidence) for n, d in facts.top_deltas(data.metrics)]
     result["drift"] = _drift(data.drift) if data.drift is not None else None
     seconds = data.completed.step_seconds if data.completed is not None else {}
     result["step_seconds"] = {k: float(v) for k, v in seconds.items() if facts.is_number(v)}
@@ -120,15 +122,19 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    """The end-of-run table: decision and gate counts, failed gates with their numbers, the gates that did not
-    count (advisory, inconclusive guardrails) with their role, the metric deltas,
-    drift, and where the record and both reports are. Labels are padded to one column."""
+    """The end-of-run table: decision and gate counts, the reasons (the first SHOWN_FAILED, then how many more),
+    the gates that did not count (advisory, inconclusive guardrails) with their role, the metric deltas with their
+    intervals' confidence level, drift, and where the record and both reports are. Labels are padded to one
+    column."""
     rows: list[tuple[str, str]] = []
     decision = str(result.get("decision") or result.get("status"))
     counts = result.get("gate_counts") or {}
     rows.append(("decision", decision + (" (existing record, not rerun)" if result.get("existing") else "")
                  + (f"  [{facts.counts_text(counts)}]" if counts else "")))
-    rows += [("reason", reason) for reason in result.get("reasons") or []][:SHOWN_FAILED]
+    reasons = result.get("reasons") or []
+    rows += [("reason", reason) for reason in reasons[:SHOWN_FAILED]]
+    if len(reasons) > SHOWN_FAILED:
+        rows.append(("reason", f"+{len(reasons) - SHOWN_FAILED} more (all in report.md and --json)"))
     rows += [("not counted", f"{g['outcome']} {g['name']} [{g['stratum']}], {facts.ROLE_LABELS[g['role']]}")
              for g in result.get("gates") or []
              if g["outcome"] != OUTCOME_PASS and not role_blocks(g["role"], g["outcome"])]
@@ -136,7 +142,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     metrics = result.get("metrics") or []
     if metrics:
         width = max(12, *(len(m["metric"]) for m in metrics)) + 2
-        lines.append(f"{'metric':<{width}}{'control':>10}{'candidate':>11}{'delta':>10}  interval")
+        shown = facts.level(metrics[0].get("confidence"))  # one level for every metric interval of a run
+        lines.append(f"{'metric':<{width}}{'control':>10}{'candidate':>11}{'delta':>10}  "
+                     + (f"{shown} CI" if shown else "interval"))
         for m in metrics:
             lo, hi = m["interval"] or (None, None)
             lines.append(f"{m['metric']:<{width}}{facts.num(m['control']):>10}{facts.num(m['candidate']):>11}"

@@ -63,6 +63,19 @@ def interval(value: Any, sign: bool = False) -> str:
     return f"[{show(value[0])}, {show(value[1])}]"
 
 
+def level(confidence: Any) -> str | None:
+    """`90%` for a confidence of 0.9; None when unknown."""
+    return f"{confidence:.0%}" if is_number(confidence) else None
+
+
+def interval_at(value: Any, confidence: Any, sign: bool = False) -> str:
+    """An interval with its confidence level, `90% CI [a, b]`, so that intervals of different levels side by side
+    cannot be confused; the bare interval when the level is unknown."""
+    text = interval(value, sign)
+    shown = level(confidence)
+    return f"{shown} CI {text}" if shown is not None and text != "n/a" else text
+
+
 def percent(value: Any, digits: int = 1) -> str:
     return f"{value * 100:+.{digits}f}%" if is_number(value) else "n/a"
 
@@ -113,9 +126,28 @@ def gate_label(gate: GateRow) -> str:
     return f"{gate.name} ({gate.metric})" if gate.metric else gate.name
 
 
+def shows_harm_p(gate: GateRow) -> bool:
+    """A failed gate with a harm test: its evidence is the harm test's p-value, not the pass test's (near 1)."""
+    return gate.outcome == OUTCOME_FAIL and (gate.p_harm is not None or gate.p_harm_adjusted is not None)
+
+
 def p_shown(gate: GateRow) -> float | None:
-    """The p-value the decision used: the multiplicity-adjusted one when the gate step recorded it."""
+    """The p-value of the test that decided the outcome, multiplicity-adjusted when the gate step recorded it:
+    the harm test's for a failed gate that has one (`shows_harm_p`), else the pass test's."""
+    if shows_harm_p(gate):
+        return gate.p_harm_adjusted if gate.p_harm_adjusted is not None else gate.p_harm
     return gate.p_adjusted if gate.p_adjusted is not None else gate.p_value
+
+
+def p_label(gate: GateRow) -> str:
+    """Which test `p_shown` comes from, as the reports label it."""
+    return "harm p" if shows_harm_p(gate) else "p"
+
+
+def p_text(gate: GateRow) -> str:
+    """`harm p 0.0012`, `p <0.0001`, or n/a for a gate compared on point values."""
+    value = p_shown(gate)
+    return f"{p_label(gate)} {pvalue(value)}" if is_number(value) else "n/a"
 
 
 # ---------------------------------------------------------------- metrics

@@ -102,13 +102,15 @@ def banner(data: RunData) -> str:
 
 
 def _gate_cells(g: GateRow) -> list[str]:
-    p_value = facts.pvalue(g.p_value)
-    if g.p_adjusted is not None:
-        p_value += f" (adj. {facts.pvalue(g.p_adjusted)})"
+    raw, adjusted = (g.p_harm, g.p_harm_adjusted) if facts.shows_harm_p(g) else (g.p_value, g.p_adjusted)
+    p_value = f"{facts.p_label(g)} {facts.pvalue(raw)}" if facts.is_number(raw) else "n/a"
+    if adjusted is not None:
+        p_value += f" (adj. {facts.pvalue(adjusted)})"
     return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), esc(facts.role_label(g)),
             esc(g.kind),
-            esc(g.metric or "n/a"), esc(g.stratum), esc(facts.num(g.observed)), esc(facts.interval(g.interval)),
-            esc(facts.num(g.threshold)), esc(p_value), esc(facts.num(g.n)), esc(g.reason)]
+            esc(g.metric or "n/a"), esc(g.stratum), esc(facts.num(g.observed)),
+            esc(facts.interval_at(g.interval, g.confidence)), esc(facts.num(g.threshold)), esc(p_value),
+            esc(facts.num(g.n)), esc(g.reason)]
 
 
 def gates_section(data: RunData) -> str:
@@ -122,8 +124,8 @@ def gates_section(data: RunData) -> str:
     if failed:
         items = "".join(f"<li><b>{esc(facts.gate_label(g))}</b> on <code>{esc(g.stratum)}</code>: "
                         f"observed {esc(facts.num(g.observed))}, interval "
-                        f"{esc(facts.interval(g.interval))}, threshold {esc(facts.num(g.threshold))}"
-                        f", p {esc(facts.pvalue(facts.p_shown(g)))}</li>" for g in failed)
+                        f"{esc(facts.interval_at(g.interval, g.confidence))}, threshold {esc(facts.num(g.threshold))}"
+                        f", {esc(facts.p_text(g))}</li>" for g in failed)
         callout = f'<div class="failed" id="failed-gates"><b>Failed gates</b><ul>{items}</ul></div>'
     extra = []
     decided = data.gate_table
@@ -159,8 +161,8 @@ def metrics_section(data: RunData) -> str:
         for name, d in sorted(facts.deltas(data.metrics, stratum).items()):
             rows.append([esc(stratum), esc(name), esc(facts.num(d.control)), esc(facts.num(d.candidate)),
                          esc(facts.signed(d.delta)), esc(facts.percent(d.relative)),
-                         esc(facts.interval(d.interval, sign=True)), esc(facts.pvalue(d.p_value)),
-                         esc(facts.num(d.n))])
+                         esc(facts.interval_at(d.interval, data.metric_confidence, sign=True)),
+                         esc(facts.pvalue(d.p_value)), esc(facts.num(d.n))])
     method = data.metrics.interval
     return ('<h2 id="metrics">Metrics</h2>'
             + (f"<p>K = {esc(data.k)}; intervals: {esc(method)}.</p>" if method else "")

@@ -78,6 +78,11 @@ class RunData:
         return self.gates.reasons if self.gates is not None else []
 
     @property
+    def metric_confidence(self) -> float | None:
+        """The level of metrics.json's intervals (the manifest's statistics.confidence); None without a manifest."""
+        return self.manifest.statistics.confidence if self.manifest is not None else None
+
+    @property
     def warnings(self) -> list[str]:
         """What the decision tolerated (unknown catalogue items below the limit): run.json's, else gates.json's."""
         if isinstance(self.record, RunRecord):

@@ -30,8 +30,9 @@ def _gates(data: RunData) -> list[str]:
     if not ordered:
         return ["## Gates", "", "The manifest has no gates."]
     shown = ordered if len(ordered) <= ALL_GATES_UP_TO else [g for g in ordered if g.outcome != OUTCOME_PASS]
-    rows = [[facts.gate_label(g), facts.role_label(g), g.stratum, facts.num(g.observed), facts.interval(g.interval),
-             facts.num(g.threshold), facts.pvalue(facts.p_shown(g)), g.outcome] for g in shown]
+    rows = [[facts.gate_label(g), facts.role_label(g), g.stratum, facts.num(g.observed),
+             facts.interval_at(g.interval, g.confidence), facts.num(g.threshold), facts.p_text(g), g.outcome]
+            for g in shown]
     lines = ["## Gates", ""]
     lines += _table(["gate", "role", "stratum", "observed", "interval", "threshold", "p-value", "outcome"], rows)
     hidden = len(ordered) - len(shown)
@@ -46,7 +47,7 @@ def _deltas(data: RunData) -> list[str]:
         return []
     heading = f"## Top deltas (all users, K={data.k}; {data.metrics.interval})"
     rows = [[name, facts.num(d.control), facts.num(d.candidate), facts.signed(d.delta), facts.percent(d.relative),
-             facts.interval(d.interval, sign=True)] for name, d in top]
+             facts.interval_at(d.interval, data.metric_confidence, sign=True)] for name, d in top]
     coverage = facts.coverage_name(data.metrics)
     control = facts.model_value(data.metrics, "control", coverage or "")
     candidate = facts.model_value(data.metrics, "candidate", coverage or "")

@@ -94,6 +94,33 @@ def test_summary_is_aligned_and_names_failures_drift_and_reports(run_dir: Path) 
                           f"report.html {run_dir / 'report.html'}"]
 
 
+def test_json_of_a_failed_gate_carries_the_harm_p_value_and_every_interval_its_level(run_dir: Path) -> None:
+    gates_path = run_dir / "gates.json"
+    document = json.loads(gates_path.read_text())
+    document["gates"][0].update(outcome="fail", p_value=1.0, p_adjusted=1.0, p_harm=0.0001, p_harm_adjusted=0.0004,
+                                confidence=0.9)
+    gates_path.write_text(json.dumps(document))
+    result = run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL")
+    validate(result, "run-result.schema.json")
+    by_name = {(g["name"], g["stratum"]): g for g in result["gates"]}
+    harmful = by_name[("ndcg-not-worse", "all")]
+    assert (harmful["p_value"], harmful["p_test"], harmful["confidence"]) == (0.0004, "harm", 0.9)
+    assert by_name[("ndcg-not-worse", "tier=gold")]["p_test"] == "pass"  # inconclusive: the pass test's p
+    assert by_name[("revenue-floor", "all")]["p_test"] is None  # point values: no test
+    assert {m["confidence"] for m in result["metrics"]} == {0.95}
+    header = next(ln for ln in summary_lines(result) if ln.startswith("metric"))
+    assert header.endswith("  95% CI")
+
+
+def test_summary_lists_every_reason_or_says_how_many_more() -> None:
+    reasons = [f"FAIL gate-{i} [all]: harm" for i in range(6)]
+    rows = [ln for ln in summary_lines({"decision": "FAIL", "reasons": reasons}) if ln.startswith("reason")]
+    assert rows[:5] == [f"reason      {r}" for r in reasons[:5]]
+    assert rows[5:] == ["reason      +1 more (all in report.md and --json)"]
+    every = [ln for ln in summary_lines({"decision": "FAIL", "reasons": reasons[:5]}) if ln.startswith("reason")]
+    assert len(every) == 5 and not any("more" in ln for ln in every)
+
+
 @pytest.mark.parametrize(("error", "needle"), [
     (ManifestError("manifest: gates[0].margin: must be > 0"), "testbed validate MANIFEST"),
     (LakeError("events: column price: expected double"), "--lake LAKE"),

@@ -45,6 +45,24 @@ def test_adjusted_p_value_is_the_one_shown() -> None:
     assert facts.p_shown(gate.model_copy(update={"p_value": 0.2, "p_adjusted": None})) == 0.2
 
 
+def test_a_failed_gate_shows_the_harm_tests_p_value_and_says_so() -> None:
+    gate = report_run.gates_model().gates[0].model_copy(update={
+        "outcome": "fail", "p_value": 1.0, "p_adjusted": 1.0, "p_harm": 0.00002, "p_harm_adjusted": 0.00008})
+    assert (facts.p_shown(gate), facts.p_label(gate), facts.p_text(gate)) == (0.00008, "harm p", "harm p <0.0001")
+    unadjusted = gate.model_copy(update={"p_harm_adjusted": None, "p_harm": 0.003})  # latency_ratio: no family
+    assert facts.p_text(unadjusted) == "harm p 0.0030"
+    srm = gate.model_copy(update={"p_value": 0.0002, "p_adjusted": 0.0002, "p_harm": None, "p_harm_adjusted": None})
+    assert facts.p_text(srm) == "p 0.0002"  # a failed check without a harm test: its own p-value
+    assert facts.p_text(report_run.gates_model().gates[2]) == "n/a"  # point values
+
+
+def test_intervals_carry_their_confidence_level() -> None:
+    assert facts.interval_at([0.1, 0.2], 0.9) == "90% CI [0.1000, 0.2000]"
+    assert facts.interval_at([-0.1, 0.2], 0.95, sign=True) == "95% CI [-0.1000, +0.2000]"
+    assert facts.interval_at([0.1, 0.2], None) == "[0.1000, 0.2000]"
+    assert facts.interval_at(None, 0.9) == "n/a"
+
+
 def test_top_deltas_rank_by_size_of_the_relative_change() -> None:
     ranked = facts.top_deltas(report_run.metrics_model())
     assert [name for name, _ in ranked] == ["recall@10", "revenue@10", "ndcg@10"]  # 0.25, -0.1875, 0.04

@@ -34,15 +34,15 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     assert lines[start + 2] == "| gate | role | stratum | observed | interval | threshold | p-value | outcome |"
     assert lines[start + 4] == "| revenue-floor (revenue@10) | goal | all | 3.2500 | n/a | 4.5000 | n/a | fail |"
     assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | goal | tier=gold | -0.0040 | [-0.0150, 0.0070] | "
-                                "-0.0100 | 0.2100 | inconclusive |")
-    assert lines[start + 6].endswith("| 0.0120 | [0.0040, 0.0200] | -0.0100 | 0.0003 | pass |")  # adjusted p
+                                "-0.0100 | p 0.2100 | inconclusive |")
+    assert lines[start + 6].endswith("| 0.0120 | [0.0040, 0.0200] | -0.0100 | p 0.0003 | pass |")  # adjusted p
 
 
 def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Path) -> None:
     text = render_markdown(load_run(UriStorage(), str(run_dir)))
     lines = text.splitlines()
     start = lines.index("## Top deltas (all users, K=10; bca-bootstrap, 95%)")
-    assert lines[start + 4].startswith("| recall@10 | 0.2000 | 0.2500 | +0.0500 | +25.0% | [+0.0300, +0.0700] |")
+    assert lines[start + 4].startswith("| recall@10 | 0.2000 | 0.2500 | +0.0500 | +25.0% | 95% CI [+0.0300, +0.0700] |")
     assert lines[start + 5].startswith("| revenue@10 | 4.0000 | 3.2500 | -0.7500 | -18.8% |")
     assert "| coverage@10 | 0.1000 | 0.3000 | +0.2000 | +200.0% | n/a |" in lines
     assert "2 of 3 features drifted (baseline: population)." in lines
@@ -53,6 +53,33 @@ def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Pat
     assert f"- models: control `{'c' * 16}`, candidate `{'d' * 16}`" in lines
     assert lines[-1] == "Charts, every gate and the full provenance: [report.html](report.html)"
     assert len(lines) < 60
+
+
+def _harmful(data: Any) -> Any:
+    """The fixture with its passing ndcg gate turned into a failed one, proven harmful by the harm test."""
+    gates = data.gates.gates
+    harmful = gates[0].model_copy(update={"outcome": "fail", "observed": -0.09, "interval": [-0.1, -0.081],
+                                          "p_value": 1.0, "p_adjusted": 1.0, "p_harm": 0.0001,
+                                          "p_harm_adjusted": 0.0004, "confidence": 0.9})
+    data.gates = data.gates.model_copy(update={"gates": [harmful, *gates[1:]]})
+    return data
+
+
+def test_a_failed_gate_shows_its_harm_p_value_and_the_levels_of_both_intervals(run_dir: Path) -> None:
+    lines = render_markdown(_harmful(load_run(UriStorage(), str(run_dir)))).splitlines()
+    row = next(ln for ln in lines if ln.startswith("| ndcg-not-worse (ndcg@10) | goal | all |"))
+    assert row.endswith("| -0.0900 | 90% CI [-0.1000, -0.0810] | -0.0100 | harm p 0.0004 | fail |")  # adjusted
+    assert "| p 1.0000 |" not in "\n".join(lines)
+    recall = next(ln for ln in lines if ln.startswith("| recall@10 |"))
+    assert "| 95% CI [+0.0300, +0.0700] |" in recall  # the metrics' level (manifest statistics.confidence)
+
+
+def test_html_shows_a_failed_gates_harm_p_value_in_the_table_and_the_callout(run_dir: Path) -> None:
+    page = html_report.render_html(_harmful(load_run(UriStorage(), str(run_dir))))
+    callout = page[page.index('id="failed-gates"'):page.index("</div>", page.index('id="failed-gates"'))]
+    assert "interval 90% CI [-0.1000, -0.0810]" in callout and "harm p 0.0004" in callout
+    assert "<td>harm p 0.0001 (adj. 0.0004)</td>" in page.replace(' class="n"', "")
+    assert "p 1.0000" not in page
 
 
 def test_markdown_without_drift_or_gates_says_so(tmp_path: Path) -> None:
