@@ -41,7 +41,6 @@ WINDOW = re.compile(r"^([1-9][0-9]{0,4})([dh])$")
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
 MAX_WINDOW_US = 366 * 24 * US_PER_HOUR
-ENTITY_KEYS = ("user_id", "item_id")
 Operation = Literal["count", "sum", "mean", "min", "max", "count_distinct", "last", "days_since_first",
                     "days_since_last"]
 NEEDS_INPUT = {"sum", "mean", "min", "max", "count_distinct", "last"}

@@ -142,7 +142,8 @@ def run_consume(ctx: RunContext, manifest: Manifest, remaining_s: Callable[[], f
                              duplicates=state["duplicates"]).model_dump(mode="json")
     state["invocations"] += 1
     spec = feature_sets.run_set(ctx.storage, manifest)
-    schema = stream_schema(slice_data.read(ctx, "events").schema, spec.event_columns())
+    extra = spec.event_columns() - set(EVENT_SCHEMA.names)  # none for the default set: no slice read at all
+    schema = stream_schema(slice_data.schema(ctx, "events"), extra) if extra else EVENT_SCHEMA
     _read(ctx, name, state, remaining_s, schema)
     read_all = all(shard["done"] for shard in state["shards"].values())
     if read_all and remaining_s() > FOLD_RESERVE_S:

@@ -56,12 +56,17 @@ def for_model(storage: Storage, manifest: Manifest, role: str) -> ModelFeatures:
 
 
 def by_role(storage: Storage, manifest: Manifest) -> dict[str, ModelFeatures]:
+    """Both models' sets, each file read and checked once: a step that needs them several ways passes these on."""
     return {role: for_model(storage, manifest, role) for role in ROLES}
 
 
 def run_set(storage: Storage, manifest: Manifest) -> FeatureSet:
     """The features a run computes: the union of both models' sets."""
-    sets = by_role(storage, manifest)
+    return union(by_role(storage, manifest))
+
+
+def union(sets: dict[str, ModelFeatures]) -> FeatureSet:
+    """The union of both models' sets (feature_spec.merged); a name declared twice must mean one feature."""
     try:
         return merged(sets["control"].spec, sets["candidate"].spec)
     except ValueError as exc:
@@ -91,12 +96,10 @@ def external_tables(storage: Storage, spec: FeatureSet) -> dict[str, pa.Table]:
     return out
 
 
-def check_model(storage: Storage, manifest: Manifest, role: str, feature_names: list[str],
-                text: bytes) -> ModelFeatures:
-    """The model's feature set, after checking that it declares every model feature (and its categoricals)."""
-    features = for_model(storage, manifest, role)
+def check_model(features: ModelFeatures, manifest: Manifest, role: str, feature_names: list[str],
+                text: bytes) -> None:
+    """The model's feature set declares every model feature, and its categoricals are the model's."""
     ref = getattr(manifest.models, role)
     where = f"models.{role}.features" if ref.features else f"the default set ({features.spec.name})"
     check_model_features(features.spec, feature_names, categorical_indices(text),
                          f"manifest: models.{role}.uri ({ref.uri})", where)
-    return features

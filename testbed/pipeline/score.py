@@ -28,6 +28,7 @@ from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest
 from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
+from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
 from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
 from testbed.record.steps import ScoreResult
@@ -57,7 +58,7 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
     return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
 
 
-def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
+def load_models(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures]) -> list[LoadedModel]:
     """Both models, after re-checking the SHA-256 that validate checked, each on its own feature set."""
     models = []
     for role in ROLES:
@@ -66,14 +67,14 @@ def load_models(storage: Storage, manifest: Manifest) -> list[LoadedModel]:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
         model = load_model(role, data, f"models.{role}")
-        feature_sets.check_model(storage, manifest, role, model.features, data)
+        feature_sets.check_model(sets[role], manifest, role, model.features, data)
         models.append(model)
     return models
 
 
-def feature_inputs(ctx: RunContext, manifest: Manifest) -> FeatureInputs:
+def feature_inputs(ctx: RunContext, manifest: Manifest, sets: dict[str, ModelFeatures]) -> FeatureInputs:
     """The run's feature set with the slice's catalogue and users, the batch tables and the external tables."""
-    spec = feature_sets.run_set(ctx.storage, manifest)
+    spec = feature_sets.union(sets)
     return FeatureInputs(spec, MatrixInputs(
         items=slice_data.read(ctx, "items"), users=slice_data.read(ctx, "users"),
         aggregations=slice_data.batch_features(ctx, spec), external=feature_sets.external_tables(ctx.storage, spec),
@@ -119,8 +120,9 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
 
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
-    models = load_models(ctx.storage, manifest)
-    inputs = feature_inputs(ctx, manifest)
+    sets = feature_sets.by_role(ctx.storage, manifest)
+    models = load_models(ctx.storage, manifest, sets)
+    inputs = feature_inputs(ctx, manifest, sets)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)

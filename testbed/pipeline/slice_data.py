@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_session import RankingSession
@@ -38,6 +39,11 @@ def batch_features(ctx: RunContext, spec: FeatureSet) -> dict[str, pa.Table]:
 
 def read(ctx: RunContext, name: str) -> pa.Table:
     return ctx.storage.read_parquet(ctx.layout.slice_table(name))
+
+
+def schema(ctx: RunContext, name: str) -> pa.Schema:
+    """A slice table's columns and types, from its Parquet footer (no rows decoded)."""
+    return pq.read_schema(pa.BufferReader(ctx.storage.read_bytes(ctx.layout.slice_table(name))))
 
 
 def inclusion_probabilities(ctx: RunContext) -> dict[str, float]:

@@ -160,7 +160,8 @@ def check_model_file(data: bytes, source: str) -> None:
         raise ModelArtifactError(f"{source}: not a LightGBM text model ({exc})") from None
 
 
-def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProvenance]:
+def resolve_models(storage: Storage, manifest: Manifest,
+                   sets: dict[str, feature_sets.ModelFeatures]) -> dict[str, ModelProvenance]:
     """Read each model file, check its SHA-256, and check it is a LightGBM model on its feature set's features."""
     out = {}
     for role in ("control", "candidate"):
@@ -176,19 +177,20 @@ def resolve_models(storage: Storage, manifest: Manifest) -> dict[str, ModelProve
         source = f"manifest: models.{role}.uri ({ref.uri})"
         check_model_file(data, source)
         model = load_model(role, data, source)
-        features = feature_sets.check_model(storage, manifest, role, model.features, data)
+        feature_sets.check_model(sets[role], manifest, role, model.features, data)
         out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features),
-                                    feature_names=model.features, feature_set=features.provenance)
+                                    feature_names=model.features, feature_set=sets[role].provenance)
     return out
 
 
-def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]]) -> None:
-    """The run's feature set against the lake's columns, its external tables against their own, and the drift
+def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]],
+                      sets: dict[str, feature_sets.ModelFeatures]) -> None:
+    """Each model's feature set against the lake's columns, its external tables against their own, and the drift
     thresholds against the features drift reports on."""
-    for features in feature_sets.by_role(storage, manifest).values():
+    for features in sets.values():
         external = feature_sets.external_columns(feature_sets.external_tables(storage, features.spec))
         check_against_lake(features.spec, columns, feature_sets.source_of(features), external)
-    spec = feature_sets.run_set(storage, manifest)
+    spec = feature_sets.union(sets)
     known = {a.name for a in spec.aggregations} | set(EVENT_FIELDS)
     for name in manifest.drift.features:
         if name not in known:
@@ -236,8 +238,9 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_segment(engine, manifest)
     finally:
         engine.close()
-    check_feature_set(storage, manifest, columns)
-    models = resolve_models(storage, manifest)
+    sets = feature_sets.by_role(storage, manifest)
+    check_feature_set(storage, manifest, columns, sets)
+    models = resolve_models(storage, manifest, sets)
     existing = None
     if layout is not None:
         previous = io.read_if_present(storage, layout.record)

@@ -21,7 +21,7 @@ from testbed.core import metrics, whatif
 from testbed.core.roles import ROLES
 from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
-from testbed.pipeline import slice_data
+from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.score import candidate_matrix, feature_inputs, load_models, rank
 from testbed.record import io
@@ -62,8 +62,9 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     labels = labels.filter(pc.is_in(labels.column("user_id"), value_set=chosen))
     catalogue_size = io.read(ctx.storage, ctx.layout.slice_stats).catalogue_size
     items = ctx.storage.read_parquet(ctx.layout.slice_table("items"))
-    models = load_models(ctx.storage, manifest)
-    inputs = feature_inputs(ctx, manifest)
+    sets = feature_sets.by_role(ctx.storage, manifest)
+    models = load_models(ctx.storage, manifest, sets)
+    inputs = feature_inputs(ctx, manifest, sets)
     with slice_data.session(ctx) as session:
         session.prepare(manifest.time.cutoff, manifest.features.windows_days)
         session.candidates(pa.table({"user_id": chosen}), manifest.evaluation.candidates_per_user)

@@ -12,6 +12,7 @@ from testbed.adapters.storage import MemoryStorage
 from testbed.core.drift import EVENT_FIELDS
 from testbed.errors import ManifestError
 from testbed.manifest import parse_manifest
+from testbed.pipeline.feature_sets import by_role
 from testbed.pipeline.validate import check_feature_set
 from tests.conftest import BASE_MANIFEST
 from tests.unit.test_feature_check import LAKE
@@ -22,7 +23,8 @@ def _check(windows: list[int], features: dict[str, Any]) -> None:
     data["models"] = {r: {"uri": f"/m/{r}.txt", "sha256": "0" * 64} for r in ("control", "candidate")}
     data["features"] = {"windows_days": windows}
     data["drift"] = {"features": features}
-    check_feature_set(MemoryStorage(), parse_manifest(data), LAKE)
+    manifest = parse_manifest(data)
+    check_feature_set(MemoryStorage(), manifest, LAKE, by_role(MemoryStorage(), manifest))
 
 
 def test_thresholds_may_name_the_sets_aggregations_and_the_event_fields() -> None:
