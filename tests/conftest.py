@@ -7,8 +7,9 @@ import copy
 import fcntl
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,15 @@ def _logger_on_the_session_stdout() -> None:
     """Create the shared Powertools logger before any test captures output: its handler keeps the stream it was
     created with, and a capsys stream is closed once its test ends (later writes and setStream would fail)."""
     logger()
+
+
+@pytest.fixture
+def library_logs_off_stderr() -> Iterator[None]:
+    """A root handler of its own, so that library warnings never reach stderr, which the test reads whole."""
+    handler = logging.NullHandler()
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:

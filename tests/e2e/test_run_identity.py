@@ -7,9 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +17,7 @@ from testbed.cli import main
 from testbed.core.retail_default import SHIPPED
 from tests.conftest import BASE_MANIFEST
 
-
-@pytest.fixture(autouse=True)
-def _library_logs_off_stderr() -> Iterator[None]:
-    handler = logging.NullHandler()
-    logging.getLogger().addHandler(handler)
-    yield
-    logging.getLogger().removeHandler(handler)
+pytestmark = pytest.mark.usefixtures("library_logs_off_stderr")
 
 
 def _sha256(path: Path) -> str:

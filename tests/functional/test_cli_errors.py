@@ -4,7 +4,6 @@ never "internal error", never a traceback. Each case runs `testbed.cli.main` in 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,7 @@ class Case:
     hint: str = ""  # a piece of the hint, where the right thing to fix is not the default
 
 
-@pytest.fixture(autouse=True)
-def _library_logs_off_stderr() -> Iterator[None]:
-    handler = logging.NullHandler()
-    logging.getLogger().addHandler(handler)
-    yield
-    logging.getLogger().removeHandler(handler)
+pytestmark = pytest.mark.usefixtures("library_logs_off_stderr")
 
 
 @pytest.fixture
