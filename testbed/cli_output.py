@@ -17,8 +17,8 @@ from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
-from testbed.report import facts
-from testbed.report.inputs import load_run
+from testbed.report import facts, plain
+from testbed.report.inputs import RunData, load_run
 
 RESULT_VERSION = 1
 TOP_DRIFT = 5
@@ -55,7 +55,7 @@ def error_result(error: BaseException, exit_code: int, command: str) -> dict[str
     return {"version": RESULT_VERSION, "command": command, "mode": None, "run_id": None,
             "decision": ERROR if exit_code == EXIT_CODES[ERROR] and type(error).__name__ == "RunFailedError"
             else None, "exit_code": exit_code, "existing": False, "status": "ERROR", "execution_arn": None,
-            "record": None, "reports": {"markdown": None, "html": None}, "reasons": [], "gates": [],
+            "record": None, "reports": {"markdown": None, "html": None}, "reasons": [], "headline": None, "gates": [],
             "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
             "error": {"type": getattr(error, "workflow_error", None) or type(error).__name__,
                       "message": one_line(str(error)), "hint": hint_for(error)}}
@@ -74,7 +74,14 @@ def _gate(g: GateRow) -> dict[str, Any]:
             "outcome": g.outcome,
             "observed": number(g.observed), "threshold": number(g.threshold), "interval": _interval(g.interval),
             "confidence": number(g.confidence), "p_value": number(facts.p_shown(g)),
-            "p_test": ("harm" if facts.shows_harm_p(g) else "pass") if facts.is_number(facts.p_shown(g)) else None}
+            "p_test": ("harm" if facts.shows_harm_p(g) else "pass") if facts.is_number(facts.p_shown(g)) else None,
+            "unit": plain.unit_of(g), "summary": plain.sentence(g, with_evidence=True)}
+
+
+def _headline(data: RunData) -> dict[str, Any]:
+    top = plain.headline(data)
+    return {"why": top.why, "primary": top.primary, "guardrails": top.guardrails, "next": top.next_step,
+            "reasons": plain.reason_lines(data)}
 
 
 def _metric(name: str, d: MetricDelta, confidence: float | None) -> dict[str, Any]:
@@ -98,8 +105,8 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
         "version": RESULT_VERSION, "command": command, "mode": mode, "run_id": run_id, "decision": decision,
         "exit_code": EXIT_CODES[decision] if decision else 0, "existing": existing, "status": status,
         "execution_arn": execution_arn, "record": run_uri, "reports": {"markdown": None, "html": None},
-        "reasons": [], "gates": [], "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
-        "error": None}
+        "reasons": [], "headline": None, "gates": [], "gate_counts": {}, "metrics": [], "drift": None,
+        "step_seconds": {}, "error": None}
     if run_uri is None:
         return result
     try:
@@ -108,6 +115,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
         return result
     result["run_id"] = run_id or (data.record.run_id if data.record is not None else None)
     result["reasons"] = data.reasons
+    result["headline"] = _headline(data)
     result["gates"] = [_gate(g) for g in facts.ordered_gates(data.gates)]
     result["gate_counts"] = facts.gate_counts(data.gates) if data.gates is not None else {}
     result["metrics"] = [_metric(n, d, data.metric_confidence) for n, d in facts.top_deltas(data.metrics)]
@@ -131,11 +139,16 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     counts = result.get("gate_counts") or {}
     rows.append(("decision", decision + (" (existing record, not rerun)" if result.get("existing") else "")
                  + (f"  [{facts.counts_text(counts)}]" if counts else "")))
-    reasons = result.get("reasons") or []
+    headline = result.get("headline")
+    if headline:
+        rows += [(label, headline[key]) for label, key in (("why", "why"), ("primary", "primary"),
+                                                            ("guardrails", "guardrails"), ("next", "next"))
+                 if headline.get(key)]
+    reasons = headline["reasons"] if headline else result.get("reasons") or []
     rows += [("reason", reason) for reason in reasons[:SHOWN_FAILED]]
     if len(reasons) > SHOWN_FAILED:
         rows.append(("reason", f"+{len(reasons) - SHOWN_FAILED} more (all in report.md and --json)"))
-    rows += [("not counted", f"{g['outcome']} {g['name']} [{g['stratum']}], {facts.ROLE_LABELS[g['role']]}")
+    rows += [("not counted", f"{facts.ROLE_LABELS[g['role']]}: {g['outcome'].upper()} {g['name']}: {g['summary']}")
              for g in result.get("gates") or []
              if g["outcome"] != OUTCOME_PASS and not role_blocks(g["role"], g["outcome"])]
     lines = [f"{label:<12}{value}" for label, value in rows]

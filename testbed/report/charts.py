@@ -77,40 +77,53 @@ def _svg(chart: Any, name: str, thick_series: tuple[int, ...] = ()) -> str:
 # ---------------------------------------------------------------- gates
 
 def forest(panel: facts.ForestPanel) -> str:
-    """Per-stratum delta (dot) and interval (line) of one metric, coloured by gate outcome; each gated row's
-    margin is a dashed red tick at its threshold, and a black line marks no change."""
+    """Per-stratum delta (dot) and interval (line) of one metric on the panel's one scale (absolute, or relative
+    in % of control; the x-axis title says which), coloured by gate outcome, each interval series labelled with
+    its confidence level; each gated row's margin is a dashed red tick at its threshold, and a black line marks
+    no change."""
     rows = [r for r in panel.rows if r.delta is not None][::-1]  # pygal's y grows upwards: first row on top
+    relative = panel.scale == "relative"
+    scale = 100.0 if relative else 1.0  # a relative panel is drawn in percent
+
+    def text(value: float | None) -> str:
+        return f"{value * 100:+.1f}%" if relative and value is not None else facts.signed(value)
+
     colors: list[str] = []
     series: list[tuple[str, list[Any], dict[str, Any]]] = []
-    outcomes = sorted({r.outcome for r in rows}, key=lambda o: facts.OUTCOME_ORDER.get(o, 9))
-    for outcome in outcomes:
+    groups = sorted({(r.outcome, r.confidence) for r in rows},
+                    key=lambda g: (facts.OUTCOME_ORDER.get(g[0], 9), g[1] or 0.0))
+    for outcome, confidence in groups:
         segments: list[Any] = []
         dots: list[Any] = []
         for y, row in enumerate(rows):
-            if row.outcome != outcome:
+            if (row.outcome, row.confidence) != (outcome, confidence):
                 continue
             if row.low is not None and row.high is not None:
-                segments += [(row.low, y), (row.high, y), None]
-            dots.append({"value": (row.delta, y),
-                         "label": f"{row.stratum}: {facts.signed(row.delta)} {facts.interval([row.low, row.high])}"})
+                segments += [(row.low * scale, y), (row.high * scale, y), None]
+            dots.append({"value": ((row.delta or 0.0) * scale, y),
+                         "label": f"{row.stratum}: {text(row.delta)} [{text(row.low)}, {text(row.high)}]"})
+        shown = facts.level(confidence)
         if segments:
-            series.append((f"interval ({outcome})", segments[:-1], {"show_dots": False}))
+            series.append((f"{shown + ' CI' if shown else 'interval'} ({outcome})", segments[:-1],
+                           {"show_dots": False}))
             colors.append(OUTCOME_COLORS.get(outcome, "#4a5568"))
         series.append((f"delta ({outcome})", dots, {"stroke": False, "dots_size": 5}))
         colors.append(OUTCOME_COLORS.get(outcome, "#4a5568"))
     ticks: list[Any] = []
     for y, row in enumerate(rows):
         if row.threshold is not None:
-            ticks += [(row.threshold, y - 0.35), (row.threshold, y + 0.35), None]
+            ticks += [(row.threshold * scale, y - 0.35), (row.threshold * scale, y + 0.35), None]
     if ticks:
         series.append(("margin (gate threshold)", ticks[:-1], {"show_dots": False,
                                                                "stroke_style": {"dasharray": "5,3"}}))
         colors.append(MARGIN)
     series.append(("no change", [(0.0, -0.5), (0.0, len(rows) - 0.5)], {"show_dots": False}))
     colors.append(ZERO)
-    chart = pygal.XY(**_config(colors, height=110 + 34 * max(len(rows), 1), allow_interruptions=True,
-                               show_y_guides=False, range=(-0.5, len(rows) - 0.5), xrange=_xrange(rows),
-                               x_value_formatter=lambda v: facts.signed(v, 3)))
+    chart = pygal.XY(**_config(colors, height=130 + 34 * max(len(rows), 1), allow_interruptions=True,
+                               show_y_guides=False, range=(-0.5, len(rows) - 0.5), xrange=_xrange(rows, scale),
+                               x_title=facts.SCALE_TITLES[panel.scale],
+                               x_value_formatter=(lambda v: f"{v:+.1f}%") if relative
+                               else (lambda v: facts.signed(v, 3))))
     chart.title = f"{panel.metric}: candidate − control" + (f" · gate {panel.gate}" if panel.gate else "")
     chart.y_labels = [{"label": r.stratum, "value": y} for y, r in enumerate(rows)]
     for title, values, options in series:
@@ -119,8 +132,8 @@ def forest(panel: facts.ForestPanel) -> str:
     return _svg(chart, f"forest-{panel.gate or panel.metric}", thick)
 
 
-def _xrange(rows: list[facts.ForestRow]) -> tuple[float, float]:
-    values = [0.0] + [v for r in rows for v in (r.delta, r.low, r.high, r.threshold) if v is not None]
+def _xrange(rows: list[facts.ForestRow], scale: float) -> tuple[float, float]:
+    values = [0.0] + [v * scale for r in rows for v in (r.delta, r.low, r.high, r.threshold) if v is not None]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or 0.01
     return low - pad, high + pad

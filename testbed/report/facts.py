@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from testbed.core.gates import role_blocks
 from testbed.core.metrics import COVERAGE
@@ -196,6 +196,11 @@ def coverage_name(metrics: MetricsDocument | None) -> str | None:
 
 # ---------------------------------------------------------------- forest plot
 
+Scale = Literal["absolute", "relative"]
+SCALE_TITLES: dict[str, str] = {"absolute": "absolute Δ (candidate − control)",
+                                "relative": "relative Δ, % of control ((candidate − control) / control)"}
+
+
 @dataclass(frozen=True)
 class ForestRow:
     stratum: str
@@ -204,13 +209,18 @@ class ForestRow:
     high: float | None
     threshold: float | None
     outcome: str  # a gate outcome, or NOT_GATED
+    scale: Scale  # what delta, low, high and threshold measure
+    confidence: float | None  # the interval's level
 
 
 @dataclass(frozen=True)
 class ForestPanel:
+    """One chart: every row on `scale`, the scale of the panel's gate (a relative margin: relative deltas)."""
+
     metric: str
     gate: str | None
     kind: str | None
+    scale: Scale = "absolute"
     rows: list[ForestRow] = field(default_factory=list)
 
 
@@ -228,39 +238,46 @@ def _number(value: Any) -> float | None:
 
 def _gate_row(stratum: str, gate: GateRow) -> ForestRow:
     low, high = _interval_of(gate.interval)
-    return ForestRow(stratum, _number(gate.observed), low, high, _number(gate.threshold), gate.outcome)
+    return ForestRow(stratum, _number(gate.observed), low, high, _number(gate.threshold), gate.outcome,
+                     "relative" if gate.scale == "relative" else "absolute", _number(gate.confidence))
 
 
-def _delta_row(metrics: MetricsDocument | None, stratum: str, metric: str) -> ForestRow | None:
+def _delta_row(metrics: MetricsDocument | None, stratum: str, metric: str, scale: Scale,
+               confidence: float | None) -> ForestRow | None:
+    """metrics.json's delta of a stratum no gate tested, on the panel's scale (the relative delta and its
+    interval on a relative panel)."""
     found = deltas(metrics, stratum).get(metric)
     if found is None:
         return None
-    low, high = _interval_of(found.interval)
-    return ForestRow(stratum, _number(found.delta), low, high, None, NOT_GATED)
+    relative = scale == "relative"
+    low, high = _interval_of(found.relative_interval if relative else found.interval)
+    return ForestRow(stratum, _number(found.relative if relative else found.delta), low, high, None, NOT_GATED,
+                     scale, confidence)
 
 
-def forest_panels(metrics: MetricsDocument | None, gates: GatesFile | None) -> list[ForestPanel]:
+def forest_panels(metrics: MetricsDocument | None, gates: GatesFile | None,
+                  confidence: float | None = None) -> list[ForestPanel]:
     """One panel per interval gate (non-inferiority, superiority): a row per stratum with the delta and its
-    interval; gated rows use the gate's own interval and carry its margin (the threshold), the other strata
-    show metrics.json's interval. Without such gates, one panel of the largest delta, unmarked."""
+    interval, all on the gate's scale (absolute or relative); gated rows use the gate's own interval and carry
+    its margin (the threshold), the other strata show metrics.json's interval (level `confidence`) on the same
+    scale. Without such gates, one panel of the largest absolute delta, unmarked."""
     by_gate: dict[str, list[GateRow]] = {}
-    metric_of: dict[str, str] = {}
     for gate in gate_rows(gates):
         if gate.kind in INTERVAL_KINDS and gate.metric:
             by_gate.setdefault(gate.name, []).append(gate)
-            metric_of.setdefault(gate.name, gate.metric)
     strata = strata_of(metrics)
     panels = []
     for name, rows in list(by_gate.items())[:MAX_FOREST_PANELS]:
-        metric = metric_of[name]
+        metric = rows[0].metric or ""
+        scale: Scale = "relative" if rows[0].scale == "relative" else "absolute"
         gated = {g.stratum: g for g in rows}
-        panel_rows = [_gate_row(s, gated[s]) if s in gated else _delta_row(metrics, s, metric)
+        panel_rows = [_gate_row(s, gated[s]) if s in gated else _delta_row(metrics, s, metric, scale, confidence)
                       for s in strata + [s for s in gated if s not in strata]]
-        panels.append(ForestPanel(metric, name, rows[0].kind, [r for r in panel_rows if r]))
+        panels.append(ForestPanel(metric, name, rows[0].kind, scale, [r for r in panel_rows if r]))
     top = top_deltas(metrics, 1)
     if not panels and top:
-        rows_ = [_delta_row(metrics, s, top[0][0]) for s in strata]
-        panels.append(ForestPanel(top[0][0], None, None, [r for r in rows_ if r]))
+        rows_ = [_delta_row(metrics, s, top[0][0], "absolute", confidence) for s in strata]
+        panels.append(ForestPanel(top[0][0], None, None, "absolute", [r for r in rows_ if r]))
     return [p for p in panels if any(r.delta is not None for r in p.rows)]
 
 

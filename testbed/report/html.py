@@ -2,12 +2,13 @@
 opens the same from S3, a CI artifact or a laptop. A Content-Security-Policy of `default-src 'none'` makes the
 browser refuse any network load the page might still try.
 
-Sections: decision banner with reasons, warnings and the gates that did not count (advisory ones, inconclusive
-guardrails), failed deciding gates repeated there with their numbers, the gate table (failed first, each gate's
-role next to it), forest plots of the per-stratum deltas with their margins, the metric table, the slice's
-composition and inclusion probabilities, feature drift, the models' score distributions, coverage and item popularity,
-latency, what-if scenarios, and the provenance. A section whose inputs are missing says so; a section that
-fails to render is replaced by a note (and `errors` names it) unless `strict`, which tests use.
+Sections: decision banner with the headline (why, primary metric, guardrails, next step), one plain sentence per
+gate that held PASS back, warnings and the gates that did not count (advisory ones, inconclusive guardrails), the
+gate table (failed first, each gate's role next to it, every number in its unit) with a details table of every
+statistic, forest plots (one scale each) of the per-stratum deltas with their margins, the metric table, the
+slice's composition and inclusion probabilities, feature drift, the models' score distributions, coverage and item
+popularity, latency, what-if scenarios, and the provenance. A section whose inputs are missing says so; a section
+that fails to render is replaced by a note (and `errors` names it) unless `strict`, which tests use.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from testbed.record.base import ERROR, FAIL, INCONCLUSIVE, OUTCOME_FAIL, PASS
+from testbed.record.base import ERROR, FAIL, INCONCLUSIVE, PASS
 from testbed.record.features import ParityDocument
 from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
-from testbed.report import charts, facts
+from testbed.report import charts, facts, plain
 from testbed.report.inputs import RunData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -37,7 +38,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bott
 h3{font-size:15px;margin:18px 0 6px}
 .banner{color:#fff;padding:18px 24px;border-radius:0 0 8px 8px}
 .banner .decision{font-size:30px;font-weight:700;letter-spacing:1px}
-.banner ul{margin:8px 0 0;padding-left:20px}.banner code{color:#fff}
+.banner ul{margin:8px 0 0;padding-left:20px}.banner ul.headline{list-style:none;padding-left:0;font-size:15px}
+details summary{cursor:pointer;color:#2b6cb0;margin:6px 0}.banner code{color:#fff}
 .failed{background:#fff5f5;border-left:4px solid #c53030;padding:8px 12px;margin:12px 0}
 .note{color:#4a5568;font-style:italic}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px;background:#fff}
@@ -71,8 +73,12 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] | None = 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _figure(name: str, svg: str, caption: str) -> str:
-    return (f'<figure class="chart" data-chart="{esc(charts.chart_id(name))}">{svg}'
+def _figure(name: str, svg: str, caption: str, scale: str | None = None, row_scales: list[str] | None = None) -> str:
+    """A chart; `scale` (and every row's scale, which must all equal it) go into data attributes, so a browser
+    check can assert that no chart mixes scales."""
+    marks = (f' data-scale="{esc(scale)}"' if scale else "") + (
+        f' data-row-scales="{esc(" ".join(row_scales))}"' if row_scales is not None else "")
+    return (f'<figure class="chart" data-chart="{esc(charts.chart_id(name))}"{marks}>{svg}'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
@@ -82,11 +88,19 @@ def _note(text: str) -> str:
 
 # ---------------------------------------------------------------- sections
 
+def headline_section(data: RunData) -> str:
+    """The headline (testbed.report.plain): why, the primary metric, the guardrails and the next step."""
+    if data.decision == "UNKNOWN":
+        return ""
+    items = "".join(f'<li><b>{esc(label)}:</b> {esc(text)}</li>' for label, text in plain.headline(data).lines())
+    return f'<ul class="headline" id="headline">{items}</ul>'
+
+
 def banner(data: RunData) -> str:
     color = DECISION_COLORS.get(data.decision, "#4a5568")
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in data.reasons)
+    reasons = "".join(f"<li>{esc(line)}</li>" for line in plain.reason_lines(data))
     warnings = "".join(f"<li>Warning: {esc(w)}</li>" for w in data.warnings)
-    warnings += "".join(f"<li>Did not count: {esc(facts.non_blocking_line(g))}</li>"
+    warnings += "".join(f"<li>Did not count, {esc(facts.role_label(g))}: {esc(plain.reason_line(g))}</li>"
                         for g in facts.non_blocking(data.gates))
     counts = facts.gate_counts(data.gates)
     summary = esc(facts.counts_text(counts)) if data.gates is not None else "no gates.json"
@@ -97,20 +111,25 @@ def banner(data: RunData) -> str:
     return (f'<header class="banner" style="background:{color}" id="decision">'
             f'<div class="decision">{esc(data.decision)}</div>'
             f"<div>run <code>{esc(data.run_id)}</code>" + (f" · {esc(created)}" if created else "")
-            + f" · {summary}</div>" + (f"<ul>{reasons}</ul>" if reasons else "")
+            + f" · {summary}</div>" + headline_section(data) + (f"<ul>{reasons}</ul>" if reasons else "")
             + (f'<ul class="warnings">{warnings}</ul>' if warnings else "") + "</header>")
 
 
 def _gate_cells(g: GateRow) -> list[str]:
-    raw, adjusted = (g.p_harm, g.p_harm_adjusted) if facts.shows_harm_p(g) else (g.p_value, g.p_adjusted)
-    p_value = f"{facts.p_label(g)} {facts.pvalue(raw)}" if facts.is_number(raw) else "n/a"
-    if adjusted is not None:
-        p_value += f" (adj. {facts.pvalue(adjusted)})"
-    return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), esc(facts.role_label(g)),
-            esc(g.kind),
-            esc(g.metric or "n/a"), esc(g.stratum), esc(facts.num(g.observed)),
-            esc(facts.interval_at(g.interval, g.confidence)), esc(facts.num(g.threshold)), esc(p_value),
-            esc(facts.num(g.n)), esc(g.reason)]
+    role = esc(facts.role_label(g))
+    return [f'<span class="outcome {esc(g.outcome)}">{esc(g.outcome)}</span>', esc(g.name), role, esc(g.stratum),
+            esc(plain.observed_text(g)), esc(plain.interval_text(g)), esc(plain.limit_text(g)),
+            esc(plain.evidence(g) or "n/a"), esc(plain.sentence(g))]
+
+
+def _detail_cells(g: GateRow) -> list[str]:
+    """Every statistic of a row: both tests' p-values before and after the correction, n, MDE, users needed."""
+    unit = plain.unit_of(g)
+    return [esc(g.name), esc(g.kind), esc(g.metric or "n/a"), esc(g.stratum), esc(plain.UNIT_LABELS[unit]),
+            esc(facts.num(g.n)), esc(facts.num(g.observed)), esc(facts.interval_at(g.interval, g.confidence)),
+            esc(facts.num(g.threshold)), esc(facts.pvalue(g.p_value)), esc(facts.pvalue(g.p_adjusted)),
+            esc(facts.pvalue(g.p_harm)), esc(facts.pvalue(g.p_harm_adjusted)), esc(facts.num(g.mde)),
+            esc(facts.num(g.required_n)), esc(g.method), esc(g.reason)]
 
 
 def gates_section(data: RunData) -> str:
@@ -119,37 +138,35 @@ def gates_section(data: RunData) -> str:
     ordered = facts.ordered_gates(data.gates)
     if not ordered:
         return "<h2 id=\"gates\">Gates</h2>" + _note("The manifest has no gates: the decision is INCONCLUSIVE.")
-    failed = [g for g in ordered if g.outcome == OUTCOME_FAIL and g.role != "advisory"]
-    callout = ""
-    if failed:
-        items = "".join(f"<li><b>{esc(facts.gate_label(g))}</b> on <code>{esc(g.stratum)}</code>: "
-                        f"observed {esc(facts.num(g.observed))}, interval "
-                        f"{esc(facts.interval_at(g.interval, g.confidence))}, threshold {esc(facts.num(g.threshold))}"
-                        f", {esc(facts.p_text(g))}</li>" for g in failed)
-        callout = f'<div class="failed" id="failed-gates"><b>Failed gates</b><ul>{items}</ul></div>'
     extra = []
     decided = data.gate_table
     if decided is not None:
         extra.append(f"multiple-testing correction: {esc(decided.correction)}")
         if decided.sample_ratio is not None:
             extra.append(f"sample-ratio check p = {esc(facts.pvalue(decided.sample_ratio.p_value))}")
-    table = _table(["outcome", "gate", "role", "kind", "metric", "stratum", "observed", "interval",
-                    "threshold (margin)", "p-value", "n", "reason"], [_gate_cells(g) for g in ordered],
-                   numeric={6, 7, 8, 9, 10},
+    table = _table(["outcome", "gate", "role", "stratum", "observed", "interval", "allowed", "evidence", "why"],
+                   [_gate_cells(g) for g in ordered], numeric={4, 5, 6, 7},
                    row_classes=[g.outcome for g in ordered])
-    return (f'<h2 id="gates">Gates</h2>{callout}{table}'
-            + (f"<p>{' · '.join(extra)}</p>" if extra else ""))
+    details = _table(["gate", "kind", "metric", "stratum", "unit", "n", "estimate", "interval", "limit", "p",
+                      "p adjusted", "harm p", "harm p adjusted", "MDE", "users needed", "method", "statistics"],
+                     [_detail_cells(g) for g in ordered], numeric=set(range(5, 15)))
+    return (f'<h2 id="gates">Gates</h2>{table}'
+            + (f"<p>{' · '.join(extra)}</p>" if extra else "")
+            + '<details id="gate-details"><summary>Details: every statistic of every gate row (p-values before '
+              f"and after the correction, MDE, users a rerun needs)</summary>{details}</details>")
 
 
 def forest_section(data: RunData) -> str:
-    panels = facts.forest_panels(data.metrics, data.gates)
+    panels = facts.forest_panels(data.metrics, data.gates, data.metric_confidence)
     head = '<h2 id="deltas">Per-stratum deltas</h2>'
     if not panels:
         return head + _note("No metric deltas in this run.")
     figures = [_figure(f"forest-{p.gate or p.metric}", charts.forest(p),
-                       f"{esc(p.metric)}: dot = candidate − control, line = interval "
-                       + ("(the gate's interval where gated, else metrics.json's); dashed red = the gate's margin"
-                          if p.gate else "(metrics.json)")) for p in panels]
+                       f"{esc(p.metric)}, {esc(facts.SCALE_TITLES[p.scale])}: dot = the delta, line = its interval "
+                       + ("(the gate's where gated, else metrics.json's, each with its level); dashed red = the "
+                          "gate's margin" if p.gate else "(metrics.json)"),
+                       scale=p.scale, row_scales=[r.scale for r in p.rows if r.delta is not None])
+               for p in panels]
     return head + "".join(figures)
 
 

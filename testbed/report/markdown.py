@@ -1,16 +1,17 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
-Decision, reasons and warnings, the gates that did not pass but did not count (advisory gates, inconclusive
-guardrails), the failed and inconclusive gates first (all gates when there are few), the largest
-metric deltas, the most drifted features, one line each of slice and provenance, and a link to report.html.
-It stays short (under 60 lines for the demo run) and is a pure function of the run data, so re-rendering a
-record gives the same bytes.
+Decision and headline (why, primary metric, guardrails, next step), one plain sentence per gate that held PASS
+back, warnings, the gates that did not pass but did not count (advisory gates, inconclusive guardrails), the failed
+and inconclusive gates first (all gates when there are few, every number in its unit), the largest metric deltas,
+the most drifted features (only the largest shift when none drifted), one line each of slice and provenance, and a
+link to report.html. It stays short (under 60 lines for the demo run) and is a pure function of the run data, so
+re-rendering a record gives the same bytes.
 """
 
 from __future__ import annotations
 
 from testbed.record.base import ERROR, OUTCOME_PASS
-from testbed.report import facts
+from testbed.report import facts, plain
 from testbed.report.inputs import RunData
 
 ALL_GATES_UP_TO = 12  # more gates than this: list only the failed and inconclusive ones
@@ -30,11 +31,10 @@ def _gates(data: RunData) -> list[str]:
     if not ordered:
         return ["## Gates", "", "The manifest has no gates."]
     shown = ordered if len(ordered) <= ALL_GATES_UP_TO else [g for g in ordered if g.outcome != OUTCOME_PASS]
-    rows = [[facts.gate_label(g), facts.role_label(g), g.stratum, facts.num(g.observed),
-             facts.interval_at(g.interval, g.confidence), facts.num(g.threshold), facts.p_text(g), g.outcome]
-            for g in shown]
+    rows = [[facts.gate_label(g), facts.role_label(g), g.stratum, plain.observed_text(g), plain.interval_text(g),
+             plain.limit_text(g), plain.evidence(g) or "n/a", g.outcome] for g in shown]
     lines = ["## Gates", ""]
-    lines += _table(["gate", "role", "stratum", "observed", "interval", "threshold", "p-value", "outcome"], rows)
+    lines += _table(["gate", "role", "stratum", "observed", "interval", "allowed", "evidence", "outcome"], rows)
     hidden = len(ordered) - len(shown)
     if hidden:
         lines += ["", f"…and {hidden} passed gates (see report.html)."]
@@ -63,7 +63,11 @@ def _drift(data: RunData) -> list[str]:
     features = facts.drift_features(data.drift)
     lines = ["", "## Drift", "", f"{facts.drifted_count(data.drift)} of {len(features)} features drifted "
              f"(baseline: {data.drift.baseline.kind})."]
-    if features:
+    if features and not facts.drifted_count(data.drift):  # nothing drifted: the largest shift is enough
+        label, value, threshold = facts.drift_measure(features[0])
+        lines[-1] = lines[-1][:-1] + (f"; the largest shift: {features[0].feature}, {label} {facts.num(value)} "
+                                      f"(limit {facts.num(threshold)}).")
+    elif features:
         rows = []
         for f in features[:TOP_DRIFT]:
             label, value, threshold = facts.drift_measure(f)
@@ -100,21 +104,21 @@ def _slice_and_provenance(data: RunData) -> list[str]:
     return lines
 
 
+def _headline(data: RunData) -> list[str]:
+    """The headline, then one plain sentence per row that held PASS back and the reasons no row states, then
+    warnings and the rows that did not count."""
+    lines = [f"- **{label.capitalize()}:** {text}" for label, text in plain.headline(data).lines()]
+    reasons = plain.reason_lines(data)
+    notes = [f"**Warning:** {warning}" for warning in data.warnings]
+    notes += [f"**Did not count**, {facts.role_label(g)}: {plain.reason_line(g)}"
+              for g in facts.non_blocking(data.gates)]
+    listed = reasons + notes
+    return lines + ([""] + [f"- {line}" for line in listed] if listed else [])
+
+
 def render_markdown(data: RunData) -> str:
-    lines = [f"# Testbed run `{data.run_id}`: **{data.decision}**", ""]
-    total = sum(facts.gate_counts(data.gates).values())
-    if data.reasons:
-        lines += [f"- {reason}" for reason in data.reasons]
-    elif data.gates is not None and total:
-        uncounted = len(facts.non_blocking(data.gates))
-        lines.append(f"All {total} gates passed." if not uncounted else
-                     f"{total - uncounted} of {total} gates passed; the others do not count towards the decision:")
-    lines += [f"- **Warning:** {warning}" for warning in data.warnings]
-    lines += [f"- **Did not count:** {facts.non_blocking_line(g)}" for g in facts.non_blocking(data.gates)]
+    lines = [f"# Testbed run `{data.run_id}`: **{data.decision}**", "", *_headline(data)]
     if data.decision == ERROR:
-        step = data.failed_step
-        lines += ["", f"The run stopped in step `{step}`; there are no gates or metrics." if step else
-                  "The run stopped with an error; there are no gates or metrics."]
         return "\n".join(lines) + "\n"
     lines += ["", *_gates(data), *_deltas(data), *_drift(data), *_slice_and_provenance(data)]
     lines += ["", "Charts, every gate and the full provenance: [report.html](report.html)"]

@@ -84,7 +84,13 @@ def test_summary_is_aligned_and_names_failures_drift_and_reports(run_dir: Path) 
     (run_dir / "report.html").write_text("x")
     lines = summary_lines(run_result(UriStorage(), "run", "local", str(run_dir), decision="FAIL"))
     assert lines[0] == "decision    FAIL  [4 gates: 1 fail, 1 inconclusive, 2 pass]"
-    assert lines[1] == "reason      revenue-floor (all): candidate revenue@10 3.25 below 4.5"
+    assert lines[1] == "why         1 gate failed on proven harm: revenue@10"
+    assert lines[2] == "primary     ndcg@10 0.3000 → 0.3120: +0.0120 (+4.0%), 95% CI [+0.0030, +0.0210]"
+    assert lines[3] == "guardrails  none declared (every gate is a goal)"
+    assert lines[4].startswith("next        do not promote")
+    assert lines[5] == ("reason      FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the "
+                        "floor of 4.500.")
+    assert lines[6].startswith("reason      INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.0040 for tier=gold")
     header = next(i for i, ln in enumerate(lines) if ln.startswith("metric"))
     table = lines[header:header + 4]
     assert len({ln.index("  [") for ln in table[1:]}) == 1  # the interval column lines up
@@ -290,6 +296,8 @@ def test_report_command_renders_an_error_record(tmp_path: Path, capsys: pytest.C
                                                           "evaluate: StepError: boom"))
     assert main(["report", str(run), "--strict"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("# Testbed run `broken-0123456789ab`: **ERROR**\n\n- evaluate: StepError: boom")
+    assert out.startswith("# Testbed run `broken-0123456789ab`: **ERROR**\n\n- **Why:** the run stopped in step "
+                          "evaluate with an error (below); no gate was decided\n- **Next:** fix the error and rerun; "
+                          "no decision was made\n\n- evaluate: StepError: boom\n")
     page = (run / "report.html").read_text()
     assert "ERROR" in page and "evaluate" in page and "<script" not in page

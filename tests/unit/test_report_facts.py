@@ -76,11 +76,12 @@ def test_forest_panel_uses_gate_intervals_where_gated_and_metrics_elsewhere() ->
     assert [(p.metric, p.gate, p.kind) for p in panels] == [("ndcg@10", "ndcg-not-worse", "non_inferiority")]
     rows = panels[0].rows
     assert [r.stratum for r in rows] == ["all", "tier=gold", "tier=silver"]
-    assert rows[0] == facts.ForestRow("all", 0.012, 0.004, 0.02, -0.01, "pass")
-    assert rows[1] == facts.ForestRow("tier=gold", -0.004, -0.015, 0.007, -0.01, "inconclusive")
+    assert rows[0] == facts.ForestRow("all", 0.012, 0.004, 0.02, -0.01, "pass", "absolute", None)
+    assert rows[1] == facts.ForestRow("tier=gold", -0.004, -0.015, 0.007, -0.01, "inconclusive", "absolute", None)
     silver = rows[2]
     assert silver.delta == pytest.approx(0.02) and (silver.low, silver.high) == (0.01, 0.03)
-    assert silver.threshold is None and silver.outcome == "not gated"
+    assert silver.threshold is None and silver.outcome == "not gated" and silver.scale == "absolute"
+    assert panels[0].scale == "absolute"
 
 
 def test_forest_without_interval_gates_plots_the_largest_delta_unmarked() -> None:

@@ -3,6 +3,7 @@ Markdown, a self-contained page, graceful degradation, and a record step that ne
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,20 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     text = render_markdown(load_run(UriStorage(), str(run_dir)))
     lines = text.splitlines()
     assert lines[0] == f"# Testbed run `{report_run.RUN_ID}`: **FAIL**"
-    assert lines[2] == "- revenue-floor (all): candidate revenue@10 3.25 below 4.5"
+    assert lines[2] == "- **Why:** 1 gate failed on proven harm: revenue@10"
+    assert lines[7] == ("- FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the floor of "
+                        "4.500.")
+    assert lines[8] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.0040 for tier=gold (interval -0.015 to "
+                        "+0.007): not enough evidence that it did not fall by more than the allowed 0.010 (p 0.2100).")
+    assert lines[9] == "" and lines[10] == "## Gates"  # each reason once: the rows' sentences replace gates.json's
     start = lines.index("## Gates")
-    assert lines[start + 2] == "| gate | role | stratum | observed | interval | threshold | p-value | outcome |"
-    assert lines[start + 4] == "| revenue-floor (revenue@10) | goal | all | 3.2500 | n/a | 4.5000 | n/a | fail |"
-    assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | goal | tier=gold | -0.0040 | [-0.0150, 0.0070] | "
-                                "-0.0100 | p 0.2100 | inconclusive |")
-    assert lines[start + 6].endswith("| 0.0120 | [0.0040, 0.0200] | -0.0100 | p 0.0003 | pass |")  # adjusted p
+    assert lines[start + 2] == "| gate | role | stratum | observed | interval | allowed | evidence | outcome |"
+    assert lines[start + 4] == ("| revenue-floor (revenue@10) | goal | all | 3.2500 candidate value | n/a | ≥ 4.5000 | "
+                                "n/a | fail |")
+    assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | goal | tier=gold | -0.0040 absolute Δ | "
+                                "[-0.0150, +0.0070] | ≥ -0.0100 | p 0.2100 | inconclusive |")
+    assert lines[start + 6].endswith("| +0.0120 absolute Δ | [+0.0040, +0.0200] | ≥ -0.0100 | p 0.0003 | pass |")
+    assert lines[start + 7].endswith("| 12.50 ms | n/a | ≤ 50.00 ms | n/a | pass |")  # adjusted p above
 
 
 def test_markdown_has_top_deltas_drift_provenance_and_the_html_link(run_dir: Path) -> None:
@@ -68,17 +76,23 @@ def _harmful(data: Any) -> Any:
 def test_a_failed_gate_shows_its_harm_p_value_and_the_levels_of_both_intervals(run_dir: Path) -> None:
     lines = render_markdown(_harmful(load_run(UriStorage(), str(run_dir)))).splitlines()
     row = next(ln for ln in lines if ln.startswith("| ndcg-not-worse (ndcg@10) | goal | all |"))
-    assert row.endswith("| -0.0900 | 90% CI [-0.1000, -0.0810] | -0.0100 | harm p 0.0004 | fail |")  # adjusted
+    assert row.endswith("| -0.0900 absolute Δ | 90% CI [-0.1000, -0.0810] | ≥ -0.0100 | harm p 0.0004 | fail |")
+    assert ("- FAIL ndcg-not-worse: ndcg@10 fell by 0.090 for all users (90% CI 0.081–0.100), more than the allowed "
+            "0.010 (harm p 0.0004).") in lines  # adjusted
     assert "| p 1.0000 |" not in "\n".join(lines)
     recall = next(ln for ln in lines if ln.startswith("| recall@10 |"))
     assert "| 95% CI [+0.0300, +0.0700] |" in recall  # the metrics' level (manifest statistics.confidence)
 
 
-def test_html_shows_a_failed_gates_harm_p_value_in_the_table_and_the_callout(run_dir: Path) -> None:
-    page = html_report.render_html(_harmful(load_run(UriStorage(), str(run_dir))))
-    callout = page[page.index('id="failed-gates"'):page.index("</div>", page.index('id="failed-gates"'))]
-    assert "interval 90% CI [-0.1000, -0.0810]" in callout and "harm p 0.0004" in callout
-    assert "<td>harm p 0.0001 (adj. 0.0004)</td>" in page.replace(' class="n"', "")
+def test_html_shows_a_failed_gates_harm_p_value_in_the_banner_the_table_and_the_details(run_dir: Path) -> None:
+    page = html_report.render_html(_harmful(load_run(UriStorage(), str(run_dir)))).replace(' class="n"', "")
+    banner = page[page.index('id="decision"'):page.index("</header>")]
+    assert ("FAIL ndcg-not-worse: ndcg@10 fell by 0.090 for all users (90% CI 0.081–0.100), more than the allowed "
+            "0.010 (harm p 0.0004).") in banner
+    assert "<td>-0.0900 absolute Δ</td><td>90% CI [-0.1000, -0.0810]</td><td>≥ -0.0100</td><td>harm p 0.0004</td>" \
+        in page
+    details = page[page.index('id="gate-details"'):]
+    assert "<td>1.0000</td><td>1.0000</td><td>0.0001</td><td>0.0004</td>" in details  # p, adjusted, harm, adj.
     assert "p 1.0000" not in page
 
 
@@ -104,30 +118,36 @@ def test_markdown_of_an_error_record(tmp_path: Path) -> None:
     run.mkdir()
     (run / "run.json").write_text(report_run.error_record("x-0123456789ab", "score", "score: StepError: boom"))
     text = render_markdown(load_run(UriStorage(), str(run)))
-    assert text.splitlines()[:3] == ["# Testbed run `x-0123456789ab`: **ERROR**", "", "- score: StepError: boom"]
-    assert "The run stopped in step `score`" in text
+    assert text.splitlines() == ["# Testbed run `x-0123456789ab`: **ERROR**", "",
+                                 "- **Why:** the run stopped in step score with an error (below); no gate was decided",
+                                 "- **Next:** fix the error and rerun; no decision was made", "",
+                                 "- score: StepError: boom"]
 
 
 def _visible_text(page: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", page, flags=re.S)))
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", page, flags=re.S))
+    return re.sub(r"\s+", " ", html.unescape(text))
 
 
-def test_html_shows_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
+def test_html_shows_the_headline_and_the_failed_gate_first_with_its_numbers(run_dir: Path) -> None:
     page = html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
-    callout = page[page.index('id="failed-gates"'):]
-    callout = callout[:callout.index("</div>")]
-    assert "revenue-floor (revenue@10)" in callout and "observed 3.2500" in callout and "threshold 4.5000" in callout
+    headline = _visible_text(page[page.index('id="headline"'):page.index("</ul>", page.index('id="headline"'))])
+    assert "why: 1 gate failed on proven harm: revenue@10" in headline
+    assert "primary: ndcg@10 0.3000 → 0.3120: +0.0120 (+4.0%), 95% CI [+0.0030, +0.0210]" in headline
+    assert "guardrails: none declared" in headline and "next: do not promote" in headline
     table = page[page.index("<table", page.index('id="gates"')):]
     first_row = table[table.index("<tbody><tr"):table.index("</tr>", table.index("<tbody>"))]
     assert 'class="fail"' in first_row and "revenue-floor" in first_row
-    assert ">3.2500<" in first_row and ">4.5000<" in first_row
+    assert ">3.2500 candidate value<" in first_row and ">≥ 4.5000<" in first_row
+    assert "below the floor of 4.500." in first_row  # the row's sentence
     text = _visible_text(page)
-    assert "FAIL" in text and "revenue-floor (all): candidate revenue@10 3.25 below 4.5" in text
+    assert text.count("The candidate's revenue@10 is 3.250 for all users, below the floor of 4.500.") == 2  # banner
+    assert "candidate revenue@10 3.25 vs minimum 4.5" in text  # the row's own statistics, in the details table
 
 
 def test_html_has_every_section_and_chart(run_dir: Path) -> None:
     page = html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
-    charts = re.findall(r'<figure class="chart" data-chart="([^"]+)"><svg', page)
+    charts = re.findall(r'<figure class="chart" data-chart="([^"]+)"[^>]*><svg', page)
     assert charts == ["forest-ndcg-not-worse", "composition", "inclusion", "drift-ranking", "drift-daily-i-revenue-30d",
                       "drift-daily-i-price", "scores", "coverage", "popularity"]
     text = _visible_text(page)
