@@ -107,6 +107,11 @@ def _amount(unit: Unit, value: float) -> str:
     return f"{abs(value) * 100:.1f}%" if unit == "rel_delta" else short(abs(value))
 
 
+def _signed(unit: Unit, value: float) -> str:
+    """A signed change in a sentence: `-0.004`, `+1.2%`."""
+    return f"{value * 100:+.1f}%" if unit == "rel_delta" else short(value, sign=True)
+
+
 def _ci(gate: GateRow, unit: Unit, magnitude: bool) -> str:
     """`(90% CI 0.081–0.100)`: as magnitudes when the sentence says "fell by"/"rose by" and the whole interval
     lies on that side of zero, else signed."""
@@ -147,13 +152,13 @@ def _comparison(gate: GateRow) -> str:
             return f"{moved}{ci}{point}, more than the allowed {margin}."
         if gate.outcome == OUTCOME_PASS:
             return f"{moved}{ci}{point}; a fall of up to {margin} is allowed."
-        return (f"{metric} changed by {quantity(unit, delta, sign=True)} for {who}{_ci(gate, unit, False)}: not "
+        return (f"{metric} changed by {_signed(unit, delta)} for {who}{_ci(gate, unit, False)}: not "
                 f"enough evidence that it did not fall by more than the allowed {margin}{_more_users(gate)}.")
     if gate.outcome == OUTCOME_PASS:
         return f"{moved}{ci}{point}, more than the required gain of {margin}."
     if gate.outcome == OUTCOME_FAIL:
         return f"{moved}{ci}{point}: the candidate is worse, not the required gain of {margin}."
-    return (f"{metric} changed by {quantity(unit, delta, sign=True)} for {who}{_ci(gate, unit, False)}: not shown "
+    return (f"{metric} changed by {_signed(unit, delta)} for {who}{_ci(gate, unit, False)}: not shown "
             f"to reach the required gain of {margin}{_more_users(gate)}.")
 
 
@@ -200,8 +205,8 @@ def _run_check(gate: GateRow) -> str:
     p = facts.pvalue(gate.p_value)
     if gate.outcome == OUTCOME_PASS:
         return f"the slice's {quantity('users', gate.observed)} match the sampling plan per stratum (p {p})."
-    return (f"the slice's users per stratum do not match the sampling plan (p {p} < {facts.num(gate.threshold)}): "
-            "the sample is biased.")
+    return (f"the slice's users per stratum do not match the sampling plan (p {p}, below the alpha "
+            f"{facts.num(gate.threshold)}): the sample is biased.")
 
 
 SENTENCES: dict[str, Callable[[GateRow], str]] = {

@@ -1,11 +1,12 @@
-"""The reports of a real local run, opened in headless Chromium through the DevTools protocol.
-
-A stratified run on the small lake (the demo's manifest shape) is started through `testbed run --json`; its
-stdout must validate against schemas/run-result.schema.json, its report.md must stay under 60 lines, and its
-report.html must load with no console error, no network request and every chart drawn. The hand-made record of
-tests/unit/report_run.py adds drift and what-if charts. `test_demo_report` (slow; .ci/run runs it) does the same
-for `testbed demo` itself. Screenshots go to $PYTEST_ARTIFACTS or test-artifacts/report/ (gitignored).
-Skipped with a reason when no Chromium is installed (`apt-get install -y chromium`).
+"""The reports of a real local run, opened in headless Chromium through the DevTools protocol. A stratified run on the
+small lake (the demo's manifest shape) is started through `testbed run --json`; its stdout must validate against
+schemas/run-result.schema.json, its report.md must stay under 60 lines, and its report.html must load with no
+console error, no network request and every chart drawn. The hand-made record of tests/unit/report_run.py adds
+drift and what-if charts. Every page must show the headline, and every forest plot must declare one scale for all
+its rows and name it on its axis. `test_demo_report_and_the_swapped_demos_fail_report` (slow; .ci/run runs it) does
+the same for `testbed demo` itself and for the demo with its models swapped (FAIL). Screenshots go to
+$PYTEST_ARTIFACTS or test-artifacts/report/ (gitignored). Skipped with a reason when no Chromium is installed
+(`apt-get install -y chromium`).
 """
 
 from __future__ import annotations
@@ -34,15 +35,19 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PAT
                                                               "chromium; or set $CHROMIUM)")
 MAX_MARKDOWN_LINES = 60
 # Every chart's data series must have drawn something: pygal puts each series' marks in a `g.series`.
+# Forest plots declare their scale and every row's (data-scale, data-row-scales): one scale per chart.
 CHARTS_JS = """
 Array.from(document.querySelectorAll('figure.chart')).map(f => {
   const svg = f.querySelector('svg');
   const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
   const marks = svg ? svg.querySelectorAll('g.series path, g.series rect, g.series circle').length : 0;
   return {name: f.dataset.chart, width: box.width, height: box.height, marks: marks,
-          title: svg ? (svg.querySelector('.title') || {}).textContent || '' : ''};
+          title: svg ? (svg.querySelector('.title') || {}).textContent || '' : '',
+          scale: f.dataset.scale || null, rowScales: f.dataset.rowScales ? f.dataset.rowScales.split(' ') : null,
+          axis: svg ? Array.from(svg.querySelectorAll('.titles .title')).map(t => t.textContent) : []};
 })
 """
+HEADLINE_JS = "Array.from(document.querySelectorAll('#headline li')).map(li => li.textContent)"
 
 
 def artifacts_dir() -> Path:
@@ -118,16 +123,21 @@ def check_in_browser(page: Path, screenshot: Path, expected: set[str], profile: 
         browser.open(page.as_uri())
         charts: list[dict[str, Any]] = browser.evaluate(CHARTS_JS)
         decision = browser.evaluate("document.querySelector('#decision .decision').textContent")
+        headline: list[str] = browser.evaluate(HEADLINE_JS)
         browser.screenshot(screenshot)
         problems, requests = browser.problems(), browser.requests()
     assert problems == []
     assert requests == [page.as_uri()], requests
     assert decision in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert [line.split(":")[0] for line in headline][:1] == ["why"] and headline[-1].startswith("next:"), headline
     names = {c["name"] for c in charts}
     assert expected <= names, expected - names
     for chart in charts:
         assert chart["width"] > 100 and chart["height"] > 100, chart
         assert chart["marks"] > 0 and chart["title"], chart
+        if chart["name"].startswith("forest-"):  # one scale per chart, named on its axis
+            assert chart["scale"] in ("absolute", "relative") and set(chart["rowScales"]) == {chart["scale"]}, chart
+            assert any(title.startswith(f"{chart['scale']} Δ") for title in chart["axis"]), chart
     assert screenshot.stat().st_size > 10_000
     return charts
 
@@ -154,10 +164,17 @@ def test_report_with_drift_failed_gate_and_whatif_in_chromium(tmp_path: Path) ->
                      tmp_path / "profile")
 
 
+DEMO_CHARTS = {"forest-ndcg-not-worse", "forest-recall-not-worse", "forest-revenue-not-worse", "composition",
+               "inclusion", "scores", "coverage", "popularity"}
+
+
 @pytest.mark.slow
 @needs_chromium
-def test_demo_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`testbed demo --json` itself (about a minute): PASS, JSON valid, report.md < 60 lines, report.html clean."""
+def test_demo_report_and_the_swapped_demos_fail_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`testbed demo --json` itself (about a minute): PASS, JSON valid, report.md < 60 lines, report.html clean, the
+    recall and revenue forest plots on the relative scale of their gates. Then the demo's manifest with control and
+    candidate swapped: FAIL, every failed gate with its harm p-value (< 0.05) and a one-sentence reason, report.md
+    within 60 lines, its report.html clean too."""
     code = main(["demo", "--dir", str(tmp_path / "demo"), "--json"])
     captured = capsys.readouterr()
     result = json.loads(captured.out)
@@ -166,6 +183,32 @@ def test_demo_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     run_dir = Path(result["record"])
     lines = (run_dir / "report.md").read_text().splitlines()
     assert len(lines) < MAX_MARKDOWN_LINES, len(lines)
-    check_in_browser(run_dir / "report.html", artifacts_dir() / "demo-report.png",
-                     {"forest-ndcg-not-worse", "composition", "inclusion", "scores", "coverage", "popularity"},
-                     tmp_path / "profile")
+    charts = check_in_browser(run_dir / "report.html", artifacts_dir() / "demo-report.png", DEMO_CHARTS,
+                              tmp_path / "profile")
+    scales = {c["name"]: c["scale"] for c in charts if c["name"].startswith("forest-")}
+    assert scales == {"forest-ndcg-not-worse": "absolute", "forest-recall-not-worse": "relative",
+                      "forest-revenue-not-worse": "relative"}
+
+    manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    manifest["models"]["control"], manifest["models"]["candidate"] = (manifest["models"]["candidate"],
+                                                                      manifest["models"]["control"])
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(manifest))
+    code = main(["run", str(swapped), "--lake", str(tmp_path / "demo" / "lake"), "--out", str(tmp_path / "swapped"),
+                 "--json"])
+    failed = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(run_schema()).validate(failed)
+    assert (code, failed["decision"]) == (1, "FAIL")
+    fails = [g for g in failed["gates"] if g["outcome"] == "fail"]
+    assert fails and all(g["p_test"] == "harm" and g["p_value"] < 0.05 for g in fails), fails
+    assert len(failed["headline"]["reasons"]) == len(fails)
+    for gate, reason in zip(fails, failed["headline"]["reasons"], strict=True):
+        assert reason == f"FAIL {gate['name']}: {gate['summary']}"
+        assert gate["summary"].count(". ") == 0 and gate["summary"].endswith(").")  # one sentence, p-value last
+    swapped_dir = Path(failed["record"])
+    markdown = (swapped_dir / "report.md").read_text()
+    assert len(markdown.splitlines()) <= MAX_MARKDOWN_LINES, len(markdown.splitlines())
+    for gate in fails:
+        assert f"- FAIL {gate['name']}: {gate['summary']}" in markdown
+    check_in_browser(swapped_dir / "report.html", artifacts_dir() / "demo-swapped-report.png", DEMO_CHARTS,
+                     tmp_path / "profile-swapped")

@@ -90,7 +90,7 @@ def test_summary_is_aligned_and_names_failures_drift_and_reports(run_dir: Path) 
     assert lines[4].startswith("next        do not promote")
     assert lines[5] == ("reason      FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the "
                         "floor of 4.500.")
-    assert lines[6].startswith("reason      INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.0040 for tier=gold")
+    assert lines[6].startswith("reason      INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.004 for tier=gold")
     header = next(i for i, ln in enumerate(lines) if ln.startswith("metric"))
     table = lines[header:header + 4]
     assert len({ln.index("  [") for ln in table[1:]}) == 1  # the interval column lines up

@@ -33,7 +33,7 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     assert lines[2] == "- **Why:** 1 gate failed on proven harm: revenue@10"
     assert lines[7] == ("- FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the floor of "
                         "4.500.")
-    assert lines[8] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.0040 for tier=gold (interval -0.015 to "
+    assert lines[8] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.004 for tier=gold (interval -0.015 to "
                         "+0.007): not enough evidence that it did not fall by more than the allowed 0.010 (p 0.2100).")
     assert lines[9] == "" and lines[10] == "## Gates"  # each reason once: the rows' sentences replace gates.json's
     start = lines.index("## Gates")
