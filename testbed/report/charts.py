@@ -167,15 +167,17 @@ def inclusion(rows: list[facts.CompositionRow]) -> str:
 # ---------------------------------------------------------------- drift
 
 def drift_bars(features: list[DriftFeature]) -> str:
-    """Features ranked by shift (PSI where present), drifted ones in red."""
-    shown = list(reversed(features))  # pygal draws the first label at the bottom
+    """Features ranked by shift, drifted ones in red, all on one measure (`drift_bar_measure`: PSI where any
+    feature has it); features measured otherwise are left to the table."""
+    measure = drift_bar_measure(features)
+    shown = [f for f in reversed(features) if facts.drift_measure(f)[0] == measure]  # pygal: first at the bottom
     measures = [facts.drift_measure(f) for f in shown]
     chart = pygal.HorizontalBar(**_config([OUTCOME_COLORS[OUTCOME_FAIL], CONTROL], height=120 + 26 * len(shown),
                                           value_formatter=lambda v: f"{v:.3f}", print_values=True))
-    label = measures[0][0] if measures and all(m[0] == measures[0][0] for m in measures) else "shift"
+    label = measure
     limits = {float(m[2]) for m in measures if facts.is_number(m[2])}
     values = [float(m[1]) if facts.is_number(m[1]) else None for m in measures]
-    if len(limits) == 1 and label != "shift":  # one common threshold: scale to it, so small shifts look small
+    if len(limits) == 1:  # one common threshold: scale to it, so small shifts look small
         limit = limits.pop()
         label += f", threshold {limit:g}"
         chart.config.range = (0.0, max([limit, *(v for v in values if v is not None)]) * 1.05)
@@ -184,6 +186,12 @@ def drift_bars(features: list[DriftFeature]) -> str:
     chart.add("drifted", [v if f.drifted else None for v, f in zip(values, shown, strict=True)])
     chart.add("not drifted", [None if f.drifted else v for v, f in zip(values, shown, strict=True)])
     return _svg(chart, "drift-ranking")
+
+
+def drift_bar_measure(features: list[DriftFeature]) -> str:
+    """The one measure the drift bars show: PSI when any feature has one, else the most common method."""
+    names = [facts.drift_measure(f)[0] for f in features]
+    return "PSI" if "PSI" in names else max(sorted(set(names)), key=names.count) if names else "PSI"
 
 
 def drift_daily(feature: str, series: DailySeries) -> str:

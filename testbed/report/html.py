@@ -226,9 +226,15 @@ def drift_section(data: RunData) -> str:
             f"{esc(baseline.kind)} {esc(baseline.source)} ({esc(baseline.rows)} rows).</p>")
     if not features:
         return head + lead
-    out = head + lead + _figure("drift-ranking", charts.drift_bars(features[:DRIFT_BARS]),
-                                "bars: PSI of each feature against the baseline (or the method's statistic); red = "
-                                "drifted at its threshold")
+    barred = features[:DRIFT_BARS]
+    measure = charts.drift_bar_measure(barred)
+    left = [f.feature for f in barred if facts.drift_measure(f)[0] != measure]
+    out = head + lead + _figure("drift-ranking", charts.drift_bars(barred),
+                                f"bars: {esc(measure)} of each feature against the baseline; red = drifted at its "
+                                "threshold" + (f"; measured otherwise, in the table only: {esc(', '.join(left))}"
+                                               if left else ""),
+                                scale=measure, row_scales=[facts.drift_measure(f)[0] for f in barred
+                                                           if facts.drift_measure(f)[0] == measure])
     rows = [[esc(f.rank), _defined(f.feature, f.definition), esc(f.table), esc(f.method), esc(facts.num(f.statistic)),
              esc(facts.num(f.threshold)), esc(facts.pvalue(f.p_value)), esc(facts.num(f.psi)),
              "yes" if f.drifted else "no", esc(", ".join(s.stratum for s in f.strata if s.drifted))]

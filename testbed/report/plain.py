@@ -124,6 +124,8 @@ def _ci(gate: GateRow, unit: Unit, magnitude: bool) -> str:
         return f" ({shown} {_amount(unit, a)}–{_amount(unit, b)})"
     if unit == "rel_delta":
         return f" ({shown} {low * 100:+.1f}% to {high * 100:+.1f}%)"
+    if unit == "value":
+        return f" ({shown} {short(low)}–{short(high)})"
     return f" ({shown} {short(low, True)} to {short(high, True)})"
 
 

@@ -189,3 +189,12 @@ def test_every_forest_figure_declares_one_scale_for_all_its_rows() -> None:
     for _, scale, rows in figures:
         assert set(rows.split()) == {scale}
     assert dict((n, s) for n, s, _ in figures)["forest-recall-not-worse"] == "relative"
+
+
+def test_drift_bars_keep_to_one_measure() -> None:
+    drift = report_run.drift_model()
+    features = list(drift.features)
+    other = features[0].model_copy(update={"feature": "odd_one", "psi": None, "psi_threshold": None})
+    svg = charts.drift_bars([*features, other])
+    assert charts.drift_bar_measure([*features, other]) == "PSI" and "odd_one" not in svg
+    assert "feature drift (PSI, threshold 0.2)" in svg
