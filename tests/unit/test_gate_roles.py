@@ -68,6 +68,8 @@ def test_the_ratio_bootstrap_is_seeded_and_paired() -> None:
 
 def test_the_console_summary_names_the_gates_that_did_not_count() -> None:
     gate = {"name": "ndcg-aspiration", "kind": "threshold", "role": "advisory", "metric": "ndcg@10",
-            "stratum": "all", "outcome": "fail", "observed": 0.3, "threshold": 0.9, "interval": None, "p_value": None}
+            "stratum": "all", "outcome": "fail", "observed": 0.3, "threshold": 0.9, "interval": None, "p_value": None,
+            "summary": "The candidate's ndcg@10 is 0.300 for all users, below the floor of 0.900."}
     lines = summary_lines({"decision": "PASS", "gate_counts": {"pass": 1, "fail": 1}, "gates": [gate]})
-    assert "not counted fail ndcg-aspiration [all], advisory (never changes the decision)" in lines
+    assert ("not counted advisory (never changes the decision): FAIL ndcg-aspiration: The candidate's ndcg@10 is "
+            "0.300 for all users, below the floor of 0.900.") in lines
