@@ -118,10 +118,6 @@ def non_blocking(gates: GatesFile | None) -> list[GateRow]:
     return [g for g in gate_rows(gates) if g.outcome != OUTCOME_PASS and not role_blocks(g.role, g.outcome)]
 
 
-def non_blocking_line(gate: GateRow) -> str:
-    return f"{gate.outcome} {gate_label(gate)} [{gate.stratum}], {role_label(gate)}: {gate.reason}"
-
-
 def gate_label(gate: GateRow) -> str:
     return f"{gate.name} ({gate.metric})" if gate.metric else gate.name
 

@@ -86,11 +86,12 @@ def test_a_failed_advisory_gate_leaves_the_decision_pass_and_every_view_says_it_
     assert line.startswith("advisory ndcg-aspiration [all] fail (advisory: never changes the decision)")
     data = load_run(memory, ctx.run_uri)
     markdown = render_markdown(data)
-    assert ("- **Did not count:** fail ndcg-aspiration (ndcg@10) [all], advisory (never changes the decision): "
-            in markdown)
+    assert ("- **Did not count**, advisory (never changes the decision): FAIL ndcg-aspiration: The candidate's "
+            "ndcg@10 is ") in markdown
     assert "| ndcg-aspiration (ndcg@10) | advisory (never changes the decision) | all |" in markdown
     html = render_html(data, strict=True)
-    assert "Did not count: fail ndcg-aspiration (ndcg@10) [all], advisory (never changes the decision)" in html
+    assert ("Did not count, advisory (never changes the decision): FAIL ndcg-aspiration: The candidate&#x27;s "
+            "ndcg@10 is ") in html
     assert "<td>advisory (never changes the decision)</td>" in html
 
 
