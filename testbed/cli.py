@@ -19,6 +19,7 @@ from testbed.settings import Settings
 
 if TYPE_CHECKING:
     from testbed.adapters.storage import Storage
+    from testbed.phase_progress import PhaseProgress
     from testbed.record.base import Decision
     from testbed.record.layout import RunLayout
 
@@ -91,6 +92,13 @@ def _progress(args: argparse.Namespace) -> Any:
     from testbed.steps import TRACKED
 
     return make_progress(quiet=args.quiet, steps=TRACKED, dumb_terminal=args.settings.dumb_terminal)
+
+
+def _phases(args: argparse.Namespace, label: str, unit: str = "trees") -> PhaseProgress:
+    """Progress of one long piece of work (training, generating) on stderr; nothing with --quiet."""
+    from testbed.phase_progress import make_phase_progress
+
+    return make_phase_progress(label, unit=unit, quiet=args.quiet, dumb_terminal=args.settings.dumb_terminal)
 
 
 @contextlib.contextmanager
@@ -206,7 +214,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InputError(f"argument --price-shift: category {spec.price_shift[0]!r} is not generated; "
                          f"one of {', '.join(known)}")
     started = time.perf_counter()
-    stats = generate_lake(Path(args.out), spec)
+    with _phases(args, "generate", unit="event files") as progress:
+        progress.begin("writing the lake")
+        stats = generate_lake(Path(args.out), spec, on_file=progress.advance)
+        progress.end("writing the lake", {"events": stats["events"], "files": stats["files"]})
     print(f"wrote {stats['events']} events, {stats['users']} users, {stats['items']} items to {args.out} "
           f"in {time.perf_counter() - started:.1f}s")
     return 0
@@ -215,9 +226,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from testbed.pipeline.train import train_model
 
-    meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=args.cutoff,
-                       label_days=args.label_days, feature_set=args.feature_set, features=args.features, seed=args.seed,
-                       users_rate=args.users_rate)
+    with _phases(args, "train") as progress:
+        meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=args.cutoff,
+                           label_days=args.label_days, feature_set=args.feature_set, features=args.features,
+                           seed=args.seed, users_rate=args.users_rate, progress=progress)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")
     return 0
@@ -312,7 +324,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from testbed.demo import run_demo
 
     with _progress(args) as progress, _workflow_error(progress):
-        return run_demo(Path(args.dir), progress, _local_summary("demo", args, progress))
+        return run_demo(Path(args.dir), progress, _local_summary("demo", args, progress),
+                        phases=lambda label: _phases(args, label))
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
@@ -356,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end", type=_day, default=date(2026, 10, 31), help="first day after the last event (YYYY-MM-DD)")
     gen.add_argument("--price-shift", type=_price_shift,
                      help="CATEGORY:FRACTION:FROM_DATE, e.g. footwear:0.2:2026-10-01")
+    gen.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     gen.set_defaults(func=cmd_generate)
 
     train = sub.add_parser("train", help="train a LightGBM LambdaRank model on a lake")
@@ -369,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="full: the set's training inputs; control: its item features (i_*) only")
     train.add_argument("--seed", type=_whole_number(0), default=1)
     train.add_argument("--users-rate", type=_share, default=1.0, help="share of users to train on")
+    train.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     train.set_defaults(func=cmd_train)
 
     feat = sub.add_parser("features", help="check a feature set, print its batch SQL, or export a training table")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime
 import pathlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+FileCallback = Callable[[int, int], None]  # (event files written, event files to write)
 
 __all__ = ["LakeSpec", "generate_lake"]
 
@@ -198,8 +200,9 @@ class _Events:
     promo: IntArray  # promotion index or -1
 
 
-def generate_lake(out_dir: pathlib.Path, spec: LakeSpec) -> dict[str, int]:
+def generate_lake(out_dir: pathlib.Path, spec: LakeSpec, on_file: FileCallback | None = None) -> dict[str, int]:
     """Generate the synthetic lake under ``out_dir``; return counts of users, items, events, days, files.
+    ``on_file`` hears (event files written, event files to write) after each day's file.
 
     The generator owns ``out_dir/events``, ``out_dir/users`` and ``out_dir/items``: if they exist they are
     replaced, so regenerating in place never leaves stale partitions behind. Nothing else is touched.
@@ -233,7 +236,8 @@ def generate_lake(out_dir: pathlib.Path, spec: LakeSpec) -> dict[str, int]:
         if (out_dir / sub).exists():
             shutil.rmtree(out_dir / sub)
     n_event_files = _write_events(
-        out_dir / "events", events, catalogue=catalogue, users=users, start_epoch=start_epoch, days=spec.days
+        out_dir / "events", events, catalogue=catalogue, users=users, start_epoch=start_epoch, days=spec.days,
+        on_file=on_file,
     )
     _write_users(out_dir / "users", users)
     _write_items(out_dir / "items", catalogue)
@@ -581,7 +585,8 @@ def _write(table: pa.Table, directory: pathlib.Path) -> None:
 
 
 def _write_events(
-    root: pathlib.Path, events: _Events, *, catalogue: _Catalogue, users: _Users, start_epoch: int, days: int
+    root: pathlib.Path, events: _Events, *, catalogue: _Catalogue, users: _Users, start_epoch: int, days: int,
+    on_file: FileCallback | None,
 ) -> int:
     n = len(events.time_ms)
     promo_idx = pa.array(np.maximum(events.promo, 0), mask=events.promo < 0, type=pa.int64())
@@ -603,11 +608,13 @@ def _write_events(
     counts = np.bincount(day, minlength=days)
     offsets = _group_starts(counts)
     root.mkdir(parents=True, exist_ok=True)
-    files = 0
-    for d in np.flatnonzero(counts):  # one file per day
+    files, days_with_events = 0, np.flatnonzero(counts)
+    for d in days_with_events:  # one file per day
         date = _EPOCH + datetime.timedelta(days=start_epoch + int(d))
         _write(table.slice(int(offsets[d]), int(counts[d])), root / f"event_date={date.isoformat()}")
         files += 1
+        if on_file is not None:
+            on_file(files, len(days_with_events))
     return files
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -16,6 +18,33 @@ from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
 
 SCHEMA_VERSION = 1
+
+# (trees built, trees asked for), called after each boosting round; it only watches, so the model is the same
+TreeCallback = Callable[[int, int], None]
+
+
+class TrainingProgress(Protocol):
+    """What a caller may watch of a training: phases with their counts, then trees. The CLI draws it; the
+    core only calls it, so it stays free of terminal code."""
+
+    def begin(self, phase: str) -> None: ...
+
+    def end(self, phase: str, counts: Mapping[str, int]) -> None: ...
+
+    def trees(self, done: int, total: int) -> None: ...
+
+
+class NoTrainingProgress:
+    """Watches nothing: the default of every caller that shows no progress (handlers, tests, --quiet)."""
+
+    def begin(self, phase: str) -> None:
+        return None
+
+    def end(self, phase: str, counts: Mapping[str, int]) -> None:
+        return None
+
+    def trees(self, done: int, total: int) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -59,8 +88,9 @@ def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfi
 
 
 def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cfg: TrainingConfig, *,
-          categorical: list[str] | None = None) -> lgb.Booster:
-    """LambdaRank on the rows; `categorical` names the inputs LightGBM splits as categories (codes)."""
+          categorical: list[str] | None = None, on_tree: TreeCallback | None = None) -> lgb.Booster:
+    """LambdaRank on the rows; `categorical` names the inputs LightGBM splits as categories (codes); `on_tree`
+    hears (trees built, trees asked for) after each round."""
     if len(groups) < 10:
         raise ValueError(f"only {len(groups)} users have a relevant candidate after the cutoff; need at least 10")
     params = {
@@ -72,7 +102,15 @@ def train(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cf
     used = [n for n in categorical or [] if n in names]
     dataset = lgb.Dataset(x, label=y, group=groups, feature_name=names, free_raw_data=True,
                           categorical_feature=used or "auto")
-    return lgb.train(params, dataset, num_boost_round=cfg.num_trees)
+    callbacks = [_tree_callback(on_tree)] if on_tree is not None else None
+    return lgb.train(params, dataset, num_boost_round=cfg.num_trees, callbacks=callbacks)
+
+
+def _tree_callback(on_tree: TreeCallback) -> Callable[[lgb.callback.CallbackEnv], None]:
+    def after_round(env: lgb.callback.CallbackEnv) -> None:
+        on_tree(env.iteration + 1 - env.begin_iteration, env.end_iteration - env.begin_iteration)
+
+    return after_round
 
 
 def model_metadata(model_text: bytes, booster: lgb.Booster, cfg: TrainingConfig, groups: np.ndarray,

@@ -53,8 +53,12 @@ class TrainingData:
 
 
 def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: datetime | None, label_days: int,
-                  feature_set: str, seed: int, users_rate: float, num_trees: int) -> TrainingData:
-    """The lake's candidates as of the cutoff with `spec`'s training inputs, built as a run builds them."""
+                  feature_set: str, seed: int, users_rate: float, num_trees: int,
+                  progress: training.TrainingProgress | None = None) -> TrainingData:
+    """The lake's candidates as of the cutoff with `spec`'s training inputs, built as a run builds them;
+    `progress` hears two phases: reading the lake, then building the training matrix."""
+    progress = progress or training.NoTrainingProgress()
+    progress.begin("reading lake")
     engine = DuckDBEngine(lake, storage=storage)
     try:
         cut = cutoff or default_cutoff(engine, label_days)
@@ -73,11 +77,14 @@ def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: date
         attributes = engine.query("SELECT * FROM users")
     finally:
         engine.close()
+    progress.end("reading lake", {"events": events.num_rows, "users": users.num_rows})
+    progress.begin("building training matrix")
     inputs = FeatureInputs(spec, MatrixInputs(
         items=items, users=attributes, aggregations=feature_sql.batch_tables(events, items, attributes, spec, cut),
         external=feature_sets.external_tables(storage, spec), cutoff=cut))
     with RankingSession(events, items) as session:
         x, y, groups, names, pairs = training.training_matrix(session, users, cfg, inputs)
+    progress.end("building training matrix", {"rows": len(y), "users": len(groups)})
     return TrainingData(x, y, groups, names, pairs, cfg)
 
 
@@ -102,28 +109,35 @@ def export_table(lake: str, features: str | None, out: Path, *, cutoff: datetime
 
 def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
                 feature_set: str = "full", features: str | None = None, seed: int = 1, users_rate: float = 1.0,
-                num_trees: int = 150, storage: Storage | None = None) -> dict[str, Any]:
+                num_trees: int = 150, storage: Storage | None = None,
+                progress: training.TrainingProgress | None = None) -> dict[str, Any]:
     """`features` is a feature set file (default: retail-default); `feature_set` picks all its training inputs
-    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one."""
+    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one.
+    `progress` hears each phase (reading, matrix, boosting tree by tree, writing); it never changes the model."""
     storage = storage or UriStorage()
+    progress = progress or training.NoTrainingProgress()
     spec, provenance = _feature_set(storage, features)
     data = training_data(storage, lake, spec, cutoff=cutoff, label_days=label_days, feature_set=feature_set,
-                         seed=seed, users_rate=users_rate, num_trees=num_trees)
+                         seed=seed, users_rate=users_rate, num_trees=num_trees, progress=progress)
     selected = training.select_features(data.names, feature_set)
     if not selected:
         raise InputError(f"feature set {spec.name}: no item feature (i_*) to train a control model on")
     columns_used = [data.names.index(n) for n in selected]
+    progress.begin("boosting")
     try:
         booster = training.train(data.x[:, columns_used], data.y, data.groups, selected, data.cfg,
-                                 categorical=spec.categorical())
+                                 categorical=spec.categorical(), on_tree=progress.trees)
     except ValueError as exc:
         raise InputError(f"lake {lake}: {exc}") from None
+    progress.end("boosting", {"trees": booster.num_trees()})
+    progress.begin("writing model")
     text = booster.model_to_string().encode()
     meta = training.model_metadata(text, booster, data.cfg, data.groups, storage.fingerprint(lake),
                                    features=provenance)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(text)
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    progress.end("writing model", {"bytes": len(text)})
     return meta
 
 
