@@ -214,7 +214,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InputError(f"argument --price-shift: category {spec.price_shift[0]!r} is not generated; "
                          f"one of {', '.join(known)}")
     started = time.perf_counter()
-    with _phases(args, "generate", unit="event files") as progress:
+    with _phases(args, "generate", unit="files") as progress:
         progress.begin("writing the lake")
         stats = generate_lake(Path(args.out), spec, on_file=progress.advance)
         progress.end("writing the lake", {"events": stats["events"], "files": stats["files"]})

@@ -131,16 +131,17 @@ class LivePhaseProgress(PhaseProgress):
             self.live.refresh()
 
     def ended(self, phase: str, seconds: float, counts: Mapping[str, int]) -> None:
-        self.console.print(f"[green]✓[/] {self.label}: {phase} in {seconds:.1f}s"
-                           + (f" [dim]({counts_text(counts)})[/]" if counts else ""), highlight=False)
-        self.phase = ""
+        self.phase = ""  # cleared and redrawn first: printing redraws the last live line below the finished one
         if self.live is not None:
             self.live.refresh()
+        self.console.print(f"[green]✓[/] {self.label}: {phase} in {seconds:.1f}s"
+                           + (f" [dim]({counts_text(counts)})[/]" if counts else ""), highlight=False)
 
     def line(self) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
+        from rich.text import Text
 
         grid = Table.grid(padding=(0, 1))
         if not self.phase:
@@ -148,12 +149,14 @@ class LivePhaseProgress(PhaseProgress):
         cells: list[Any] = [Spinner("dots", style="cyan"), f"{self.label}: {self.phase}"]
         if self.total:
             eta = self.eta()
-            cells += [ProgressBar(total=self.total, completed=self.done, width=30),
+            cells += [ProgressBar(total=self.total, completed=self.done, width=20),
                       f"{self.done:,}/{self.total:,} {self.unit}"]
             cells.append(f"{self.elapsed():.1f}s" + (f" ETA {eta:.0f}s" if eta is not None else ""))
         else:
             cells.append(f"{self.elapsed():.1f}s")
-        grid.add_row(*cells)
+        # one line whatever the width: a narrow terminal cuts the text short instead of wrapping it
+        grid.add_row(*(Text(cell, no_wrap=True, overflow="ellipsis") if isinstance(cell, str) else cell
+                       for cell in cells))
         return grid
 
     def close(self) -> None:

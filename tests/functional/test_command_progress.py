@@ -54,7 +54,7 @@ def test_generate_counts_its_event_files_and_is_silent_with_quiet(
     lines = err.splitlines()
     assert lines[0] == "generate: writing the lake ..."
     assert re.fullmatch(r"generate: writing the lake done in \d+\.\ds \([\d,]+ events, \d+ files\)", lines[-1])
-    files = [re.fullmatch(r"generate: event files (\d+)/(\d+) \(\d+ %\), \d+\.\ds(, ETA \d+\.\ds)?", ln)
+    files = [re.fullmatch(r"generate: files (\d+)/(\d+) \(\d+ %\), \d+\.\ds(, ETA \d+\.\ds)?", ln)
              for ln in lines[1:-1]]
     assert all(files) and 1 <= len(files) <= 12
     assert files[-1] is not None and files[-1].group(1) == files[-1].group(2)
