@@ -24,7 +24,8 @@ values), latency (the candidate's p-th percentile request latency, with a distri
 interval; an engineering bound in ms, gated only on timings the record trusts, those of a deployed Lambda
 run: elsewhere the row is advisory, "not gated") and error_rate (share of failed requests, with a Wilson
 interval). latency_ratio compares the candidate/control ratio of the p-th percentile of request timings
-taken interleaved on the same requests, with a seeded paired percentile bootstrap (BCa's jackknife
+taken interleaved on the same requests (their scoring-thread CPU time where recorded: a ratio of costs
+that a busy machine does not move, unlike wall-clock time), with a seeded paired percentile bootstrap (BCa's jackknife
 acceleration does not suit a percentile); it is outside the multiple-testing family, like the other
 engineering bounds. Two rows come from the run itself: "feature-parity" (stream vs batch features, when
 features/parity.json exists) and "sample-ratio" (testbed.core.sample_ratio); a failed one blocks PASS.
@@ -76,7 +77,7 @@ class GateSettings:
 class GateInputs:
     comparisons: dict[str, Comparison]  # stratum -> paired evidence ("all" and every stratum)
     aggregates: Aggregates
-    latency_ms: dict[str, np.ndarray]
+    latency_ms: dict[str, np.ndarray]  # wall clock per timed request
     error_rate: dict[str, float]
     scored_users: dict[str, int] = field(default_factory=dict)
     strata: list[str] = field(default_factory=list)
@@ -85,6 +86,7 @@ class GateInputs:
     evaluated_users: int | None = None  # users with per-user metrics (a label in the label window)
     latency_trusted: bool = False  # timings from a deployed Lambda run: absolute ms bounds are gated
     latency_paired: bool = False  # control and candidate timed interleaved on the same requests, in order
+    latency_cpu_ms: dict[str, np.ndarray] = field(default_factory=dict)  # the same requests' scoring CPU time
 
 
 @dataclass(frozen=True)
@@ -329,14 +331,20 @@ def percentile_ratio_replicates(control: np.ndarray, candidate: np.ndarray, q: f
 
 
 def _latency_ratio(gate: Gate, inputs: GateInputs, settings: GateSettings) -> GateResult:
-    """Pass when the ratio is below the bound at `alpha` (bootstrap share at or above it), fail when above."""
+    """Pass when the ratio is below the bound at `alpha` (bootstrap share at or above it), fail when above. On
+    the requests' CPU times where both models have them (a ratio of costs that load does not move), else on
+    their wall-clock times."""
     assert gate.bound is not None
-    control = inputs.latency_ms.get("control", np.empty(0))
-    candidate = inputs.latency_ms.get("candidate", np.empty(0))
-    label = f"p{gate.percentile} latency candidate/control"
+    cpu = inputs.latency_cpu_ms
+    timings = cpu if len(cpu.get("control", ())) and len(cpu.get("candidate", ())) else inputs.latency_ms
+    control = timings.get("control", np.empty(0))
+    candidate = timings.get("candidate", np.empty(0))
+    clock = "CPU time" if timings is cpu else "latency"
+    label = f"p{gate.percentile} {clock} candidate/control"
     conf = round(1 - 2 * gate.alpha, 6)
     method = (f"paired percentile bootstrap ({settings.resamples} resamples, seed {settings.seed}) over requests "
-              "timed interleaved; one-sided at alpha, outside the multiple-testing family")
+              f"timed interleaved ({'scoring-thread CPU time' if clock == 'CPU time' else 'wall clock'}); one-sided "
+              "at alpha, outside the multiple-testing family")
     if not inputs.latency_paired or control.size != candidate.size or control.size < 2:
         return GateResult(gate.name, gate.kind, label, "all", None, None, gate.bound, None, "inconclusive",
                           int(min(control.size, candidate.size)), "no paired request timings (control and "
@@ -349,7 +357,7 @@ def _latency_ratio(gate: Gate, inputs: GateInputs, settings: GateSettings) -> Ga
     p_pass = float((np.sum(boot >= gate.bound) + 1) / (boot.size + 1))  # H0: ratio >= bound
     p_harm = float((np.sum(boot <= gate.bound) + 1) / (boot.size + 1))  # H0: ratio <= bound
     outcome = "pass" if p_pass <= gate.alpha else "fail" if p_harm <= gate.alpha else "inconclusive"
-    why = (f"candidate/control p{gate.percentile} latency ratio {_fmt(ratio)}, {conf:.0%} CI [{_fmt(lo)}, "
+    why = (f"candidate/control p{gate.percentile} {clock} ratio {_fmt(ratio)}, {conf:.0%} CI [{_fmt(lo)}, "
            f"{_fmt(hi)}], maximum {_fmt(gate.bound)}; p {_fmt(p_pass)}, harm p {_fmt(p_harm)}; "
            f"n {control.size} paired requests")
     return GateResult(gate.name, gate.kind, label, "all", _finite(ratio), [lo, hi], gate.bound, p_pass, outcome,

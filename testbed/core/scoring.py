@@ -75,19 +75,32 @@ def top_k(user_ids: pa.Array, item_ids: pa.Array, scores: np.ndarray, k: int) ->
     })
 
 
-def _timed_predict_ms(model: LoadedModel, rows: np.ndarray) -> float:
-    t0 = time.perf_counter()
-    model.booster.predict(rows, num_threads=1)
-    return (time.perf_counter() - t0) * 1000.0
+@dataclass(frozen=True)
+class RequestTimings:
+    """One model's timed requests: wall-clock ms (what a caller waits) and the scoring thread's CPU ms (what the
+    model costs: time the machine gave to other processes is not in it)."""
+
+    wall_ms: np.ndarray
+    cpu_ms: np.ndarray
+
+
+def _timed_predict_ms(model: LoadedModel, rows: np.ndarray) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.thread_time()
+    model.booster.predict(rows, num_threads=1)  # one thread: the calling one, so its CPU clock sees all the work
+    return (time.perf_counter() - wall) * 1000.0, (time.thread_time() - cpu) * 1000.0
 
 
 def per_request_latency_ms(models: list[LoadedModel], matrices: dict[str, np.ndarray], starts: np.ndarray,
-                           groups: np.ndarray) -> dict[str, np.ndarray]:
+                           groups: np.ndarray) -> dict[str, RequestTimings]:
     """Time one predict call per model and sampled user (a 'request'), as a deployed ranker would serve it.
-    The models take turns on each request, and which goes first alternates, so a load spike or a warm cache
-    hits both alike: the timings pair by request and their ratio is stable on a busy machine."""
-    out = {m.role: np.empty(len(groups)) for m in models}
+    The models take turns on each request, and which goes first alternates, so a warm cache or a slow phase
+    hits both alike and the timings pair by request. On a busy machine the wall clock also counts the moments
+    the scheduler gave the core to another process, which land on one model's request at random; the thread's
+    CPU time does not, so ratios of CPU times stay put under load (benchmarks/latency_ratio.py)."""
+    wall = {m.role: np.empty(len(groups)) for m in models}
+    cpu = {m.role: np.empty(len(groups)) for m in models}
     for i, g in enumerate(groups):
         for model in models if i % 2 == 0 else models[::-1]:
-            out[model.role][i] = _timed_predict_ms(model, matrices[model.role][starts[g]:starts[g + 1]])
-    return out
+            wall[model.role][i], cpu[model.role][i] = _timed_predict_ms(model,
+                                                                        matrices[model.role][starts[g]:starts[g + 1]])
+    return {m.role: RequestTimings(wall[m.role], cpu[m.role]) for m in models}

@@ -37,6 +37,7 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     return gates.GateInputs(
         comparisons=comparisons, aggregates=metrics.models,
         latency_ms={role: np.array(v.ms, dtype=np.float64) for role, v in latency.items()},
+        latency_cpu_ms={role: np.array(v.cpu_ms, dtype=np.float64) for role, v in latency.items() if v.cpu_ms},
         error_rate={role: float(v.error_rate) for role, v in latency.items()},
         scored_users={role: int(v.users) for role, v in latency.items()},
         strata=[s for s in comparisons if s != "all"],

@@ -136,7 +136,7 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     for model in models:
         scores = ranked.scores[model.role]
         latency[model.role] = ModelShardLatency(
-            ms=timings[model.role].round(4).tolist(),
+            ms=timings[model.role].wall_ms.round(4).tolist(), cpu_ms=timings[model.role].cpu_ms.round(4).tolist(),
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)

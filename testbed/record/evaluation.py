@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from testbed.record.base import Document, MetricValues
+from testbed.record.base import Document, MetricValues, absent, omitted_when_empty
 
 
 class MetricDelta(Document):
@@ -45,7 +45,10 @@ class ModelLatency(Document):
     users: int
     errors: int
     error_rate: float
-    ms: list[float]
+    ms: list[float]  # wall clock per timed request
+    # the same requests' scoring-thread CPU time (records from before: absent); p95 of it in cpu_p95_ms
+    cpu_ms: list[float] = omitted_when_empty()
+    cpu_p95_ms: float | None = absent()
 
 
 TimingSource = Literal["lambda", "local"]

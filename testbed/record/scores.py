@@ -3,13 +3,14 @@ objects under the scratch prefix that the workflow's Distributed Map lists (test
 
 from __future__ import annotations
 
-from testbed.record.base import Document
+from testbed.record.base import Document, omitted_when_empty
 from testbed.record.evaluation import TimingSource
 
 
 class ModelShardLatency(Document):
-    ms: list[float]  # one timed request per sampled user
+    ms: list[float]  # one timed request per sampled user: wall clock
     errors: int
+    cpu_ms: list[float] = omitted_when_empty()  # the same requests: the scoring thread's CPU time
 
 
 class ShardLatency(Document):

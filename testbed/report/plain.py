@@ -186,9 +186,9 @@ def _engineering(gate: GateRow) -> str:
         return f"{gate.reason}."
     if gate.kind == "latency":
         what = f"the candidate's {gate.metric.split(' ')[0] if gate.metric else ''} latency is {value}{ci}"
-    elif gate.kind == "latency_ratio":
-        percent = gate.metric.split(" ")[0] if gate.metric else ""
-        what = f"the candidate's {percent} latency is {value} the control's{ci}"
+    elif gate.kind == "latency_ratio":  # metric: "p95 CPU time candidate/control" (or "p95 latency ...")
+        measure = (gate.metric or "latency").removesuffix(" candidate/control")
+        what = f"the candidate's {measure} is {value} the control's{ci}"
     else:
         what = f"{value} of the candidate's scoring requests failed{ci}"
     verdict = {OUTCOME_PASS: f"within the limit of {bound}", OUTCOME_FAIL: f"over the limit of {bound}",

@@ -28,17 +28,21 @@ TOO_FEW = {"name": "recall-watch", "kind": "non_inferiority", "metric": "recall@
            "min_users": 1000}  # always inconclusive
 
 
-def _latency(ratio: float, measured_in: str) -> LatencyDocument:
+def _latency(ratio: float, measured_in: str, cpu_ratio: float | None) -> LatencyDocument:
     control = np.random.default_rng(3).lognormal(1.5, 0.4, 200)
-    def model(ms: np.ndarray) -> ModelLatency:
+    def model(ms: np.ndarray, cpu: np.ndarray | None) -> ModelLatency:
         return ModelLatency(requests_timed=ms.size, p50_ms=float(np.percentile(ms, 50)),
                             p95_ms=float(np.percentile(ms, 95)), p99_ms=float(np.percentile(ms, 99)),
-                            users=USERS, errors=0, error_rate=0.0, ms=ms.round(4).tolist())
-    return LatencyDocument(control=model(control), candidate=model(control * ratio), paired=True,
-                           measured_in=measured_in)  # type: ignore[arg-type]
+                            users=USERS, errors=0, error_rate=0.0, ms=ms.round(4).tolist(),
+                            cpu_ms=[] if cpu is None else cpu.round(4).tolist())
+    cpu = None if cpu_ratio is None else control * 0.5
+    return LatencyDocument(control=model(control, cpu),
+                           candidate=model(control * ratio, None if cpu is None else cpu * cpu_ratio),
+                           paired=True, measured_in=measured_in)  # type: ignore[arg-type]
 
 
-def _write_run(memory: MemoryStorage, ctx: RunContext, *, ratio: float = 1.1, measured_in: str = "local") -> None:
+def _write_run(memory: MemoryStorage, ctx: RunContext, *, ratio: float = 1.1, measured_in: str = "local",
+               cpu_ratio: float | None = None) -> None:
     rng = np.random.default_rng(7)
     users = [f"u{i:04d}" for i in range(USERS)]
     control = rng.uniform(0.2, 0.4, (USERS, 2))
@@ -53,7 +57,7 @@ def _write_run(memory: MemoryStorage, ctx: RunContext, *, ratio: float = 1.1, me
         "user_id": users, "stratum": ["all"] * USERS, "inclusion_probability": [1.0] * USERS}))
     io.write(memory, layout.metrics, report_run.metrics_model())
     io.write(memory, layout.slice_stats, report_run.stats_model())
-    io.write(memory, layout.latency, _latency(ratio, measured_in))
+    io.write(memory, layout.latency, _latency(ratio, measured_in, cpu_ratio))
 
 
 def _manifest(*gates: dict[str, Any]) -> Manifest:
@@ -149,3 +153,14 @@ def test_the_latency_ratio_gate_compares_paired_percentiles(memory: MemoryStorag
     assert row.observed == pytest.approx(ratio, rel=1e-4)  # ms are recorded to 4 decimals
     assert row.interval[0] <= ratio <= row.interval[1] and row.n == 200
     assert row.reason.startswith(f"candidate/control p95 latency ratio {ratio:.4g}, 90% CI [")
+
+
+def test_the_latency_ratio_gate_uses_cpu_times_where_recorded(memory: MemoryStorage, ctx: RunContext) -> None:
+    """Wall clocks 3x apart (another process took the core during the candidate's requests), CPU times 1.1x:
+    the gate judges the cost, and says which clock it used."""
+    gate = {"name": "latency-ratio", "kind": "latency_ratio", "percentile": 95, "bound": 1.5}
+    document = _gate_step(memory, ctx, GOAL, gate, ratio=3.0, cpu_ratio=1.1)
+    row = _row(document, "latency-ratio")
+    assert (row.outcome, row.metric, document.decision) == ("pass", "p95 CPU time candidate/control", "PASS")
+    assert row.observed == pytest.approx(1.1, rel=1e-3) and "scoring-thread CPU time" in row.method
+    assert row.reason.startswith("candidate/control p95 CPU time ratio 1.1, 90% CI [")

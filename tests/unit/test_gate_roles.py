@@ -73,3 +73,28 @@ def test_the_console_summary_names_the_gates_that_did_not_count() -> None:
     lines = summary_lines({"decision": "PASS", "gate_counts": {"pass": 1, "fail": 1}, "gates": [gate]})
     assert ("not counted advisory (never changes the decision): FAIL ndcg-aspiration: The candidate's ndcg@10 is "
             "0.300 for all users, below the floor of 0.900.") in lines
+
+
+def test_latency_summary_keeps_cpu_times_only_when_every_shard_has_them() -> None:
+    shard = {"users": 2, "control": {"ms": [1.0, 3.0], "cpu_ms": [0.5, 0.7], "errors": 0},
+             "candidate": {"ms": [2.0, 4.0], "cpu_ms": [0.6, 0.9], "errors": 0}, "paired": True}
+    out = latency_summary([shard, shard])
+    assert out["control"]["cpu_ms"] == [0.5, 0.7, 0.5, 0.7] and out["candidate"]["cpu_p95_ms"] == pytest.approx(0.9)
+    older = {**shard, "control": {"ms": [1.0], "errors": 0}, "candidate": {"ms": [2.0], "errors": 0}}
+    assert "cpu_ms" not in latency_summary([shard, older])["control"]  # one shard without: wall clock only
+
+
+def test_each_timed_request_has_its_cpu_time_next_to_its_wall_time() -> None:
+    import lightgbm as lgb
+
+    from testbed.core.scoring import LoadedModel, per_request_latency_ms
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(500, 5)), rng.integers(0, 2, 500)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(x, y), 20)
+    models = [LoadedModel(role, booster, booster.feature_name()) for role in ("control", "candidate")]
+    starts = np.arange(0, 501, 50)
+    timings = per_request_latency_ms(models, {"control": x, "candidate": x}, starts, np.arange(10))
+    for t in timings.values():
+        assert t.wall_ms.shape == t.cpu_ms.shape == (10,) and (t.cpu_ms > 0).all()
+        assert (t.cpu_ms <= t.wall_ms + 0.05).all()  # a thread's CPU time cannot exceed the wall time it took

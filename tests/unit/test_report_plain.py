@@ -90,9 +90,9 @@ def test_superiority_threshold_and_engineering_sentences() -> None:
                                       "required gain of 0.010.")
     floor = row(kind="threshold", outcome="fail", metric="revenue@10", observed=3.25, threshold=4.5, scale="absolute")
     assert plain.sentence(floor) == "The candidate's revenue@10 is 3.250 for all users, below the floor of 4.500."
-    ratio = row(kind="latency_ratio", metric="p95 latency candidate/control", outcome="inconclusive",
+    ratio = row(kind="latency_ratio", metric="p95 CPU time candidate/control", outcome="inconclusive",
                 observed=1.663, interval=[1.233, 3.218], threshold=1.5)
-    assert plain.sentence(ratio) == ("The candidate's p95 latency is 1.66× the control's (90% CI 1.23×–3.22×), not "
+    assert plain.sentence(ratio) == ("The candidate's p95 CPU time is 1.66× the control's (90% CI 1.23×–3.22×), not "
                                      "shown to be within the limit of 1.50×.")
     local = row(kind="latency", metric="p95 latency ms", outcome="pass", observed=1.6, interval=[1.48, 8.87],
                 threshold=50.0, role="advisory", reason=f"{UNTRUSTED_TIMING}; candidate p95 latency ms 1.6")
