@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -9,24 +10,26 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from testbed import steps, workflow
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+    from infra.config import EnvironmentConfig
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 if shutil.which("node") is None:
     pytest.skip("the AWS CDK needs `node` on PATH (jsii runs the library in Node.js)", allow_module_level=True)
-try:
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Match, Template
-except ImportError:
+if importlib.util.find_spec("aws_cdk") is None:
     pytest.skip("aws-cdk-lib is not installed (pip install aws-cdk-lib constructs cdk-nag)", allow_module_level=True)
-
-from app import build_app  # noqa: E402
-from infra.config import ConfigError, EnvironmentConfig, build_config, resolve_layer_dirs  # noqa: E402
-from testbed import steps, workflow  # noqa: E402
+# aws_cdk, and app and infra that import it, are imported where used: importing it starts a Node.js process that
+# loads the whole library (seconds), which every pytest-xdist worker would otherwise pay at collection.
 
 ROOT = Path(__file__).resolve().parents[2]
 # The independent scanners (.ci/requirements-scan.txt, installed by .ci/run into their own venv): too big and
@@ -57,6 +60,11 @@ def _context(env: str) -> dict[str, Any]:
 
 
 def _synthesize(env: str, workdir: Path) -> Synthesized:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+
     app = cdk.App(context=_context(env), outdir=str(workdir / "cdk.out"))
     config, data, workflow_stack = build_app(app, layers_dir=workdir / "layers-not-built")
     assembly = app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
@@ -231,6 +239,8 @@ def test_artifacts_bucket_has_object_lock_and_lifecycle(synthesized: Synthesized
 
 
 def test_workgroup_enforces_its_configuration_and_scan_limit(synthesized: Synthesized) -> None:
+    from aws_cdk.assertions import Match
+
     config = synthesized.config
     synthesized.data.has_resource_properties("AWS::Athena::WorkGroup", {
         "Name": config.workgroup,
@@ -247,6 +257,8 @@ def test_workgroup_enforces_its_configuration_and_scan_limit(synthesized: Synthe
 
 
 def test_events_table_uses_partition_projection(synthesized: Synthesized) -> None:
+    from aws_cdk.assertions import Match
+
     synthesized.data.has_resource_properties("AWS::Glue::Table", {"TableInput": Match.object_like({
         "Name": "events",
         "PartitionKeys": [{"Name": "event_date", "Type": "string"}],
@@ -264,6 +276,8 @@ def test_events_table_uses_partition_projection(synthesized: Synthesized) -> Non
 
 
 def test_glue_tables_have_the_spec_columns(synthesized: Synthesized) -> None:
+    from aws_cdk.assertions import Match
+
     spec = {"events": {"event_id": "string", "event_time": "timestamp", "user_id": "string", "item_id": "string",
                        "event_type": "string", "session_id": "string", "quantity": "bigint", "price": "double"},
             "users": {"user_id": "string"},
@@ -560,7 +574,10 @@ def test_cdk_nag_reports_no_findings(synthesized: Synthesized) -> None:
 
 def test_cdk_nag_is_really_checking(tmp_path: Path) -> None:
     """A plain SQS queue (no TLS policy, no DLQ) must fail synthesis: the checks above are not vacuous."""
+    import aws_cdk as cdk
     from aws_cdk import aws_sqs as sqs
+
+    from app import build_app
 
     app = cdk.App(context=_context("dev"), outdir=str(tmp_path / "cdk.out"))
     _, _, workflow_stack = build_app(app, layers_dir=tmp_path / "layers-not-built")
@@ -585,6 +602,8 @@ def test_every_suppression_is_explained_and_they_stay_few(synthesized: Synthesiz
 # --- configuration (no synthesis) ----------------------------------------------------------------------------
 
 def test_config_rejects_unknown_keys_and_bad_schedules(tmp_path: Path) -> None:
+    from infra.config import ConfigError, build_config, resolve_layer_dirs
+
     layers, _ = resolve_layer_dirs(tmp_path / "none", tmp_path / "placeholders")
     environments = _context("dev")["environments"]
     with pytest.raises(ConfigError, match="unknown keys"):
@@ -597,6 +616,8 @@ def test_config_rejects_unknown_keys_and_bad_schedules(tmp_path: Path) -> None:
 
 
 def test_missing_layers_get_placeholders_and_built_ones_are_used(tmp_path: Path) -> None:
+    from infra.config import resolve_layer_dirs
+
     (tmp_path / "build" / "data" / "python").mkdir(parents=True)
     dirs, missing = resolve_layer_dirs(tmp_path / "build", tmp_path / "placeholders")
     assert dirs["data"] == tmp_path / "build" / "data"
