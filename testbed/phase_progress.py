@@ -12,11 +12,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import IO, Any
 
 from testbed.cli_support import say
-from testbed.progress import is_terminal
+from testbed.progress import Display, is_terminal
 
 STEPS_SHOWN = 10  # plain lines per counted phase
 
@@ -25,7 +24,7 @@ def counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{value:,} {name}" for name, value in counts.items())
 
 
-class PhaseProgress:
+class PhaseProgress(Display):
     """Shows nothing (--quiet); the others draw. Keeps the clocks: a phase's start, and the first count's
     time, from which the ETA runs (work before the first count, such as LightGBM binning, is not counted)."""
 
@@ -68,16 +67,6 @@ class PhaseProgress:
         return None
 
     def counted(self) -> None:
-        return None
-
-    def __enter__(self) -> PhaseProgress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
         return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from testbed.cli_support import say
 
@@ -40,7 +40,22 @@ def detail_of(result: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
 
 
-class Progress:
+class Display:
+    """A display on stderr as a context manager: leaving the block always stops it (`close`), even on an error,
+    so a live display never stays drawn over the error line."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        return None
+
+
+class Progress(Display):
     """The callback interface, showing nothing (--quiet); also a context manager so a live display always stops.
     Every kind remembers the error type a failed step reported (`failed_error`): the CLI's hint uses it, since
     the error that reaches the CLI from the workflow keeps only its message."""
@@ -53,16 +68,6 @@ class Progress:
     def note(self, result: dict[str, Any] | None) -> None:
         if result and "failed" in result and self.failed_error is None:
             self.failed_error = str(result["failed"])
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        return None
 
 
 class PlainProgress(Progress):
