@@ -198,6 +198,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.lake:
         lake = str(Path(args.lake).resolve()) if "://" not in args.lake else args.lake
         result = validate(Invocation.outside_lambda(args.settings), raw, lake)
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}")
         print(f"ok: manifest and lake are valid; run id would be {result['run_id']}")
     else:
         parse_manifest(raw, source=args.manifest)

@@ -54,6 +54,13 @@ class ModelArtifactError(InputError):
     hint = "check the model's uri and sha256 in the manifest (`sha256sum FILE` prints it)"
 
 
+class TrainingOverlapError(InputError):
+    """A model was trained on events of the run's label window and the manifest makes that an error."""
+
+    hint = ("retrain the model with `testbed train --cutoff C` where C plus --label-days is at most time.cutoff, "
+            "move the run's time window after its training, or set evaluation.training_overlap to warn")
+
+
 class QueryInputError(InputError):
     """The engine rejected a query for what it was given (a filter value that does not fit its column): DuckDB's
     conversion and binder errors, Athena's USER error category. The step that built the query names the field."""

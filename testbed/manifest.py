@@ -87,12 +87,36 @@ class FeatureSetRef(Strict):
     sha256: str = Field(pattern=SHA256.pattern)
 
 
+class SeedVariant(Strict):
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file.")
+    sha256: str = Field(pattern=SHA256.pattern)
+
+
+def _empty(value: list[Any]) -> bool:
+    return not value
+
+
 class ModelRef(Strict):
     uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file.")
     sha256: str = Field(pattern=SHA256.pattern)
     features: FeatureSetRef | None = Field(
         default=None, description="The model's feature set; absent: the testbed's retail-default set for "
                                   "features.windows_days (testbed/feature_sets/retail-default.yaml).")
+    seed_variants: list[SeedVariant] = Field(
+        default_factory=list, max_length=20, exclude_if=_empty,
+        description="The same model retrained identically but for its seed (e.g. `testbed train --seed 2`), on "
+                    "the same feature set: the run scores them too and reports, next to each gated metric's "
+                    "sampling interval, how much the delta moves between retrains (metrics.json "
+                    "training_variance).")
+
+    @model_validator(mode="after")
+    def _variants_differ(self) -> ModelRef:
+        seen = {self.sha256}
+        for i, variant in enumerate(self.seed_variants):
+            if variant.sha256 in seen:
+                raise ValueError(f"seed_variants.{i}.sha256: the same file as the model or an earlier variant")
+            seen.add(variant.sha256)
+        return self
 
 
 class Models(Strict):
@@ -118,6 +142,11 @@ class Evaluation(Strict):
         default=0.01, ge=0.0, le=1.0,
         description="Largest share of slice events, or of label items, whose item is missing from items/: above it "
                     "the run is INCONCLUSIVE; a smaller non-zero share is a warning in the record and the reports.")
+    training_overlap: Literal["warn", "error"] = Field(
+        default="warn", exclude_if=lambda value: value == "warn",
+        description="A model whose recorded training window (its `testbed train` sidecar) reads events of "
+                    "[time.cutoff, time.end): warn (a warning in the record and the reports) or error (invalid "
+                    "input, exit 2).")
 
 
 GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "latency_ratio", "error_rate"]
@@ -380,6 +409,8 @@ class Manifest(Strict):
         data = self.model_dump(mode="json")
         for model in data["models"].values():
             model.pop("uri")
+            for variant in model.get("seed_variants", []):
+                variant.pop("uri")
             if model["features"] is not None:
                 model["features"].pop("uri")
         return json.dumps(data, sort_keys=True, separators=(",", ":"))

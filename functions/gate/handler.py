@@ -11,6 +11,6 @@ from testbed.pipeline.gate import run_gate
 @step_handler("gate")
 def lambda_handler(event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     ctx = RunContext.from_event(event, invocation)
-    result = run_gate(ctx, ctx.manifest())
+    result = run_gate(ctx, ctx.manifest(), event["run"].get("warnings", []))
     record_decision(invocation.settings, result["decision"])
     return result

@@ -114,8 +114,11 @@ def _tree_callback(on_tree: TreeCallback) -> Callable[[lgb.callback.CallbackEnv]
 
 
 def model_metadata(model_text: bytes, booster: lgb.Booster, cfg: TrainingConfig, groups: np.ndarray,
-                   lake_fingerprint: str, *, features: dict[str, str | None]) -> dict[str, object]:
-    """The model's sidecar; `features` names its feature set (name, digest, uri)."""
+                   lake_fingerprint: str, *, features: dict[str, str | None],
+                   features_from: datetime) -> dict[str, object]:
+    """The model's sidecar; `features` names its feature set (name, digest, uri). `training` holds the window
+    the model saw (testbed.core.training_window reads it): features from `features_from` to `cutoff`, labels
+    in [cutoff, label_end)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "sha256": hashlib.sha256(model_text).hexdigest(),
@@ -124,7 +127,8 @@ def model_metadata(model_text: bytes, booster: lgb.Booster, cfg: TrainingConfig,
         "features": features,
         "objective": "lambdarank",
         "num_trees": booster.num_trees(),
-        "training": {"cutoff": cfg.cutoff.isoformat(), "label_end": cfg.label_end.isoformat(),
+        "training": {"features_from": features_from.isoformat(), "cutoff": cfg.cutoff.isoformat(),
+                     "label_end": cfg.label_end.isoformat(),
                      "users": int(len(groups)), "rows": int(groups.sum()), "seed": cfg.seed,
                      "lake_fingerprint": lake_fingerprint},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -50,7 +51,8 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     )
 
 
-def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
+def run_gate(ctx: RunContext, manifest: Manifest, validation_warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """`validation_warnings` are the validate step's (the run payload's `warnings`): they lead gates.json's."""
     inputs = gate_inputs(ctx, manifest)
     settings = gates.GateSettings(correction=manifest.statistics.correction, power=manifest.statistics.power,
                                   resamples=manifest.statistics.resamples, seed=paired.bootstrap_seed(manifest))
@@ -69,7 +71,7 @@ def run_gate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         sample_ratio=SampleRatioCheck.model_validate(inputs.sample_ratio.as_dict()) if inputs.sample_ratio else None,
         decision=decision,
         reasons=reasons,
-        warnings=warnings,
+        warnings=[*validation_warnings, *warnings],
         non_blocking=gates.notes(results),
     )
     io.write(ctx.storage, ctx.layout.gates, document)

@@ -50,6 +50,7 @@ class TrainingData:
     names: list[str]
     pairs: pa.Table  # user_id, item_id of each row
     cfg: training.TrainingConfig
+    features_from: datetime  # the first event time the features read: cutoff minus the longest window
 
 
 def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: datetime | None, label_days: int,
@@ -85,7 +86,7 @@ def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: date
     with RankingSession(events, items) as session:
         x, y, groups, names, pairs = training.training_matrix(session, users, cfg, inputs)
     progress.end("building training matrix", {"rows": len(y), "users": len(groups)})
-    return TrainingData(x, y, groups, names, pairs, cfg)
+    return TrainingData(x, y, groups, names, pairs, cfg, since)
 
 
 def export_table(lake: str, features: str | None, out: Path, *, cutoff: datetime | None = None,
@@ -133,7 +134,7 @@ def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_d
     progress.begin("writing model")
     text = booster.model_to_string().encode()
     meta = training.model_metadata(text, booster, data.cfg, data.groups, storage.fingerprint(lake),
-                                   features=provenance)
+                                   features=provenance, features_from=data.features_from)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(text)
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

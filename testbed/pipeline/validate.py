@@ -32,10 +32,11 @@ from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import claim, feature_sets
 from testbed.pipeline.validate_pii import check_unmasked_pii
+from testbed.pipeline.validate_training import check_training
 from testbed.record import io
 from testbed.record.claim import ExecutionRef
 from testbed.record.layout import RunLayout
-from testbed.record.run import ModelProvenance, RunRecord
+from testbed.record.run import ModelProvenance, RunRecord, SeedVariantProvenance
 from testbed.record.steps import ValidatedRun
 from testbed.settings import Settings, code_version
 
@@ -160,27 +161,51 @@ def check_model_file(data: bytes, source: str) -> None:
         raise ModelArtifactError(f"{source}: not a LightGBM text model ({exc})") from None
 
 
+def _model_file(storage: Storage, manifest: Manifest, sets: dict[str, feature_sets.ModelFeatures], role: str, *,
+                where: str, uri: str, sha256: str) -> tuple[bytes, list[str]]:
+    """A model file's bytes and feature names, after checking its SHA-256, that it is a LightGBM model, and that
+    it reads its role's feature set; `where` is its manifest field (models.control, ...)."""
+    try:
+        data = storage.read_bytes(uri)
+    except (OSError, ClientError):
+        raise ModelArtifactError(f"manifest: {where}.uri: model file not found: {uri}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ModelArtifactError(f"manifest: {where}.sha256: checksum mismatch for {uri} "
+                                 f"(file has {actual[:12]}…, manifest says {sha256[:12]}…)")
+    source = f"manifest: {where}.uri ({uri})"
+    check_model_file(data, source)
+    model = load_model(role, data, source)
+    feature_sets.check_model(sets[role], manifest, role, model.features, data)
+    return data, model.features
+
+
 def resolve_models(storage: Storage, manifest: Manifest,
-                   sets: dict[str, feature_sets.ModelFeatures]) -> dict[str, ModelProvenance]:
-    """Read each model file, check its SHA-256, and check it is a LightGBM model on its feature set's features."""
-    out = {}
+                   sets: dict[str, feature_sets.ModelFeatures]) -> tuple[dict[str, ModelProvenance], list[str]]:
+    """Read each model file (and its seed variants), check its SHA-256, check it is a LightGBM model on its
+    feature set's features, and check its recorded training window against the run's label window.
+    Returns the provenance by role and the training-overlap warnings."""
+    out, warnings = {}, []
     for role in ("control", "candidate"):
         ref = getattr(manifest.models, role)
-        try:
-            data = storage.read_bytes(ref.uri)
-        except (OSError, ClientError):
-            raise ModelArtifactError(f"manifest: models.{role}.uri: model file not found: {ref.uri}") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != ref.sha256:
-            raise ModelArtifactError(f"manifest: models.{role}.sha256: checksum mismatch for {ref.uri} "
-                                     f"(file has {actual[:12]}…, manifest says {ref.sha256[:12]}…)")
-        source = f"manifest: models.{role}.uri ({ref.uri})"
-        check_model_file(data, source)
-        model = load_model(role, data, source)
-        feature_sets.check_model(sets[role], manifest, role, model.features, data)
-        out[role] = ModelProvenance(uri=ref.uri, sha256=actual, bytes=len(data), features=len(model.features),
-                                    feature_names=model.features, feature_set=sets[role].provenance)
-    return out
+        data, features = _model_file(storage, manifest, sets, role, where=f"models.{role}", uri=ref.uri,
+                                     sha256=ref.sha256)
+        variants = []
+        for i, variant in enumerate(ref.seed_variants):
+            where = f"models.{role}.seed_variants.{i}"
+            extra, extra_features = _model_file(storage, manifest, sets, role, where=where, uri=variant.uri,
+                                                     sha256=variant.sha256)
+            if extra_features != features:
+                raise ModelArtifactError(f"manifest: {where}.uri ({variant.uri}): a seed variant must read the "
+                                         f"same features as models.{role}, in the same order")
+            variants.append(SeedVariantProvenance(uri=variant.uri, sha256=variant.sha256, bytes=len(extra)))
+        training = check_training(storage, manifest, role, ref.uri, ref.sha256)
+        warnings += [training.warning] if training.warning else []
+        out[role] = ModelProvenance(uri=ref.uri, sha256=ref.sha256, bytes=len(data), features=len(features),
+                                    feature_names=features, feature_set=sets[role].provenance,
+                                    training=training.record(), training_overlap=training.overlap,
+                                    seed_variants=variants)
+    return out, warnings
 
 
 def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]],
@@ -240,7 +265,7 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         engine.close()
     sets = feature_sets.by_role(storage, manifest)
     check_feature_set(storage, manifest, columns, sets)
-    models = resolve_models(storage, manifest, sets)
+    models, warnings = resolve_models(storage, manifest, sets)
     existing = None
     if layout is not None:
         previous = io.read_if_present(storage, layout.record)
@@ -254,5 +279,5 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         run_id=run_id, lake=lake, manifest_digest=manifest.digest(), lake_fingerprint=fingerprint,
         code_version=code, models=models, existing_decision=existing,
         bytes_scanned=int(getattr(engine, "bytes_scanned", 0)), run_uri=layout.root if layout else None,
-        execution=execution.id if execution is not None and existing is None else None,
+        execution=execution.id if execution is not None and existing is None else None, warnings=warnings,
     ).model_dump(mode="json")

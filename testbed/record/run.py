@@ -17,6 +17,20 @@ class FeatureSetProvenance(Document):
     sha256: str | None = absent()  # of the file's bytes
 
 
+class TrainingWindowRecord(Document):
+    """The events the model's training read, from its `testbed train` sidecar (testbed.core.training_window)."""
+
+    features_from: str | None = absent()  # ISO-8601; absent in sidecars from before it was recorded
+    cutoff: str
+    label_end: str
+
+
+class SeedVariantProvenance(Document):
+    uri: str
+    sha256: str
+    bytes: int
+
+
 class ModelProvenance(Document):
     uri: str
     sha256: str
@@ -24,6 +38,11 @@ class ModelProvenance(Document):
     features: int  # the model's feature count
     feature_names: list[str] | None = absent()  # in the model's own order (absent in records before feature sets)
     feature_set: FeatureSetProvenance | None = absent()
+    training: TrainingWindowRecord | None = absent()  # absent: no sidecar recorded the window for this file
+    # whether that window reads events of [time.cutoff, time.end); unknown without a recorded window
+    # (absent in records from before the check)
+    training_overlap: Literal["none", "overlap", "unknown"] | None = absent()
+    seed_variants: list[SeedVariantProvenance] = omitted_when_empty()  # retrains with other seeds
 
 
 class Seeds(Document):

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from testbed.record.base import Decision, Document, FinalDecision, absent
+from testbed.record.base import Decision, Document, FinalDecision, absent, omitted_when_empty
 from testbed.record.run import ModelProvenance
 
 
@@ -16,7 +16,8 @@ class StepResult(Document):
 class ValidatedRun(StepResult):
     """What validate returns: the run every later step receives as `run`. `run_uri` only with an artifacts
     root (`testbed validate` has none); `existing_decision` set when a final record already exists;
-    `execution` the ARN of the workflow execution that holds the run's claim (none outside a workflow)."""
+    `execution` the ARN of the workflow execution that holds the run's claim (none outside a workflow);
+    `warnings` what validation tolerated (a model trained over the run's label window)."""
 
     run_id: str
     lake: str
@@ -28,6 +29,7 @@ class ValidatedRun(StepResult):
     bytes_scanned: int
     run_uri: str | None = absent()
     execution: str | None = absent()
+    warnings: list[str] = omitted_when_empty()  # what the gate step copies into gates.json's warnings
 
 
 class ProvisionResult(StepResult):

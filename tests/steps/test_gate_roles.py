@@ -164,3 +164,19 @@ def test_the_latency_ratio_gate_uses_cpu_times_where_recorded(memory: MemoryStor
     assert (row.outcome, row.metric, document.decision) == ("pass", "p95 CPU time candidate/control", "PASS")
     assert row.observed == pytest.approx(1.1, rel=1e-3) and "scoring-thread CPU time" in row.method
     assert row.reason.startswith("candidate/control p95 CPU time ratio 1.1, 90% CI [")
+
+
+def test_validation_warnings_lead_gates_json_and_reach_the_reports(memory: MemoryStorage, ctx: RunContext) -> None:
+    """The validate step's training-overlap warning (the run payload's `warnings`) is a warning of the decision."""
+    line = ("models.candidate (m.txt) was trained on events of the run's label window: its training labels "
+            "[2026-10-10T00:00:00+00:00, 2026-10-24T00:00:00+00:00) overlap [time.cutoff, time.end) = "
+            "[2026-10-17T00:00:00+00:00, 2026-10-31T00:00:00+00:00); its offline metrics flatter it")
+    _write_run(memory, ctx)
+    run_gate(ctx, _manifest(GOAL), [line])
+    document = io.read(memory, ctx.layout.gates)
+    assert isinstance(document, GatesDocument)
+    assert document.decision == "PASS" and document.warnings == [line]
+    data = load_run(memory, ctx.run_uri)
+    assert f"- **Warning:** {line}" in render_markdown(data)
+    assert "Warning: models.candidate (m.txt) was trained on events of the run&#x27;s label window" in render_html(
+        data, strict=True)
