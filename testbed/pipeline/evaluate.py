@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.core import metrics
+from testbed.core import metrics, training_variance
 from testbed.core.latency import latency_summary
+from testbed.core.roles import ROLES
 from testbed.core.stats import delta_summaries
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
@@ -57,6 +58,37 @@ def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> di
             for stratum, cmp in paired.comparisons(ctx, manifest, per_user).items()}
 
 
+def _sha256_of(manifest: Manifest, name: str) -> str:
+    ref = getattr(manifest.models, training_variance.role_of(name))
+    index = name.partition(training_variance.VARIANT_SEPARATOR)[2]
+    return ref.seed_variants[int(index) - 1].sha256 if index else ref.sha256
+
+
+def variant_rankings(ctx: RunContext) -> pa.Table:
+    """Every shard's seed-variant top K; fails closed unless each scored shard left its variants' file."""
+    keys = sorted(k for k in ctx.storage.list_keys(ctx.layout.variant_scores + "/") if k.endswith(".parquet"))
+    shards = [k for k in ctx.storage.list_keys(ctx.layout.scores + "/") if k.endswith(".parquet")]
+    if len(keys) != len(shards):
+        raise StepError(f"scoring left seed-variant rankings for {len(keys)} of {len(shards)} shards")
+    return pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]).select(list(RANKING_COLUMNS))
+
+
+def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table) -> dict[str, Any] | None:
+    """metrics.json's training_variance: each gated metric's delta on all users per retrain (None without seed
+    variants); testbed.core.training_variance defines the retrains and the spread."""
+    counts = {role: len(getattr(manifest.models, role).seed_variants) for role in ROLES}
+    if not any(counts.values()):
+        return None
+    retrained = metrics.per_user_metrics(variant_rankings(ctx), labels, manifest.evaluation.k)
+    gated = sorted({g.metric for g in manifest.gates if g.metric and g.metric in per_user.column_names})
+    pairs = training_variance.retrain_pairs(counts["control"], counts["candidate"])
+    spreads = training_variance.spreads(pa.concat_tables([per_user, retrained]), pairs, gated,
+                                        slice_data.inclusion_probabilities(ctx))
+    return {"stratum": "all", "method": training_variance.METHOD,
+            "retrains": [{"control": _sha256_of(manifest, c), "candidate": _sha256_of(manifest, d)} for c, d in pairs],
+            "metrics": {name: spread.as_dict() for name, spread in spreads.items()}}
+
+
 def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
@@ -68,12 +100,14 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     per_user = metrics.per_user_metrics(rankings, labels, k)
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
+    spread = retrain_spread(ctx, manifest, labels, per_user)
     document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],
         "excluded_users": summary["excluded_users"],
         "deltas": paired_deltas(ctx, manifest, per_user),
         "interval": paired.interval_label(manifest),
+        **({"training_variance": spread} if spread is not None else {}),
     })
     io.write(ctx.storage, ctx.layout.metrics, document)
     io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))

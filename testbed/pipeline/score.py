@@ -1,7 +1,9 @@
 """Step 6: candidates per user from pre-cutoff data, scored by both models; top K and request latencies.
 
 A run may split users into shards (the deployed workflow maps over them); each shard writes its own
-`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. The what-if step ranks
+`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. Seed variants of the models
+(manifest `seed_variants`) are ranked on their model's inputs into `seed_variants/shard-NNNNN.parquet`, apart
+from the two models' rankings and never timed. The what-if step ranks
 through the same functions (`load_models`, `candidate_matrix`, `rank`).
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.adapters.storage import Storage
-from testbed.core import model_inputs
+from testbed.core import model_inputs, training_variance
 from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
@@ -25,7 +27,7 @@ from testbed.core.roles import ROLES
 from testbed.core.sampling import uniform_draw
 from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
-from testbed.manifest import Manifest
+from testbed.manifest import Manifest, ModelRef, SeedVariant
 from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
@@ -58,18 +60,27 @@ def columns_for(values: np.ndarray, names: list[str], wanted: list[str]) -> np.n
     return np.ascontiguousarray(values[:, [names.index(n) for n in wanted]])
 
 
+def _load(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures], role: str, *, name: str, where: str,
+          ref: ModelRef | SeedVariant) -> LoadedModel:
+    data = storage.read_bytes(ref.uri)
+    if hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ModelArtifactError(f"manifest: {where}.sha256: {ref.uri} changed since validation")
+    model = load_model(name, data, where)
+    feature_sets.check_model(sets[role], manifest, role, model.features, data)
+    return model
+
+
 def load_models(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures]) -> list[LoadedModel]:
     """Both models, after re-checking the SHA-256 that validate checked, each on its own feature set."""
-    models = []
-    for role in ROLES:
-        ref = getattr(manifest.models, role)
-        data = storage.read_bytes(ref.uri)
-        if hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise ModelArtifactError(f"manifest: models.{role}.sha256: {ref.uri} changed since validation")
-        model = load_model(role, data, f"models.{role}")
-        feature_sets.check_model(sets[role], manifest, role, model.features, data)
-        models.append(model)
-    return models
+    return [_load(storage, manifest, sets, role, name=role, where=f"models.{role}", ref=getattr(manifest.models, role))
+            for role in ROLES]
+
+
+def load_seed_variants(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures]) -> list[LoadedModel]:
+    """Every model's seed variants (testbed.core.training_variance names them), checked as `load_models` checks."""
+    return [_load(storage, manifest, sets, role, name=training_variance.variant_name(role, i + 1),
+                  where=f"models.{role}.seed_variants.{i}", ref=variant)
+            for role in ROLES for i, variant in enumerate(getattr(manifest.models, role).seed_variants)]
 
 
 def feature_inputs(ctx: RunContext, manifest: Manifest, sets: dict[str, ModelFeatures]) -> FeatureInputs:
@@ -122,11 +133,12 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     sets = feature_sets.by_role(ctx.storage, manifest)
     models = load_models(ctx.storage, manifest, sets)
+    variants = load_seed_variants(ctx.storage, manifest, sets)
     inputs = feature_inputs(ctx, manifest, sets)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
         session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
-        matrix = candidate_matrix(session, models, inputs)
+        matrix = candidate_matrix(session, models, inputs)  # a variant reads its model's features
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
@@ -140,6 +152,10 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
+    if variants:  # scored on their model's inputs, through the same ranking; kept apart from rankings.parquet
+        inputs_of = {v.role: matrix.by_role[training_variance.role_of(v.role)] for v in variants}
+        retrained = rank(CandidateMatrix(matrix.user_ids, matrix.item_ids, inputs_of), variants, manifest.evaluation.k)
+        ctx.storage.write_parquet(ctx.layout.shard_variant_scores(shard_index), retrained.rankings, bulky=True)
     io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
         users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"], paired=True,
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))

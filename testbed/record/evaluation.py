@@ -29,12 +29,49 @@ class MetricDelta(Document):
     t_interval: list[float | None]
 
 
+class RetrainPair(Document):
+    """The SHA-256 of the control and of the candidate model file of one retrain."""
+
+    control: str
+    candidate: str
+
+
+class RetrainSpread(Document):
+    """One metric's delta (and relative delta) per retrain, in `retrains` order, and their spread; non-finite
+    values are null, `std` is null with a single finite delta."""
+
+    deltas: list[float | None]
+    relative_deltas: list[float | None]
+    min: float | None
+    max: float | None
+    std: float | None
+    relative_min: float | None
+    relative_max: float | None
+    relative_std: float | None
+
+
+class TrainingVariance(Document):
+    """How much each gated metric's delta on all users moves between retrains of the models (their manifest
+    `seed_variants`; testbed.core.training_variance defines the retrains and the spread)."""
+
+    stratum: str  # "all"
+    method: str
+    retrains: list[RetrainPair]  # retrain 0 is the manifest's models
+    metrics: dict[str, RetrainSpread]  # gated metric -> spread
+
+
 class MetricsDocument(Document):
+    """Every interval here (`deltas`) is over users only: it resamples which users were sampled, with the models
+    held fixed. It does not cover how much the models themselves move between retrains (another LightGBM seed
+    can move a delta by more than its interval); `training_variance`, present when the manifest declares seed
+    variants, measures that."""
+
     k: int
     models: dict[str, dict[str, MetricValues]]  # model -> stratum ("all" first) -> metric -> mean (NaN: no users)
     excluded_users: dict[str, dict[str, int]]  # model -> stratum -> users not evaluated
     deltas: dict[str, dict[str, MetricDelta]]  # stratum -> metric -> delta
     interval: str  # how the intervals were computed
+    training_variance: TrainingVariance | None = absent()  # absent: no seed variants declared
 
 
 class ModelLatency(Document):

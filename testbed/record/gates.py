@@ -64,6 +64,10 @@ class SampleRatioCheck(Document):
 
 
 class GatesDocument(Document):
+    """Each gate row's interval and p-value come from resampling users with the models held fixed: they cover
+    which users were sampled, not how much the models move between retrains (metrics.json's
+    `training_variance` measures that when the manifest declares seed variants)."""
+
     gates: list[GateRow]
     correction: Literal["holm", "bonferroni", "none"]
     power: float

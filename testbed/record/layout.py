@@ -146,6 +146,14 @@ class RunLayout:
     def shard_scores(self, index: int) -> str:
         return self.uri("scores", f"{shard_name(index)}.parquet")
 
+    def shard_variant_scores(self, index: int) -> str:
+        """The shard's top K of every seed variant (models named `control#1`, ...); never part of rankings.parquet."""
+        return self.uri("seed_variants", f"{shard_name(index)}.parquet")
+
+    @property
+    def variant_scores(self) -> str:
+        return self.uri("seed_variants")
+
     @property
     def scores(self) -> str:
         """The prefix every shard's files are under."""

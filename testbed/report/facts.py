@@ -15,7 +15,7 @@ from testbed.core.gates import role_blocks
 from testbed.core.metrics import COVERAGE
 from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, Number
 from testbed.record.drift import DriftDocument, DriftFeature
-from testbed.record.evaluation import MetricDelta, MetricsDocument
+from testbed.record.evaluation import MetricDelta, MetricsDocument, RetrainSpread
 from testbed.record.gates import GateRow, GatesFile
 from testbed.record.slice import SliceStats
 
@@ -188,6 +188,55 @@ def strata_of(metrics: MetricsDocument | None) -> list[str]:
 
 def coverage_name(metrics: MetricsDocument | None) -> str | None:
     return COVERAGE.at(metrics.k) if metrics is not None else None
+
+
+# ---------------------------------------------------------------- retrains
+
+INTERVAL_SCOPE = ("Intervals are over users only: they cover which users were sampled, with the models held fixed, "
+                  "not how much the models move between retrains")
+COMPARABLE_SHARE = 0.5  # retrain deltas spanning half the way to a gate's threshold can change its outcome
+
+
+def interval_scope(metrics: MetricsDocument | None) -> str:
+    """What every report says next to its intervals."""
+    if metrics is not None and metrics.training_variance is not None:
+        retrains = len(metrics.training_variance.retrains)
+        return f"{INTERVAL_SCOPE}; the seed variants' spread over {retrains} retrains is shown beside them."
+    return f"{INTERVAL_SCOPE} (declare models.*.seed_variants to measure that)."
+
+
+def retrain_spread(metrics: MetricsDocument | None, metric: str) -> RetrainSpread | None:
+    if metrics is None or metrics.training_variance is None:
+        return None
+    return metrics.training_variance.metrics.get(metric)
+
+
+def retrain_text(spread: RetrainSpread | None) -> str | None:
+    """`the delta moves by ±0.0040 between retrains`: the retrains' standard deviation; None without one."""
+    if spread is None or not is_number(spread.std):
+        return None
+    return f"the delta moves by ±{num(spread.std)} between retrains"
+
+
+def retrain_warnings(metrics: MetricsDocument | None, gates: GatesFile | None) -> list[str]:
+    """One line per interval gate on all users whose retrain deltas span at least half the distance between its
+    observed delta and its threshold (for a delta near zero: half its margin): a retrain of the same models could
+    change that gate's outcome."""
+    lines = []
+    for gate in gate_rows(gates):
+        spread = retrain_spread(metrics, gate.metric or "")
+        if (spread is None or gate.kind not in INTERVAL_KINDS or gate.stratum != "all"
+                or not is_number(gate.threshold) or not is_number(gate.observed)):
+            continue
+        values = spread.relative_deltas if gate.scale == "relative" else spread.deltas
+        deltas = [float(v) for v in values if is_number(v)]
+        distance = abs(gate.observed - gate.threshold)
+        if len(deltas) > 1 and max(deltas) - min(deltas) >= COMPARABLE_SHARE * distance:
+            what = "relative delta" if gate.scale == "relative" else "delta"
+            lines.append(f"{gate_label(gate)}: the {what} moves from {signed(min(deltas))} to {signed(max(deltas))} "
+                         f"between retrains, comparable to its distance {num(distance)} from the gate's threshold "
+                         f"{signed(gate.threshold)}: retraining the same models could change this outcome")
+    return lines
 
 
 # ---------------------------------------------------------------- forest plot

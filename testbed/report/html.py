@@ -100,6 +100,8 @@ def banner(data: RunData) -> str:
     color = DECISION_COLORS.get(data.decision, "#4a5568")
     reasons = "".join(f"<li>{esc(line)}</li>" for line in plain.reason_lines(data))
     warnings = "".join(f"<li>Warning: {esc(w)}</li>" for w in data.warnings)
+    warnings += "".join(f"<li>Retraining: {esc(line)}</li>"
+                        for line in facts.retrain_warnings(data.metrics, data.gates))
     warnings += "".join(f"<li>Did not count, {esc(facts.role_label(g))}: {esc(plain.reason_line(g))}</li>"
                         for g in facts.non_blocking(data.gates))
     counts = facts.gate_counts(data.gates)
@@ -153,7 +155,8 @@ def gates_section(data: RunData) -> str:
     return (f'<h2 id="gates">Gates</h2>{table}'
             + (f"<p>{' · '.join(extra)}</p>" if extra else "")
             + '<details id="gate-details"><summary>Details: every statistic of every gate row (p-values before '
-              f"and after the correction, MDE, users a rerun needs)</summary>{details}</details>")
+              f"and after the correction, MDE, users a rerun needs)</summary>{details}</details>"
+            + _note(facts.interval_scope(data.metrics)))
 
 
 def forest_section(data: RunData) -> str:
@@ -176,13 +179,16 @@ def metrics_section(data: RunData) -> str:
     rows = []
     for stratum in facts.strata_of(data.metrics):
         for name, d in sorted(facts.deltas(data.metrics, stratum).items()):
+            retrains = facts.retrain_text(facts.retrain_spread(data.metrics, name)) if stratum == "all" else None
+            shown = facts.interval_at(d.interval, data.metric_confidence, sign=True)
             rows.append([esc(stratum), esc(name), esc(facts.num(d.control)), esc(facts.num(d.candidate)),
                          esc(facts.signed(d.delta)), esc(facts.percent(d.relative)),
-                         esc(facts.interval_at(d.interval, data.metric_confidence, sign=True)),
+                         esc(f"{shown}; {retrains}" if retrains else shown),
                          esc(facts.pvalue(d.p_value)), esc(facts.num(d.n))])
     method = data.metrics.interval
     return ('<h2 id="metrics">Metrics</h2>'
             + (f"<p>K = {esc(data.k)}; intervals: {esc(method)}.</p>" if method else "")
+            + _note(facts.interval_scope(data.metrics))
             + _table(["stratum", "metric", "control", "candidate", "delta", "relative", "interval", "p-value", "n"],
                      rows, numeric={2, 3, 4, 5, 6, 7, 8}))
 

@@ -38,7 +38,11 @@ def _gates(data: RunData) -> list[str]:
     hidden = len(ordered) - len(shown)
     if hidden:
         lines += ["", f"…and {hidden} passed gates (see report.html)."]
-    return lines
+    return [*lines, "", facts.interval_scope(data.metrics)]
+
+
+def _with_retrains(interval: str, retrains: str | None) -> str:
+    return f"{interval}; {retrains}" if retrains else interval
 
 
 def _deltas(data: RunData) -> list[str]:
@@ -47,7 +51,8 @@ def _deltas(data: RunData) -> list[str]:
         return []
     heading = f"## Top deltas (all users, K={data.k}; {data.metrics.interval})"
     rows = [[name, facts.num(d.control), facts.num(d.candidate), facts.signed(d.delta), facts.percent(d.relative),
-             facts.interval_at(d.interval, data.metric_confidence, sign=True)] for name, d in top]
+             _with_retrains(facts.interval_at(d.interval, data.metric_confidence, sign=True),
+                            facts.retrain_text(facts.retrain_spread(data.metrics, name)))] for name, d in top]
     coverage = facts.coverage_name(data.metrics)
     control = facts.model_value(data.metrics, "control", coverage or "")
     candidate = facts.model_value(data.metrics, "candidate", coverage or "")
@@ -110,6 +115,7 @@ def _headline(data: RunData) -> list[str]:
     lines = [f"- **{label.capitalize()}:** {text}" for label, text in plain.headline(data).lines()]
     reasons = plain.reason_lines(data)
     notes = [f"**Warning:** {warning}" for warning in data.warnings]
+    notes += [f"**Retraining:** {line}" for line in facts.retrain_warnings(data.metrics, data.gates)]
     notes += [f"**Did not count**, {facts.role_label(g)}: {plain.reason_line(g)}"
               for g in facts.non_blocking(data.gates)]
     listed = reasons + notes

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from testbed.adapters.storage import UriStorage
+from testbed.record.evaluation import MetricsDocument, RetrainPair, RetrainSpread, TrainingVariance
 from testbed.report import facts
 from testbed.report.inputs import inclusion_by_stratum, load_run, popularity_shares, score_histograms
 from tests.unit import report_run
@@ -165,3 +166,29 @@ def test_load_run_reads_everything_and_lists_what_is_missing(tmp_path: Path) -> 
                                  "features/batch_item.parquet"}
     light = load_run(UriStorage(), str(run), derived=False)
     assert light.scores is None and light.inclusion is None and light.gates is not None
+
+
+def _with_retrains(deltas: list[float]) -> MetricsDocument:
+    spread = RetrainSpread(deltas=list(deltas), relative_deltas=[d / 0.3 for d in deltas], min=min(deltas),
+                           max=max(deltas), std=float(np.std(deltas, ddof=1)), relative_min=None, relative_max=None,
+                           relative_std=None)
+    variance = TrainingVariance(stratum="all", method="m", retrains=[RetrainPair(control="c", candidate="d")] * 3,
+                                metrics={"ndcg@10": spread})
+    return report_run.metrics_model().model_copy(update={"training_variance": variance})
+
+
+def test_every_report_says_the_intervals_are_over_users_only() -> None:
+    assert facts.interval_scope(report_run.metrics_model()).startswith("Intervals are over users only")
+    assert "seed_variants" in facts.interval_scope(None)
+    assert facts.retrain_text(facts.retrain_spread(report_run.metrics_model(), "ndcg@10")) is None
+
+
+def test_a_retrain_spread_comparable_to_the_distance_from_the_threshold_is_said() -> None:
+    """The gate on all users observes +0.012 against a threshold of -0.01 (distance 0.022)."""
+    gates = report_run.gates_model()
+    wide = _with_retrains([0.012, 0.001, 0.015])  # range 0.014 >= half of 0.022
+    assert facts.retrain_text(facts.retrain_spread(wide, "ndcg@10")) == "the delta moves by ±0.0074 between retrains"
+    [line] = facts.retrain_warnings(wide, gates)
+    assert line.startswith("ndcg-not-worse (ndcg@10): the delta moves from +0.0010 to +0.0150 between retrains, "
+                           "comparable to its distance 0.0220 from the gate's threshold -0.0100")
+    assert facts.retrain_warnings(_with_retrains([0.012, 0.010, 0.013]), gates) == []  # range 0.003: no
