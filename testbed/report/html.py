@@ -3,12 +3,13 @@ opens the same from S3, a CI artifact or a laptop. A Content-Security-Policy of 
 browser refuse any network load the page might still try.
 
 Sections: decision banner with the headline (why, primary metric, guardrails, next step), one plain sentence per
-gate that held PASS back, warnings (and retraining lines, facts.retrain_warnings) and the gates that did not count (advisory ones, inconclusive guardrails), the
-gate table (failed first, each gate's role next to it, every number in its unit) with a details table of every
-statistic and what the intervals cover, forest plots (one scale each) of the per-stratum deltas with their margins, the metric table, the
-slice's composition and inclusion probabilities, feature drift, the models' score distributions, coverage and item
-popularity, latency, what-if scenarios, and the provenance. A section whose inputs are missing says so; a section
-that fails to render is replaced by a note (and `errors` names it) unless `strict`, which tests use.
+gate that held PASS back, warnings (and retraining lines, facts.retrain_warnings) and the gates that did not count
+(advisory ones, inconclusive guardrails), the gate table (failed first, each gate's role next to it, every number
+in its unit) with a details table of every statistic and what the intervals cover, forest plots (one scale each) of
+the per-stratum deltas with their margins, the metric table, the slice's composition and inclusion probabilities,
+feature drift, the models' score distributions, coverage and item popularity, latency, what-if scenarios, and the
+provenance. A section whose inputs are missing says so; a section that fails to render is replaced by a note (and
+`errors` names it) unless `strict`, which tests use.
 """
 
 from __future__ import annotations

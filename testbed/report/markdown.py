@@ -1,11 +1,12 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
 Decision and headline (why, primary metric, guardrails, next step), one plain sentence per gate that held PASS
-back, warnings (also a retraining line per gate whose seed variants' deltas could change it), the gates that did not pass but did not count (advisory gates, inconclusive guardrails), the failed
-and inconclusive gates first (all gates when there are few, every number in its unit), the largest metric deltas (with their seed-to-seed spread when the run has seed variants),
-the most drifted features (only the largest shift when none drifted), one line each of slice and provenance, and a
-link to report.html. It stays short (under 60 lines for the demo run) and is a pure function of the run data, so
-re-rendering a record gives the same bytes.
+back, warnings (also a retraining line per gate whose seed variants' deltas could change it), the gates that did
+not pass but did not count (advisory gates, inconclusive guardrails), the failed and inconclusive gates first (all
+gates when there are few, every number in its unit), the largest metric deltas (with their seed-to-seed spread when
+the run has seed variants), the most drifted features (only the largest shift when none drifted), one line each of
+slice and provenance, and a link to report.html. It stays short (under 60 lines for the demo run) and is a pure
+function of the run data, so re-rendering a record gives the same bytes.
 """
 
 from __future__ import annotations
