@@ -22,10 +22,14 @@ Per stratum (and, for event fields, per item category), the slice's rows of a gr
 baseline's rows of the same group when the baseline has enough of them, else with the whole baseline;
 p-values are Bonferroni-corrected over the feature's groups.
 
-Daily series: for a feature's underlying event field (e.g. purchase revenue for the revenue features),
-the PSI of each day's values in the slice against the baseline's values of that field. The suggested
-retraining date is where the series crosses the PSI threshold for good (see `retrain_after`): the shift
-has held since then, so a retraining window should start there.
+Daily series: for a feature's underlying event field (e.g. purchase revenue for the revenue features), each
+day's values in the slice against the baseline's values of that field, or each week's (7-day blocks from the
+first day) when the median day is too sparse for the field's bins (see `choose_period`). The PSI of a small
+sample against a large one is biased upward by about (bins - 1) / n, so a flat threshold flags every small
+day of a field with thousands of categories; instead each period's PSI is compared with PSI's null at that
+period's size, drawn (seeded) from the baseline's shares: the period shifted when its PSI reaches the null's
+99th percentile and the null's median (the bias) plus the PSI threshold (see `daily_drift`). The suggested
+retraining date is the start of the strongest lasting run of shifted periods (see `retrain_after`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Definitions (F = weighted empirical CDF, p/q = weighted proportions; `ref` is th
 - PSI: Σ_i (q_i - p_i) ln(q_i / p_i) over bins cut at the reference's deciles, plus one bin for values
   below the reference minimum, one above its maximum and one for missing values; empty bins count 0.0001
   (evidently's floor), so values never seen in the reference weigh heavily.
+- PSI's null at sample size n (`null_psi`): the PSI of n rows drawn from the reference's bin shares (a
+  bootstrap of the reference, binned), repeated; its median is PSI's small-sample bias, about (bins - 1) / n
+  while cells are well filled, and larger with many sparse categories, where empty cells weigh the floor.
 - Jensen-Shannon distance: sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = ½ (p + q), natural log (scipy's default), in
   [0, sqrt(ln 2)].
 """
