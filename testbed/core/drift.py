@@ -326,6 +326,8 @@ def daily_drift(kind: str, baseline: Sample, current: Sample, days: np.ndarray, 
     `threshold`): unlikely at that size when nothing moved, and a practical shift once the small-sample bias
     is taken off. Periods with fewer than `min_rows` rows (or a baseline below `config.min_rows`) get None.
     """
+    if len(days) == 0:
+        return PeriodSeries(DAY, [], [], [], [], [], [], [], [])
     if kind == CATEGORICAL:
         categories = drift_stats.categories_of(baseline.values, current.values)
         expected = drift_stats.category_shares(baseline.values, baseline.weights, categories)
@@ -336,8 +338,6 @@ def daily_drift(kind: str, baseline: Sample, current: Sample, days: np.ndarray, 
         expected = drift_stats.bin_shares(reference, baseline.weights, edges)
         bins = drift_stats.bin_index(np.asarray(current.values, dtype=np.float64), edges)
     k = len(expected)
-    if len(days) == 0:
-        return PeriodSeries(DAY, [], [], [], [], [], [], [], [])
     labels, day_codes = np.unique(np.asarray(days).astype(str, copy=False), return_inverse=True)
     day_numbers = labels.astype("datetime64[D]").astype(np.int64)[day_codes]  # parse each distinct day once
     first = int(day_numbers.min())
