@@ -299,20 +299,41 @@ def null_size(size: int) -> int:
     return max(1, math.floor(NULL_SIZE_STEP ** math.floor(math.log(size) / math.log(NULL_SIZE_STEP) + 1e-9)))
 
 
-def _period_sizes(codes: np.ndarray, periods: int, current: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and effective size (Kish's, capped at the period's distinct users) of each period."""
+def _period_shares(codes: np.ndarray, periods: int, bins: np.ndarray, k: int,
+                   current: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, (weighted) bin shares and effective size of each period.
+
+    The effective size is the rows' count divided by the design effect of the shares: Σ_b p_b(1 - p_b) M² /
+    Σ_u Σ_b (y_ub - p_b m_u)², with y_ub user u's weight in bin b, m_u their weight in the period and M the
+    period's total (the linearised variance of a ratio under cluster sampling). Independent rows give their
+    count (Kish's size with weights); a user whose events all share a bin counts about once. Without users
+    (or when a period's rows all share one bin) it is Kish's size of the rows.
+    """
     rows = np.bincount(codes, minlength=periods)
-    if current.weights is None:
-        size = rows.astype(np.float64)
-    else:
-        w = np.asarray(current.weights, dtype=np.float64)
-        total, squares = np.bincount(codes, w, periods), np.bincount(codes, w * w, periods)
-        size = np.divide(total * total, squares, out=np.zeros(periods), where=squares > 0)
-    if current.clusters is not None:
+    w = np.ones(len(codes)) if current.weights is None else np.asarray(current.weights, dtype=np.float64)
+    counts = np.bincount(codes * k + bins, weights=w, minlength=periods * k).reshape(periods, k)
+    totals = counts.sum(axis=1)
+    shares = np.divide(counts, totals[:, None], out=np.zeros_like(counts), where=totals[:, None] > 0)
+    squares = np.bincount(codes, w * w, periods)
+    size = np.divide(totals * totals, squares, out=np.zeros(periods), where=squares > 0)  # Kish's
+    if current.clusters is not None and len(codes):
         users = np.asarray(current.clusters, dtype=np.int64)
-        pairs = np.unique(codes.astype(np.int64) * (int(users.max()) + 1) + users)
-        size = np.minimum(size, np.bincount(pairs // (int(users.max()) + 1), minlength=periods))
-    return rows, np.floor(size).astype(np.int64)
+        span = int(users.max()) + 1
+        pairs, pair_of_row = np.unique(codes.astype(np.int64) * span + users, return_inverse=True)
+        cells, cell_of_row = np.unique(pair_of_row * k + bins, return_inverse=True)
+        y = np.bincount(cell_of_row, weights=w, minlength=len(cells))  # a user's weight in one bin
+        pair_of_cell, bin_of_cell = cells // k, cells % k
+        period_of_pair = pairs // span
+        m = np.bincount(pair_of_row, weights=w, minlength=len(pairs))
+        p_cell = shares[period_of_pair[pair_of_cell], bin_of_cell]
+        own = np.bincount(pair_of_cell, y * y, len(pairs))  # Σ_b y_ub²
+        cross = np.bincount(pair_of_cell, y * p_cell, len(pairs))  # Σ_b p_b y_ub
+        spread = own - 2 * m * cross + m * m * np.square(shares).sum(axis=1)[period_of_pair]
+        variance = np.bincount(period_of_pair, spread, periods)
+        spread_srs = (1.0 - np.square(shares).sum(axis=1)) * totals * totals
+        clustered = np.divide(spread_srs, variance, out=np.zeros(periods), where=variance > 1e-12 * totals ** 2)
+        size = np.where(clustered > 0, np.minimum(size, clustered), size)
+    return rows, shares, np.floor(size + 1e-9).astype(np.int64)
 
 
 def daily_drift(kind: str, baseline: Sample, current: Sample, days: np.ndarray, *, config: DriftConfig,
@@ -342,16 +363,12 @@ def daily_drift(kind: str, baseline: Sample, current: Sample, days: np.ndarray, 
     day_numbers = labels.astype("datetime64[D]").astype(np.int64)[day_codes]  # parse each distinct day once
     first = int(day_numbers.min())
     offsets = day_numbers - first
-    period = choose_period(*_period_sizes(offsets, int(offsets.max()) + 1, current),
-                           int(np.count_nonzero(expected > 0)), min_rows)
+    day_rows, _, day_sizes = _period_shares(offsets, int(offsets.max()) + 1, bins, k, current)
+    period = choose_period(day_rows, day_sizes, int(np.count_nonzero(expected > 0)), min_rows)
     blocks, codes = np.unique(offsets // PERIOD_DAYS[period], return_inverse=True)
     periods = len(blocks)
-    weights = None if current.weights is None else np.asarray(current.weights, dtype=np.float64)
-    counts = np.bincount(codes * k + bins, weights=weights, minlength=periods * k).reshape(periods, k)
-    totals = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, totals, out=np.zeros_like(counts, dtype=np.float64), where=totals > 0)
+    rows, shares, sizes = _period_shares(codes, periods, bins, k, current)
     psi = drift_stats.psi_rows(expected, shares)
-    rows, sizes = _period_sizes(codes, periods, current)
     evaluated = (rows >= min_rows) & (sizes >= 1) & (int(baseline.present().sum()) >= config.min_rows)
     bias, limit, p_value = (np.full(periods, np.nan) for _ in range(3))
     null_of = np.array([null_size(int(n)) if ok else 0 for n, ok in zip(sizes, evaluated, strict=True)])

@@ -87,7 +87,7 @@ class DailySeries(Document):
     period: Literal["day", "week"]  # week when the median day is too sparse for its bins
     dates: list[str]  # the first day of each period
     rows: list[int]  # the slice's rows in the period
-    effective_rows: list[int]  # the size the null is drawn at (Kish's, capped at the period's users)
+    effective_rows: list[int]  # the size the null is drawn at (rows over the users' design effect)
     psi: list[float | None]  # None: too few rows in the period
     bias: list[float | None]  # the null's median PSI at that size: what PSI reads when nothing moved
     period_threshold: list[float | None]  # max(the null's `null_quantile` quantile, bias + threshold)

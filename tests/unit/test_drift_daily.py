@@ -12,7 +12,7 @@ from testbed.core.drift_report import DailyConfig, EventRows, daily_series
 
 START = np.datetime64("2026-03-02")
 CATEGORIES = np.array([f"cat-{i:04d}" for i in range(2000)])
-EVENTS_PER_USER = 3  # a user's events of a day are not independent: sizes are capped at the day's users
+EVENTS_PER_USER = 3
 
 
 def popularity(seed: int = 1) -> np.ndarray:
@@ -64,9 +64,9 @@ def test_a_stationary_lake_with_2000_categories_flags_no_period_and_suggests_no_
     assert shifted_dates(s) == []
     # the raw PSI is far above 0.2 everywhere (its bias at this size); the threshold moves with it
     assert min(v for v in s["psi"] if v is not None) > s["threshold"]
-    assert all(p >= b + s["threshold"] for p, b in zip(s["period_threshold"], s["bias"], strict=True)
+    assert all(p >= b + s["threshold"] - 1e-6 for p, b in zip(s["period_threshold"], s["bias"], strict=True)
                if p is not None and b is not None)
-    assert s["period"] == "week" and len(s["dates"]) == DAYS // 7  # 100 users a day: 0.05 per category
+    assert s["period"] == "week" and len(s["dates"]) == DAYS // 7  # 300 events a day: 0.15 per category
 
 
 def test_a_stationary_lake_whose_volume_falls_suggests_no_retraining() -> None:
