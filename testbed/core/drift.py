@@ -22,14 +22,19 @@ Per stratum (and, for event fields, per item category), the slice's rows of a gr
 baseline's rows of the same group when the baseline has enough of them, else with the whole baseline;
 p-values are Bonferroni-corrected over the feature's groups.
 
-Daily series: for a feature's underlying event field (e.g. purchase revenue for the revenue features),
-the PSI of each day's values in the slice against the baseline's values of that field. The suggested
-retraining date is where the series crosses the PSI threshold for good (see `retrain_after`): the shift
-has held since then, so a retraining window should start there.
+Daily series: for a feature's underlying event field (e.g. purchase revenue for the revenue features), each
+day's values in the slice against the baseline's values of that field, or each week's (7-day blocks from the
+first day) when the median day is too sparse for the field's bins (see `choose_period`). The PSI of a small
+sample against a large one is biased upward by about (bins - 1) / n, so a flat threshold flags every small
+day of a field with thousands of categories; instead each period's PSI is compared with PSI's null at that
+period's size, drawn (seeded) from the baseline's shares: the period shifted when its PSI reaches the null's
+99th percentile and the null's median (the bias) plus the PSI threshold (see `daily_drift`). The suggested
+retraining date is the start of the strongest lasting run of shifted periods (see `retrain_after`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +46,13 @@ from testbed.core import drift_stats
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 KS, WASSERSTEIN, JENSEN_SHANNON, CHI_SQUARE = "ks", "wasserstein", "jensen_shannon", "chi_square"
 P_VALUE_METHODS = (KS, CHI_SQUARE)
+DAY, WEEK = "day", "week"
+PERIOD_DAYS = {DAY: 1, WEEK: 7}
+MIN_ROWS_PER_BIN = 5  # the classic floor of expected counts per cell for a chi-square-like comparison
+NULL_DRAWS = 500
+NULL_QUANTILE = 0.99
+NULL_SIZE_STEP = 1.1  # periods whose sizes are within 10 % share one null
+NULL_SEED = 16
 
 # event-level fields of table `event`: name -> (type, the event_type its rows are restricted to, or None)
 EVENT_FIELDS: dict[str, tuple[str, str | None]] = {
@@ -243,49 +255,164 @@ def top_groups(rows: list[dict[str, Any]], key: str = "strata", label: str = "st
     return sorted(summary.values(), key=lambda s: (-s["drifted_features"], -s["max_psi"], s[label]))
 
 
-def daily_psi(kind: str, baseline: Sample, current: Sample, days: np.ndarray, *, config: DriftConfig,
-              min_rows: int) -> tuple[list[str], list[float | None]]:
-    """(sorted day labels, PSI of each day's slice values against the baseline; None below `min_rows`)."""
-    dates_array, inverse = np.unique(np.asarray(days).astype(str, copy=False), return_inverse=True)
-    dates = dates_array.tolist()
-    out: list[float | None] = []
+@dataclass(frozen=True)
+class PeriodSeries:
+    """One event field's size-aware series: per period (a day or a week, labelled by its first day) the slice's
+    rows, the effective size the null is drawn at, the PSI against the baseline, the null's median PSI at that
+    size (PSI's small-sample bias), the period's threshold, the p-value and whether the period shifted. Periods
+    with too few rows hold None (and are not shifted)."""
+
+    period: str
+    dates: list[str]
+    rows: list[int]
+    effective_rows: list[int]
+    psi: list[float | None]
+    bias: list[float | None]
+    period_threshold: list[float | None]
+    p_value: list[float | None]
+    shifted: list[bool]
+
+    @property
+    def days(self) -> int:
+        return PERIOD_DAYS[self.period]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"period": self.period, "dates": self.dates, "rows": self.rows,
+                "effective_rows": self.effective_rows, "psi": self.psi, "bias": self.bias,
+                "period_threshold": self.period_threshold, "p_value": self.p_value, "shifted": self.shifted}
+
+
+def choose_period(rows_per_day: np.ndarray, size_per_day: np.ndarray, bins: int, min_rows: int) -> str:
+    """`week` when the median day (of those with rows) has fewer than `min_rows` rows, or an effective size
+    below MIN_ROWS_PER_BIN per bin of the baseline; else `day`."""
+    busy = rows_per_day > 0
+    if not busy.any():
+        return DAY
+    sparse = float(np.median(rows_per_day[busy])) < min_rows
+    return WEEK if sparse or float(np.median(size_per_day[busy])) < MIN_ROWS_PER_BIN * bins else DAY
+
+
+def null_size(size: int) -> int:
+    """The size a period's null is drawn at: the largest power of NULL_SIZE_STEP (floored) not above its own.
+    Periods of similar size share one null; a smaller size has the larger null, so this errs towards
+    flagging less."""
+    return max(1, math.floor(NULL_SIZE_STEP ** math.floor(math.log(size) / math.log(NULL_SIZE_STEP) + 1e-9)))
+
+
+def _period_shares(codes: np.ndarray, periods: int, bins: np.ndarray, k: int,
+                   current: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, (weighted) bin shares and effective size of each period.
+
+    The effective size is the rows' count divided by the design effect of the shares: Σ_b p_b(1 - p_b) M² /
+    Σ_u Σ_b (y_ub - p_b m_u)², with y_ub user u's weight in bin b, m_u their weight in the period and M the
+    period's total (the linearised variance of a ratio under cluster sampling). Independent rows give their
+    count (Kish's size with weights); a user whose events all share a bin counts about once. Without users
+    (or when a period's rows all share one bin) it is Kish's size of the rows.
+    """
+    rows = np.bincount(codes, minlength=periods)
+    w = np.ones(len(codes)) if current.weights is None else np.asarray(current.weights, dtype=np.float64)
+    counts = np.bincount(codes * k + bins, weights=w, minlength=periods * k).reshape(periods, k)
+    totals = counts.sum(axis=1)
+    shares = np.divide(counts, totals[:, None], out=np.zeros_like(counts), where=totals[:, None] > 0)
+    squares = np.bincount(codes, w * w, periods)
+    size = np.divide(totals * totals, squares, out=np.zeros(periods), where=squares > 0)  # Kish's
+    if current.clusters is not None and len(codes):
+        users = np.asarray(current.clusters, dtype=np.int64)
+        span = int(users.max()) + 1
+        pairs, pair_of_row = np.unique(codes.astype(np.int64) * span + users, return_inverse=True)
+        cells, cell_of_row = np.unique(pair_of_row * k + bins, return_inverse=True)
+        y = np.bincount(cell_of_row, weights=w, minlength=len(cells))  # a user's weight in one bin
+        pair_of_cell, bin_of_cell = cells // k, cells % k
+        period_of_pair = pairs // span
+        m = np.bincount(pair_of_row, weights=w, minlength=len(pairs))
+        p_cell = shares[period_of_pair[pair_of_cell], bin_of_cell]
+        own = np.bincount(pair_of_cell, y * y, len(pairs))  # Σ_b y_ub²
+        cross = np.bincount(pair_of_cell, y * p_cell, len(pairs))  # Σ_b p_b y_ub
+        spread = own - 2 * m * cross + m * m * np.square(shares).sum(axis=1)[period_of_pair]
+        variance = np.bincount(period_of_pair, spread, periods)
+        spread_srs = (1.0 - np.square(shares).sum(axis=1)) * totals * totals
+        clustered = np.divide(spread_srs, variance, out=np.zeros(periods), where=variance > 1e-12 * totals ** 2)
+        size = np.where(clustered > 0, np.minimum(size, clustered), size)
+    return rows, shares, np.floor(size + 1e-9).astype(np.int64)
+
+
+def daily_drift(kind: str, baseline: Sample, current: Sample, days: np.ndarray, *, config: DriftConfig,
+                min_rows: int, threshold: float) -> PeriodSeries:
+    """Each period's slice values against the baseline, judged against PSI's null at the period's size.
+
+    Per period: PSI of its (weighted) shares against the baseline's, on the baseline's bins (categories for a
+    categorical field, the PSI decile bins for a numeric one). Its null is NULL_DRAWS samples of the period's
+    effective size drawn from the baseline's shares (seeded by the size: deterministic). The period shifted
+    when its PSI is at or above `period_threshold` = max(the null's NULL_QUANTILE quantile, its median +
+    `threshold`): unlikely at that size when nothing moved, and a practical shift once the small-sample bias
+    is taken off. Periods with fewer than `min_rows` rows (or a baseline below `config.min_rows`) get None.
+    """
+    if len(days) == 0:
+        return PeriodSeries(DAY, [], [], [], [], [], [], [], [])
     if kind == CATEGORICAL:
         categories = drift_stats.categories_of(baseline.values, current.values)
         expected = drift_stats.category_shares(baseline.values, baseline.weights, categories)
+        bins = np.searchsorted(categories, drift_stats.labels_of(current.values))
     else:
         reference = np.asarray(baseline.values, dtype=np.float64)
         edges = drift_stats.psi_edges(reference, baseline.weights, config.bins)
         expected = drift_stats.bin_shares(reference, baseline.weights, edges)
-    for code in range(len(dates)):
-        mask = inverse == code
-        if int(mask.sum()) < min_rows or baseline.rows() < config.min_rows:
-            out.append(None)
-            continue
-        sample = current.where(mask)
-        if kind == CATEGORICAL:
-            actual = drift_stats.category_shares(sample.values, sample.weights, categories)
-        else:
-            actual = drift_stats.bin_shares(np.asarray(sample.values, dtype=np.float64), sample.weights, edges)
-        out.append(round(drift_stats.psi_from_shares(expected, actual), 6))
-    return dates, out
+        bins = drift_stats.bin_index(np.asarray(current.values, dtype=np.float64), edges)
+    k = len(expected)
+    labels, day_codes = np.unique(np.asarray(days).astype(str, copy=False), return_inverse=True)
+    day_numbers = labels.astype("datetime64[D]").astype(np.int64)[day_codes]  # parse each distinct day once
+    first = int(day_numbers.min())
+    offsets = day_numbers - first
+    day_rows, _, day_sizes = _period_shares(offsets, int(offsets.max()) + 1, bins, k, current)
+    period = choose_period(day_rows, day_sizes, int(np.count_nonzero(expected > 0)), min_rows)
+    blocks, codes = np.unique(offsets // PERIOD_DAYS[period], return_inverse=True)
+    periods = len(blocks)
+    rows, shares, sizes = _period_shares(codes, periods, bins, k, current)
+    psi = drift_stats.psi_rows(expected, shares)
+    evaluated = (rows >= min_rows) & (sizes >= 1) & (int(baseline.present().sum()) >= config.min_rows)
+    bias, limit, p_value = (np.full(periods, np.nan) for _ in range(3))
+    null_of = np.array([null_size(int(n)) if ok else 0 for n, ok in zip(sizes, evaluated, strict=True)])
+    for size in np.unique(null_of[evaluated]).tolist():
+        nulls = np.sort(drift_stats.null_psi(expected, size, NULL_DRAWS, np.random.default_rng([NULL_SEED, size])))
+        members = null_of == size
+        bias[members] = np.median(nulls)
+        limit[members] = max(float(np.quantile(nulls, NULL_QUANTILE)), float(np.median(nulls)) + threshold)
+        exceeding = NULL_DRAWS - np.searchsorted(nulls, psi[members], side="left")  # draws at or above the PSI
+        p_value[members] = (1 + exceeding) / (1 + NULL_DRAWS)
+    shifted = evaluated & (psi >= np.where(evaluated, limit, np.inf))
+
+    def values(array: np.ndarray) -> list[float | None]:
+        return [round(float(v), 6) if ok else None for v, ok in zip(array, evaluated, strict=True)]
+
+    dates = (first + blocks * PERIOD_DAYS[period]).astype("datetime64[D]").astype(str).tolist()
+    return PeriodSeries(period, dates, rows.tolist(), sizes.tolist(), values(psi), values(bias), values(limit),
+                        values(p_value), shifted.tolist())
 
 
-def retrain_after(dates: list[str], psi: list[float | None], threshold: float, min_days: int) -> str | None:
-    """The day the series crossed the threshold and stayed there, or None.
+def retrain_after(series: PeriodSeries, min_days: int) -> str | None:
+    """The first day of the strongest lasting shift, or None.
 
-    The earliest day d with PSI(d) >= threshold where the median PSI of the evaluated days from d to the end
-    is at or above the threshold and the median of the days before d is below it, with at least `min_days`
-    evaluated days on each side. Medians make it robust to single noisy days after the shift and to
-    transient bumps (a promotion) before it. Days without a PSI (too few rows) are skipped. A series that is
-    above the threshold from its start gives None: the shift, if any, predates it.
+    Over the evaluated periods (those without a value are skipped), the shift is the stretch from a shifted
+    period to a shifted period in which shifted periods most outnumber quiet ones (the maximum-sum stretch of
+    +1 per shifted, -1 per quiet period): it absorbs single noisy periods inside a shift and leaves out
+    isolated flags around it. It lasts when that margin, in days, is at least `min_days`, and it needs at
+    least `min_days` days of evaluated periods before it: a shift that starts with the series predates it.
+    Ties go to the latest stretch (retraining follows the most recent change), then the longest.
     """
     if min_days < 1:
         raise ValueError("min_days must be at least 1")
-    points = [(d, v) for d, v in zip(dates, psi, strict=True) if v is not None]
-    values = np.array([v for _, v in points], dtype=np.float64)
-    for i in range(min_days, len(points) - min_days + 1):
-        if values[i] < threshold:
-            continue
-        if np.median(values[i:]) >= threshold and np.median(values[:i]) < threshold:
-            return points[i][0]
-    return None
+    points = [(d, s) for d, s, v in zip(series.dates, series.shifted, series.psi, strict=True) if v is not None]
+    before = 0  # shifted minus quiet periods before the current one
+    low: tuple[int, int] | None = None  # the lowest `before` at a shifted period so far, and that period
+    best: tuple[int, int] | None = None  # (margin, first period) of the strongest stretch so far
+    for i, (_, shifted) in enumerate(points):
+        if shifted:
+            if low is None or before < low[0]:
+                low = (before, i)
+            margin = before + 1 - low[0]
+            if best is None or margin >= best[0]:
+                best = (margin, low[1])
+        before += 1 if shifted else -1
+    if best is None or best[0] * series.days < min_days or best[1] * series.days < min_days:
+        return None
+    return points[best[1]][0]

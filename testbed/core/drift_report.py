@@ -7,8 +7,9 @@ were sampled: against the population the item table is left out (`skipped`); aga
 compared as is, which is meaningful when both runs sampled similar numbers of users.
 
 Daily series: for the top features with an underlying event field (revenue features → purchase `revenue`,
-count features → `event_type`, event fields → themselves), the PSI of each day's slice events over
-[time.start, time.end) against the baseline's values of that field in the feature window.
+count features → `event_type`, event fields → themselves), the PSI of each day's (or, on sparse fields, each
+week's) slice events over [time.start, time.end) against the baseline's values of that field in the feature
+window, each judged against PSI's null at that period's size (testbed.core.drift.daily_drift).
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def event_features(base: EventRows, cur: EventRows, config: DriftConfig) -> list
 
 def daily_series(ranked: list[dict[str, Any]], base: EventRows, cur: EventRows, config: DriftConfig,
                  daily: DailyConfig) -> dict[str, Any]:
-    """Per top feature with an event field: the daily PSI series and the suggested retraining date."""
+    """Per top feature with an event field: its size-aware daily (or weekly) series and the suggested
+    retraining date."""
     out: dict[str, Any] = {}
     seen: set[str] = set()
     for row in ranked:
@@ -205,12 +207,12 @@ def daily_series(ranked: list[dict[str, Any]], base: EventRows, cur: EventRows, 
         kind = EVENT_FIELDS[field][0]
         b_sample, _ = base.sample(field, True)
         c_sample, days = cur.sample(field, False)
-        dates, values = drift.daily_psi(kind, b_sample, c_sample, days, config=config,
-                                        min_rows=daily.min_rows)
         threshold = config.psi_threshold(row["feature"])
-        out[row["feature"]] = {"field": field, "dates": dates, "psi": values, "threshold": threshold,
-                               "retrain_after": drift.retrain_after(dates, values, threshold,
-                                                                    daily.retrain_min_days)}
+        series = drift.daily_drift(kind, b_sample, c_sample, days, config=config, min_rows=daily.min_rows,
+                                   threshold=threshold)
+        out[row["feature"]] = {"field": field, **series.as_dict(), "threshold": threshold,
+                               "null_quantile": drift.NULL_QUANTILE,
+                               "retrain_after": drift.retrain_after(series, daily.retrain_min_days)}
     return out
 
 

@@ -14,6 +14,9 @@ Definitions (F = weighted empirical CDF, p/q = weighted proportions; `ref` is th
 - PSI: Σ_i (q_i - p_i) ln(q_i / p_i) over bins cut at the reference's deciles, plus one bin for values
   below the reference minimum, one above its maximum and one for missing values; empty bins count 0.0001
   (evidently's floor), so values never seen in the reference weigh heavily.
+- PSI's null at sample size n (`null_psi`): the PSI of n rows drawn from the reference's bin shares (a
+  bootstrap of the reference, binned), repeated; its median is PSI's small-sample bias, about (bins - 1) / n
+  while cells are well filled, and larger with many sparse categories, where empty cells weigh the floor.
 - Jensen-Shannon distance: sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = ½ (p + q), natural log (scipy's default), in
   [0, sqrt(ln 2)].
 """
@@ -33,6 +36,7 @@ FloatArray = npt.NDArray[np.float64]
 PSI_FLOOR = 1e-4
 STD_FLOOR = 1e-3
 DEFAULT_BINS = 10
+NULL_CELLS = 1 << 21  # shares held at once while drawing a null distribution
 
 
 def _weights(values: np.ndarray, weights: np.ndarray | None) -> FloatArray:
@@ -152,19 +156,28 @@ def psi_edges(ref: np.ndarray, w_ref: np.ndarray | None = None, bins: int = DEFA
     return np.unique(np.concatenate([[lo], interior[(interior > lo) & (interior < hi)], [hi]]))
 
 
-def bin_shares(values: np.ndarray, weights: np.ndarray | None, edges: FloatArray) -> FloatArray:
-    """Weighted share per bin: [missing, < min, [e0, e1), ..., [e_last-1, max], > max]."""
+def bin_index(values: np.ndarray, edges: FloatArray) -> npt.NDArray[np.int64]:
+    """Each value's bin: 0 missing, 1 below the minimum, 2.. the in-range bins, last above the maximum."""
     x = np.asarray(values, dtype=np.float64)
-    w = _weights(x, weights)
-    missing = np.isnan(x)
     in_range = max(len(edges) - 1, 1)  # a constant reference has one in-range bin
     if len(edges) == 0:
         index = np.full(len(x), 2, dtype=np.int64)
     else:
         inner = np.searchsorted(edges[1:-1], x, side="right") + 2  # the maximum joins the last in-range bin
         index = np.where(x < edges[0], 1, np.where(x > edges[-1], in_range + 2, inner))
-    index = np.where(missing, 0, index)
-    counts = np.bincount(index, weights=w, minlength=in_range + 3).astype(np.float64)
+    return np.where(np.isnan(x), 0, index).astype(np.int64)
+
+
+def bin_count(edges: FloatArray) -> int:
+    """How many bins `bin_index` uses for these edges."""
+    return max(len(edges) - 1, 1) + 3
+
+
+def bin_shares(values: np.ndarray, weights: np.ndarray | None, edges: FloatArray) -> FloatArray:
+    """Weighted share per bin: [missing, < min, [e0, e1), ..., [e_last-1, max], > max]."""
+    x = np.asarray(values, dtype=np.float64)
+    w = _weights(x, weights)
+    counts = np.bincount(bin_index(x, edges), weights=w, minlength=bin_count(edges)).astype(np.float64)
     total = counts.sum()
     shares: FloatArray = counts / total if total > 0 else counts
     return shares
@@ -175,6 +188,43 @@ def psi_from_shares(expected: np.ndarray, actual: np.ndarray) -> float:
     e = np.where(expected > 0, expected, PSI_FLOOR)
     a = np.where(actual > 0, actual, PSI_FLOOR)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_rows(expected: np.ndarray, actual: np.ndarray) -> FloatArray:
+    """`psi_from_shares` of each row of `actual` (periods or draws x bins) against `expected`.
+
+    Computed as the PSI of an empty row plus each non-empty cell's difference from its empty term: a small
+    sample of many categories leaves most cells empty, and only the others are visited.
+    """
+    e = np.where(expected > 0, expected, PSI_FLOOR)
+    empty = (PSI_FLOOR - e) * np.log(PSI_FLOOR / e)  # a bin's term when the row has nothing in it
+    rows, cols = np.nonzero(actual > 0)
+    a, e_cells = actual[rows, cols], e[cols]
+    differences = (a - e_cells) * np.log(a / e_cells) - empty[cols]
+    result: FloatArray = np.bincount(rows, weights=differences, minlength=actual.shape[0]).astype(np.float64)
+    return result + float(empty.sum())
+
+
+def null_psi(expected: np.ndarray, size: int, draws: int, rng: np.random.Generator) -> FloatArray:
+    """PSI against `expected` of `draws` samples of `size` rows drawn from it: PSI's distribution at that
+    sample size when nothing moved (a bootstrap of the baseline, binned). Drawn in chunks of at most
+    NULL_CELLS shares, so memory stays bounded for thousands of categories."""
+    p = np.asarray(expected, dtype=np.float64)
+    p = p / p.sum()
+    k = len(p)
+    cumulative = np.cumsum(p)
+    out = np.empty(draws, dtype=np.float64)
+    chunk = max(1, NULL_CELLS // k)
+    for start in range(0, draws, chunk):
+        m = min(chunk, draws - start)
+        if size < k:  # fewer rows than bins: draw the rows (m x size) rather than m x k binomials
+            rows = np.minimum(np.searchsorted(cumulative, rng.random((m, size)), side="right"), k - 1)
+            cells = (np.arange(m)[:, None] * k + rows).ravel()
+            counts = np.bincount(cells, minlength=m * k).reshape(m, k)
+        else:
+            counts = rng.multinomial(size, p, size=m)
+        out[start:start + m] = psi_rows(p, counts / size)
+    return out
 
 
 def psi(ref: np.ndarray, cur: np.ndarray, w_ref: np.ndarray | None = None, w_cur: np.ndarray | None = None,

@@ -81,11 +81,21 @@ class CategoryShift(Document):
 
 
 class DailySeries(Document):
+    """A size-aware series: each period's PSI against PSI's null at that period's size (testbed.core.drift)."""
+
     field: str  # the event field the series is computed on
-    dates: list[str]
-    psi: list[float | None]  # None: too few rows that day
-    threshold: float
-    retrain_after: str | None
+    period: Literal["day", "week"]  # week when the median day is too sparse for its bins
+    dates: list[str]  # the first day of each period
+    rows: list[int]  # the slice's rows in the period
+    effective_rows: list[int]  # the size the null is drawn at (rows over the users' design effect)
+    psi: list[float | None]  # None: too few rows in the period
+    bias: list[float | None]  # the null's median PSI at that size: what PSI reads when nothing moved
+    period_threshold: list[float | None]  # max(the null's `null_quantile` quantile, bias + threshold)
+    p_value: list[float | None]  # share of the null at or above the period's PSI
+    shifted: list[bool]  # PSI at or above the period's threshold
+    threshold: float  # the practical PSI threshold, applied above the bias
+    null_quantile: float
+    retrain_after: str | None  # first day of the latest lasting run of shifted periods
 
 
 class DriftDefaults(Document):
@@ -105,6 +115,6 @@ class DriftDocument(Document):
     skipped: list[SkippedFeature]
     top_strata: list[StratumShift]
     top_categories: list[CategoryShift]
-    daily: dict[str, DailySeries]  # feature -> its event field's daily PSI
+    daily: dict[str, DailySeries]  # feature -> its event field's size-aware daily (or weekly) PSI
     drifted: int
     defaults: DriftDefaults

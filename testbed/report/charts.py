@@ -166,6 +166,8 @@ def inclusion(rows: list[facts.CompositionRow]) -> str:
 
 # ---------------------------------------------------------------- drift
 
+PERIOD_WORDS = {"day": "daily", "week": "weekly"}
+
 def drift_bars(features: list[DriftFeature]) -> str:
     """Features ranked by shift, drifted ones in red, all on one measure (`drift_bar_measure`: PSI where any
     feature has it); features measured otherwise are left to the table."""
@@ -195,20 +197,22 @@ def drift_bar_measure(features: list[DriftFeature]) -> str:
 
 
 def drift_daily(feature: str, series: DailySeries) -> str:
-    """A top feature's daily PSI against its threshold; the suggested retraining date in the title."""
-    dates = series.dates
+    """A top feature's daily (or weekly) PSI against its size-aware threshold, which moves with each period's
+    size; shifted periods marked; the period and the suggested retraining date in the title."""
     psi = [float(v) if facts.is_number(v) else None for v in series.psi]
-    threshold = series.threshold
-    chart = pygal.Line(**_config([CANDIDATE, MARGIN], height=260, x_label_rotation=30, show_minor_x_labels=False,
-                                 x_labels_major_count=8, dots_size=2, include_x_axis=True,
-                                 value_formatter=lambda v: f"{v:.3f}"))
+    limits = [float(v) if facts.is_number(v) else None for v in series.period_threshold]
+    chart = pygal.Line(**_config([CANDIDATE, OUTCOME_COLORS[OUTCOME_FAIL], MARGIN], height=260, x_label_rotation=30,
+                                 show_minor_x_labels=False, x_labels_major_count=8, dots_size=2,
+                                 include_x_axis=True, value_formatter=lambda v: f"{v:.3f}"))
     retrain = series.retrain_after
-    chart.title = f"{feature}: daily PSI" + (f" · retrain after {retrain}" if retrain else "")
-    chart.x_labels = dates
+    chart.title = (f"{feature}: {PERIOD_WORDS[series.period]} PSI"
+                   + (f" · retrain after {retrain}" if retrain else ""))
+    chart.x_labels = series.dates
     chart.add("PSI", psi)
-    if facts.is_number(threshold):
-        chart.add(f"threshold {threshold:g}", [float(threshold)] * len(dates), show_dots=False,
-                  stroke_style={"width": 2, "dasharray": "5,3"})
+    chart.add("shifted", [v if shifted else None for v, shifted in zip(psi, series.shifted, strict=True)],
+              stroke=False, dots_size=4)
+    chart.add(f"size-aware threshold (null {series.null_quantile:.0%}, bias + {series.threshold:g})", limits,
+              show_dots=False, stroke_style={"width": 2, "dasharray": "5,3"})
     return _svg(chart, f"drift-daily-{feature}")
 
 

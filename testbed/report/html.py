@@ -260,12 +260,18 @@ def drift_section(data: RunData) -> str:
         series = daily[name]
         if not series.dates:
             continue
+        words = charts.PERIOD_WORDS[series.period]
         if not any(facts.is_number(v) for v in series.psi):
-            out += _note(f"Daily PSI of {name}: no day had enough data for a value.")
+            out += _note(f"{words.capitalize()} PSI of {name}: no {series.period} had enough data for a value.")
         else:
+            shifted = sum(series.shifted)
             out += _figure(f"drift-daily-{name}", charts.drift_daily(name, series),
-                           f"daily PSI of {esc(name)} against the baseline; retrain after: "
-                           f"{esc(series.retrain_after or 'no crossing')}")
+                           f"{words} PSI of {esc(name)} against the baseline ({esc(series.field)}); dashed: the "
+                           f"size-aware threshold of each {series.period}, the larger of PSI's "
+                           f"{series.null_quantile:.0%} quantile when nothing moved at that {series.period}'s "
+                           f"size and that null's median + {series.threshold:g}; {shifted} of "
+                           f"{len(series.dates)} {series.period}s shifted; retrain after: "
+                           f"{esc(series.retrain_after or 'no lasting shift')}")
     return out
 
 

@@ -142,6 +142,15 @@ def _feature(feature: str, table: str, method: str, statistic: float, threshold:
                         psi_warning=psi >= 0.1, rows=SideRows(baseline=5000, slice=400), strata=strata, rank=rank)
 
 
+def daily_series(field: str, psi: list[float], retrain_after: str) -> DailySeries:
+    """A daily series from 2026-10-01 with these PSIs against a size-aware threshold of 0.25."""
+    n = len(psi)
+    return DailySeries(field=field, period="day", dates=[f"2026-10-{i + 1:02d}" for i in range(n)], rows=[300] * n,
+                       effective_rows=[120] * n, psi=psi, bias=[0.05] * n, period_threshold=[0.25] * n,
+                       p_value=[0.5 if v < 0.25 else 0.002 for v in psi], shifted=[v >= 0.25 for v in psi],
+                       threshold=0.2, null_quantile=0.99, retrain_after=retrain_after)
+
+
 def drift_model() -> DriftDocument:
     features = [
         _feature("i_revenue_30d", "item", "wasserstein", 0.31, 0.1, None, 0.42, True, 1,
@@ -149,11 +158,8 @@ def drift_model() -> DriftDocument:
         _feature("u_views_7d", "user", "ks", 0.08, 0.05, 0.2, 0.03, False, 3, []),
         _feature("i_price", "item", "wasserstein", 0.2, 0.1, None, 0.25, True, 2, []),
     ]
-    daily = {"i_revenue_30d": DailySeries(field="revenue", dates=["2026-10-01", "2026-10-02", "2026-10-03",
-                                                                  "2026-10-04"],
-                                          psi=[0.02, 0.05, 0.31, 0.44], threshold=0.2, retrain_after="2026-10-03"),
-             "i_price": DailySeries(field="price", dates=["2026-10-01", "2026-10-02"], psi=[0.1, 0.3], threshold=0.2,
-                                    retrain_after="2026-10-02")}
+    daily = {"i_revenue_30d": daily_series("revenue", [0.02, 0.05, 0.31, 0.44], "2026-10-03"),
+             "i_price": daily_series("price", [0.1, 0.3], "2026-10-02")}
     tables = {"user": 5000, "item": 10, "user_category": 12000}
     return DriftDocument(
         baseline=Baseline(kind="population", source="unsampled segment", rows=5000, tables=tables),

@@ -241,24 +241,60 @@ def test_daily_psi_by_day_against_the_baseline() -> None:
     base = Sample(np.arange(100, dtype=float))
     days = np.array(["2026-01-01"] * 100 + ["2026-01-02"] * 100 + ["2026-01-03"] * 5)
     values = np.concatenate([np.arange(100, dtype=float), np.full(100, 500.0), np.zeros(5)])
-    dates, psi = drift.daily_psi(drift.NUMERIC, base, Sample(values), days, config=DriftConfig(), min_rows=50)
-    assert dates == ["2026-01-01", "2026-01-02", "2026-01-03"]
-    assert psi[0] == 0.0
-    assert psi[1] == pytest.approx(10 * (1e-4 - 0.1) * math.log(1e-4 / 0.1) + (1 - 1e-4) * math.log(1 / 1e-4),
-                                   abs=1e-6)
-    assert psi[2] is None  # fewer than min_rows
+    series = drift.daily_drift(drift.NUMERIC, base, Sample(values), days, config=DriftConfig(), min_rows=50,
+                               threshold=0.2)
+    assert series.period == "day" and series.dates == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert series.rows == [100, 100, 5] and series.effective_rows == [100, 100, 5]
+    assert series.psi[0] == 0.0
+    assert series.psi[1] == pytest.approx(10 * (1e-4 - 0.1) * math.log(1e-4 / 0.1) + (1 - 1e-4) * math.log(1 / 1e-4),
+                                          abs=1e-6)
+    assert series.psi[2] is None and series.period_threshold[2] is None  # fewer than min_rows
+    assert series.shifted == [False, True, False]
+    bias, limit = series.bias[0], series.period_threshold[0]
+    assert bias is not None and limit is not None and 0 < bias < limit and limit >= bias + 0.2
 
 
-@pytest.mark.parametrize(("series", "expected"), [
-    ([0.0, 0.05, 0.01, 0.3, 0.5, 0.02, 0.4, 0.6, 0.3], "d4"),  # crossed at d4, one dip after: still shifted
-    ([0.0, 0.01, 0.5, 0.6, 0.0, 0.01, 0.02, 0.0, 0.03], None),  # a transient bump (a promotion)
-    ([0.5, 0.6, 0.4, 0.7, 0.5, 0.6], None),  # above from the start: predates the series
-    ([0.0, None, 0.0, 0.0, 0.3, None, 0.3, 0.3], "d5"),  # days without a PSI are skipped
-    ([0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.3], None),  # too few days after the crossing
+def test_psi_rows_equal_psi_from_shares() -> None:
+    expected = drift_stats.category_shares(np.array(list("aabbbcd")), None, np.array(list("abcde")))
+    actual = rng(4).dirichlet(np.ones(5), size=6) * (rng(5).random((6, 5)) > 0.4)
+    rows = drift_stats.psi_rows(expected, actual)
+    assert rows == pytest.approx([drift_stats.psi_from_shares(expected, a) for a in actual], abs=1e-12)
+
+
+def test_the_null_psi_is_psi_of_samples_drawn_from_the_baseline() -> None:
+    shares = np.array([0.5, 0.3, 0.2, 0.0])
+    for size in (2, 400):  # fewer rows than bins (rows drawn) and more (multinomial)
+        nulls = drift_stats.null_psi(shares, size, 300, rng(size))
+        again = drift_stats.null_psi(shares, size, 300, rng(size))
+        assert np.array_equal(nulls, again) and (nulls >= 0).all()
+    # bias ~ (bins - 1) / n: three bins with mass, PSI ~ chi-square(2) / n on average
+    assert float(np.mean(drift_stats.null_psi(shares, 400, 2000, rng(1)))) == pytest.approx(2 / 400, rel=0.15)
+
+
+def series_of(shifted: list[bool | None], period: str = "day") -> drift.PeriodSeries:
+    """A series with these verdicts (None: a period without a value), dated d1, d2... as days of January."""
+    n = len(shifted)
+    value = [None if s is None else 1.0 for s in shifted]
+    return drift.PeriodSeries(period, [f"2026-01-{i + 1:02d}" for i in range(n)], [0] * n, [0] * n, value, value,
+                              value, value, [bool(s) for s in shifted])
+
+
+@pytest.mark.parametrize(("shifted", "expected"), [
+    ([False, False, False, True, True, False, True, True, True], "2026-01-04"),  # one quiet day inside: one shift
+    ([False, False, False, True, True, True, False, False, False, False], "2026-01-04"),  # a shift that ended
+    ([False, False, False, True, False, False, False, True, False], None),  # isolated flags
+    ([True, True, True, True, False, False], None),  # shifted from the start: predates the series
+    ([False, None, False, False, True, None, True, True], "2026-01-05"),  # periods without a value are skipped
+    ([False, False, False, False, False, True, True], None),  # too short
+    ([False, False, False, True, True, True, False, False, False, False, True, True, True, True, True], "2026-01-11"),
 ])
-def test_retrain_after_finds_a_lasting_crossing(series: list[float | None], expected: str | None) -> None:
-    dates = [f"d{i + 1}" for i in range(len(series))]
-    assert drift.retrain_after(dates, series, 0.2, 3) == expected
+def test_retrain_after_finds_the_strongest_lasting_shift(shifted: list[bool | None], expected: str | None) -> None:
+    assert drift.retrain_after(series_of(shifted), 3) == expected
+
+
+def test_one_shifted_week_lasts_three_days() -> None:
+    assert drift.retrain_after(series_of([False, True, False, False], "week"), 3) == "2026-01-02"
+    assert drift.retrain_after(series_of([True, False, False], "week"), 3) is None
 
 
 def test_group_p_values_are_bonferroni_corrected() -> None:
