@@ -17,12 +17,19 @@ from testbed.record import io
 from testbed.record.base import OUTCOMES, FinalDecision
 from testbed.record.evaluation import LatencyDocument, ModelLatency
 from testbed.record.gates import GateRow, GatesDocument, SampleRatioCheck
+from testbed.record.slice import SliceStats
 from testbed.record.steps import GateStepResult
 
 
 def _by_role(latency: LatencyDocument) -> dict[str, ModelLatency]:
     """Each model's timings, in latency.json's key order, which the gate rows follow."""
     return {role: getattr(latency, role) for role in sorted(ROLES)}
+
+
+def eligible_users(stats: SliceStats) -> dict[str, int]:
+    """Users each stratum ("all": the whole population) has in the lake: the most a rerun can sample."""
+    strata = {label: row.eligible_users for label, row in stats.strata.items() if row.eligible_users is not None}
+    return {"all": stats.eligible_users, **strata}
 
 
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
@@ -46,6 +53,7 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
         evaluated_users=int(pc.count_distinct(per_user.column("user_id")).as_py()),
         latency_trusted=timing.measured_in == "lambda",
         latency_paired=timing.paired,
+        eligible_users=eligible_users(stats),
     )
 
 
