@@ -199,6 +199,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         lake = str(Path(args.lake).resolve()) if "://" not in args.lake else args.lake
         result = validate(Invocation.outside_lambda(args.settings), raw, lake)
         print(f"ok: manifest and lake are valid; run id would be {result['run_id']}")
+        for line in result.get("limitations", []):
+            print(f"note: {line}")
     else:
         parse_manifest(raw, source=args.manifest)
         print("ok: manifest is valid (pass --lake to check it against a lake)")

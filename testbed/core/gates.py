@@ -90,6 +90,7 @@ class GateInputs:
     latency_trusted: bool = False  # timings from a deployed Lambda run: absolute ms bounds are gated
     latency_paired: bool = False  # control and candidate timed interleaved on the same requests, in order
     eligible_users: dict[str, int] = field(default_factory=dict)  # stratum ("all" too) -> users the lake has
+    unestimable: dict[str, str] = field(default_factory=dict)  # metric ("revenue") -> why no row can estimate it
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,20 @@ def _limits(gate: Gate) -> tuple[float, float]:
     return gate.margin, 0.0
 
 
-def _test(gate: Gate, stratum: str, cmp: Comparison | None) -> _Test:
+def _test(gate: Gate, stratum: str, cmp: Comparison | None, unestimable: str | None = None) -> _Test:
     assert gate.metric is not None
     limit, harm_limit = _limits(gate)
-    if cmp is None:
+    if cmp is None or unestimable is not None:
+        why_not = unestimable or f"no evaluated users (< min_users {gate.min_users})"
         return _Test(gate, stratum, "absolute", gate.metric, math.nan, math.nan, limit, harm_limit,
-                     math.nan, math.nan, 0, math.nan, math.nan,
-                     short=f"no evaluated users (< min_users {gate.min_users})")
+                     math.nan, math.nan, cmp.n if cmp is not None else 0, math.nan, math.nan, short=why_not)
     key, scale, label = _statistic(gate)
     rep: Replicates = getattr(cmp, key)
     j = cmp.column(gate.metric)
     column = Replicates(rep.estimate[j:j + 1], rep.boot[:, j:j + 1], rep.jack[:, j:j + 1])
     p_pass = float(bca_p_greater(column, limit)[0])
     p_harm = 1.0 - float(bca_p_greater(column, harm_limit)[0])
-    short = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
+    short: str | None = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
     if short is None and not math.isfinite(p_pass):
         short = f"{label} could not be estimated on {cmp.n} users"
     return _Test(gate, stratum, scale, label, float(column.estimate[0]), float(column.std_error[0]), limit,
@@ -255,7 +256,7 @@ def _finish(t: _Test, adjusted: tuple[float, float], intervals: tuple[tuple[floa
             and t.n >= 2:
         why += "; the estimate lies between no harm and the required gain: more users will not pass it"
     if t.short is not None:
-        why = f"{t.short}; {why}"
+        why = f"{t.short}; {why}" if t.column is not None or t.n == 0 else t.short
     statistic = (t.estimate - t.limit) / t.std_error if t.std_error > 0 else math.nan
     return GateResult(
         gate.name, gate.kind, gate.metric, t.stratum, _finite(t.estimate), [lo, hi], t.limit,
@@ -438,7 +439,9 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
             if gate.metric is not None and not metric_named(gate.metric).has_per_user_values:
                 slots.append(replace(_point(gate, stratum, inputs), role=gate.role))
             else:
-                slots.append(_test(gate, stratum, inputs.comparisons.get(stratum)))
+                assert gate.metric is not None
+                slots.append(_test(gate, stratum, inputs.comparisons.get(stratum),
+                                   inputs.unestimable.get(metric_named(gate.metric).name)))
     tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
     families = ([t.p_pass for t in tests], [t.p_harm for t in tests])
     position = {id(t): i for i, t in enumerate(tests)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.core import catalogue, gates
@@ -32,6 +33,17 @@ def eligible_users(stats: SliceStats) -> dict[str, int]:
     return {"all": stats.eligible_users, **strata}
 
 
+def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
+    """Metrics no gate row can estimate on this slice, with why: revenue when no label carries any (the lake's
+    label-window purchases have no price, or none has a quantity above 0; `testbed validate --lake` says which)."""
+    revenue = pc.sum(labels.column("revenue")).as_py() if labels.num_rows else None
+    if revenue:
+        return {}
+    end = f"[{manifest.time.cutoff.isoformat()}, {manifest.time.end.isoformat()})"
+    return {"revenue": f"revenue cannot be estimated: no label-window purchase {end} of the slice has a price and a "
+                       "quantity above 0 (the lake has no prices, or no such purchases; see testbed validate --lake)"}
+
+
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     layout, storage = ctx.layout, ctx.storage
     metrics = io.read(storage, layout.metrics)
@@ -54,6 +66,7 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
         latency_trusted=timing.measured_in == "lambda",
         latency_paired=timing.paired,
         eligible_users=eligible_users(stats),
+        unestimable=unestimable(storage.read_parquet(layout.labels), manifest),
     )
 
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from testbed.record.base import Decision, Document, FinalDecision, absent
+from testbed.record.base import Decision, Document, FinalDecision, absent, omitted_when_empty
 from testbed.record.run import ModelProvenance
 
 
@@ -28,6 +28,8 @@ class ValidatedRun(StepResult):
     bytes_scanned: int
     run_uri: str | None = absent()
     execution: str | None = absent()
+    # what this lake cannot measure for this manifest, one line each (testbed.pipeline.validate_lake_capabilities)
+    limitations: list[str] = omitted_when_empty()
 
 
 class ProvisionResult(StepResult):
