@@ -76,3 +76,23 @@ def test_a_lake_without_purchases_or_carts_says_so(lake: Path, manifest_data: di
     assert lines[1].startswith("note: the lake has no purchase events in the window: purchases grade no label; "
                                "features ")
     assert lines[2].startswith("note: the lake has no add_to_cart events in the window: add_to_cart grades no label")
+
+
+def test_return_lines_are_counted_and_said_to_be_ignored(lake: Path, manifest_data: dict[str, Any],
+                                                         write_manifest: Callable[..., Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Every purchase line of the lake's October 1 partition becomes a return (quantity -1)."""
+    def returned(table: pa.Table) -> pa.Table:
+        purchase = pc.equal(table.column("event_type"), "purchase")
+        i = table.schema.get_field_index("quantity")
+        quantity = pc.if_else(purchase, pa.scalar(-1, table.schema.field(i).type), table.column(i))
+        return table.set_column(i, table.schema.field(i), quantity)
+
+    partition = lake / "events" / "event_date=2026-10-01"
+    purchases = sum(pc.sum(pc.equal(pq.read_table(p, partitioning=None).column("event_type"), "purchase")).as_py()
+                    for p in partition.glob("*.parquet"))
+    assert purchases > 0
+    for path in partition.glob("*.parquet"):
+        pq.write_table(returned(pq.read_table(path, partitioning=None)), path)
+    assert _validate(lake, manifest_data, write_manifest, capsys) == [
+        f"note: {purchases} purchase lines with quantity <= 0 (returns) in the window: ignored for labels and revenue"]
