@@ -201,6 +201,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for warning in result.get("warnings", []):
             print(f"warning: {warning}")
         print(f"ok: manifest and lake are valid; run id would be {result['run_id']}")
+        for line in result.get("limitations", []):
+            print(f"note: {line}")
     else:
         parse_manifest(raw, source=args.manifest)
         print("ok: manifest is valid (pass --lake to check it against a lake)")

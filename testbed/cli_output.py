@@ -75,6 +75,7 @@ def _gate(g: GateRow) -> dict[str, Any]:
             "observed": number(g.observed), "threshold": number(g.threshold), "interval": _interval(g.interval),
             "confidence": number(g.confidence), "p_value": number(facts.p_shown(g)),
             "p_test": ("harm" if facts.shows_harm_p(g) else "pass") if facts.is_number(facts.p_shown(g)) else None,
+            "p_adjustment": facts.p_adjustment(g) if facts.is_number(facts.p_shown(g)) else None,
             "unit": plain.unit_of(g), "summary": plain.sentence(g, with_evidence=True)}
 
 

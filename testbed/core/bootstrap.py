@@ -175,6 +175,45 @@ def bca_interval(rep: Replicates, alpha: float) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
+class BcaTest:
+    """The one-sided BCa test of one statistic with its constants (z0, acceleration, SE) computed once, so that
+    p_greater at many nulls (test inversion, testbed.core.inversion) costs a binary search each. bca_p_greater
+    runs through it: both give the same p-value bit for bit."""
+
+    def __init__(self, boot: np.ndarray, estimate: float, z0: float, acceleration: float, std_error: float):
+        self.sorted = np.sort(boot)
+        self.estimate, self.z0, self.acceleration, self.std_error = estimate, z0, acceleration, std_error
+        self.edge = norm_ppf(0.5 / boot.shape[0])
+
+    @classmethod
+    def of(cls, rep: Replicates, j: int = 0) -> BcaTest | None:
+        """Statistic j's test; None when it is undefined (a non-finite replicate, no resamples)."""
+        if not _defined(rep)[j]:
+            return None
+        z0, acc, se = bias_correction(rep), acceleration(rep), rep.std_error
+        return cls(rep.boot[:, j], rep.estimate[j], z0[j], acc[j], se[j])
+
+    def p_greater(self, theta: float) -> float:
+        """p of H0: theta <= null (see bca_p_greater); NaN for a non-finite null."""
+        if not math.isfinite(theta):
+            return math.nan
+        b = self.sorted.shape[0]
+        below = int(np.searchsorted(self.sorted, theta, side="left"))
+        ties = int(np.searchsorted(self.sorted, theta, side="right")) - below
+        q = (float(below) + 0.5 * float(ties)) / b
+        z0, acc = self.z0, self.acceleration
+        if 0.0 < q < 1.0:
+            w = norm_ppf(q) - z0
+        elif self.std_error > 0:
+            w = (theta - self.estimate) / self.std_error
+            w = min(w, self.edge - z0) if q == 0.0 else max(w, -self.edge - z0)
+        else:
+            w = -math.inf if q == 0.0 else math.inf
+        if not math.isfinite(w) or 1.0 + acc * w <= 0:
+            return 0.0 if w < 0 else 1.0
+        return float(norm_cdf(w / (1.0 + acc * w) - z0))
+
+
 def bca_p_greater(rep: Replicates, null: np.ndarray | float) -> np.ndarray:
     """One-sided p-value of H0: theta <= null against theta > null, by inverting the BCa lower bound.
 
@@ -191,21 +230,7 @@ def bca_p_greater(rep: Replicates, null: np.ndarray | float) -> np.ndarray:
     ok = _defined(rep) & np.isfinite(nulls)
     if not ok.any():
         return out
-    b = rep.boot.shape[0]
     z0, acc, se = bias_correction(rep), acceleration(rep), rep.std_error
-    edge = norm_ppf(0.5 / b)
     for j in np.flatnonzero(ok):
-        column, theta = rep.boot[:, j], nulls[j]
-        q = (float((column < theta).sum()) + 0.5 * float((column == theta).sum())) / b
-        if 0.0 < q < 1.0:
-            w = norm_ppf(q) - z0[j]
-        elif se[j] > 0:
-            w = (theta - rep.estimate[j]) / se[j]
-            w = min(w, edge - z0[j]) if q == 0.0 else max(w, -edge - z0[j])
-        else:
-            w = -math.inf if q == 0.0 else math.inf
-        if not math.isfinite(w) or 1.0 + acc[j] * w <= 0:
-            out[j] = 0.0 if w < 0 else 1.0
-        else:
-            out[j] = norm_cdf(w / (1.0 + acc[j] * w) - z0[j])
+        out[j] = BcaTest(rep.boot[:, j], rep.estimate[j], z0[j], acc[j], se[j]).p_greater(float(nulls[j]))
     return out

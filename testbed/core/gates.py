@@ -14,10 +14,13 @@ A relative margin tests the relative delta (delta / control mean) against the ma
 Each family of tests (pass tests; harm tests) across all gates x strata is corrected for multiple testing
 (Holm by default, or Bonferroni, or none): PASS when the adjusted pass p-value <= alpha, FAIL when the
 adjusted harm p-value <= alpha, INCONCLUSIVE otherwise (the interval still holds both a harm beyond the
-limit and its absence) or when the row has fewer than `min_users` users. `interval` is the two-sided
-(1 - 2 alpha) BCa interval, whose ends are the unadjusted one-sided bounds. Every row reports the minimum
-detectable effect (distance from the limit detected with `power` at the corrected level) and the users a
-rerun needs to be conclusive at the observed effect.
+limit and its absence) or when the row has fewer than `min_users` users. `interval` is the interval the
+decision used: the nulls the row's corrected pass and harm tests do not reject (testbed.core.inversion), so a
+tested row passes iff it lies above the limit and fails iff it lies below the harm limit;
+`interval_unadjusted` is the same for the uncorrected tests (the (1 - 2 alpha) BCa interval). Every row
+reports the minimum detectable effect (distance from the limit detected with `power` at the corrected level)
+and the users a rerun needs to be conclusive at the observed effect, said to be out of reach when more than
+the stratum's eligible users in the lake.
 
 Rows that are not statistical tests, compared on point values (p_value null): `coverage@k` (no per-user
 values), latency (the candidate's p-th percentile request latency, with a distribution-free order-statistic
@@ -40,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from testbed.core.bootstrap import Replicates, bca_interval, bca_p_greater
+from testbed.core.bootstrap import Replicates, bca_p_greater
+from testbed.core.inversion import family_rejects, inverted_interval
 from testbed.core.metrics import metric_named
 from testbed.core.sample_ratio import METHOD as SAMPLE_RATIO_METHOD
 from testbed.core.sample_ratio import SampleRatio
@@ -87,6 +91,8 @@ class GateInputs:
     latency_trusted: bool = False  # timings from a deployed Lambda run: absolute ms bounds are gated
     latency_paired: bool = False  # control and candidate timed interleaved on the same requests, in order
     latency_cpu_ms: dict[str, np.ndarray] = field(default_factory=dict)  # the same requests' scoring CPU time
+    eligible_users: dict[str, int] = field(default_factory=dict)  # stratum ("all" too) -> users the lake has
+    unestimable: dict[str, str] = field(default_factory=dict)  # metric ("revenue") -> why no row can estimate it
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,9 @@ class GateResult:
     metric: str | None
     stratum: str
     observed: float | None
-    interval: list[float] | None
+    interval: list[float] | None  # what the decision used: multiplicity-adjusted for a tested row
     threshold: float | None
-    p_value: float | None
+    p_value: float | None  # unadjusted
     outcome: str  # pass | fail | inconclusive
     n: int | None
     reason: str
@@ -114,6 +120,9 @@ class GateResult:
     required_n: int | None = None
     method: str = ""
     role: str = GOAL  # goal | guardrail | advisory: what the outcome does to the decision
+    interval_unadjusted: list[float] | None = None  # the (1 - 2 alpha) interval of the uncorrected tests
+    correction: str | None = None  # the correction behind p_adjusted, p_harm_adjusted and interval
+    eligible_users: int | None = None  # the stratum's users in the lake: a rerun cannot sample more
 
     def as_dict(self) -> dict[str, object]:
         def clean(v: Any) -> Any:
@@ -144,7 +153,6 @@ class _Test:
     std_error: float
     limit: float  # the pass test's null value
     harm_limit: float  # the harm test's null value
-    interval: tuple[float, float]
     p_pass: float
     p_harm: float
     n: int
@@ -152,6 +160,7 @@ class _Test:
     relative: float
     short: str | None = None  # set when the row cannot be tested (too few users)
     widening: float = 1.0  # the small-sample factor inside std_error (testbed.core.stats)
+    column: Replicates | None = None  # the tested statistic's replicates (None: no evaluated users)
 
 
 def _statistic(gate: Gate) -> tuple[str, str, str]:
@@ -175,27 +184,25 @@ def _limits(gate: Gate) -> tuple[float, float]:
     return gate.margin, 0.0
 
 
-def _test(gate: Gate, stratum: str, cmp: Comparison | None) -> _Test:
+def _test(gate: Gate, stratum: str, cmp: Comparison | None, unestimable: str | None = None) -> _Test:
     assert gate.metric is not None
     limit, harm_limit = _limits(gate)
-    if cmp is None:
+    if cmp is None or unestimable is not None:
+        why_not = unestimable or f"no evaluated users (< min_users {gate.min_users})"
         return _Test(gate, stratum, "absolute", gate.metric, math.nan, math.nan, limit, harm_limit,
-                     (math.nan, math.nan), math.nan, math.nan, 0, math.nan, math.nan,
-                     short=f"no evaluated users (< min_users {gate.min_users})")
+                     math.nan, math.nan, cmp.n if cmp is not None else 0, math.nan, math.nan, short=why_not)
     key, scale, label = _statistic(gate)
     rep: Replicates = getattr(cmp, key)
     j = cmp.column(gate.metric)
     column = Replicates(rep.estimate[j:j + 1], rep.boot[:, j:j + 1], rep.jack[:, j:j + 1])
-    lo, hi = bca_interval(column, gate.alpha)
     p_pass = float(bca_p_greater(column, limit)[0])
     p_harm = 1.0 - float(bca_p_greater(column, harm_limit)[0])
-    short = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
+    short: str | None = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
     if short is None and not math.isfinite(p_pass):
         short = f"{label} could not be estimated on {cmp.n} users"
     return _Test(gate, stratum, scale, label, float(column.estimate[0]), float(column.std_error[0]), limit,
-                 harm_limit, (float(lo[0]), float(hi[0])), p_pass, p_harm, cmp.n,
-                 float(cmp.delta.estimate[j]), float(cmp.relative.estimate[j]), short,
-                 float(cmp.widening[key][j]))
+                 harm_limit, p_pass, p_harm, cmp.n, float(cmp.delta.estimate[j]), float(cmp.relative.estimate[j]),
+                 short, float(cmp.widening[key][j]), column)
 
 
 def _distance(t: _Test) -> float:
@@ -206,8 +213,17 @@ def _distance(t: _Test) -> float:
     return t.estimate - nearest
 
 
-def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: GateSettings,
-            resamples: int) -> GateResult:
+def _reach(need: int | None, eligible: int | None) -> str:
+    """What the reason says about users a rerun needs: capped by the users the stratum has in the lake."""
+    if need is None:
+        return ""
+    if eligible is not None and need > eligible:
+        return f"; not reachable: only {eligible} eligible users (~{need} would be conclusive)"
+    return f"; ~{need} users would be conclusive"
+
+
+def _finish(t: _Test, adjusted: tuple[float, float], intervals: tuple[tuple[float, float], tuple[float, float]], *,
+            family: int, settings: GateSettings, resamples: int, eligible: int | None) -> GateResult:
     p_adj, p_harm_adj = adjusted
     gate = t.gate
     level = per_test_alpha(gate.alpha, family, settings.correction)
@@ -224,20 +240,25 @@ def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: G
         outcome = "fail"
     else:
         outcome = "inconclusive"
-    lo, hi = t.interval
+    (lo, hi), unadjusted = intervals
     conf = round(1 - 2 * gate.alpha, 6)
     what = "relative delta" if t.scale == "relative" else ("value" if gate.kind == "threshold" else "delta")
     tested = settings.correction != "none" and t.short is None
-    corr = f" ({settings.correction} {_fmt(p_adj)})" if tested else ""
-    corr_harm = f" ({settings.correction} {_fmt(p_harm_adj)})" if tested else ""
-    why = (f"{gate.metric} {what} {_fmt(t.estimate)}, {conf:.0%} CI [{_fmt(lo)}, {_fmt(hi)}], limit {_fmt(t.limit)};"
-           f" p {_fmt(t.p_pass)}{corr}, harm p {_fmt(t.p_harm)}{corr_harm}; n {t.n}; MDE {_fmt(mde)}")
-    if outcome == "inconclusive" and need is not None:
-        why += f"; ~{need} users would be conclusive"
-    elif outcome == "inconclusive" and gate.kind == "superiority" and math.isnan(distance) and t.n >= 2:
+    adjusted_by = (f" ({settings.correction}-adjusted; unadjusted [{_fmt(unadjusted[0])}, {_fmt(unadjusted[1])}])"
+                   if tested else " (unadjusted)")
+    corr = f" ({settings.correction}-adjusted {_fmt(p_adj)})" if tested else ""
+    corr_harm = f" ({settings.correction}-adjusted {_fmt(p_harm_adj)})" if tested else ""
+    harm_limit = f", harm limit {_fmt(t.harm_limit)}" if t.harm_limit != t.limit else ""
+    why = (f"{gate.metric} {what} {_fmt(t.estimate)}, {conf:.0%} CI [{_fmt(lo)}, {_fmt(hi)}]{adjusted_by}"
+           f", limit {_fmt(t.limit)}{harm_limit}; unadjusted p {_fmt(t.p_pass)}{corr}, "
+           f"harm p {_fmt(t.p_harm)}{corr_harm}; n {t.n}; MDE {_fmt(mde)}")
+    if outcome == "inconclusive":
+        why += _reach(need, eligible)
+    if outcome == "inconclusive" and need is None and gate.kind == "superiority" and math.isnan(distance) \
+            and t.n >= 2:
         why += "; the estimate lies between no harm and the required gain: more users will not pass it"
     if t.short is not None:
-        why = f"{t.short}; {why}"
+        why = f"{t.short}; {why}" if t.column is not None or t.n == 0 else t.short
     statistic = (t.estimate - t.limit) / t.std_error if t.std_error > 0 else math.nan
     return GateResult(
         gate.name, gate.kind, gate.metric, t.stratum, _finite(t.estimate), [lo, hi], t.limit,
@@ -245,7 +266,25 @@ def _finish(t: _Test, adjusted: tuple[float, float], *, family: int, settings: G
         p_adjusted=_finite(p_adj), p_harm=_finite(t.p_harm), p_harm_adjusted=_finite(p_harm_adj),
         alpha=gate.alpha, confidence=conf, scale=t.scale, mde=_finite(mde), required_n=need,
         method=f"{t.label}: BCa bootstrap ({resamples} resamples), one-sided tests at alpha {gate.alpha}, "
-               f"{settings.correction} across gates x strata")
+               f"{settings.correction} across gates x strata; interval: the nulls the "
+               f"{'adjusted' if tested else 'unadjusted'} tests do not reject",
+        interval_unadjusted=list(unadjusted), correction=settings.correction if t.short is None else None,
+        eligible_users=eligible)
+
+
+def _intervals(t: _Test, position: int | None, families: tuple[list[float], list[float]],
+               correction: Correction) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(the interval the decision used, the unadjusted one): the nulls the row's corrected (uncorrected) pass
+    and harm tests do not reject (testbed.core.inversion). A row outside the family shows the unadjusted one."""
+    if t.column is None:
+        return (math.nan, math.nan), (math.nan, math.nan)
+    alpha = t.gate.alpha
+    unadjusted = inverted_interval(t.column, lambda p: p <= alpha, lambda p: p <= alpha)
+    if position is None or correction == "none":
+        return unadjusted, unadjusted
+    passes, harms = families
+    return inverted_interval(t.column, family_rejects(passes, position, correction, alpha),
+                             family_rejects(harms, position, correction, alpha)), unadjusted
 
 
 def _point(gate: Gate, stratum: str, inputs: GateInputs) -> GateResult:
@@ -408,10 +447,14 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
             if gate.metric is not None and not metric_named(gate.metric).has_per_user_values:
                 slots.append(replace(_point(gate, stratum, inputs), role=gate.role))
             else:
-                slots.append(_test(gate, stratum, inputs.comparisons.get(stratum)))
+                assert gate.metric is not None
+                slots.append(_test(gate, stratum, inputs.comparisons.get(stratum),
+                                   inputs.unestimable.get(metric_named(gate.metric).name)))
     tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
-    adjusted = dict(zip(map(id, tests), zip(adjust_p_values([t.p_pass for t in tests], settings.correction),
-                                            adjust_p_values([t.p_harm for t in tests], settings.correction),
+    families = ([t.p_pass for t in tests], [t.p_harm for t in tests])
+    position = {id(t): i for i, t in enumerate(tests)}
+    adjusted = dict(zip(map(id, tests), zip(adjust_p_values(families[0], settings.correction),
+                                            adjust_p_values(families[1], settings.correction),
                                             strict=True), strict=True))
     resamples = next(iter(inputs.comparisons.values())).resamples if inputs.comparisons else 0
     results: list[GateResult] = []
@@ -423,8 +466,10 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
         if isinstance(slot, GateResult):
             results.append(slot)
             continue
-        results.append(replace(_finish(slot, adjusted.get(id(slot), (math.nan, math.nan)), family=len(tests),
-                                       settings=settings, resamples=resamples), role=slot.gate.role))
+        intervals = _intervals(slot, position.get(id(slot)), families, settings.correction)
+        results.append(replace(_finish(slot, adjusted.get(id(slot), (math.nan, math.nan)), intervals,
+                                       family=len(tests), settings=settings, resamples=resamples,
+                                       eligible=inputs.eligible_users.get(slot.stratum)), role=slot.gate.role))
     return results
 
 

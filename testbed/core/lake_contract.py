@@ -1,4 +1,8 @@
-"""The SPEC §2 lake contract as data, plus the SQL checks that prove a lake honours it."""
+"""The SPEC §2 lake contract as data, plus the SQL checks that prove a lake honours it.
+
+Returns: a purchase line with quantity <= 0 (a return or a cancelled line; a null quantity counts as 1) is not a
+relevant purchase: it grades no label (`purchase_line_sql`) and carries no revenue (`revenue_cents_sql`).
+`testbed validate --lake` counts such lines in the run's window and says so."""
 
 from __future__ import annotations
 
@@ -74,8 +78,15 @@ def _not_finite(column: str) -> str:
     return f"{value} - {value} <> 0"
 
 
-def revenue_cents_sql(alias: str) -> str:
-    """Purchase revenue of one event in integer cents (exact on every engine); 0 for other event types."""
+def purchase_line_sql(alias: str) -> str:
+    """A purchase line that counts: event_type purchase with quantity above 0 (null counts as 1); not a return."""
     a = f"{alias}." if alias else ""
-    return (f"CASE WHEN {a}event_type = 'purchase' THEN CAST(round(coalesce({a}price, 0) * coalesce({a}quantity, 1)"
+    return f"({a}event_type = 'purchase' AND coalesce({a}quantity, 1) > 0)"
+
+
+def revenue_cents_sql(alias: str) -> str:
+    """Purchase revenue of one event in integer cents (exact on every engine); 0 for other event types and for
+    return lines (quantity <= 0)."""
+    a = f"{alias}." if alias else ""
+    return (f"CASE WHEN {purchase_line_sql(alias)} THEN CAST(round(coalesce({a}price, 0) * coalesce({a}quantity, 1)"
             f" * 100) AS BIGINT) ELSE 0 END")

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from testbed.core.duck import fetch
 from testbed.core.feature_spec import US_PER_DAY, epoch_us
-from testbed.core.lake_contract import revenue_cents_sql
+from testbed.core.lake_contract import purchase_line_sql, revenue_cents_sql
 from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
 
 
@@ -182,9 +182,11 @@ ORDER BY c.user_id, c.item_id""")
     def labels(self, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:
         """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases)."""
         grade = " ".join(f"WHEN '{event_type}' THEN {int(value)}" for event_type, value in relevance.items())
+        graded = f"CASE WHEN event_type = 'purchase' AND NOT {purchase_line_sql('')} THEN 0 ELSE CASE event_type " \
+                 f"{grade} ELSE 0 END END"  # a return line (quantity <= 0) grades nothing
         return fetch(self._con, f"""
 SELECT user_id, item_id, relevance, revenue FROM (
-  SELECT user_id, item_id, CAST(MAX(CASE event_type {grade} ELSE 0 END) AS INTEGER) AS relevance,
+  SELECT user_id, item_id, CAST(MAX({graded}) AS INTEGER) AS relevance,
          CAST(SUM({revenue_cents_sql('')}) AS DOUBLE) / 100.0 AS revenue
   FROM events WHERE epoch_us(event_time) >= {epoch_us(cutoff)} AND epoch_us(event_time) < {epoch_us(end)}
   GROUP BY user_id, item_id)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.core import catalogue, gates
@@ -18,12 +19,30 @@ from testbed.record import io
 from testbed.record.base import OUTCOMES, FinalDecision
 from testbed.record.evaluation import LatencyDocument, ModelLatency
 from testbed.record.gates import GateRow, GatesDocument, SampleRatioCheck
+from testbed.record.slice import SliceStats
 from testbed.record.steps import GateStepResult
 
 
 def _by_role(latency: LatencyDocument) -> dict[str, ModelLatency]:
     """Each model's timings, in latency.json's key order, which the gate rows follow."""
     return {role: getattr(latency, role) for role in sorted(ROLES)}
+
+
+def eligible_users(stats: SliceStats) -> dict[str, int]:
+    """Users each stratum ("all": the whole population) has in the lake: the most a rerun can sample."""
+    strata = {label: row.eligible_users for label, row in stats.strata.items() if row.eligible_users is not None}
+    return {"all": stats.eligible_users, **strata}
+
+
+def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
+    """Metrics no gate row can estimate on this slice, with why: revenue when no label carries any (the lake's
+    label-window purchases have no price, or none has a quantity above 0; `testbed validate --lake` says which)."""
+    revenue = pc.sum(labels.column("revenue")).as_py() if labels.num_rows else None
+    if revenue:
+        return {}
+    end = f"[{manifest.time.cutoff.isoformat()}, {manifest.time.end.isoformat()})"
+    return {"revenue": f"revenue cannot be estimated: no label-window purchase {end} of the slice has a price and a "
+                       "quantity above 0 (the lake has no prices, or no such purchases; see testbed validate --lake)"}
 
 
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
@@ -48,6 +67,8 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
         evaluated_users=int(pc.count_distinct(per_user.column("user_id")).as_py()),
         latency_trusted=timing.measured_in == "lambda",
         latency_paired=timing.paired,
+        eligible_users=eligible_users(stats),
+        unestimable=unestimable(storage.read_parquet(layout.labels), manifest),
     )
 
 

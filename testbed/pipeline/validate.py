@@ -31,6 +31,7 @@ from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryIn
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import claim, feature_sets
+from testbed.pipeline.validate_lake_capabilities import lake_limitations
 from testbed.pipeline.validate_pii import check_unmasked_pii
 from testbed.pipeline.validate_training import check_training
 from testbed.record import io
@@ -261,9 +262,10 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_unmasked_pii(engine, manifest, columns)
         check_rows(engine, manifest)
         check_segment(engine, manifest)
+        sets = feature_sets.by_role(storage, manifest)
+        limitations = lake_limitations(engine, manifest, [features.spec for features in sets.values()])
     finally:
         engine.close()
-    sets = feature_sets.by_role(storage, manifest)
     check_feature_set(storage, manifest, columns, sets)
     models, warnings = resolve_models(storage, manifest, sets)
     existing = None
@@ -280,4 +282,5 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         code_version=code, models=models, existing_decision=existing,
         bytes_scanned=int(getattr(engine, "bytes_scanned", 0)), run_uri=layout.root if layout else None,
         execution=execution.id if execution is not None and existing is None else None, warnings=warnings,
+        limitations=limitations,
     ).model_dump(mode="json")

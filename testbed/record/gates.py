@@ -24,9 +24,9 @@ class GateRow(Document):
     metric: str | None
     stratum: str
     observed: float | None
-    interval: list[float | None] | None
+    interval: list[float | None] | None  # the interval the decision used: multiplicity-adjusted when tested
     threshold: float | None
-    p_value: float | None
+    p_value: float | None  # unadjusted (p_adjusted: after the correction)
     outcome: Outcome
     n: int | None
     reason: str
@@ -42,6 +42,11 @@ class GateRow(Document):
     required_n: int | None
     method: str
     role: GateRole = "goal"  # what the outcome did to the decision; records from before roles: all goals
+    # the (1 - 2 alpha) interval of the uncorrected tests (records from before: none)
+    interval_unadjusted: list[float | None] | None = None
+    # the correction behind p_adjusted, p_harm_adjusted and interval; None: the row was not in the family
+    correction: Literal["holm", "bonferroni", "none"] | None = None
+    eligible_users: int | None = None  # the stratum's users in the lake, which caps users a rerun can have
 
 
 class SampleRatioStratum(Document):

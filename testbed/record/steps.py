@@ -30,6 +30,8 @@ class ValidatedRun(StepResult):
     run_uri: str | None = absent()
     execution: str | None = absent()
     warnings: list[str] = omitted_when_empty()  # what the gate step copies into gates.json's warnings
+    # what this lake cannot measure for this manifest, one line each (testbed.pipeline.validate_lake_capabilities)
+    limitations: list[str] = omitted_when_empty()
 
 
 class ProvisionResult(StepResult):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
-from testbed.core.gates import role_blocks
+from testbed.core.gates import STATISTICAL_KINDS, role_blocks
 from testbed.core.metrics import COVERAGE
 from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, Number
 from testbed.record.drift import DriftDocument, DriftFeature
@@ -140,10 +140,19 @@ def p_label(gate: GateRow) -> str:
     return "harm p" if shows_harm_p(gate) else "p"
 
 
+def p_adjustment(gate: GateRow) -> str:
+    """Whether `p_shown` is multiplicity-adjusted: `holm-adjusted`, `bonferroni-adjusted`, `unadjusted` (a row
+    outside the family, or a run without a correction); `adjusted` for records that did not name the correction."""
+    recorded = gate.p_harm_adjusted if shows_harm_p(gate) else gate.p_adjusted
+    if recorded is None or gate.kind not in STATISTICAL_KINDS or gate.correction == "none":
+        return "unadjusted"
+    return f"{gate.correction}-adjusted" if gate.correction else "adjusted"
+
+
 def p_text(gate: GateRow) -> str:
-    """`harm p 0.0012`, `p <0.0001`, or n/a for a gate compared on point values."""
+    """`harm p 0.0012, holm-adjusted`, `p <0.0001, unadjusted`, or n/a for a gate compared on point values."""
     value = p_shown(gate)
-    return f"{p_label(gate)} {pvalue(value)}" if is_number(value) else "n/a"
+    return f"{p_label(gate)} {pvalue(value)}, {p_adjustment(gate)}" if is_number(value) else "n/a"
 
 
 # ---------------------------------------------------------------- metrics

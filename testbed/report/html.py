@@ -132,7 +132,8 @@ def _detail_cells(g: GateRow) -> list[str]:
             esc(facts.num(g.n)), esc(facts.num(g.observed)), esc(facts.interval_at(g.interval, g.confidence)),
             esc(facts.num(g.threshold)), esc(facts.pvalue(g.p_value)), esc(facts.pvalue(g.p_adjusted)),
             esc(facts.pvalue(g.p_harm)), esc(facts.pvalue(g.p_harm_adjusted)), esc(facts.num(g.mde)),
-            esc(facts.num(g.required_n)), esc(g.method), esc(g.reason)]
+            esc(f"not reachable ({g.eligible_users} eligible)" if plain.unreachable(g) else facts.num(g.required_n)),
+            esc(g.method), esc(g.reason)]
 
 
 def gates_section(data: RunData) -> str:
@@ -150,8 +151,9 @@ def gates_section(data: RunData) -> str:
     table = _table(["outcome", "gate", "role", "stratum", "observed", "interval", "allowed", "evidence", "why"],
                    [_gate_cells(g) for g in ordered], numeric={4, 5, 6, 7},
                    row_classes=[g.outcome for g in ordered])
-    details = _table(["gate", "kind", "metric", "stratum", "unit", "n", "estimate", "interval", "limit", "p",
-                      "p adjusted", "harm p", "harm p adjusted", "MDE", "users needed", "method", "statistics"],
+    details = _table(["gate", "kind", "metric", "stratum", "unit", "n", "estimate", "interval (as decided)", "limit",
+                      "p unadjusted", "p adjusted", "harm p unadjusted", "harm p adjusted", "MDE", "users needed",
+                      "method", "statistics"],
                      [_detail_cells(g) for g in ordered], numeric=set(range(5, 15)))
     return (f'<h2 id="gates">Gates</h2>{table}'
             + (f"<p>{' · '.join(extra)}</p>" if extra else "")

@@ -26,6 +26,7 @@ UNIT_LABELS: dict[Unit, str] = {"abs_delta": "absolute Δ", "rel_delta": "relati
                                 "ms": "ms", "ratio": "candidate/control", "rate": "error rate",
                                 "rows": "mismatching rows", "users": "users"}
 COMPARISONS = ("non_inferiority", "superiority")
+ADJUSTING = ("holm", "bonferroni")  # corrections that change p-values and intervals
 
 
 # ---------------------------------------------------------------- units
@@ -97,7 +98,20 @@ def interval_text(gate: GateRow) -> str:
     sign = unit in ("abs_delta", "rel_delta")
     low, high = (quantity(unit, v, sign=sign) for v in gate.interval)
     shown = facts.level(gate.confidence)
-    return (f"{shown} CI " if shown else "") + f"[{low}, {high}]"
+    adjusted = f", {gate.correction}-adjusted" if gate.correction in ADJUSTING else ""
+    return (f"{shown} CI " if shown else "") + f"[{low}, {high}]{adjusted}"
+
+
+def ci_name(gate: GateRow) -> str:
+    """`90% CI`, `90% holm-adjusted CI` (the interval the decision used), or `interval` without a level."""
+    shown = facts.level(gate.confidence)
+    adjusted = f"{gate.correction}-adjusted " if gate.correction in ADJUSTING else ""
+    return f"{shown} {adjusted}CI" if shown else "interval"
+
+
+def unreachable(gate: GateRow) -> bool:
+    """The users a rerun would need exceed the users the stratum has in the lake."""
+    return gate.required_n is not None and gate.eligible_users is not None and gate.required_n > gate.eligible_users
 
 
 # ---------------------------------------------------------------- sentences
@@ -118,7 +132,7 @@ def _ci(gate: GateRow, unit: Unit, magnitude: bool) -> str:
     if gate.interval is None or not all(facts.is_number(v) for v in gate.interval):
         return ""
     low, high = (float(v) for v in gate.interval)  # type: ignore[arg-type]
-    shown = f"{facts.level(gate.confidence)} CI" if facts.level(gate.confidence) else "interval"
+    shown = ci_name(gate)
     if magnitude and (low > 0) == (high > 0) and low != 0 and high != 0:
         a, b = sorted((abs(low), abs(high)))
         return f" ({shown} {_amount(unit, a)}–{_amount(unit, b)})"
@@ -134,9 +148,11 @@ def _who(gate: GateRow) -> str:
 
 
 def _more_users(gate: GateRow) -> str:
-    if gate.required_n is not None and gate.n is not None and gate.required_n > gate.n:
-        return f"; about {gate.required_n} users would settle it"
-    return ""
+    if gate.required_n is None or gate.n is None or gate.required_n <= gate.n:
+        return ""
+    if unreachable(gate):
+        return f"; not reachable: only {gate.eligible_users} eligible users"
+    return f"; about {gate.required_n} users would settle it"
 
 
 def _comparison(gate: GateRow) -> str:
@@ -346,10 +362,15 @@ def _next(data: RunData, rows: list[GateRow]) -> str:
         return "do not promote; report.html shows the per-stratum deltas and drift behind each failed gate"
     if decision == ERROR:
         return "fix the error and rerun; no decision was made"
-    needed = [g.required_n for g in rows if g.required_n is not None and g.n is not None and g.required_n > g.n]
+    short = [g for g in rows if g.required_n is not None and g.n is not None and g.required_n > g.n]
+    needed = [g.required_n for g in short if g.required_n is not None and not unreachable(g)]
     if needed:
         return (f"rerun with more users (about {max(needed)}: raise sampling.rate or widen the time window) "
                 "before deciding")
+    if short:
+        capped = min(short, key=lambda g: g.eligible_users or 0)
+        return (f"more users of this lake cannot settle it ({_who(capped)} has only {capped.eligible_users} "
+                "eligible users): widen the time window or revisit the gate's margin and min_users")
     return "resolve the reasons below and rerun; do not promote on this run"
 
 

@@ -11,6 +11,8 @@ from scipy import stats as scipy_stats
 from testbed.core import gates, stats
 from testbed.core.sample_ratio import sample_ratio_test
 from testbed.manifest import Gate
+from testbed.pipeline.gate import eligible_users
+from tests.unit import report_run
 
 GATES_JSON_KEYS = {"name", "kind", "metric", "stratum", "observed", "relative", "interval", "threshold", "statistic",
                    "p_value", "p_adjusted", "alpha", "outcome", "n", "mde", "required_n", "method", "reason"}
@@ -245,3 +247,46 @@ def test_result_dicts_carry_the_gates_json_shape_without_nan() -> None:
                                "fail", 0, "")
     data = nan_row.as_dict()
     assert data["observed"] is None and data["p_value"] is None and data["interval"] == [None, 1.0]
+
+
+def test_users_needed_are_capped_by_the_strata_eligible_population() -> None:
+    """The gold stratum has only 11 users in the lake: the advice says so instead of a number no rerun reaches."""
+    gate = _gate(kind="non_inferiority", metric="ndcg@10", margin=0.01, scope="per_stratum")
+    rows = gates.evaluate([gate], _inputs(-0.006, n=400, sd=0.08, eligible_users={"all": 90000, "tier=gold": 11}))
+    gold = next(r for r in rows if r.stratum == "tier=gold")
+    assert gold.outcome == "inconclusive" and gold.required_n is not None and gold.required_n > 11
+    assert gold.eligible_users == 11
+    assert f"not reachable: only 11 eligible users (~{gold.required_n} would be conclusive)" in gold.reason
+    assert "users would be conclusive" not in gold.reason.replace("would be conclusive)", "")
+    whole = rows[0]
+    assert whole.eligible_users == 90000 and "not reachable" not in whole.reason
+
+
+def test_gate_inputs_carry_each_strata_eligible_users() -> None:
+    assert eligible_users(report_run.stats_model()) == {"all": 800, "tier=gold": 100, "tier=silver": 700}
+
+
+def test_a_metric_the_lake_cannot_estimate_makes_its_rows_inconclusive_with_that_reason() -> None:
+    """A lake without prices: every revenue row is INCONCLUSIVE with the cause in one line, outside the family."""
+    import pyarrow as pa
+
+    from testbed.manifest import parse_manifest
+    from testbed.pipeline.gate import unestimable
+    from tests.conftest import BASE_MANIFEST
+
+    manifest = parse_manifest({**BASE_MANIFEST, "models": {r: {"uri": f"/m/{r}.txt", "sha256": "0" * 64}
+                                                           for r in ("control", "candidate")}})
+    unpriced = pa.table({"user_id": ["u1"], "item_id": ["i1"], "relevance": [3], "revenue": [0.0]})
+    why = unestimable(unpriced, manifest)
+    assert list(why) == ["revenue"] and why["revenue"].startswith("revenue cannot be estimated: no label-window "
+                                                                  "purchase [2026-10-17T00:00:00+00:00")
+    priced = unpriced.set_column(3, "revenue", pa.array([12.5]))
+    assert unestimable(priced, manifest) == {}
+    rows = gates.evaluate([_gate(kind="non_inferiority", metric="recall@10", margin=0.01, scope="per_stratum"),
+                           _gate(name="ndcg", kind="non_inferiority", metric="ndcg@10", margin=0.01)],
+                          _inputs(0.0, unestimable={"recall": why["revenue"]}))
+    recall = [r for r in rows if r.metric == "recall@10"]
+    assert len(recall) == 3 and all(r.outcome == "inconclusive" and r.reason == why["revenue"] for r in recall)
+    assert all(r.correction is None and r.n == 400 // (1 if r.stratum == "all" else 2) for r in recall)
+    ndcg = next(r for r in rows if r.metric == "ndcg@10")
+    assert ndcg.outcome == "pass" and ndcg.p_adjusted == ndcg.p_value  # a family of one

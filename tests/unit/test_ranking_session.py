@@ -103,3 +103,22 @@ def test_pair_relevance_follows_the_candidate_pairs() -> None:
         last = pairs.slice(pairs.num_rows - 1).to_pylist()[0]
         labels = pa.table({"user_id": [last["user_id"]], "item_id": [last["item_id"]], "relevance": [3]})
         assert session.pair_relevance(labels).tolist() == [0.0] * (pairs.num_rows - 1) + [3.0]
+
+
+def test_return_lines_grade_no_label_and_carry_no_revenue() -> None:
+    """Purchase lines with quantity -1 or 0 are returns: no label grade from them, no revenue (the view of the
+    same item still grades it); a null quantity counts as 1."""
+    rows = [("u1", "i1", "purchase", -1), ("u1", "i2", "purchase", 0), ("u1", "i2", "view", None),
+            ("u2", "i1", "purchase", 2), ("u2", "i3", "purchase", None), ("u2", "i1", "purchase", -1)]
+    events = pa.table({
+        "event_id": [f"r{i}" for i in range(len(rows))], "user_id": [r[0] for r in rows],
+        "item_id": [r[1] for r in rows], "event_type": [r[2] for r in rows],
+        "event_time": pa.array([CUTOFF + timedelta(hours=i) for i in range(len(rows))], pa.timestamp("us", tz="UTC")),
+        "price": pa.array([10.0, 20.0, 20.0, 10.0, 5.0, 10.0], pa.float64()),
+        "quantity": pa.array([r[3] for r in rows], pa.int32())})
+    with RankingSession(events, ITEMS) as session:
+        labels = session.labels(CUTOFF, CUTOFF + timedelta(days=1), {"view": 1, "add_to_cart": 2, "purchase": 3})
+    assert labels.to_pylist() == [
+        {"user_id": "u1", "item_id": "i2", "relevance": 1, "revenue": 0.0},  # the view; the 0-quantity line: nothing
+        {"user_id": "u2", "item_id": "i1", "relevance": 3, "revenue": 20.0},  # the -1 line takes nothing away
+        {"user_id": "u2", "item_id": "i3", "relevance": 3, "revenue": 5.0}]

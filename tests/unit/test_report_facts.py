@@ -49,11 +49,12 @@ def test_adjusted_p_value_is_the_one_shown() -> None:
 def test_a_failed_gate_shows_the_harm_tests_p_value_and_says_so() -> None:
     gate = report_run.gates_model().gates[0].model_copy(update={
         "outcome": "fail", "p_value": 1.0, "p_adjusted": 1.0, "p_harm": 0.00002, "p_harm_adjusted": 0.00008})
-    assert (facts.p_shown(gate), facts.p_label(gate), facts.p_text(gate)) == (0.00008, "harm p", "harm p <0.0001")
+    assert (facts.p_shown(gate), facts.p_label(gate), facts.p_text(gate)) == (0.00008, "harm p",
+                                                                              "harm p <0.0001, adjusted")
     unadjusted = gate.model_copy(update={"p_harm_adjusted": None, "p_harm": 0.003})  # latency_ratio: no family
-    assert facts.p_text(unadjusted) == "harm p 0.0030"
+    assert facts.p_text(unadjusted) == "harm p 0.0030, unadjusted"
     srm = gate.model_copy(update={"p_value": 0.0002, "p_adjusted": 0.0002, "p_harm": None, "p_harm_adjusted": None})
-    assert facts.p_text(srm) == "p 0.0002"  # a failed check without a harm test: its own p-value
+    assert facts.p_text(srm) == "p 0.0002, adjusted"  # a failed check without a harm test: its own p-value
     assert facts.p_text(report_run.gates_model().gates[2]) == "n/a"  # point values
 
 

@@ -60,7 +60,7 @@ def test_a_failed_comparison_says_how_far_it_fell_against_the_allowed_margin() -
     assert plain.sentence(gate) == ("ndcg@10 fell by 0.091 for all users (90% CI 0.081–0.100), more than the allowed "
                                     "0.010.")
     assert plain.reason_line(gate) == ("FAIL g: ndcg@10 fell by 0.091 for all users (90% CI 0.081–0.100), more than "
-                                       "the allowed 0.010 (harm p <0.0001).")
+                                       "the allowed 0.010 (harm p <0.0001, adjusted).")
 
 
 def test_a_relative_comparison_speaks_in_percent() -> None:
@@ -198,3 +198,33 @@ def test_drift_bars_keep_to_one_measure() -> None:
     svg = charts.drift_bars([*features, other])
     assert charts.drift_bar_measure([*features, other]) == "PSI" and "odd_one" not in svg
     assert "feature drift (PSI, threshold 0.2)" in svg
+
+
+# ---------------------------------------------------------------- users a rerun can have
+
+def test_users_needed_beyond_the_strata_population_are_not_reachable() -> None:
+    """A stratum whose whole population is 11 users: no rerun can sample the ~30 that would settle it."""
+    small = comparison("inconclusive", -0.004, [-0.015, 0.007], n=11, required_n=30, stratum="region=north",
+                       eligible_users=11)
+    assert plain.sentence(small).endswith("the allowed 0.010; not reachable: only 11 eligible users.")
+    assert "30 users" not in plain.sentence(small)
+    top = plain.headline(run_data([small], "INCONCLUSIVE", ["INCONCLUSIVE g [region=north]: stats"]))
+    assert top.next_step.startswith("more users of this lake cannot settle it (region=north has only 11 eligible")
+    reachable = small.model_copy(update={"eligible_users": 500})
+    assert plain.sentence(reachable).endswith("; about 30 users would settle it.")
+    both = plain.headline(run_data([small, reachable.model_copy(update={"stratum": "all"})], "INCONCLUSIVE"))
+    assert both.next_step.startswith("rerun with more users (about 30")
+
+
+def test_every_p_value_says_whether_it_is_adjusted() -> None:
+    holm = comparison("fail", -0.09, [-0.1, -0.08], p_value=1.0, p_adjusted=1.0, p_harm=0.0001,
+                      p_harm_adjusted=0.0004, correction="holm")
+    assert facts.p_text(holm) == "harm p 0.0004, holm-adjusted"
+    assert plain.sentence(holm, with_evidence=True).endswith("(harm p 0.0004, holm-adjusted).")
+    assert plain.interval_text(holm) == "90% CI [-0.1000, -0.0800], holm-adjusted"
+    none = holm.model_copy(update={"correction": "none", "p_harm_adjusted": 0.0001})
+    assert facts.p_text(none) == "harm p 0.0001, unadjusted"
+    assert plain.interval_text(none) == "90% CI [-0.1000, -0.0800]"
+    page = html.gates_section(run_data([holm], "FAIL"))
+    assert "<th>p unadjusted</th><th>p adjusted</th><th>harm p unadjusted</th><th>harm p adjusted</th>" in \
+        page.replace(' class="n"', "")

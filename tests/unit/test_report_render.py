@@ -34,15 +34,17 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     assert lines[7] == ("- FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the floor of "
                         "4.500.")
     assert lines[8] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.004 for tier=gold (interval -0.015 to "
-                        "+0.007): not enough evidence that it did not fall by more than the allowed 0.010 (p 0.2100).")
+                        "+0.007): not enough evidence that it did not fall by more than the allowed 0.010 (p 0.2100, "
+                        "unadjusted).")
     assert lines[9] == "" and lines[10] == "## Gates"  # each reason once: the rows' sentences replace gates.json's
     start = lines.index("## Gates")
     assert lines[start + 2] == "| gate | role | stratum | observed | interval | allowed | evidence | outcome |"
     assert lines[start + 4] == ("| revenue-floor (revenue@10) | goal | all | 3.2500 candidate value | n/a | ≥ 4.5000 | "
                                 "n/a | fail |")
     assert lines[start + 5] == ("| ndcg-not-worse (ndcg@10) | goal | tier=gold | -0.0040 absolute Δ | "
-                                "[-0.0150, +0.0070] | ≥ -0.0100 | p 0.2100 | inconclusive |")
-    assert lines[start + 6].endswith("| +0.0120 absolute Δ | [+0.0040, +0.0200] | ≥ -0.0100 | p 0.0003 | pass |")
+                                "[-0.0150, +0.0070] | ≥ -0.0100 | p 0.2100, unadjusted | inconclusive |")
+    assert lines[start + 6].endswith("| +0.0120 absolute Δ | [+0.0040, +0.0200] | ≥ -0.0100 | p 0.0003, adjusted "
+                                     "| pass |")
     assert lines[start + 7].endswith("| 12.50 ms | n/a | ≤ 50.00 ms | n/a | pass |")  # adjusted p above
 
 
@@ -76,9 +78,10 @@ def _harmful(data: Any) -> Any:
 def test_a_failed_gate_shows_its_harm_p_value_and_the_levels_of_both_intervals(run_dir: Path) -> None:
     lines = render_markdown(_harmful(load_run(UriStorage(), str(run_dir)))).splitlines()
     row = next(ln for ln in lines if ln.startswith("| ndcg-not-worse (ndcg@10) | goal | all |"))
-    assert row.endswith("| -0.0900 absolute Δ | 90% CI [-0.1000, -0.0810] | ≥ -0.0100 | harm p 0.0004 | fail |")
+    assert row.endswith("| -0.0900 absolute Δ | 90% CI [-0.1000, -0.0810] | ≥ -0.0100 | harm p 0.0004, adjusted "
+                        "| fail |")
     assert ("- FAIL ndcg-not-worse: ndcg@10 fell by 0.090 for all users (90% CI 0.081–0.100), more than the allowed "
-            "0.010 (harm p 0.0004).") in lines  # adjusted
+            "0.010 (harm p 0.0004, adjusted).") in lines  # adjusted
     assert "| p 1.0000 |" not in "\n".join(lines)
     recall = next(ln for ln in lines if ln.startswith("| recall@10 |"))
     assert "| 95% CI [+0.0300, +0.0700] |" in recall  # the metrics' level (manifest statistics.confidence)
@@ -88,9 +91,9 @@ def test_html_shows_a_failed_gates_harm_p_value_in_the_banner_the_table_and_the_
     page = html_report.render_html(_harmful(load_run(UriStorage(), str(run_dir)))).replace(' class="n"', "")
     banner = page[page.index('id="decision"'):page.index("</header>")]
     assert ("FAIL ndcg-not-worse: ndcg@10 fell by 0.090 for all users (90% CI 0.081–0.100), more than the allowed "
-            "0.010 (harm p 0.0004).") in banner
-    assert "<td>-0.0900 absolute Δ</td><td>90% CI [-0.1000, -0.0810]</td><td>≥ -0.0100</td><td>harm p 0.0004</td>" \
-        in page
+            "0.010 (harm p 0.0004, adjusted).") in banner
+    assert ("<td>-0.0900 absolute Δ</td><td>90% CI [-0.1000, -0.0810]</td><td>≥ -0.0100</td>"
+            "<td>harm p 0.0004, adjusted</td>") in page
     details = page[page.index('id="gate-details"'):]
     assert "<td>1.0000</td><td>1.0000</td><td>0.0001</td><td>0.0004</td>" in details  # p, adjusted, harm, adj.
     assert "p 1.0000" not in page
