@@ -212,7 +212,7 @@ def _filter_mask(ev: Events, agg: Aggregation, cutoff_us: int) -> np.ndarray:
     return mask
 
 
-def fold(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime,
+def fold(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime, *,
          population: pa.Table | None = None) -> dict[str, pa.Table]:
     """The feature tables of `spec` as of `cutoff` from events in any order; the same tables as feature_sql's.
     The lake-population tables fold `population` (or `events` when those are the lake's own, as in training)."""

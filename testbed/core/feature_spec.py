@@ -284,9 +284,9 @@ class FeatureSet(Strict):
                 raise ValueError(f"inputs.{i}: feature {name} is a vector; use it in a derived feature")
         if self.inputs is not None and len(set(self.inputs)) != len(self.inputs):
             raise ValueError("inputs: a feature is listed twice")
-        tables: dict[str, tuple[tuple[str, ...], Population]] = {}
+        key_sets: dict[str, tuple[tuple[str, ...], Population]] = {}
         for agg in self.aggregations:
-            known = tables.setdefault(agg.table, (agg.group_keys, agg.reads))
+            known = key_sets.setdefault(agg.table, (agg.group_keys, agg.reads))
             if known != (agg.group_keys, agg.reads):
                 raise ValueError(f"aggregations: feature {agg.name}: keys {list(agg.group_keys)} name the feature "
                                  f"table {agg.table} that keys {list(known[0])} already name; rename a key column")

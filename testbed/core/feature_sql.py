@@ -173,7 +173,7 @@ def batch_queries(spec: FeatureSet, cutoff_us: int, dialect: Dialect) -> dict[st
     return out
 
 
-def batch_tables(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime,
+def batch_tables(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime, *,
                  population: pa.Table | None = None) -> dict[str, pa.Table]:
     """The feature tables of `spec` as of `cutoff`, computed by DuckDB; the lake-population tables over
     `population` (the slice's population extract), or over `events` when they are the lake's own (training)."""

@@ -4,8 +4,8 @@ The run's feature set (both models' declared features, testbed.pipeline.feature_
 set. The consume step wrote `features/stream_<table>.parquet`; this step writes `features/batch_<table>.parquet`
 and `features/parity.json`. The lake-population tables (item, category and global keys) are computed from
 the slice's population extract on both sides, the stream side by the independent fold of the same extract
-(the replay carries only the sampled users' events). Any difference fails the run (ParityError → decision ERROR) with the first
-differing feature and row in the message; up to 20 examples are in parity.json.
+(the replay carries only the sampled users' events). Any difference fails the run (ParityError → decision
+ERROR) with the first differing feature and row in the message; up to 20 examples are in parity.json.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 
 from testbed.adapters.duckdb_engine import DuckDBEngine
-from testbed.core.sampling import uniform_draw
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_data import POPULARITY_DAYS
+from testbed.core.sampling import uniform_draw
 from testbed.core.slice_sql import partition_range, population_extract, render
 from testbed.manifest import parse_manifest
 
