@@ -10,6 +10,8 @@ two, so a windowing, typing, join or null-handling slip on either side shows up 
 - revenue is round-half-away-from-zero(price × quantity × 100) in integer cents, missing price 0, quantity 1;
 - floats are computed with the same IEEE operations as the SQL (cents / 100, then / count), sums of other
   inputs in event order (the SQL's order may differ: parity compares those within a relative tolerance).
+A table over the lake's population (`Aggregation.reads == "lake"`) folds the slice's population extract, not
+the replayed stream: the replay carries only the sampled users' events.
 Everything is vectorised over the events: keys become integer codes, every aggregate is a bincount, an
 `np.minimum.at`/`np.maximum.at`, or a lexsort, so the cost is a few passes over the arrays per feature.
 """
@@ -210,13 +212,18 @@ def _filter_mask(ev: Events, agg: Aggregation, cutoff_us: int) -> np.ndarray:
     return mask
 
 
-def fold(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet,
-         cutoff: datetime) -> dict[str, pa.Table]:
-    """The feature tables of `spec` as of `cutoff` from events in any order; the same tables as feature_sql's."""
+def fold(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime, *,
+         population: pa.Table | None = None) -> dict[str, pa.Table]:
+    """The feature tables of `spec` as of `cutoff` from events in any order; the same tables as feature_sql's.
+    The lake-population tables fold `population` (or `events` when those are the lake's own, as in training)."""
     cutoff_us = epoch_us(cutoff)
-    ev = Events(events, items, users, cutoff_us, spec.longest_window_us())
+    longest = spec.longest_window_us()
+    sources = {"slice": Events(events, items, users, cutoff_us, longest)}
+    sources["lake"] = sources["slice"] if population is None else Events(population, items, users, cutoff_us,
+                                                                          longest)
     out = {}
     for name, aggs in spec.groups().items():
+        ev = sources[aggs[0].reads]
         in_group = in_window(ev.t_us, cutoff_us, max(a.window_us for a in aggs))
         rows = np.flatnonzero(in_group)
         codes_in_group, n, columns = _group_codes(ev, aggs[0].group_keys, rows)

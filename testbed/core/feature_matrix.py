@@ -31,7 +31,6 @@ from testbed.core.feature_spec import (
     ExternalTable,
     FeatureSet,
     epoch_us,
-    group_name,
     key_column,
 )
 from testbed.core.ranking_data import SOURCE_STRIDE
@@ -43,7 +42,8 @@ Declaration = Aggregation | Attribute | Context | tuple[ExternalTable, ExternalC
 @dataclass(frozen=True)
 class MatrixInputs:
     """What the features of a slice read besides the pairs. `external` tables are read and checksum-verified
-    by the caller; `aggregations` are the batch tables, one per `FeatureSet.groups()` name."""
+    by the caller; `aggregations` are the batch tables, one per `FeatureSet.groups()` name (the lake-population
+    ones computed over the lake's users, the rest over the slice's)."""
 
     items: pa.Table
     users: pa.Table
@@ -93,7 +93,7 @@ class _Query:
         self.outputs.append((name, declaration))
 
     def aggregation(self, agg: Aggregation) -> None:
-        group = group_name(agg.group_keys)
+        group = agg.table
         table = self.inputs.aggregations.get(group)
         if table is None:
             raise ValueError(f"no aggregation table {group} for feature {agg.name}")

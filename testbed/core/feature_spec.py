@@ -12,6 +12,9 @@ Every feature has a `name`, unique across the set; a model's `feature_names` mus
   or `revenue` (price × quantity, missing price 0 and missing quantity 1, summed exactly in cents);
   count_distinct takes any column. A key with no events in the window has 0 for count, sum and count_distinct
   and null for the rest. `last` is the input of the latest event (ties by event_id) whose input is not null.
+  `population` says whose events count: `lake` (every user of the lake, as production serves item and
+  category statistics) or `slice` (the sampled users). An aggregation that reads nothing of the user (no
+  user_id or user.<col> in its keys, input or `where`) defaults to `lake`; one that does can only be `slice`.
 - attributes: a column of `items/` or `users/`; numeric and boolean become float64, categorical becomes the
   position of its value in `categories` (a LightGBM categorical feature), null or unlisted values become null.
 - external: a Parquet table of feature values with entity keys and a timestamp; for each key the row used is
@@ -20,7 +23,9 @@ Every feature has a `name`, unique across the set; a model's `feature_names` mus
 - context: a property of the candidate pair itself (`candidate_source`: which generator proposed the item).
 
 The digest is the SHA-256 of the canonical JSON (sorted keys, defaults filled): it covers the categorical
-value → code mappings, so a model trained on one mapping cannot silently be scored with another.
+value → code mappings, so a model trained on one mapping cannot silently be scored with another. An
+aggregation's `population` enters it only when it differs from the default, so sets written before the field
+existed keep their digests.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ WINDOW = re.compile(r"^([1-9][0-9]{0,4})([dh])$")
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
 MAX_WINDOW_US = 366 * 24 * US_PER_HOUR
+Population = Literal["lake", "slice"]
+SLICE_SUFFIX = "_slice"  # the table of a user-free key set whose aggregations count the slice's users only
 Operation = Literal["count", "sum", "mean", "min", "max", "count_distinct", "last", "days_since_first",
                     "days_since_last"]
 NEEDS_INPUT = {"sum", "mean", "min", "max", "count_distinct", "last"}
@@ -103,6 +110,9 @@ class Aggregation(Strict):
     events: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, description="Event types to keep; [] keeps every type.")
     where: list[EventFilter] = Field(default_factory=list, description="Predicates over event columns.")
+    population: Population | None = Field(
+        default=None, description="Whose events count: lake (every user; the default when the aggregation reads "
+                                  "nothing of the user) or slice (the sampled users; the only choice when it does).")
 
     @field_validator("keys")
     @classmethod
@@ -127,7 +137,37 @@ class Aggregation(Strict):
             raise ValueError(f"input: operation {self.operation} takes no input")
         if self.input is not None and not (COLUMN.match(self.input) or ATTRIBUTE_KEY.match(self.input)):
             raise ValueError(f"input: {self.input!r} is not a column name")
+        if self.population == "lake" and self.reads_user:
+            raise ValueError(f"population: feature {self.name} reads the user ({self.user_column}), so it is "
+                             "computed over the slice's users; population lake is only for aggregations whose "
+                             "keys, input and where read nothing of the user")
         return self
+
+    @property
+    def user_column(self) -> str | None:
+        """The first key, input or `where` column that is the user or one of the user's attributes."""
+        named = [*self.keys, *([self.input] if self.input else []), *(f.column for f in self.where)]
+        return next((n for n in named if n == "user_id" or n.startswith("user.")), None)
+
+    @property
+    def reads_user(self) -> bool:
+        return self.user_column is not None
+
+    @property
+    def default_population(self) -> Population:
+        return "slice" if self.reads_user else "lake"
+
+    @property
+    def reads(self) -> Population:
+        """Whose events this aggregation counts: the lake's population or the slice's users."""
+        return self.population or self.default_population
+
+    @property
+    def table(self) -> str:
+        """Its feature table: one per key set, and a second one for user-free keys counted over the slice."""
+        name = group_name(self.group_keys)
+        user_keyed = any(k == "user_id" or k.startswith("user.") for k in self.keys)
+        return name + SLICE_SUFFIX if self.reads == "slice" and not user_keyed else name
 
     @property
     def group_keys(self) -> tuple[str, ...]:
@@ -244,6 +284,12 @@ class FeatureSet(Strict):
                 raise ValueError(f"inputs.{i}: feature {name} is a vector; use it in a derived feature")
         if self.inputs is not None and len(set(self.inputs)) != len(self.inputs):
             raise ValueError("inputs: a feature is listed twice")
+        key_sets: dict[str, tuple[tuple[str, ...], Population]] = {}
+        for agg in self.aggregations:
+            known = key_sets.setdefault(agg.table, (agg.group_keys, agg.reads))
+            if known != (agg.group_keys, agg.reads):
+                raise ValueError(f"aggregations: feature {agg.name}: keys {list(agg.group_keys)} name the feature "
+                                 f"table {agg.table} that keys {list(known[0])} already name; rename a key column")
         return self
 
     def training_inputs(self) -> list[str]:
@@ -274,8 +320,12 @@ class FeatureSet(Strict):
         """Aggregations by feature table (one per key set), tables and features in a stable order."""
         out: dict[str, list[Aggregation]] = {}
         for agg in self.aggregations:
-            out.setdefault(group_name(agg.group_keys), []).append(agg)
+            out.setdefault(agg.table, []).append(agg)
         return dict(sorted(out.items()))
+
+    def lake_tables(self) -> set[str]:
+        """The feature tables computed over the lake's population (the slice's population extract)."""
+        return {name for name, aggs in self.groups().items() if aggs[0].reads == "lake"}
 
     def event_columns(self) -> set[str]:
         """The events' own columns the aggregations read (inputs and `where`; not item./user. attributes)."""
@@ -290,8 +340,26 @@ class FeatureSet(Strict):
     def longest_window_us(self) -> int:
         return max((a.window_us for a in self.aggregations), default=0)
 
+    def longest_lake_window_us(self) -> int:
+        return max((a.window_us for a in self.aggregations if a.reads == "lake"), default=0)
+
+    def lake_event_columns(self) -> set[str]:
+        """The event columns the lake-population aggregations read besides item_id, event_type, event_time:
+        revenue's price and quantity, other inputs and `where` columns, event_id to order `last`'s ties."""
+        lake = [a for a in self.aggregations if a.reads == "lake"]
+        used = {c for a in lake for c in ([a.input] if a.input else []) + [f.column for f in a.where]}
+        if any(a.input == REVENUE for a in lake):
+            used |= {"price", "quantity"}
+        if any(a.operation == "last" for a in lake):
+            used.add("event_id")
+        return {c for c in used if "." not in c and c != REVENUE}
+
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for agg, dumped in zip(self.aggregations, data["aggregations"], strict=True):
+            if agg.population in (None, agg.default_population):  # the default: digests from before the field
+                del dumped["population"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()

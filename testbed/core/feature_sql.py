@@ -8,6 +8,10 @@ longest window has a row even when a feature's own filter keeps none of its even
 `testbed.core.feature_spec`'s; `testbed.core.feature_fold` is the independent numpy implementation they are
 checked against.
 
+A table whose aggregations count the lake's population (`Aggregation.reads == "lake"`: no user in keys, input
+or `where`) reads `population_events` instead of `events`: the slice step's extract of every lake user's
+pre-cutoff events (no user_id), so an item's popularity does not depend on which users were sampled.
+
 Identifiers are validated names, quoted anyway. Every filter value (event types, `where` values) is a `?`
 parameter with an explicit type (`CAST(? AS DOUBLE)`): comparisons then promote the way SQL's types say on
 both engines, whatever the driver infers for a bare `?`. Times are rendered from the validated cutoff.
@@ -138,7 +142,8 @@ def _trino_epoch_us(node: exp.Expression) -> exp.Expression:
 
 
 def group_sql(aggs: list[Aggregation], cutoff_us: int) -> tuple[str, tuple[Any, ...]]:
-    """One feature table's statement in DuckDB's dialect, and its parameters."""
+    """One feature table's statement in DuckDB's dialect, and its parameters; it reads `population_events`
+    when the table counts the lake's population, else `events`."""
     keys = aggs[0].group_keys
     longest = max(a.window_us for a in aggs)
     params: list[Any] = []
@@ -152,7 +157,8 @@ def group_sql(aggs: list[Aggregation], cutoff_us: int) -> tuple[str, tuple[Any, 
     grouping = f" GROUP BY {positions} ORDER BY {positions}" if keys else ""
     window = (f'e."event_time" >= {timestamp_literal(cutoff_us - longest)}'
               f' AND e."event_time" < {timestamp_literal(cutoff_us)}')
-    sql = f"SELECT {', '.join(items)} FROM events AS e{joins} WHERE {window}{grouping}"
+    source = "population_events" if aggs[0].reads == "lake" else "events"
+    sql = f"SELECT {', '.join(items)} FROM {source} AS e{joins} WHERE {window}{grouping}"
     return sql, tuple(params)
 
 
@@ -167,14 +173,16 @@ def batch_queries(spec: FeatureSet, cutoff_us: int, dialect: Dialect) -> dict[st
     return out
 
 
-def batch_tables(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet,
-                 cutoff: datetime) -> dict[str, pa.Table]:
-    """The feature tables of `spec` as of `cutoff`, computed by DuckDB over the three tables."""
+def batch_tables(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: datetime, *,
+                 population: pa.Table | None = None) -> dict[str, pa.Table]:
+    """The feature tables of `spec` as of `cutoff`, computed by DuckDB; the lake-population tables over
+    `population` (the slice's population extract), or over `events` when they are the lake's own (training)."""
     queries = batch_queries(spec, epoch_us(cutoff), "duckdb")
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        for name, table in (("events", events), ("items", items), ("users", users)):
+        for name, table in (("events", events), ("items", items), ("users", users),
+                            ("population_events", events if population is None else population)):
             con.register(name, table)
         return {name: fetch(con, q.sql, list(q.params)) for name, q in queries.items()}
     finally:

@@ -31,10 +31,13 @@ class SessionOrderError(RuntimeError):
 class RankingSession:
     """The slice's events and items (and, optionally, its batch feature tables) in one DuckDB connection."""
 
-    def __init__(self, events: pa.Table, items: pa.Table | None = None):
+    def __init__(self, events: pa.Table, items: pa.Table | None = None, population: pa.Table | None = None):
+        """`population` (item_id, event_type, event_time of every lake user: the slice's population extract) is
+        what item popularity counts; without it, `events` are the population (training reads the lake's)."""
         self._con = duckdb.connect()
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.register("events", events)
+        self._con.register("population", events if population is None else population)
         self._has_items = items is not None
         if items is not None:
             self._con.register("items", items)
@@ -66,7 +69,8 @@ class RankingSession:
         self._has_items = True
 
     def prepare(self, cutoff: datetime, windows: list[int]) -> None:
-        """The events before the cutoff (within the longest window) with category and cents."""
+        """The events before the cutoff (within the longest window) with category and cents, and the
+        population's (what item popularity counts)."""
         self._require(self._has_items, "prepare", "an items table")
         cutoff_us = epoch_us(cutoff)
         oldest = cutoff_us - max(windows) * US_PER_DAY
@@ -76,6 +80,11 @@ SELECT e.user_id, e.item_id, e.event_type, coalesce(i.category, '') AS category,
        epoch_us(e.event_time) AS t_us, {revenue_cents_sql('e')} AS revenue_cents
 FROM events e LEFT JOIN items i ON i.item_id = e.item_id
 WHERE epoch_us(e.event_time) < {cutoff_us} AND epoch_us(e.event_time) >= {oldest}""")
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE population_events AS
+SELECT p.item_id, coalesce(i.category, '') AS category, epoch_us(p.event_time) AS t_us
+FROM population p LEFT JOIN items i ON i.item_id = p.item_id
+WHERE epoch_us(p.event_time) < {cutoff_us} AND epoch_us(p.event_time) >= {oldest}""")
         self._window = (cutoff, list(windows))
         self._has_candidates = self._has_snapshot = self._has_pairs = False
 
@@ -92,7 +101,7 @@ FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user
         self._con.execute(f"""
 CREATE OR REPLACE TEMP TABLE candidates AS
 WITH popularity AS (
-  SELECT item_id, category, COUNT(*) AS n FROM pre_events WHERE t_us >= {since} GROUP BY item_id, category
+  SELECT item_id, category, COUNT(*) AS n FROM population_events WHERE t_us >= {since} GROUP BY item_id, category
 ),
 category_top AS (
   SELECT * FROM (SELECT item_id, category,

@@ -1,9 +1,14 @@
 """Render the slice as SQL in the Athena (Trino) dialect, with filter values as `?` parameters.
 
 Three statements share one `sampled` CTE: sampled users (with inclusion probability), their events in
-[start, end) and the catalogue rows those events touch. The CTEs' own columns are namespaced (`INTERNAL_PREFIX`)
-so that no lake column used as a stratum can collide with them. Column names are checked against the lake and
-quoted; values are bound; times are rendered from validated datetimes.
+[start, end) and the catalogue rows those events or the population extract touch. The CTEs' own columns are
+namespaced (`INTERNAL_PREFIX`) so that no lake column used as a stratum can collide with them. Column names are
+checked against the lake and quoted; values are bound; times are rendered from validated datetimes.
+
+A fourth statement, the population extract, takes no parameters: every lake user's events in
+[max(start, cutoff - the longest lake-population window), cutoff), whatever the segment and the sample, with
+only the columns the lake-population aggregations and the candidates' popularity read, and no user_id. Item
+and category statistics are then the lake's, as production serves them, not the sampled users'.
 """
 
 from __future__ import annotations
@@ -12,13 +17,33 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from testbed.core.feature_spec import US_PER_DAY, FeatureSet
 from testbed.core.lake_contract import revenue_cents_sql
+from testbed.core.ranking_data import POPULARITY_DAYS
 from testbed.core.sampling import REVENUE_FLOOR_SHARE, head_rate, uniform_draw_sql
 from testbed.manifest import Filter, Manifest
 
 Params = list[Any]
 INTERNAL_PREFIX = "_tb_"  # the slice SQL's own columns; a stratum column with this prefix is refused at validate
 ADDED_USER_COLUMNS = ("inclusion_probability", "stratum")  # published in slice/users.parquet next to users/'s own
+POPULATION_COLUMNS = ("item_id", "event_time", "event_type")  # what the candidates' popularity reads
+
+
+@dataclass(frozen=True)
+class PopulationExtract:
+    """Every lake user's events in [start, cutoff), projected to `columns` (never user_id)."""
+
+    start: datetime
+    columns: tuple[str, ...]
+
+
+def population_extract(manifest: Manifest, spec: FeatureSet | None = None) -> PopulationExtract:
+    """What the run's lake-population aggregations (`spec`'s) and the candidates' popularity read."""
+    t = manifest.time
+    longest = max(spec.longest_lake_window_us() if spec else 0, POPULARITY_DAYS * US_PER_DAY)
+    extra = sorted((spec.lake_event_columns() if spec else set()) - set(POPULATION_COLUMNS))
+    return PopulationExtract(max(t.start, t.cutoff - timedelta(microseconds=longest)),
+                             (*POPULATION_COLUMNS, *extra))
 
 
 @dataclass(frozen=True)
@@ -26,8 +51,9 @@ class SliceQueries:
     users: str
     events: str
     items: str
-    params: tuple[Any, ...]  # bound to every statement: the segment filter values, in order
+    params: tuple[Any, ...]  # bound to every statement above: the segment filter values, in order
     population: str  # eligible users per stratum (for sample-ratio checks and inclusion probabilities)
+    population_events: str  # the population extract (no parameters)
 
 
 def quote(identifier: str) -> str:
@@ -102,8 +128,10 @@ def _probability(manifest: Manifest) -> str:
             f"_tb_stratum_rank <= {take} AS _tb_selected")
 
 
-def render(manifest: Manifest) -> SliceQueries:
-    """The slice statements for a manifest whose columns were already checked against the lake."""
+def render(manifest: Manifest, extract: PopulationExtract | None = None) -> SliceQueries:
+    """The slice statements for a manifest whose columns were already checked against the lake; `extract`
+    defaults to what the candidates alone read."""
+    extract = extract or population_extract(manifest)
     t, s = manifest.time, manifest.sampling
     params: Params = []
     where = " AND ".join(_predicate(f, params) for f in manifest.segment.filters) or "TRUE"
@@ -148,12 +176,18 @@ sampled AS (
     events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
               f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
     window = window_predicate("e", t.start, t.end)
-    items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT DISTINCT e.item_id FROM events e"
-             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window})\nORDER BY i.item_id")
+    population_window = window_predicate("e", extract.start, t.cutoff)
+    items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT e.item_id FROM events e"
+             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window}\n  UNION\n"
+             f"  SELECT e.item_id FROM events e WHERE {population_window})\nORDER BY i.item_id")
+    columns = ", ".join(f"e.{quote(c)}" for c in extract.columns)
+    population_events = (f"SELECT {columns} FROM events e WHERE {population_window}\n"
+                         f"ORDER BY {', '.join(str(i + 1) for i in range(len(extract.columns)))}")
     group = f"{strata_cols.lstrip(', ')}, " if strata else ""
     keys = strata_cols.lstrip(", ")
     population = (f"{cte}\nSELECT {group}COUNT(*) AS _tb_eligible_users,"
                   f" SUM(_tb_inclusion_probability) AS _tb_expected_users,"
                   f" SUM(CASE WHEN _tb_selected THEN 1 ELSE 0 END) AS _tb_sampled_users\nFROM probabilities"
                   + (f"\nGROUP BY {keys}\nORDER BY {keys}" if strata else ""))
-    return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population)
+    return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population,
+                        population_events=population_events)

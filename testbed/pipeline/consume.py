@@ -9,6 +9,10 @@ the chunks. A shard is finished when the record with the publisher's last sequen
 PutRecords does not keep order across a partial-failure retry, so the fold does not trust arrival order: once
 every shard is read, it delivers each user's events in event-time order (see core.feature_fold) and reports
 how many arrived out of order.
+
+The stream carries only the sampled users' events, so the lake-population tables (item, category and global
+keys, `Aggregation.reads == "lake"`) are folded from the slice's population extract instead: the same numpy
+fold, independent of the batch SQL that parity compares it with.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def _fold(ctx: RunContext, manifest: Manifest, state: dict[str, Any], spec: Feat
     """The stream statistics of the fold; the invocation counts and times are added once it is done."""
     events = _read_chunks(ctx, state["chunks"], schema)
     tables = feature_fold.fold(events, slice_data.read(ctx, "items"), slice_data.read(ctx, "users"), spec,
-                               manifest.time.cutoff)
+                               manifest.time.cutoff, population=slice_data.read(ctx, "population_events"))
     for group, table in tables.items():
         ctx.storage.write_parquet(ctx.layout.stream_features(group), table)
     ids = pc.unique(events.column("event_id"))

@@ -34,7 +34,7 @@ from testbed.core.drift import DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, weighted_users
 from testbed.core.feature_spec import FeatureSet, describe
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, render
+from testbed.core.slice_sql import partition_range, population_extract, render
 from testbed.core.slice_tables import normalise_events, stratum_labels
 from testbed.errors import ManifestError
 from testbed.manifest import Features, Manifest, TimeWindow
@@ -64,17 +64,19 @@ def population_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Si
     rate = baseline_rate(eligible, manifest.drift.max_baseline_users)
     sampling = manifest.sampling.model_copy(update={"strategy": "uniform", "rate": rate,
                                                     "seed": (manifest.sampling.seed + 1) % 2**63})
-    queries = render(manifest.model_copy(update={"sampling": sampling}))
+    queries = render(manifest.model_copy(update={"sampling": sampling}), population_extract(manifest, spec))
     engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("drift"))
     try:
         users = engine.query(queries.users, queries.params)
         events = engine.query(queries.events, queries.params)
         items = engine.query(queries.items, queries.params)
+        population = engine.query(queries.population_events)  # the lake-population tables, as the slice's
     finally:
         engine.close()
     events = normalise_events(events)
-    tables = feature_sql.batch_tables(events, items, users, spec, manifest.time.cutoff)
+    tables = feature_sql.batch_tables(events, items, users, spec, manifest.time.cutoff,
+                                      population=normalise_events(population))
     with RankingSession(events, items) as session:
         rows = session.event_rows(*_window(manifest))
     strata = stratum_labels(users, manifest.sampling.strata) if users.num_rows else None

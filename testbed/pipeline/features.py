@@ -2,8 +2,10 @@
 
 The run's feature set (both models' declared features, testbed.pipeline.feature_sets) has one table per key
 set. The consume step wrote `features/stream_<table>.parquet`; this step writes `features/batch_<table>.parquet`
-and `features/parity.json`. Any difference fails the run (ParityError → decision ERROR) with the first
-differing feature and row in the message; up to 20 examples are in parity.json.
+and `features/parity.json`. The lake-population tables (item, category and global keys) are computed from
+the slice's population extract on both sides, the stream side by the independent fold of the same extract
+(the replay carries only the sampled users' events). Any difference fails the run (ParityError → decision
+ERROR) with the first differing feature and row in the message; up to 20 examples are in parity.json.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def _describe(example: dict[str, Any]) -> str:
 def run_features(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     spec = feature_sets.run_set(ctx.storage, manifest)
     batch = feature_sql.batch_tables(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"),
-                                     slice_data.read(ctx, "users"), spec, manifest.time.cutoff)
+                                     slice_data.read(ctx, "users"), spec, manifest.time.cutoff,
+                                     population=slice_data.read(ctx, "population_events"))
     batch = {group: table.combine_chunks() for group, table in batch.items()}
     for group, table in batch.items():
         ctx.storage.write_parquet(ctx.layout.batch_features(group), table)

@@ -1,4 +1,9 @@
-"""Step 3: select and sample the segment, keep all its events in the window, mask PII, write the slice."""
+"""Step 3: select and sample the segment, keep all its events in the window, mask PII, write the slice.
+
+It also writes the population extract (slice/population_events.parquet): every lake user's pre-cutoff events
+that the run's lake-population features (item, category and global aggregations) and the candidates'
+popularity read, without user_id. Later steps compute those from it, never from the lake.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ from testbed.adapters.engines import make_engine
 from testbed.adapters.storage import parquet_bytes
 from testbed.core.catalogue import UnknownItems, count_unknown
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, render
+from testbed.core.slice_sql import partition_range, population_extract, render
 from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
 from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
+from testbed.pipeline import feature_sets
 from testbed.pipeline.context import RunContext
 from testbed.record import io
+from testbed.record.layout import SLICE_TABLES
 from testbed.record.slice import SliceStats
 from testbed.record.steps import SliceResult
 
@@ -33,7 +40,7 @@ def unknown_items(events: pa.Table, items: pa.Table, manifest: Manifest) -> Unkn
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    queries = render(manifest)
+    queries = render(manifest, population_extract(manifest, feature_sets.run_set(ctx.storage, manifest)))
     engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("slice"))
     try:
@@ -41,6 +48,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         events = engine.query(queries.events, queries.params)
         items = engine.query(queries.items, queries.params)
         population = engine.query(queries.population, queries.params)
+        population_events = engine.query(queries.population_events)
         catalogue_size = engine.query("SELECT COUNT(*) FROM items").column(0)[0].as_py()
     except QueryInputError as exc:  # either engine: a filter value that does not fit its column
         raise ManifestError(f"manifest: segment.filters: a value does not fit its column "
@@ -55,19 +63,21 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         users = users.sort_by([("user_id", "ascending")])
         events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
         items = items.sort_by([("item_id", "ascending")])
+        population_events = population_events.sort_by([(c, "ascending") for c in population_events.column_names])
     events = normalise_events(events)
     unknown = unknown_items(events, items, manifest)
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
-    tables = mask({"users": users, "events": events, "items": items},
+    tables = mask({"users": users, "events": events, "items": items,
+                   "population_events": normalise_events(population_events)},
                   manifest.pii.mask, ctx.invocation.settings.pii_key(ctx.invocation.clients.secret_string))
     digest = hashlib.sha256()
-    for name in ("users", "events", "items"):
+    for name in SLICE_TABLES:
         data = parquet_bytes(tables[name].combine_chunks())
         digest.update(data)
         ctx.storage.write_bytes(ctx.layout.slice_table(name), data, bulky=True)
     probabilities = tables["users"].column("inclusion_probability")
     stats = SliceStats.model_validate({
-        "rows": {name: tables[name].num_rows for name in ("users", "events", "items")},
+        "rows": {name: tables[name].num_rows for name in SLICE_TABLES},
         "users": tables["users"].num_rows,
         "eligible_users": int(pc.sum(population.column("_tb_eligible_users")).as_py() or 0),
         "catalogue_size": catalogue_size,

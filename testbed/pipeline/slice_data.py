@@ -28,8 +28,9 @@ def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
 
 
 def session(ctx: RunContext) -> RankingSession:
-    """The slice's events and items in a ranking session (candidates, labels, event rows)."""
-    return RankingSession(read(ctx, "events"), read(ctx, "items"))
+    """The slice's events and items in a ranking session (candidates, labels, event rows), with the population
+    extract for the candidates' item popularity."""
+    return RankingSession(read(ctx, "events"), read(ctx, "items"), read(ctx, "population_events"))
 
 
 def batch_features(ctx: RunContext, spec: FeatureSet) -> dict[str, pa.Table]:

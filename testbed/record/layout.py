@@ -23,7 +23,7 @@ from testbed.record.slice import SliceStats
 from testbed.record.whatif import WhatIfDocument
 
 T = TypeVar("T")
-SLICE_TABLES = ("users", "events", "items")
+SLICE_TABLES = ("users", "events", "items", "population_events")
 FEATURE_ENTITIES = ("user", "item", "user_category")
 MARKDOWN_REPORT, HTML_REPORT = "report.md", "report.html"
 
@@ -134,7 +134,8 @@ class RunLayout:
 
     # tables and other files
     def slice_table(self, name: str) -> str:
-        """slice/<users|events|items>.parquet"""
+        """slice/<users|events|items|population_events>.parquet (SLICE_TABLES); population_events is every lake
+        user's pre-cutoff events the lake-population features and the candidates' popularity read, no user_id"""
         return self.uri("slice", f"{name}.parquet")
 
     def batch_features(self, entity: str) -> str:

@@ -8,7 +8,8 @@ from testbed.record.base import Document, absent
 class RowCounts(Document):
     users: int
     events: int
-    items: int
+    items: int  # the catalogue rows the slice's events or the population extract touch
+    population_events: int | None = absent()  # the population extract's rows (absent in older records)
 
 
 class StratumStats(Document):

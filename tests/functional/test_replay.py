@@ -84,6 +84,9 @@ def _stage(lake: Path, events: pa.Table, manifest: Manifest, run_id: str = "repl
     ctx.storage.write_parquet(ctx.uri("slice", "events.parquet"), events)
     ctx.storage.write_parquet(ctx.uri("slice", "items.parquet"), items)
     ctx.storage.write_parquet(ctx.uri("slice", "users.parquet"), users)
+    # the population extract: every lake user's events, without user_id (the features window them)
+    population = ds.dataset(lake / "events", partitioning="hive").to_table().drop_columns(["user_id"])
+    ctx.storage.write_parquet(ctx.uri("slice", "population_events.parquet"), population)
     return StreamRun(ctx, manifest, events, items, users)
 
 

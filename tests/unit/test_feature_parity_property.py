@@ -5,10 +5,14 @@ or none, every operation and input, windows in hours and days, event-type and `w
 and random event logs built to hit the edges: times exactly at the cutoff, at cutoff - window and 1 µs
 either side, shared timestamps, exact duplicate rows, shuffled arrival, null prices / quantities /
 attributes / ids, unicode and empty ids, items missing from the catalogue, users missing from users/.
+Each draw also has a population log, as the slice step's extract holds it: the slice's events and those of
+users outside the slice, without user_id; the lake-population tables (aggregations that read nothing of the
+user, unless they say `population: slice`) are computed from it on both sides.
 For every draw: the fold's tables equal the batch tables (same schema, same keys in the same order, values
 through `parity.compare`: 0 mismatches), and replacing every event at or after the cutoff by other ones
-changes no value on either side. The mutation tests show the property has teeth: a fold with min and max
-swapped, or with a window bound moved by one microsecond, is caught.
+(in the slice's log and in the population's) changes no value on either side. The mutation tests show the
+property has teeth: a fold with min and max swapped, with a window bound moved by one microsecond, or folding
+the slice instead of the population, is caught.
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ TYPES = ["view", "add_to_cart", "purchase", "refund"]
 NUMERIC_INPUTS = ["price", "quantity", "revenue", "item.price", "user.age", "score"]
 ANY_INPUTS = ["item_id", "user_id", "event_type", "item.brand", "price", "user.region", "score"]
 KEYS = ["user_id", "item_id", "item.category", "item.brand", "user.region"]
+OTHER_USERS: list[str | None] = ["p1", "p2", "ü2"]  # outside the slice: only the population log has their events
 STRING_COLUMNS = {"event_type": TYPES, "item.category": CATEGORIES[:-1], "item.brand": BRANDS[:-1],
                   "user.region": REGIONS[:-1], "user_id": USER_IDS[:-1]}
 NUMBER_COLUMNS = {"price": [0, 1.5, 9.99, 100], "quantity": [0, 1, 2, 2.5], "item.price": [1, 9.99, 20.0],
                   "user.age": [18, 30, 40.5], "score": [0, 0.1, 2.25, -1]}
 SPAN_US = window_us("8d")
 
-Case = tuple[FeatureSet, pa.Table, pa.Table, pa.Table, pa.Table]  # spec, events, items, users, events'
+# spec, events, items, users, events', population, population'
+Case = tuple[FeatureSet, pa.Table, pa.Table, pa.Table, pa.Table, pa.Table, pa.Table]
 
 
 @st.composite
@@ -82,6 +88,11 @@ def aggregations(draw: st.DrawFn, name: str) -> dict[str, Any]:
         agg["input"] = draw(st.sampled_from(ANY_INPUTS))
     elif operation in ("sum", "mean", "min", "max", "last"):
         agg["input"] = draw(st.sampled_from(NUMERIC_INPUTS))
+    named = [*agg["keys"], agg.get("input", ""), *(f["column"] for f in agg["where"])]
+    if not any(n == "user_id" or n.startswith("user.") for n in named):  # lake by default; slice when it says so
+        population = draw(st.sampled_from([None, "lake", "slice"]))
+        if population:
+            agg["population"] = population
     return agg
 
 
@@ -103,13 +114,15 @@ def offsets(spec: FeatureSet, future: bool) -> st.SearchStrategy[int]:
 
 
 @st.composite
-def rows(draw: st.DrawFn, spec: FeatureSet, future: bool, count: int) -> list[tuple[Row, float | None]]:
-    """`count` events (and their `score`), ids unique and unrelated to time order."""
+def rows(draw: st.DrawFn, spec: FeatureSet, future: bool, count: int,
+         users: list[str | None] = USER_IDS) -> list[tuple[Row, float | None]]:
+    """`count` events of `users` (and their `score`), ids unique and unrelated to time order."""
     times = draw(st.lists(offsets(spec, future), min_size=count, max_size=count))
     out = []
     for i, offset in enumerate(times):
-        row: Row = (f"{draw(st.sampled_from(['e', 'é', 'E']))}{i:03d}{'f' if future else ''}",
-                    draw(st.sampled_from(USER_IDS)), draw(st.sampled_from(ITEM_IDS)),  # type: ignore[arg-type]
+        event_id = f"{draw(st.sampled_from(['e', 'é', 'E']))}{i:03d}{'f' if future else ''}"
+        row: Row = (event_id + ("" if users is USER_IDS else "p"),
+                    draw(st.sampled_from(users)), draw(st.sampled_from(ITEM_IDS)),  # type: ignore[arg-type]
                     draw(st.sampled_from(TYPES)), C + timedelta(microseconds=offset),
                     draw(st.sampled_from(PRICES)), draw(st.sampled_from(QUANTITIES)))
         out.append((row, draw(st.sampled_from(SCORES))))
@@ -140,15 +153,25 @@ def cases(draw: st.DrawFn) -> Case:
     users = pa.table({"user_id": pa.array(known, pa.string()),
                       "region": pa.array([draw(st.sampled_from(REGIONS)) for _ in known], pa.string()),
                       "age": pa.array([draw(st.sampled_from([None, 18, 30, 41])) for _ in known], pa.int64())})
-    return spec, log_table(log), items, users, log_table(altered)
+    others = draw(rows(spec, False, draw(st.integers(0, 30)), OTHER_USERS))
+    others_before, others_after = (draw(rows(spec, True, draw(st.integers(0, 4)), OTHER_USERS))
+                                   for _ in range(2))
+    mixed = draw(st.permutations(log + others + others_before))
+    return (spec, log_table(log), items, users, log_table(altered), population_table(mixed),
+            population_table([e for e in mixed if e in past or e in others] + after + others_after))
+
+
+def population_table(events: list[tuple[Row, float | None]]) -> pa.Table:
+    """The events as the slice's population extract holds them: no user_id."""
+    return log_table(events).drop_columns(["user_id"])
 
 
 def disagreement(case: Case, *, future: bool = True) -> str | None:
     """Why the fold and the batch tables of `case` differ, or (`future`) how events at/after the cutoff
     changed a value; None when they agree."""
-    spec, events, items, users, altered = case
-    batch = feature_sql.batch_tables(events, items, users, spec, C)
-    stream = feature_fold.fold(events, items, users, spec, C)
+    spec, events, items, users, altered, population, altered_population = case
+    batch = feature_sql.batch_tables(events, items, users, spec, C, population=population)
+    stream = feature_fold.fold(events, items, users, spec, C, population=population)
     for name, aggs in spec.groups().items():
         keys = [key_column(k) for k in aggs[0].group_keys]
         if stream[name].schema != batch[name].schema:
@@ -167,10 +190,11 @@ def disagreement(case: Case, *, future: bool = True) -> str | None:
     # batch side is compared with parity's tolerance (1e-9 + 1e-12 × |value|; counts, min, max, last and keys
     # exactly): a future event that counted would move a value far more. The fold keeps the past events' order,
     # so its sums are added up alike: exact equality.
-    moved = parity.compare(feature_sql.batch_tables(altered, items, users, spec, C), batch, spec.table_keys())
+    moved = parity.compare(feature_sql.batch_tables(altered, items, users, spec, C, population=altered_population),
+                           batch, spec.table_keys())
     if moved.mismatches:
         return f"events at/after the cutoff changed the batch: {moved.examples[:3]}"
-    if feature_fold.fold(altered, items, users, spec, C) != stream:
+    if feature_fold.fold(altered, items, users, spec, C, population=altered_population) != stream:
         return "events at/after the cutoff changed the fold"
     return None
 
@@ -205,11 +229,20 @@ def _start(t_us: np.ndarray, cutoff_us: int, window: int) -> np.ndarray:
     return (t_us > cutoff_us - window) & (t_us < cutoff_us)  # the mutant: cutoff - window itself is out
 
 
+FOLD = feature_fold.fold
+
+
+def _slice_only(events: pa.Table, items: pa.Table, users: pa.Table, spec: FeatureSet, cutoff: Any, *,
+                population: pa.Table | None = None) -> dict[str, pa.Table]:
+    return FOLD(events, items, users, spec, cutoff)  # the mutant: lake tables counted over the slice's users
+
+
 Mutation = Callable[[pytest.MonkeyPatch], None]
 MUTATIONS: dict[str, Mutation] = {
     "min and max swapped": lambda mp: mp.setitem(feature_fold.EXTREMES, "min", feature_fold.EXTREMES["max"]),
     "cutoff included (< became <=)": lambda mp: mp.setattr(feature_fold, "in_window", _bound),
     "window start excluded (>= became >)": lambda mp: mp.setattr(feature_fold, "in_window", _start),
+    "population ignored (lake tables from the slice)": lambda mp: mp.setattr(feature_fold, "fold", _slice_only),
 }
 
 

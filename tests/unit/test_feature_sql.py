@@ -120,7 +120,7 @@ def test_trino_statements_read_back_into_duckdb_give_the_same_tables(lake: tuple
     expected = feature_sql.batch_tables(log, items, users, spec, cutoff)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for name, table in (("events", log), ("items", items), ("users", users)):
+    for name, table in (("events", log), ("population_events", log), ("items", items), ("users", users)):
         con.register(name, table)
     queries = feature_sql.batch_queries(spec, epoch_us(cutoff), "trino")
     got = {name: fetch(con, to_duckdb(q.sql), list(q.params)) for name, q in queries.items()}

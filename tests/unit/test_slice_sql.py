@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import pytest
 import sqlglot
 
 from testbed.adapters.duckdb_engine import DuckDBEngine
+from testbed.core.feature_spec import FeatureSet
+from testbed.core.ranking_data import POPULARITY_DAYS
 from testbed.core.sampling import uniform_draw
-from testbed.core.slice_sql import partition_range, render
+from testbed.core.slice_sql import partition_range, population_extract, render
 from testbed.manifest import parse_manifest
 
 MODELS = {"control": {"uri": "c", "sha256": "0" * 64}, "candidate": {"uri": "d", "sha256": "0" * 64}}
@@ -41,7 +44,8 @@ def engine(small_lake: Path) -> DuckDBEngine:
 def _slice(engine: DuckDBEngine, data: dict[str, Any]) -> dict[str, Any]:
     manifest = parse_manifest(data)
     q = render(manifest)
-    return {name: engine.query(getattr(q, name), q.params) for name in ("users", "events", "items", "population")}
+    out = {name: engine.query(getattr(q, name), q.params) for name in ("users", "events", "items", "population")}
+    return {**out, "population_events": engine.query(q.population_events)}
 
 
 def test_uniform_rate_within_three_standard_errors(engine: DuckDBEngine) -> None:
@@ -121,9 +125,32 @@ def test_slice_keeps_all_window_events_and_touched_items(engine: DuckDBEngine) -
         [manifest.time.start, manifest.time.end]).fetchall()[0]
     assert expected is not None and out["events"].num_rows == expected[0]
     assert set(out["events"].column("user_id").to_pylist()) <= set(users)
-    assert set(out["items"].column("item_id").to_pylist()) == set(out["events"].column("item_id").to_pylist())
+    touched = {*out["events"].column("item_id").to_pylist(), *out["population_events"].column("item_id").to_pylist()}
+    assert set(out["items"].column("item_id").to_pylist()) == touched
     dates = {d.isoformat() for d in out["events"].column("event_date").to_pylist()}
     assert min(dates) >= first.isoformat() and max(dates) <= last.isoformat()
+
+
+def test_the_population_extract_is_every_lake_users_events_before_the_cutoff(engine: DuckDBEngine) -> None:
+    """Whatever the segment and the rate: the lake's events in [max(start, cutoff - the longest lake window),
+    cutoff), only the columns the lake-population features read, no user_id."""
+    spec = FeatureSet.model_validate({"name": "lake", "aggregations": [
+        {"name": "i_revenue_60d", "keys": ["item_id"], "operation": "sum", "input": "revenue", "window": "60d"},
+        {"name": "u_views_90d", "keys": ["user_id"], "operation": "count", "window": "90d"}]})
+    data = copy.deepcopy(BASE)
+    data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "gold"}]
+    manifest = parse_manifest(data)
+    extract = population_extract(manifest, spec)
+    assert extract.start == manifest.time.cutoff - timedelta(days=60)
+    assert extract.columns == ("item_id", "event_time", "event_type", "price", "quantity")
+    got = engine.query(render(manifest, extract).population_events)
+    expected = engine.query("SELECT item_id, event_time, event_type, price, quantity FROM events "
+                            f"WHERE event_time >= TIMESTAMP '{extract.start:%Y-%m-%d %H:%M:%S}' "
+                            f"AND event_time < TIMESTAMP '{manifest.time.cutoff:%Y-%m-%d %H:%M:%S}' "
+                            "ORDER BY 1, 2, 3, 4, 5")
+    assert got.column_names == list(extract.columns) and got.num_rows > 0
+    assert got.equals(expected)
+    assert population_extract(manifest).start == manifest.time.cutoff - timedelta(days=POPULARITY_DAYS)
 
 
 def test_filter_values_are_bound_never_rendered() -> None:
