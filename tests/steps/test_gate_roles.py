@@ -53,6 +53,8 @@ def _write_run(memory: MemoryStorage, ctx: RunContext, *, ratio: float = 1.1, me
         "recall@10": np.concatenate([control[:, 1], candidate[:, 1]])})
     layout = ctx.layout
     memory.write_parquet(layout.per_user, per_user)
+    memory.write_parquet(layout.labels, pa.table({"user_id": users, "item_id": ["i1"] * USERS,
+                                                  "relevance": [3] * USERS, "revenue": [9.5] * USERS}))
     memory.write_parquet(layout.slice_table("users"), pa.table({
         "user_id": users, "stratum": ["all"] * USERS, "inclusion_probability": [1.0] * USERS}))
     io.write(memory, layout.metrics, report_run.metrics_model())
