@@ -23,7 +23,7 @@ from testbed.adapters.storage import UriStorage
 from testbed.core import feature_sql
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
-from testbed.core.slice_sql import render
+from testbed.core.slice_sql import population_extract, render
 from testbed.errors import ManifestError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
@@ -131,7 +131,8 @@ def test_a_reference_without_features_is_a_manifest_error(small_lake: Path, tmp_
 
 def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Athena path: the same three slice statements at rate 1, as UNLOADs under the run's scratch prefix.
+    """Athena path: the same three slice statements at rate 1 and the population extract, as UNLOADs under the
+    run's scratch prefix.
 
     moto's Athena runs no SQL, so DuckDB computes the answers and they are placed where each UNLOAD writes.
     """
@@ -140,9 +141,10 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     expected = drift.population_side(local, manifest, spec)
     population = manifest.model_copy(update={"sampling": manifest.sampling.model_copy(
         update={"strategy": "uniform", "rate": 1.0, "seed": manifest.sampling.seed + 1})})
-    queries = render(population)
+    queries = render(population, population_extract(manifest, spec))
     duck = DuckDBEngine(str(small_lake))
     answers = [duck.query(sql, queries.params) for sql in (queries.users, queries.events, queries.items)]
+    answers.append(duck.query(queries.population_events))
     duck.close()
     with embedded_aws() as aws:
         aws.client("s3").create_bucket(Bucket="art")
@@ -152,7 +154,7 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         s3.write_bytes(run_uri + "/slice/stats.json", (Path(local.run_uri) / "slice" / "stats.json").read_bytes())
         ctx = RunContext(run_id="cloud-000000000006", run_uri=run_uri, lake="s3://lake",
                          invocation=Invocation.outside_lambda())
-        tokens = iter(f"q{i}" for i in range(3))
+        tokens = iter(f"q{i}" for i in range(4))
 
         def athena(invocation: Invocation, lake: str, dates: Any, scratch: str | None = None) -> AthenaEngine:
             assert scratch == "s3://art/scratch/cloud-000000000006/drift"
@@ -166,8 +168,9 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         side = drift.population_side(ctx, manifest, spec)
         ids = aws.client("athena").list_query_executions()["QueryExecutionIds"]
         sent = [aws.client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
-    statements = sorted(s["Query"] for s in sent)
-    assert len(statements) == 3 and all(s.startswith("UNLOAD (WITH segment_users AS") for s in statements)
+    statements = sorted(s["Query"] for s in sent if s["Query"].startswith("UNLOAD (WITH segment_users AS"))
+    extract = [s["Query"] for s in sent if s["Query"].startswith('UNLOAD (SELECT e."item_id"')]
+    assert len(statements) == 3 and len(extract) == 1 and len(sent) == 4
     assert all("CAST(1.0 AS DOUBLE) AS _tb_inclusion_probability" in s for s in statements)
     assert all(f"'{manifest.sampling.seed + 1}:'" in s for s in statements)
     assert all(s["WorkGroup"] == "wg" and s["QueryExecutionContext"]["Database"] == "lakedb" for s in sent)
