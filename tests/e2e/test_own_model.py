@@ -101,6 +101,7 @@ def test_the_model_without_its_feature_set_is_refused_naming_feature_model_and_s
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # a second whole run of the example (~23 CPU-s); a FAIL run stays in tests/e2e/test_local_run.py
 def test_a_model_taught_the_wrong_thing_fails_its_gates(
         example: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """The verdict follows quality: the same features and training code, taught to rank what users did NOT go on

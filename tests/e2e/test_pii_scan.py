@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,26 @@ def runs(lake: Path, small_models: dict[str, dict[str, str]], capture: Capture,
     return {"root": root, "results": results, "whole": run_dir}
 
 
+def any_of(values: set[str]) -> re.Pattern[str]:
+    """A pattern that matches wherever any of `values` occurs: the values as a trie of alternatives, which one
+    pass reads far faster than one substring search per value (thousands of values over megabytes)."""
+    trie: dict[str, Any] = {}
+    for value in values:
+        node = trie
+        for char in value:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile(pattern(trie))
+
+
 def out_texts(root: Path) -> dict[str, str]:
     """Every file under the out folders as text (bytes decoded leniently), Parquet also decoded row by row."""
     texts = {}
@@ -165,11 +186,15 @@ def test_no_raw_masked_value_anywhere(runs: dict[str, Any], capture: Capture, la
     assert len(values) > 2 * 1000
     texts = {**out_texts(runs["root"]), **capture.texts()}
     assert sum(len(t) for t in texts.values()) > 1_000_000  # the scan read the records, not nothing
-    hits = [(where, value) for where, text in texts.items() for value in values if value in text]
+    raw = any_of(values)
+    hits = [(where, found.group()) for where, text in texts.items() for found in raw.finditer(text)]
     assert hits == []
 
 
 def test_the_scan_would_see_a_leak(runs: dict[str, Any], lake: Path) -> None:
     """The same scan over the raw lake finds every value: the check above can fail."""
-    leaked = out_texts(lake)
-    assert all(any(value in text for text in leaked.values()) for value in raw_values(lake) - {FOREIGN_EMAIL})
+    leaked, values = out_texts(lake), raw_values(lake) - {FOREIGN_EMAIL}
+    scan = any_of(values)
+    found = {match.group() for text in leaked.values() for match in scan.finditer(text)}
+    # a value inside a longer one found at the same place is not a match of its own: look for those one by one
+    assert all(any(value in text for text in leaked.values()) for value in values - found)

@@ -23,6 +23,8 @@ from testbed.pipeline import teardown as teardown_step
 from testbed.pipeline.context import RunContext
 from tests.run_record_check import check_run_files
 
+LOOKS_PER_TIME_UP = 15
+
 
 def _resources(ctx: RunContext) -> dict[str, list[str]]:
     clients = ctx.invocation.clients
@@ -58,10 +60,11 @@ def _assert_torn_down(listings: list[dict[str, Any]]) -> None:
 def test_a_passing_run_loops_replay_and_consume_records_offsets_and_parity_then_tears_down(
         small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
         listings: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    # every third look at the Lambda clock finds the time up: replay and consume stop, and the state machine loops
+    # every LOOKS_PER_TIME_UP-th look at the Lambda clock finds the time up: replay and consume stop, and the state
+    # machine loops (a few loops prove the resume; each costs a whole invocation)
     looks = itertools.count(1)
     monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis",
-                        lambda _: 0 if next(looks) % 3 == 0 else 900_000)
+                        lambda _: 0 if next(looks) % LOOKS_PER_TIME_UP == 0 else 900_000)
     monkeypatch.setattr(kinesis, "GET_LIMIT", 500)
     result = run_local(write_manifest(manifest_data), str(small_lake), tmp_path / "out")
     _assert_torn_down(listings)

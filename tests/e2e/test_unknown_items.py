@@ -2,10 +2,12 @@
 
 Two copies of the small lake lose rows of items/: the 50 most popular items (the run is INCONCLUSIVE with the
 reason) and one rare item (the run decides as before, with a warning in gates.json, run.json and both reports).
+A raised limit changes only the gate step: it is re-run on the first run's record, in memory.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -15,8 +17,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
+from testbed.adapters.storage import MemoryStorage
+from testbed.invocation import Invocation
 from testbed.local import run_local
+from testbed.manifest import parse_manifest
+from testbed.pipeline.context import RunContext
+from testbed.pipeline.gate import run_gate
 from tests.conftest import BASE_MANIFEST
 
 RARE_ITEM_MIN_EVENTS = 20  # a sampled slice (rate 0.5) still holds some of the rare item's events
@@ -51,10 +59,19 @@ def _read(run: Path, name: str) -> Any:
     return json.loads((run / name).read_text())
 
 
-def test_top_items_missing_from_the_catalogue_make_the_run_inconclusive(
-        small_lake: Path, manifest_data: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def top_items_run(small_lake: Path, small_models: dict[str, dict[str, str]],
+                  tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The run directory of the small lake without its 50 most popular items, and its manifest."""
+    root = tmp_path_factory.mktemp("top-items")
+    manifest_data = {**copy.deepcopy(BASE_MANIFEST), "models": copy.deepcopy(small_models)}
     top = [item for item, _n in _items_by_popularity(small_lake)[:50]]
-    run = _run(_lake_without(small_lake, tmp_path, top), tmp_path, manifest_data)
+    return _run(_lake_without(small_lake, root, top), root, manifest_data), manifest_data
+
+
+def test_top_items_missing_from_the_catalogue_make_the_run_inconclusive(
+        top_items_run: tuple[Path, dict[str, Any]]) -> None:
+    run, _ = top_items_run
     record, gates = _read(run, "run.json"), _read(run, "gates.json")
     unknown = _read(run, "slice/stats.json")["unknown_items"]
     assert unknown["items"] == 50 and unknown["events_share"] > 0.01 and unknown["label_items_share"] > 0.01
@@ -84,11 +101,16 @@ def test_one_rare_item_missing_is_a_warning_everywhere(
     assert "Warning: " + warning.replace("&", "&amp;") in banner
 
 
-def test_a_raised_limit_turns_the_top_items_into_a_warning(
-        small_lake: Path, manifest_data: dict[str, Any], tmp_path: Path) -> None:
-    top = [item for item, _n in _items_by_popularity(small_lake)[:50]]
-    manifest_data["evaluation"]["max_unknown_item_share"] = 0.5
-    run = _run(_lake_without(small_lake, tmp_path, top), tmp_path, manifest_data)
-    record = _read(run, "run.json")
-    assert not any("missing from items/" in reason for reason in record["reasons"])
-    assert [w for w in record["warnings"] if "(limit 50.00%)" in w]
+def test_a_raised_limit_turns_the_top_items_into_a_warning(top_items_run: tuple[Path, dict[str, Any]]) -> None:
+    run, manifest_data = top_items_run
+    memory = MemoryStorage()
+    ctx = RunContext(run.name, f"s3://art/runs/{run.name}", "/lake", Invocation.on(memory))
+    for path in (p for p in run.rglob("*") if p.is_file()):
+        memory.write_bytes(ctx.layout.uri(path.relative_to(run).as_posix()), path.read_bytes())
+    raised = copy.deepcopy(manifest_data)
+    raised["evaluation"]["max_unknown_item_share"] = 0.5
+    result = run_gate(ctx, parse_manifest(raised))
+    gates = json.loads(memory.read_bytes(ctx.layout.gates.uri))
+    assert result["reasons"] == gates["reasons"]
+    assert not any("missing from items/" in reason for reason in gates["reasons"])
+    assert [w for w in gates["warnings"] if "(limit 50.00%)" in w]
