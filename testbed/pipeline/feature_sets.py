@@ -7,12 +7,10 @@ External feature tables are read here too, each checked against the SHA-256 its 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from botocore.exceptions import ClientError
 
 from testbed.adapters.storage import Storage
 from testbed.core.feature_check import check_model_features, load_feature_set
@@ -22,6 +20,7 @@ from testbed.core.retail_default import retail_default
 from testbed.core.roles import ROLES
 from testbed.errors import FeatureSetError
 from testbed.manifest import Manifest
+from testbed.pipeline.checked_read import read_checked
 from testbed.record.run import FeatureSetProvenance
 
 
@@ -32,15 +31,8 @@ class ModelFeatures:
 
 
 def _read(storage: Storage, uri: str, sha256: str, field: str, what: str) -> bytes:
-    try:
-        data = storage.read_bytes(uri)
-    except (OSError, ClientError):
-        raise FeatureSetError(f"{field}.uri: {what} not found: {uri}") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise FeatureSetError(f"{field}.sha256: checksum mismatch for {uri} "
-                              f"(file has {actual[:12]}…, the reference says {sha256[:12]}…)")
-    return data
+    return read_checked(storage, uri, sha256, field=field, what=what, says="the reference says",
+                        error=FeatureSetError)
 
 
 def for_model(storage: Storage, manifest: Manifest, role: str) -> ModelFeatures:

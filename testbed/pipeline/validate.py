@@ -31,6 +31,7 @@ from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryIn
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
 from testbed.pipeline import claim, feature_sets
+from testbed.pipeline.checked_read import read_checked
 from testbed.pipeline.validate_lake_capabilities import lake_limitations
 from testbed.pipeline.validate_pii import check_unmasked_pii
 from testbed.pipeline.validate_training import check_training
@@ -166,14 +167,8 @@ def _model_file(storage: Storage, manifest: Manifest, sets: dict[str, feature_se
                 where: str, uri: str, sha256: str) -> tuple[bytes, list[str]]:
     """A model file's bytes and feature names, after checking its SHA-256, that it is a LightGBM model, and that
     it reads its role's feature set; `where` is its manifest field (models.control, ...)."""
-    try:
-        data = storage.read_bytes(uri)
-    except (OSError, ClientError):
-        raise ModelArtifactError(f"manifest: {where}.uri: model file not found: {uri}") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise ModelArtifactError(f"manifest: {where}.sha256: checksum mismatch for {uri} "
-                                 f"(file has {actual[:12]}…, manifest says {sha256[:12]}…)")
+    data = read_checked(storage, uri, sha256, field=f"manifest: {where}", what="model file", says="manifest says",
+                        error=ModelArtifactError)
     source = f"manifest: {where}.uri ({uri})"
     check_model_file(data, source)
     model = load_model(role, data, source)
