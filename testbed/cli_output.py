@@ -17,7 +17,7 @@ from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
-from testbed.report import facts, plain
+from testbed.report import cohorts, facts, plain
 from testbed.report.inputs import RunData, load_run
 
 RESULT_VERSION = 1
@@ -56,7 +56,7 @@ def error_result(error: BaseException, exit_code: int, command: str) -> dict[str
             "decision": ERROR if exit_code == EXIT_CODES[ERROR] and type(error).__name__ == "RunFailedError"
             else None, "exit_code": exit_code, "existing": False, "status": "ERROR", "execution_arn": None,
             "record": None, "reports": {"markdown": None, "html": None}, "reasons": [], "headline": None, "gates": [],
-            "gate_counts": {}, "metrics": [], "drift": None, "step_seconds": {},
+            "gate_counts": {}, "metrics": [], "drift": None, "cohorts": None, "step_seconds": {},
             "error": {"type": getattr(error, "workflow_error", None) or type(error).__name__,
                       "message": one_line(str(error)), "hint": hint_for(error)}}
 
@@ -107,7 +107,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
         "exit_code": EXIT_CODES[decision] if decision else 0, "existing": existing, "status": status,
         "execution_arn": execution_arn, "record": run_uri, "reports": {"markdown": None, "html": None},
         "reasons": [], "headline": None, "gates": [], "gate_counts": {}, "metrics": [], "drift": None,
-        "step_seconds": {}, "error": None}
+        "cohorts": None, "step_seconds": {}, "error": None}
     if run_uri is None:
         return result
     try:
@@ -121,6 +121,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
     result["gate_counts"] = facts.gate_counts(data.gates) if data.gates is not None else {}
     result["metrics"] = [_metric(n, d, data.metric_confidence) for n, d in facts.top_deltas(data.metrics)]
     result["drift"] = _drift(data.drift) if data.drift is not None else None
+    result["cohorts"] = cohorts.as_json(data)
     seconds = data.completed.step_seconds if data.completed is not None else {}
     result["step_seconds"] = {k: float(v) for k, v in seconds.items() if facts.is_number(v)}
     layout = RunLayout.at(run_uri)
@@ -171,6 +172,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                      + (f": {top}" if top else "")))
     elif result.get("record") and result.get("decision") != ERROR:
         tail.append(("drift", "no drift diagnostics in this run"))
+    if (result.get("cohorts") or {}).get("summary"):
+        tail.append(("cohorts", result["cohorts"]["summary"]))
     if result.get("execution_arn"):
         tail.append(("execution", str(result["execution_arn"])))
     if result.get("record"):

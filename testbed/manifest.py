@@ -142,6 +142,10 @@ class Evaluation(Strict):
         default=0.01, ge=0.0, le=1.0,
         description="Largest share of slice events, or of label items, whose item is missing from items/: above it "
                     "the run is INCONCLUSIVE; a smaller non-zero share is a warning in the record and the reports.")
+    cohort_min_users: int = Field(
+        default=30, ge=2, le=100_000, exclude_if=lambda value: value == 30,
+        description="Smallest cohort (stratum, activity decile, new or returning, top category) whose paired "
+                    "delta of the primary metric is tested for metrics.json's worst cohorts.")
     training_overlap: Literal["warn", "error"] = Field(
         default="warn", exclude_if=lambda value: value == "warn",
         description="A model whose recorded training window (its `testbed train` sidecar) reads events of "

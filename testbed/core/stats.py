@@ -219,6 +219,17 @@ def compare_strata(sample: PairedSample, resamples: int, seed: int, fixed_stratu
     return out
 
 
+def compare_domains(sample: PairedSample, domains: Mapping[str, np.ndarray], resamples: int,
+                    rng: np.random.Generator, groups: Sequence[np.ndarray] | None) -> dict[str, Comparison]:
+    """One comparison per domain (index arrays into `sample`, which may overlap), all from the same resamples of
+    every user of `sample` (within `groups` when given, as compare_strata's fixed stratum sizes)."""
+    if not domains:
+        return {}
+    means = weighted_means_by_domain(np.hstack([sample.control, sample.candidate]), sample.weights, groups,
+                                     domains, resamples=resamples, rng=rng)
+    return {label: _comparison(sample.subset(rows), means[label], resamples) for label, rows in domains.items()}
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None

@@ -16,7 +16,7 @@ from testbed.core.roles import ROLES
 from testbed.core.stats import delta_summaries
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
-from testbed.pipeline import paired, slice_data
+from testbed.pipeline import cohorts, paired, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.record import documents, io
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
@@ -101,6 +101,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
     spread = retrain_spread(ctx, manifest, labels, per_user)
+    worst = cohorts.worst_cohorts(ctx, manifest, per_user)
     document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],
@@ -108,6 +109,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "deltas": paired_deltas(ctx, manifest, per_user),
         "interval": paired.interval_label(manifest),
         **({"training_variance": spread} if spread is not None else {}),
+        **({"cohorts": cohorts.as_document(worst)} if worst is not None else {}),
     })
     io.write(ctx.storage, ctx.layout.metrics, document)
     io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))

@@ -20,14 +20,23 @@ def bootstrap_seed(manifest: Manifest) -> int:
     return manifest.sampling.seed if seed is None else seed
 
 
-def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:
-    """"all" and every stratum: weighted (1 / inclusion probability) paired bootstrap of every metric."""
+def fixed_stratum_sizes(manifest: Manifest) -> bool:
+    """Whether the slice drew a fixed number of users per stratum (then users are resampled within strata)."""
+    return manifest.sampling.strategy == "stratified"
+
+
+def sample(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> stats.PairedSample:
+    """Both models' per-user values of every metric on the same users, with strata and 1 / inclusion weights."""
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     probabilities = slice_data.inclusion_probabilities(ctx)
     names = [c for c in per_user.column_names if "@" in c]
-    sample = stats.paired_sample(per_user, strata, probabilities, names)
-    return stats.compare_strata(sample, manifest.statistics.resamples, bootstrap_seed(manifest),
-                                fixed_stratum_sizes=manifest.sampling.strategy == "stratified")
+    return stats.paired_sample(per_user, strata, probabilities, names)
+
+
+def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:
+    """"all" and every stratum: weighted (1 / inclusion probability) paired bootstrap of every metric."""
+    return stats.compare_strata(sample(ctx, manifest, per_user), manifest.statistics.resamples,
+                                bootstrap_seed(manifest), fixed_stratum_sizes=fixed_stratum_sizes(manifest))
 
 
 def interval_label(manifest: Manifest) -> str:

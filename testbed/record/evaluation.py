@@ -60,6 +60,35 @@ class TrainingVariance(Document):
     metrics: dict[str, RetrainSpread]  # gated metric -> spread
 
 
+class CohortFinding(Document):
+    """One tested cohort's paired delta of the primary metric; non-finite values are null."""
+
+    family: str  # stratum | activity | tenure | top_category
+    cohort: str
+    n: int
+    control: float | None
+    candidate: float | None
+    delta: float | None
+    interval: list[float | None]  # at the metrics' confidence
+    interval_adjusted: list[float | None]  # what the corrected two-sided test does not reject
+    p_value: float | None  # two-sided, for delta = 0
+    p_adjusted: float | None  # corrected across every tested cohort (`correction`)
+    exploratory: bool  # the corrected p-value is above 1 - confidence
+
+
+class WorstCohorts(Document):
+    """Where the candidate hurts most: the tested cohorts with the lowest paired delta of the primary metric
+    (testbed.core.cohorts defines the families, the test and the correction)."""
+
+    metric: str
+    min_users: int
+    tested: int
+    too_small: int
+    correction: str
+    confidence: float
+    worst: list[CohortFinding]  # lowest delta first
+
+
 class MetricsDocument(Document):
     """Every interval here (`deltas`) is over users only: it resamples which users were sampled, with the models
     held fixed. It does not cover how much the models themselves move between retrains (another LightGBM seed
@@ -72,6 +101,7 @@ class MetricsDocument(Document):
     deltas: dict[str, dict[str, MetricDelta]]  # stratum -> metric -> delta
     interval: str  # how the intervals were computed
     training_variance: TrainingVariance | None = absent()  # absent: no seed variants declared
+    cohorts: WorstCohorts | None = absent()  # absent: the primary metric has no per-user values
 
 
 class ModelLatency(Document):

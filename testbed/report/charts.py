@@ -76,12 +76,14 @@ def _svg(chart: Any, name: str, thick_series: tuple[int, ...] = ()) -> str:
 
 # ---------------------------------------------------------------- gates
 
-def forest(panel: facts.ForestPanel) -> str:
+def forest(panel: facts.ForestPanel, name: str | None = None, title: str | None = None,
+           colors_by_outcome: dict[str, str] | None = None) -> str:
     """Per-stratum delta (dot) and interval (line) of one metric on the panel's one scale (absolute, or relative
     in % of control; the x-axis title says which), coloured by gate outcome, each interval series labelled with
     its confidence level; each gated row's margin is a dashed red tick at its threshold, and a black line marks
     no change."""
     rows = [r for r in panel.rows if r.delta is not None][::-1]  # pygal's y grows upwards: first row on top
+    palette = colors_by_outcome or OUTCOME_COLORS
     relative = panel.scale == "relative"
     scale = 100.0 if relative else 1.0  # a relative panel is drawn in percent
 
@@ -106,9 +108,9 @@ def forest(panel: facts.ForestPanel) -> str:
         if segments:
             series.append((f"{shown + ' CI' if shown else 'interval'} ({outcome})", segments[:-1],
                            {"show_dots": False}))
-            colors.append(OUTCOME_COLORS.get(outcome, "#4a5568"))
+            colors.append(palette.get(outcome, "#4a5568"))
         series.append((f"delta ({outcome})", dots, {"stroke": False, "dots_size": 5}))
-        colors.append(OUTCOME_COLORS.get(outcome, "#4a5568"))
+        colors.append(palette.get(outcome, "#4a5568"))
     ticks: list[Any] = []
     for y, row in enumerate(rows):
         if row.threshold is not None:
@@ -124,12 +126,12 @@ def forest(panel: facts.ForestPanel) -> str:
                                x_title=facts.SCALE_TITLES[panel.scale],
                                x_value_formatter=(lambda v: f"{v:+.1f}%") if relative
                                else (lambda v: facts.signed(v, 3))))
-    chart.title = f"{panel.metric}: candidate − control" + (f" · gate {panel.gate}" if panel.gate else "")
+    chart.title = title or f"{panel.metric}: candidate − control" + (f" · gate {panel.gate}" if panel.gate else "")
     chart.y_labels = [{"label": r.stratum, "value": y} for y, r in enumerate(rows)]
-    for title, values, options in series:
-        chart.add(title, values, **options)
-    thick = tuple(i for i, (title, _, _) in enumerate(series) if not title.startswith("no change"))
-    return _svg(chart, f"forest-{panel.gate or panel.metric}", thick)
+    for label, values, options in series:
+        chart.add(label, values, **options)
+    thick = tuple(i for i, (label, _, _) in enumerate(series) if not label.startswith("no change"))
+    return _svg(chart, name or f"forest-{panel.gate or panel.metric}", thick)
 
 
 def _xrange(rows: list[facts.ForestRow], scale: float) -> tuple[float, float]:

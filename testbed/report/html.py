@@ -24,7 +24,7 @@ from testbed.record.features import ParityDocument
 from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
-from testbed.report import charts, facts, plain
+from testbed.report import charts, cohorts, facts, plain
 from testbed.report.inputs import RunData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -174,6 +174,24 @@ def forest_section(data: RunData) -> str:
                        scale=p.scale, row_scales=[r.scale for r in p.rows if r.delta is not None])
                for p in panels]
     return head + "".join(figures)
+
+
+def cohorts_section(data: RunData) -> str:
+    head = '<h2 id="cohorts">Worst cohorts</h2>'
+    report = cohorts.block(data)
+    if report is None or not report.worst:
+        return head + _note("No cohort of the primary metric was tested in this run.")
+    level = facts.level(report.confidence) or "the metrics'"
+    caption = (f"{esc(report.metric)}, candidate − control, absolute: dot = the cohort's delta, line = its "
+               f"{esc(report.correction)}-corrected {esc(level)} interval over the {report.tested} tested cohorts; "
+               "red = proven harm, green = proven gain, grey = exploratory (does not survive the correction)")
+    rows = [[esc(cell) for cell in row] for row in cohorts.table_rows(report)]
+    return (head + f"<p>{esc(cohorts.summary(data))}. Cohorts under {report.min_users} users are not tested "
+            f"({report.too_small} of them).</p>"
+            + _figure(cohorts.CHART, cohorts.chart(report), caption, scale="absolute",
+                      row_scales=["absolute"] * sum(f.delta is not None for f in report.worst))
+            + _table(["cohort", "n", "control", "candidate", "delta", f"{esc(level)} CI", "corrected CI", "p",
+                      "p corrected", "verdict"], rows, numeric={1, 2, 3, 4, 5, 6, 7, 8}))
 
 
 def metrics_section(data: RunData) -> str:
@@ -392,7 +410,8 @@ def _replay(replay: ReplayDocument | None) -> str:
 
 
 SECTIONS: list[tuple[str, Callable[[RunData], str]]] = [
-    ("gates", gates_section), ("deltas", forest_section), ("metrics", metrics_section), ("slice", slice_section),
+    ("gates", gates_section), ("deltas", forest_section), ("cohorts", cohorts_section),
+    ("metrics", metrics_section), ("slice", slice_section),
     ("drift", drift_section), ("models", models_section), ("whatif", whatif_section),
     ("provenance", provenance_section)]
 

@@ -12,7 +12,7 @@ function of the run data, so re-rendering a record gives the same bytes.
 from __future__ import annotations
 
 from testbed.record.base import ERROR, OUTCOME_PASS
-from testbed.report import facts, plain
+from testbed.report import cohorts, facts, plain
 from testbed.report.inputs import RunData
 
 ALL_GATES_UP_TO = 12  # more gates than this: list only the failed and inconclusive ones
@@ -114,6 +114,8 @@ def _headline(data: RunData) -> list[str]:
     """The headline, then one plain sentence per row that held PASS back and the reasons no row states, then
     warnings and the rows that did not count."""
     lines = [f"- **{label.capitalize()}:** {text}" for label, text in plain.headline(data).lines()]
+    worst = cohorts.summary(data)
+    lines += [f"- **Cohorts:** {worst}"] if worst else []
     reasons = plain.reason_lines(data)
     notes = [f"**Warning:** {warning}" for warning in data.warnings]
     notes += [f"**Retraining:** {line}" for line in facts.retrain_warnings(data.metrics, data.gates)]

@@ -21,6 +21,8 @@ import pytest
 from testbed.cli import main
 from tests.conftest import BASE_MANIFEST
 
+pytestmark = pytest.mark.slow  # two whole runs (~40 CPU-s); `.ci/run` runs -m slow
+
 ITEM_TABLES = ("batch_item.parquet", "batch_global.parquet")
 
 

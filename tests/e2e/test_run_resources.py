@@ -57,6 +57,8 @@ def _assert_torn_down(listings: list[dict[str, Any]]) -> None:
     assert seen["result"]["stream_deleted"] and seen["result"]["table_deleted"]
 
 
+# A whole run looping replay and consume (~28 CPU-s); the failed-step teardown runs stay in the default suite.
+@pytest.mark.slow
 def test_a_passing_run_loops_replay_and_consume_records_offsets_and_parity_then_tears_down(
         small_lake: Path, manifest_data: dict[str, Any], write_manifest: Any, tmp_path: Path,
         listings: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,8 @@ from testbed.local import run_local
 from testbed.pipeline.train import train_model
 from tests.conftest import MODEL_FEATURE_SETS
 
+pytestmark = pytest.mark.slow  # trains three more models and runs them (~70 CPU-s); `.ci/run` runs -m slow
+
 
 @pytest.fixture(scope="module")
 def variants(small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, str]]]:

@@ -83,6 +83,7 @@ def test_top_items_missing_from_the_catalogue_make_the_run_inconclusive(
     assert "warnings" not in record and "warnings" not in gates
 
 
+@pytest.mark.slow  # a whole run of its own (~25 CPU-s); the module's top-items run stays in the default suite
 def test_one_rare_item_missing_is_a_warning_everywhere(
         small_lake: Path, manifest_data: dict[str, Any], tmp_path: Path) -> None:
     rare = [item for item, n in _items_by_popularity(small_lake) if n >= RARE_ITEM_MIN_EVENTS][-1]

@@ -1,0 +1,191 @@
+"""Which users the candidate hurts: the cohorts where the paired delta of the primary metric is worst.
+
+Cohorts come in families, each a partition of the evaluated users:
+
+* ``stratum``: the slice's sampling strata (only when the manifest declares strata);
+* ``activity``: deciles of the user's number of events before the cutoff in the slice (users with the same
+  count share a decile, so a lake of light users may have fewer than ten);
+* ``tenure``: ``new`` (no event before the cutoff in the slice's history) or ``returning``;
+* ``top_category``: the category of most of the user's pre-cutoff events (ties: the smallest name);
+  ``(no history)`` for new users.
+
+Every cohort of at least ``min_users`` evaluated users is tested: its weighted paired delta (candidate minus
+control, users weighted by 1 / inclusion probability) with a BCa interval and a two-sided p-value, all cohorts
+from one set of resamples of the slice's users (within sampling strata when the slice drew a fixed number per
+stratum, as for metrics.json). The p-values are corrected across every tested cohort of every family (the
+manifest's correction, Holm by default), and each cohort's adjusted interval is the set of deltas its corrected
+two-sided test would not reject (test inversion, testbed.core.inversion), so it excludes 0 exactly when the
+corrected p-value is at most 1 - confidence. A cohort whose corrected p-value is above that is *exploratory*:
+worth a look, not evidence. The worst cohorts are the tested ones with the lowest delta (every per-user metric here is
+better when higher).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from testbed.core import stats
+from testbed.core.bootstrap import bca_interval
+from testbed.core.inversion import family_rejects, inverted_interval
+from testbed.core.metrics import PRIMARY
+
+FAMILIES = ("stratum", "activity", "tenure", "top_category")
+NEW, RETURNING, NO_HISTORY = "new", "returning", "(no history)"
+DECILES = 10
+WORST_SHOWN = 10  # cohorts kept in the record, worst first
+COMPARISONS = ("non_inferiority", "superiority")  # the gate kinds that test a paired delta
+ADVISORY = "advisory"
+
+
+class GateLike(Protocol):
+    """A manifest gate or a recorded gate row: what the primary metric is read from."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def metric(self) -> str | None: ...
+
+
+def primary_metric(gates: Iterable[GateLike], k: int) -> str:
+    """The run's primary metric: the first non-advisory comparison gate's metric, else nDCG@K."""
+    named = next((g.metric for g in gates if g.kind in COMPARISONS and g.role != ADVISORY and g.metric), None)
+    return named or PRIMARY.at(k)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One partition of users into cohorts: user_id -> cohort label."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    family: str
+    cohort: str
+    n: int
+    control: float
+    candidate: float
+    delta: float
+    interval: tuple[float, float]
+    interval_adjusted: tuple[float, float]
+    p_value: float
+    p_adjusted: float
+    exploratory: bool
+
+
+@dataclass(frozen=True)
+class CohortReport:
+    metric: str
+    min_users: int
+    tested: int  # cohorts with at least min_users users
+    too_small: int  # cohorts below min_users, not tested
+    correction: str
+    confidence: float
+    worst: list[Finding]  # up to WORST_SHOWN tested cohorts, lowest delta first
+
+
+def _pre_cutoff(events: pa.Table, cutoff: datetime) -> pa.Table:
+    times = events.column("event_time")
+    bound = pa.scalar(cutoff, type=times.type)
+    return events.filter(pc.less(times, bound)).select(["user_id", "item_id"])
+
+
+def _activity_labels(counts: Mapping[str, int], users: Sequence[str]) -> dict[str, str]:
+    """Decile d (1 = fewest events) of each user: 1 + floor(10 * users with strictly fewer events / n)."""
+    values = np.array([counts.get(u, 0) for u in users], dtype=np.int64)
+    if not values.size:
+        return {}
+    ordered = np.sort(values)
+    decile = 1 + (DECILES * np.searchsorted(ordered, values, side="left")) // values.size
+    ranges = {int(d): (int(values[decile == d].min()), int(values[decile == d].max())) for d in np.unique(decile)}
+
+    def label(d: int) -> str:
+        low, high = ranges[d]
+        span = f"{low} event{'s' if low != 1 else ''}" if low == high else f"{low}–{high} events"
+        return f"decile {d} ({span})"
+
+    return {u: label(int(d)) for u, d in zip(users, decile.tolist(), strict=True)}
+
+
+def families(events: pa.Table, items: pa.Table, users: Sequence[str], cutoff: datetime,
+             strata: Mapping[str, str] | None) -> list[Family]:
+    """The cohort families of `users` from the slice's events (pre-cutoff rows only) and its catalogue."""
+    history = _pre_cutoff(events, cutoff)
+    per_user = history.group_by("user_id").aggregate([("item_id", "count")])
+    counts = dict(zip(per_user.column("user_id").to_pylist(), per_user.column("item_id_count").to_pylist(),
+                      strict=True))
+    categories = history.join(items.select(["item_id", "category"]), "item_id", join_type="left outer")
+    by_category = categories.filter(pc.is_valid(categories.column("category"))).group_by(
+        ["user_id", "category"]).aggregate([("item_id", "count")])
+    top: dict[str, tuple[int, str]] = {}
+    for user, category, n in zip(by_category.column("user_id").to_pylist(), by_category.column("category").to_pylist(),
+                                 by_category.column("item_id_count").to_pylist(), strict=True):
+        best = top.get(user)
+        if best is None or n > best[0] or (n == best[0] and str(category) < best[1]):
+            top[user] = (n, str(category))
+    out = [Family("stratum", {u: strata[u] for u in users if u in strata})] if strata else []
+    out.append(Family("activity", _activity_labels(counts, users)))
+    out.append(Family("tenure", {u: RETURNING if counts.get(u, 0) else NEW for u in users}))
+    out.append(Family("top_category", {u: top[u][1] if u in top else NO_HISTORY for u in users}))
+    return out
+
+
+def _two_sided(rejects: Callable[[float], bool]) -> Callable[[float], bool]:
+    """A one-sided p-value's test as the two-sided test (p = 2 x the smaller tail) of the corrected family."""
+    return lambda p: rejects(min(1.0, 2.0 * p))
+
+
+def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequence[Family], *,
+                  min_users: int, resamples: int, seed: int, confidence: float, correction: stats.Correction,
+                  resampling_groups: Sequence[np.ndarray] | None) -> CohortReport:
+    """Test every cohort of at least `min_users` users on `metric` and keep the worst (module docstring).
+
+    `sample` holds both models' per-user values; `resampling_groups` are the slice's fixed-size sampling
+    strata as index arrays into `sample` (None: users are resampled over the whole slice)."""
+    column = sample.metrics.index(metric)
+    one = stats.PairedSample((metric,), sample.users, sample.strata, sample.weights,
+                             sample.control[:, [column]], sample.candidate[:, [column]])
+    position = {u: i for i, u in enumerate(one.users.tolist())}
+    domains: dict[str, np.ndarray] = {}
+    too_small = 0
+    for family in cohort_families:
+        members: dict[str, list[int]] = {}
+        for user, label in family.labels.items():
+            if user in position:
+                members.setdefault(label, []).append(position[user])
+        for label in sorted(members):
+            if len(members[label]) >= max(min_users, 2):
+                domains[f"{family.name}\x1f{label}"] = np.sort(np.asarray(members[label], dtype=np.int64))
+            else:
+                too_small += 1
+    comparisons = stats.compare_domains(one, domains, resamples, stats.stratum_rng(seed, "cohorts"),
+                                        resampling_groups)
+    alpha = 1.0 - confidence
+    keys = list(comparisons)
+    p_values = [float(stats.two_sided_p(comparisons[key].delta)[0]) for key in keys]
+    finite = [p if math.isfinite(p) else 1.0 for p in p_values]
+    adjusted = stats.adjust_p_values(finite, correction)
+    found = []
+    for index, (key, p, p_adj) in enumerate(zip(keys, p_values, adjusted, strict=True)):
+        cmp = comparisons[key]
+        lo, hi = bca_interval(cmp.delta, alpha / 2.0)
+        two_sided = _two_sided(family_rejects(finite, index, correction, alpha))
+        lo_adj, hi_adj = inverted_interval(cmp.delta, two_sided, two_sided)
+        family_name, _, label = key.partition("\x1f")
+        found.append(Finding(family_name, label, cmp.n, float(cmp.control.estimate[0]), float(cmp.candidate.estimate[0]),
+                             float(cmp.delta.estimate[0]), (float(lo[0]), float(hi[0])),
+                             (lo_adj, hi_adj), p, float(p_adj), not p_adj <= alpha))
+    found.sort(key=lambda f: (f.delta if math.isfinite(f.delta) else math.inf, f.family, f.cohort))
+    return CohortReport(metric, min_users, len(keys), too_small, correction, confidence, found[:WORST_SHOWN])

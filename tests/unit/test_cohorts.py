@@ -1,0 +1,111 @@
+"""Worst cohorts (testbed.core.cohorts): hand-computed families, and the test on planted effects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from testbed.core import cohorts, stats
+
+CUTOFF = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def test_activity_deciles_put_equal_counts_together() -> None:
+    labels = cohorts._activity_labels({"a": 0, "b": 0, "c": 0, "d": 5, "e": 5, "f": 9}, list("abcdef"))
+    # decile = 1 + floor(10 * users with strictly fewer events / 6): 0 -> 1, 5 -> 1 + 30 // 6 = 6, 9 -> 1 + 50 // 6 = 9
+    assert labels == {"a": "decile 1 (0 events)", "b": "decile 1 (0 events)", "c": "decile 1 (0 events)",
+                      "d": "decile 6 (5 events)", "e": "decile 6 (5 events)", "f": "decile 9 (9 events)"}
+    ten = cohorts._activity_labels({str(i): i for i in range(10)}, [str(i) for i in range(10)])
+    assert [ten[str(i)] for i in (0, 1, 9)] == ["decile 1 (0 events)", "decile 2 (1 event)", "decile 10 (9 events)"]
+
+
+def _events(rows: list[tuple[str, str, int]]) -> pa.Table:
+    """(user, item, days from the cutoff; negative = before it)."""
+    return pa.table({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+                     "event_time": pa.array([CUTOFF + timedelta(days=r[2]) for r in rows], pa.timestamp("us", "UTC"))})
+
+
+def test_families_read_only_pre_cutoff_history() -> None:
+    events = _events([("u1", "shoe", -3), ("u1", "shoe", -2), ("u1", "tent", -1), ("u1", "tent", 0),
+                      ("u1", "tent", 2),  # at and after the cutoff: label window, not history
+                      ("u2", "tent", -5), ("u2", "shoe", -4),  # one each: the tie goes to the smaller name
+                      ("u2", "ghost", -4),  # an item missing from the catalogue has no category
+                      ("u3", "tent", 1)])  # only label-window events: a new user
+    items = pa.table({"item_id": ["shoe", "tent"], "category": ["footwear", "outdoor"]})
+    found = {f.name: dict(f.labels) for f in cohorts.families(events, items, ["u1", "u2", "u3"], CUTOFF,
+                                                              {"u1": "tier=gold", "u2": "tier=gold", "u3": "tier=x"})}
+    assert list(found) == ["stratum", "activity", "tenure", "top_category"]
+    assert found["tenure"] == {"u1": "returning", "u2": "returning", "u3": "new"}
+    assert found["top_category"] == {"u1": "footwear", "u2": "footwear", "u3": "(no history)"}
+    assert found["stratum"] == {"u1": "tier=gold", "u2": "tier=gold", "u3": "tier=x"}
+    assert found["activity"]["u3"] == "decile 1 (0 events)"
+    assert found["activity"]["u1"] == found["activity"]["u2"] == "decile 4 (3 events)"
+    without = cohorts.families(events, items, ["u1"], CUTOFF, None)
+    assert [f.name for f in without] == ["activity", "tenure", "top_category"]
+
+
+def _planted(seed: int = 3) -> tuple[stats.PairedSample, list[cohorts.Family]]:
+    """400 users; cohort "hurt" (100 users) loses 0.2 of the metric, the others differ by noise only."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    users = np.array([f"u{i:03d}" for i in range(n)], dtype=object)
+    control = rng.uniform(0.2, 0.8, n)
+    candidate = control + rng.normal(0.0, 0.05, n)
+    candidate[:100] -= 0.2
+    sample = stats.PairedSample(("ndcg@10",), users, np.array(["all"] * n, dtype=object), np.ones(n),
+                                control[:, None], candidate[:, None])
+    group = {u: ("hurt" if i < 100 else "fine-a" if i < 250 else "fine-b" if i < 390 else "tiny")
+             for i, u in enumerate(users.tolist())}
+    tenure = {u: ("new" if i % 2 else "returning") for i, u in enumerate(users.tolist())}
+    return sample, [cohorts.Family("top_category", group), cohorts.Family("tenure", tenure)]
+
+
+def _worst(sample: stats.PairedSample, found: list[cohorts.Family]) -> cohorts.CohortReport:
+    return cohorts.worst_cohorts(sample, "ndcg@10", found, min_users=30, resamples=2000, seed=7, confidence=0.95,
+                                 correction="holm", resampling_groups=None)
+
+
+def test_the_planted_harm_is_the_worst_cohort_and_survives_correction() -> None:
+    sample, found = _planted()
+    report = _worst(sample, found)
+    assert (report.tested, report.too_small) == (5, 1)  # "tiny" has 10 users < 30
+    first = report.worst[0]
+    assert (first.family, first.cohort, first.n) == ("top_category", "hurt", 100)
+    assert first.delta == pytest.approx(float(np.mean(sample.candidate[:100] - sample.control[:100])))
+    assert first.delta == pytest.approx(-0.2, abs=0.02)
+    assert not first.exploratory and first.p_adjusted <= 0.05
+    assert first.interval[1] < 0 and first.interval_adjusted[1] < 0
+    assert first.interval_adjusted[0] <= first.interval[0] and first.interval_adjusted[1] >= first.interval[1]
+    fine = [f for f in report.worst if f.cohort.startswith("fine")]
+    assert fine and all(f.exploratory for f in fine)
+    assert [f.delta for f in report.worst] == sorted(f.delta for f in report.worst)
+
+
+def test_corrected_p_values_and_adjusted_intervals_agree() -> None:
+    sample, found = _planted(seed=11)
+    report = _worst(sample, found)
+    ps = [f.p_value for f in report.worst]
+    assert [f.p_adjusted for f in report.worst] == pytest.approx(stats.adjust_p_values(ps, "holm"))
+    for f in report.worst:
+        lo, hi = f.interval_adjusted
+        assert f.exploratory == (lo <= 0.0 <= hi), f
+
+
+def test_the_same_seed_gives_the_same_cohorts() -> None:
+    sample, found = _planted()
+    assert _worst(sample, found) == _worst(sample, found)
+
+
+def test_primary_metric_is_the_first_non_advisory_comparison() -> None:
+    def gate(kind: str, role: str, metric: str | None) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, role=role, metric=metric)
+
+    gates = [gate("latency", "goal", None), gate("superiority", "advisory", "recall@10"),
+             gate("threshold", "goal", "mrr@10"), gate("non_inferiority", "guardrail", "revenue@10"),
+             gate("superiority", "goal", "ndcg@10")]
+    assert cohorts.primary_metric(gates, 10) == "revenue@10"
+    assert cohorts.primary_metric(gates[:3], 5) == "ndcg@5"
