@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from testbed.core import stats
 from testbed.core.bootstrap import bca_interval
+from testbed.core.gates import ADVISORY, COMPARISON_KINDS
 from testbed.core.inversion import family_rejects, inverted_interval
 from testbed.core.metrics import PRIMARY
 
@@ -41,8 +42,6 @@ FAMILIES = ("stratum", "activity", "tenure", "top_category")
 NEW, RETURNING, NO_HISTORY = "new", "returning", "(no history)"
 DECILES = 10
 WORST_SHOWN = 10  # cohorts kept in the record, worst first
-COMPARISONS = ("non_inferiority", "superiority")  # the gate kinds that test a paired delta
-ADVISORY = "advisory"
 
 
 class GateLike(Protocol):
@@ -58,7 +57,7 @@ class GateLike(Protocol):
 
 def primary_metric(gates: Iterable[GateLike], k: int) -> str:
     """The run's primary metric: the first non-advisory comparison gate's metric, else nDCG@K."""
-    named = next((g.metric for g in gates if g.kind in COMPARISONS and g.role != ADVISORY and g.metric), None)
+    named = next((g.metric for g in gates if g.kind in COMPARISON_KINDS and g.role != ADVISORY and g.metric), None)
     return named or PRIMARY.at(k)
 
 
@@ -184,8 +183,8 @@ def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequ
         two_sided = _two_sided(family_rejects(finite, index, correction, alpha))
         lo_adj, hi_adj = inverted_interval(cmp.delta, two_sided, two_sided)
         family_name, _, label = key.partition("\x1f")
-        found.append(Finding(family_name, label, cmp.n, float(cmp.control.estimate[0]), float(cmp.candidate.estimate[0]),
-                             float(cmp.delta.estimate[0]), (float(lo[0]), float(hi[0])),
-                             (lo_adj, hi_adj), p, float(p_adj), not p_adj <= alpha))
+        found.append(Finding(family_name, label, cmp.n, float(cmp.control.estimate[0]),
+                             float(cmp.candidate.estimate[0]), float(cmp.delta.estimate[0]),
+                             (float(lo[0]), float(hi[0])), (lo_adj, hi_adj), p, float(p_adj), not p_adj <= alpha))
     found.sort(key=lambda f: (f.delta if math.isfinite(f.delta) else math.inf, f.family, f.cohort))
     return CohortReport(metric, min_users, len(keys), too_small, correction, confidence, found[:WORST_SHOWN])

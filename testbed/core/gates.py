@@ -61,7 +61,8 @@ from testbed.core.stats import (
 from testbed.manifest import Gate
 
 Aggregates = dict[str, dict[str, dict[str, float]]]  # model -> stratum -> metric -> value
-STATISTICAL_KINDS = ("non_inferiority", "superiority", "threshold")
+COMPARISON_KINDS = ("non_inferiority", "superiority")  # the kinds that test the paired delta
+STATISTICAL_KINDS = (*COMPARISON_KINDS, "threshold")
 MANIFEST_KINDS = (*STATISTICAL_KINDS, "latency", "latency_ratio", "error_rate")
 GOAL, GUARDRAIL, ADVISORY = "goal", "guardrail", "advisory"
 BOOTSTRAP_CHUNK = 250  # latency-ratio resamples drawn at once (bounds memory at 10,000 timed requests)

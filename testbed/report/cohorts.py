@@ -30,15 +30,19 @@ def _who(f: CohortFinding) -> str:
 
 
 def summary(data: RunData) -> str | None:
-    """"ndcg@10 is worst for tenure new (120 users): -0.0310, 95% corrected CI [...], proven harm; then ..."."""
+    """"ndcg@10 falls most for tenure new (120 users): -0.0310, 95% corrected CI [...], proven harm; then ..." or,
+    when no tested cohort loses on its estimate, the smallest change."""
     report = block(data)
     if report is None or not report.worst:
         return None
     first, rest = report.worst[0], report.worst[1:SHOWN_IN_SUMMARY]
     ci = facts.interval_at(first.interval_adjusted, report.confidence, sign=True).replace(" CI", " corrected CI")
+    found = f"{facts.signed(first.delta)}, {ci}, {verdict(first)}"
+    scope = f"{report.tested} cohorts of ≥ {report.min_users} users tested, {report.correction}-corrected"
+    if first.delta is None or first.delta >= 0:
+        return f"no tested cohort loses {report.metric}; the smallest change: {_who(first)} {found} ({scope})"
     then = "; then " + ", ".join(f"{_who(f)} {facts.signed(f.delta)}" for f in rest) if rest else ""
-    return (f"{report.metric} is worst for {_who(first)}: {facts.signed(first.delta)}, {ci}, {verdict(first)}"
-            f"{then} ({report.tested} cohorts of ≥ {report.min_users} users tested, {report.correction}-corrected)")
+    return f"{report.metric} falls most for {_who(first)}: {found}{then} ({scope})"
 
 
 def as_json(data: RunData) -> dict[str, Any] | None:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from testbed.core.gates import ADVISORY, GOAL, GUARDRAIL, UNTRUSTED_TIMING, role_blocks
-from testbed.core.metrics import PRIMARY
+from testbed.core.cohorts import primary_metric
+from testbed.core.gates import ADVISORY, COMPARISON_KINDS, GOAL, GUARDRAIL, UNTRUSTED_TIMING, role_blocks
 from testbed.record.base import ERROR, FAIL, OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, PASS
 from testbed.record.gates import GateRow
 from testbed.report import facts
@@ -25,7 +25,6 @@ Unit = Literal["abs_delta", "rel_delta", "value", "ms", "ratio", "rate", "rows",
 UNIT_LABELS: dict[Unit, str] = {"abs_delta": "absolute Δ", "rel_delta": "relative Δ", "value": "candidate value",
                                 "ms": "ms", "ratio": "candidate/control", "rate": "error rate",
                                 "rows": "mismatching rows", "users": "users"}
-COMPARISONS = ("non_inferiority", "superiority")
 ADJUSTING = ("holm", "bonferroni")  # corrections that change p-values and intervals
 
 
@@ -33,7 +32,7 @@ ADJUSTING = ("holm", "bonferroni")  # corrections that change p-values and inter
 
 def unit_of(gate: GateRow) -> Unit:
     """What the row's observed value, interval and threshold measure."""
-    if gate.kind in COMPARISONS:
+    if gate.kind in COMPARISON_KINDS:
         return "rel_delta" if gate.scale == "relative" else "abs_delta"
     return {"threshold": "value", "latency": "ms", "latency_ratio": "ratio", "error_rate": "rate",
             "parity": "rows", "sample_ratio": "users"}[gate.kind]  # type: ignore[return-value]
@@ -328,9 +327,7 @@ def _why(data: RunData, rows: list[GateRow]) -> str:
 def _primary(data: RunData) -> str | None:
     """The first goal comparison's metric (nDCG@K without one): control → candidate, delta, relative change and
     metrics.json's interval with its level."""
-    gates = facts.gate_rows(data.gates)
-    named = next((g.metric for g in gates if g.kind in COMPARISONS and g.role != ADVISORY and g.metric), None)
-    metric = named or (PRIMARY.at(data.k) if data.k else None)
+    metric = primary_metric(facts.gate_rows(data.gates), data.k) if data.k else None
     found = facts.deltas(data.metrics).get(metric or "")
     if metric is None or found is None:
         return None

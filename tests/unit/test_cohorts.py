@@ -109,3 +109,39 @@ def test_primary_metric_is_the_first_non_advisory_comparison() -> None:
              gate("superiority", "goal", "ndcg@10")]
     assert cohorts.primary_metric(gates, 10) == "revenue@10"
     assert cohorts.primary_metric(gates[:3], 5) == "ndcg@5"
+
+
+def _report_data() -> SimpleNamespace:
+    from testbed.record.evaluation import CohortFinding, WorstCohorts
+
+    def finding(cohort: str, n: int, delta: float, adjusted: tuple[float, float], exploratory: bool) -> CohortFinding:
+        return CohortFinding(family="tenure" if cohort == "new" else "top_category", cohort=cohort, n=n, control=0.3,
+                             candidate=0.3 + delta, delta=delta, interval=[adjusted[0] / 2, adjusted[1] / 2],
+                             interval_adjusted=list(adjusted), p_value=0.001, p_adjusted=0.004, exploratory=exploratory)
+
+    worst = [finding("new", 120, -0.031, (-0.05, -0.012), False), finding("outdoor", 65, -0.01, (-0.04, 0.02), True),
+             finding("gaming", 145, 0.02, (0.004, 0.036), False), finding("home", 40, 0.03, (-0.01, 0.07), True)]
+    block = WorstCohorts(metric="ndcg@10", min_users=30, tested=12, too_small=2, correction="holm", confidence=0.95,
+                         worst=worst)
+    return SimpleNamespace(metrics=SimpleNamespace(cohorts=block))
+
+
+def test_the_reports_name_the_worst_cohorts_with_their_corrected_interval() -> None:
+    from testbed.report import cohorts as shown
+    from testbed.report.html import cohorts_section
+
+    data = _report_data()
+    assert shown.summary(data) == (  # type: ignore[arg-type]
+        "ndcg@10 falls most for tenure new (120 users): -0.0310, 95% corrected CI [-0.0500, -0.0120], proven harm; "
+        "then top category outdoor (65 users) -0.0100, top category gaming (145 users) +0.0200 "
+        "(12 cohorts of ≥ 30 users tested, holm-corrected)")
+    assert [shown.verdict(f) for f in data.metrics.cohorts.worst] == [
+        "proven harm", "exploratory", "proven gain", "exploratory"]
+    json_block = shown.as_json(data)  # type: ignore[arg-type]
+    assert json_block is not None and [w["cohort"] for w in json_block["worst"]] == ["new", "outdoor", "gaming"]
+    html = cohorts_section(data)  # type: ignore[arg-type]
+    assert html.count("<tr>") == 5 and "tenure: new (n=120)" in html and 'data-scale="absolute"' in html
+    assert "2 of them" in html and "<svg" in html
+    data.metrics.cohorts.worst[:] = data.metrics.cohorts.worst[2:]
+    assert shown.summary(data).startswith(  # type: ignore[arg-type, union-attr]
+        "no tested cohort loses ndcg@10; the smallest change: top category gaming (145 users) +0.0200")
