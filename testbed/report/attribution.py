@@ -29,7 +29,7 @@ def _named(d: FeatureDifference) -> str:
 
 
 def scope(doc: AttributionDocument) -> str:
-    return f"TreeSHAP on {doc.users} sampled users (seed {doc.seed}), both models' top {doc.k}"
+    return f"TreeSHAP on {doc.users} sampled users, both models' top {doc.k}"
 
 
 def sentence(doc: AttributionDocument, top: int = TOP_LINE) -> str:
