@@ -6,19 +6,21 @@ a seeded sample of users (`sample_groups`) and adds them up per shard (`shard_su
 shard's sums into the run's means. Rankings and every other number of the run are untouched: the sampled rows
 are re-predicted apart, after the ranking and the timed latency requests.
 
-Per model, over every candidate row of the sampled users:
-    importance_m(f) = mean over rows r of |phi_m(r, f)|, and its share of sum over features (a feature that is
-    not an input of model m has phi_m = 0).
+The rows attributed: per sampled user u, T_u = the union of both models' top K (the items whose positions the
+comparison is about; TreeSHAP costs about a hundred predictions per row, so it runs on these rows only).
+
+Per model, over every row of T_u of every sampled user:
+    importance_m(f) = mean |phi_m(r, f)|, and its share of the sum over features (a feature that is not an
+    input of model m has phi_m = 0).
 
 The difference (scale-free and ranking-relevant). A ranking depends only on how the scores of one user's
 candidates compare, and is unchanged by a per-user shift or positive scaling of the scores. So, per sampled
-user u with candidate rows C_u, and per model m with scores y_m:
-    sigma_m(u)    = the population standard deviation of y_m over C_u
-    z_m(r, f)     = (phi_m(r, f) - mean over C_u of phi_m(., f)) / sigma_m(u)
-Summed over f, z_m(r, .) is exactly the standardised score (y_m(r) - mean y_m) / sigma_m(u): the bias and any
-part of a contribution shared by all the user's candidates cancel. The rows compared are T_u, the union of both
-models' top K for u (the items whose positions the comparison is about). Over every r in T_u of the users
-whose sigma is positive under both models (and whose scores are finite):
+user u and model m with scores y_m:
+    sigma_m(u)    = the population standard deviation of y_m over all of u's candidates
+    z_m(r, f)     = (phi_m(r, f) - mean over T_u of phi_m(., f)) / sigma_m(u)
+Summed over f, z_m(r, .) is exactly (y_m(r) - mean over T_u of y_m) / sigma_m(u): the bias and any part of a
+contribution shared by all of T_u cancel. Over every r in T_u of the users whose sigma is positive under both
+models (and whose scores are all finite):
     difference(f) = mean |z_candidate(r, f) - z_control(r, f)|  — how much f changes the two models' relative
                     scores of the same items; it ranks the features behind the difference (share: of the sum)
     reliance_m(f) = mean |z_m(r, f)|, and the direction "candidate" when reliance_candidate(f) exceeds
@@ -81,9 +83,10 @@ class AttributionSums:
 
     features: list[str]
     users: int  # sampled
-    candidate_rows: int  # their candidate rows: the rows of `abs_sum`
+    candidate_rows: int  # their candidate rows
+    attributed_rows: int  # their rows in either model's top K: the rows of `abs_sum`
     difference_users: int  # sampled users with a positive score spread under both models
-    difference_rows: int  # their top-K union rows: the rows of `reliance_sum` and `difference_sum`
+    difference_rows: int  # their attributed rows: the rows of `reliance_sum` and `difference_sum`
     abs_sum: dict[str, list[float]]  # role -> sum of |phi| per feature
     reliance_sum: dict[str, list[float]]  # role -> sum of |z| per feature
     difference_sum: list[float]  # sum of |z_candidate - z_control| per feature
@@ -111,7 +114,8 @@ def _top_union(control: np.ndarray, candidate: np.ndarray, k: int) -> np.ndarray
 
 def _empty(features: list[str]) -> AttributionSums:
     zeros = [0.0] * len(features)
-    return AttributionSums(features, 0, 0, 0, 0, {r: zeros for r in ROLES}, {r: zeros for r in ROLES}, zeros, 0.0)
+    return AttributionSums(features, 0, 0, 0, 0, 0, {r: zeros for r in ROLES}, {r: zeros for r in ROLES}, zeros,
+                           0.0)
 
 
 def _per_user_mean(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -120,20 +124,35 @@ def _per_user_mean(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     return np.repeat(means, lengths, axis=0)
 
 
+def _score_spread(scores: np.ndarray) -> float:
+    """The population std of one user's scores; 0 when any is not finite (the user is not compared)."""
+    return float(scores.std()) if np.isfinite(scores).all() else 0.0
+
+
 def shard_sums(models: Sequence[LoadedModel], matrices: dict[str, np.ndarray], scores: dict[str, np.ndarray],
                starts: np.ndarray, groups: np.ndarray, *, k: int) -> AttributionSums:
     """The sums of the sampled user groups `groups` (indices into `starts`) of one shard: `matrices` and `scores`
-    are each role's model inputs and scores over the shard's candidate rows, sorted by user."""
+    are each role's model inputs and scores over the shard's candidate rows, sorted by user. TreeSHAP runs on
+    the top-K union rows only (it costs about a hundred predictions per row)."""
     by_role = {m.role: m for m in models}
     features = feature_union(models)
     if len(groups) == 0:
         return _empty(features)
-    lengths = (starts[groups + 1] - starts[groups]).astype(np.int64)
-    rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups])
-    local = np.concatenate([[0], np.cumsum(lengths)])[:-1]
-    row_user = np.repeat(np.arange(len(groups)), lengths)
-    phi, centred, spread = {}, {}, {}
-    usable = np.ones(len(groups), dtype=bool)
+    picked, lengths, usable = [], [], []
+    for g in groups:
+        user = {role: scores[role][starts[g]:starts[g + 1]] for role in ROLES}
+        safe = {role: np.where(np.isfinite(v), v, -np.inf) for role, v in user.items()}
+        top = np.flatnonzero(_top_union(safe[CONTROL], safe[CANDIDATE], k))
+        picked.append(starts[g] + top)
+        lengths.append(len(top))
+        usable.append(len(top) > 0 and all(_score_spread(user[role]) > 0 for role in ROLES))
+    rows = np.concatenate(picked)
+    count = np.asarray(lengths, dtype=np.int64)
+    local = np.concatenate([[0], np.cumsum(count)])[:-1]
+    row_user = np.repeat(np.arange(len(groups)), count)
+    ok = np.asarray(usable)
+    compared = ok[row_user]
+    phi, z = {}, {}
     additivity = 0.0
     for role in ROLES:
         y = scores[role][rows]
@@ -141,19 +160,12 @@ def shard_sums(models: Sequence[LoadedModel], matrices: dict[str, np.ndarray], s
         residual = np.abs(full.sum(axis=1) - y)[np.isfinite(y)]
         additivity = max(additivity, float(residual.max()) if residual.size else 0.0)
         phi[role] = _on_union(by_role[role], full, features)
-        centred[role] = phi[role] - _per_user_mean(phi[role], local, lengths)
-        usable &= np.logical_and.reduceat(np.isfinite(y), local)
-        y = np.where(np.isfinite(y), y, 0.0)
-        spread[role] = np.sqrt(np.add.reduceat((y - _per_user_mean(y, local, lengths)) ** 2, local) / lengths)
-        usable &= spread[role] > 0
-    compared = np.zeros(len(rows), dtype=bool)
-    for i in np.flatnonzero(usable):
-        user_rows = slice(local[i], local[i] + lengths[i])
-        compared[user_rows] = _top_union(scores[CONTROL][rows[user_rows]], scores[CANDIDATE][rows[user_rows]], k)
-    z = {role: centred[role][compared] / spread[role][row_user[compared], None] for role in ROLES}
+        spread = np.array([_score_spread(scores[role][starts[g]:starts[g + 1]]) for g in groups])
+        centred = phi[role] - _per_user_mean(phi[role], local, count)
+        z[role] = centred[compared] / spread[row_user[compared], None]
     return AttributionSums(
-        features=features, users=len(groups), candidate_rows=len(rows), difference_users=int(usable.sum()),
-        difference_rows=int(compared.sum()),
+        features=features, users=len(groups), candidate_rows=int((starts[groups + 1] - starts[groups]).sum()),
+        attributed_rows=len(rows), difference_users=int(ok.sum()), difference_rows=int(compared.sum()),
         abs_sum={role: np.abs(phi[role]).sum(axis=0).tolist() for role in ROLES},
         reliance_sum={role: np.abs(z[role]).sum(axis=0).tolist() for role in ROLES},
         difference_sum=np.abs(z[CANDIDATE] - z[CONTROL]).sum(axis=0).tolist(), additivity_error=additivity)
@@ -181,6 +193,7 @@ class Attribution:
     features: list[str]
     users: int
     candidate_rows: int
+    attributed_rows: int
     difference_users: int
     difference_rows: int
     models: dict[str, list[FeatureImportance]]  # largest first
@@ -213,13 +226,14 @@ def merge(parts: Sequence[AttributionSums]) -> Attribution:
     def total(values: list[list[float]]) -> np.ndarray:
         return np.sum(np.asarray(values, dtype=np.float64), axis=0)
 
-    rows = sum(p.candidate_rows for p in parts)
+    rows = sum(p.attributed_rows for p in parts)
     compared = sum(p.difference_rows for p in parts)
     reliance = {role: total([p.reliance_sum[role] for p in parts]) / max(compared, 1) for role in ROLES}
     difference = _ranked_importance(features, total([p.difference_sum for p in parts]), compared)
     position = {f: i for i, f in enumerate(features)}
     return Attribution(
-        features=features, users=sum(p.users for p in parts), candidate_rows=rows,
+        features=features, users=sum(p.users for p in parts), candidate_rows=sum(p.candidate_rows for p in parts),
+        attributed_rows=rows,
         difference_users=sum(p.difference_users for p in parts), difference_rows=compared,
         models={role: _ranked_importance(features, total([p.abs_sum[role] for p in parts]), rows) for role in ROLES},
         difference=[FeatureDifference(

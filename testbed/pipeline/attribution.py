@@ -12,8 +12,8 @@ from testbed.record import documents, io
 from testbed.record.attribution import AttributionDocument
 from testbed.record.layout import DocumentPath
 
-METHOD = "TreeSHAP (LightGBM pred_contrib) on a seeded user sample; difference: mean |delta| of per-user " \
-         "standardised, centred contributions over both models' top K"
+METHOD = "TreeSHAP (LightGBM pred_contrib) on a seeded user sample's top-K rows; difference: mean |delta| of " \
+         "per-user standardised, centred contributions"
 
 
 def write_attribution(ctx: RunContext, manifest: Manifest) -> AttributionDocument | None:

@@ -14,6 +14,7 @@ class ShardAttribution(Document):
     features: list[str]
     users: int
     candidate_rows: int
+    attributed_rows: int
     difference_users: int
     difference_rows: int
     abs_sum: dict[str, list[float]]  # role -> sum of |contribution| per feature
@@ -24,7 +25,7 @@ class ShardAttribution(Document):
 
 class FeatureImportance(Document):
     feature: str
-    mean_abs: float  # mean |contribution| over the sampled candidate rows, in the model's raw-score units
+    mean_abs: float  # mean |contribution| over the attributed rows, in the model's raw-score units
     share: float  # of the model's sum over features, a fraction
 
 
@@ -45,9 +46,10 @@ class AttributionDocument(Document):
     seed: int  # of the user sample, derived from the run's sampling seed
     users_requested: int  # the manifest's evaluation.attribution_users
     users: int  # sampled
-    candidate_rows: int
+    candidate_rows: int  # the sampled users' candidates
+    attributed_rows: int  # their rows in either model's top K: TreeSHAP ran on these
     difference_users: int  # sampled users whose scores are finite and not all tied under both models
-    difference_rows: int  # their rows in either model's top K
+    difference_rows: int  # their attributed rows
     k: int
     additivity_error: float  # largest |contributions + bias - score| over the sampled rows
     models: dict[str, list[FeatureImportance]]  # role -> features, largest first

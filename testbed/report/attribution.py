@@ -88,7 +88,7 @@ def html_section(doc: AttributionDocument | None) -> str:
                        "per feature, the mean over the sampled users' top-K items of |candidate's minus control's "
                        "contribution|, each standardised by the user's score spread under its model")
     out += _figure("attribution-models", _per_model(doc),
-                   f"mean |contribution| over {doc.candidate_rows} candidate rows, as a share of the model's total")
+                   f"mean |contribution| over {doc.attributed_rows} top-K rows, as a share of the model's total")
     return out
 
 

@@ -299,8 +299,8 @@ def attribution_model() -> AttributionDocument:
                                  control_reliance=control, candidate_reliance=candidate,
                                  direction="candidate" if candidate > control else "control")
     return AttributionDocument(
-        method="TreeSHAP", seed=7, users_requested=300, users=300, candidate_rows=30000, difference_users=298,
-        difference_rows=4000, k=10, additivity_error=1e-15,
+        method="TreeSHAP", seed=7, users_requested=300, users=300, candidate_rows=30000, attributed_rows=4100,
+        difference_users=298, difference_rows=4000, k=10, additivity_error=1e-15,
         models={"control": [FeatureImportance(feature="i_views_30d", mean_abs=0.5, share=1.0)],
                 "candidate": [FeatureImportance(feature="ui_events", mean_abs=0.3, share=0.75),
                               FeatureImportance(feature="i_views_30d", mean_abs=0.1, share=0.25)]},

@@ -66,7 +66,8 @@ def _fixed(role: str, features: list[str], table: list[list[float]]) -> LoadedMo
 def test_the_difference_on_a_hand_computed_user() -> None:
     """One user, three candidates, K=1. Control scores [1, 0, -1] from f0 only (sigma sqrt(2/3)); the candidate
     scores [3, 5, 7] from f1 only plus bias 5 (sigma sqrt(8/3)). Top 1: row 0 (control), row 2 (candidate).
-    z: control f0 = [1, -1] / sqrt(2/3) on rows 0 and 2; candidate f1 = [-2, 2] / sqrt(8/3) = [-1, 1] / sqrt(2/3).
+    Mean |contribution| over rows 0 and 2: control f0 1, candidate f1 2. Centred over them, z: control
+    f0 = [1, -1] / sqrt(2/3); candidate f1 = [-2, 2] / sqrt(8/3) = [-1, 1] / sqrt(2/3).
     So |delta| is sqrt(3/2) on both features, each half of the difference; control relies on f0 alone."""
     control = _fixed("control", ["f0"], [[1, 0], [0, 0], [-1, 0]])
     candidate = _fixed("candidate", ["f0", "f1"], [[0, -2, 5], [0, 0, 5], [0, 2, 5]])
@@ -78,9 +79,10 @@ def test_the_difference_on_a_hand_computed_user() -> None:
     assert (merged.users, merged.candidate_rows, merged.difference_users, merged.difference_rows) == (1, 3, 1, 2)
     assert merged.additivity_error == 0.0
     assert merged.models["control"][0].feature == "f0"
-    assert merged.models["control"][0].mean_abs == pytest.approx(2 / 3)
+    assert merged.attributed_rows == 2  # TreeSHAP ran on the top-K union only
+    assert merged.models["control"][0].mean_abs == pytest.approx(1.0)
     assert merged.models["candidate"][0].feature == "f1"
-    assert merged.models["candidate"][0].mean_abs == pytest.approx(4 / 3)
+    assert merged.models["candidate"][0].mean_abs == pytest.approx(2.0)
     by_feature = {d.feature: d for d in merged.difference}
     for feature, direction in (("f0", "control"), ("f1", "candidate")):
         d = by_feature[feature]
@@ -132,6 +134,6 @@ def test_the_sample_is_seeded_bounded_and_its_seed_is_not_the_runs() -> None:
     picked = attribution.sample_groups(users, starts, 7, seed)
     assert len(picked) == 7 and list(picked) == sorted(set(picked.tolist()))
     assert list(picked) == list(attribution.sample_groups(users, starts, 7, seed))
-    assert attribution.shard_sample_size(300, 4, 1000) == 75
+    assert attribution.shard_sample_size(100, 4, 1000) == 25
     assert attribution.shard_sample_size(300, 7, 10) == 10
     assert attribution.shard_sample_size(0, 1, 1000) == 0
