@@ -17,7 +17,7 @@ from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
-from testbed.report import cohorts, facts, plain
+from testbed.report import attribution, cohorts, facts, plain
 from testbed.report.inputs import RunData, load_run
 
 RESULT_VERSION = 1
@@ -107,7 +107,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
         "exit_code": EXIT_CODES[decision] if decision else 0, "existing": existing, "status": status,
         "execution_arn": execution_arn, "record": run_uri, "reports": {"markdown": None, "html": None},
         "reasons": [], "headline": None, "gates": [], "gate_counts": {}, "metrics": [], "drift": None,
-        "cohorts": None, "step_seconds": {}, "error": None}
+        "cohorts": None, "step_seconds": {}, "error": None, "attribution": None}
     if run_uri is None:
         return result
     try:
@@ -122,6 +122,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
     result["metrics"] = [_metric(n, d, data.metric_confidence) for n, d in facts.top_deltas(data.metrics)]
     result["drift"] = _drift(data.drift) if data.drift is not None else None
     result["cohorts"] = cohorts.as_json(data)
+    result["attribution"] = attribution.json_summary(data.attribution)
     seconds = data.completed.step_seconds if data.completed is not None else {}
     result["step_seconds"] = {k: float(v) for k, v in seconds.items() if facts.is_number(v)}
     layout = RunLayout.at(run_uri)

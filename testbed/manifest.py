@@ -138,6 +138,10 @@ class Evaluation(Strict):
                                  description="Users per scoring shard (one Distributed Map item each).")
     latency_sample_users: int = Field(default=200, ge=0, le=10000,
                                       description="Users scored one request at a time to measure latency.")
+    attribution_users: int = Field(
+        default=100, ge=0, le=10000, exclude_if=lambda value: value == 100,
+        description="Users whose candidate rows get TreeSHAP feature attributions (attribution.json), a sample "
+                    "seeded from sampling.seed; 0 turns attribution off. It changes no ranking or metric.")
     max_unknown_item_share: float = Field(
         default=0.01, ge=0.0, le=1.0,
         description="Largest share of slice events, or of label items, whose item is missing from items/: above it "

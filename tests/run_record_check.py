@@ -24,11 +24,14 @@ def document_path(layout: RunLayout, relative: str) -> DocumentPath[Any]:
     if shard:
         index = int(shard.group(1))
         return layout.shard_latency(index) if shard.group(2) == "latency" else layout.shard_error(index)
+    attribution = re.fullmatch(r"attribution/shard-(\d{5})\.json", relative)
+    if attribution:
+        return layout.shard_attribution(int(attribution.group(1)))
     if relative.startswith("errors/"):
         return layout.error(relative.removeprefix("errors/").removesuffix(".json"))
     by_path = {path.uri: path for path in (
         layout.manifest, layout.slice_stats, layout.parity, layout.stream_stats, layout.replay, layout.metrics,
-        layout.latency, layout.drift, layout.whatif, layout.gates, layout.record, layout.claim)}
+        layout.latency, layout.attribution, layout.drift, layout.whatif, layout.gates, layout.record, layout.claim)}
     return by_path[layout.uri(relative)]
 
 

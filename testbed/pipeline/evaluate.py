@@ -17,6 +17,7 @@ from testbed.core.stats import delta_summaries
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
 from testbed.pipeline import cohorts, paired, slice_data
+from testbed.pipeline.attribution import write_attribution
 from testbed.pipeline.context import RunContext
 from testbed.record import documents, io
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
@@ -113,6 +114,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     })
     io.write(ctx.storage, ctx.layout.metrics, document)
     io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))
+    write_attribution(ctx, manifest)
     evaluated = summary["models"]["control"]["all"].get("users", 0)
     return EvaluateResult(users_evaluated=evaluated, rankings_rows=rankings.num_rows,
                           labels_rows=labels.num_rows).model_dump(mode="json")

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.adapters.storage import Storage
-from testbed.core import model_inputs, training_variance
+from testbed.core import attribution, model_inputs, training_variance
 from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
@@ -32,6 +32,7 @@ from testbed.pipeline import feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
+from testbed.record.attribution import ShardAttribution
 from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
 from testbed.record.steps import ScoreResult
 
@@ -129,6 +130,23 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
     return Ranked(pa.concat_tables(parts), scores, seconds)
 
 
+def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedModel], matrix: CandidateMatrix,
+                      ranked: Ranked, *, starts: np.ndarray, shard: tuple[int, int]) -> tuple[int, float]:
+    """The shard's TreeSHAP sums over its part of the attribution sample (testbed.core.attribution), written
+    after the rankings and the timed requests, so neither sees the extra work; returns the users it sampled and
+    the seconds it took."""
+    t0 = time.perf_counter()
+    index, count = shard
+    size = attribution.shard_sample_size(manifest.evaluation.attribution_users, count, len(starts) - 1)
+    if not size:
+        return 0, 0.0
+    groups = attribution.sample_groups(matrix.user_ids.to_numpy(zero_copy_only=False), starts, size,
+                                       attribution.attribution_seed(manifest.sampling.seed))
+    sums = attribution.shard_sums(models, matrix.by_role, ranked.scores, starts, groups, k=manifest.evaluation.k)
+    io.write(ctx.storage, ctx.layout.shard_attribution(index), ShardAttribution.model_validate(vars(sums)))
+    return sums.users, round(time.perf_counter() - t0, 4)
+
+
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     sets = feature_sets.by_role(ctx.storage, manifest)
@@ -152,6 +170,8 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
+    attributed, attribution_seconds = write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
+                                                        shard=(shard_index, shard_count))
     if variants:  # scored on their model's inputs, through the same ranking; kept apart from rankings.parquet
         inputs_of = {v.role: matrix.by_role[training_variance.role_of(v.role)] for v in variants}
         retrained = rank(CandidateMatrix(matrix.user_ids, matrix.item_ids, inputs_of), variants, manifest.evaluation.k)
@@ -160,4 +180,5 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
         users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"], paired=True,
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
     return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
-                       predict_seconds=ranked.predict_seconds).model_dump(mode="json")
+                       predict_seconds=ranked.predict_seconds, attribution_users=attributed,
+                       attribution_seconds=attribution_seconds).model_dump(mode="json")

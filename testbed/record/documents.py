@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from testbed.manifest import Manifest
+from testbed.record.attribution import AttributionDocument, ShardAttribution
 from testbed.record.claim import RunClaim
 from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
@@ -58,6 +59,10 @@ SHARD_ERROR = DocumentKind(
     "shard-error", "scores/shard-NNNNN.error.json",
     "Why a scoring shard failed.",
     TypeAdapter(ShardError))
+SHARD_ATTRIBUTION = DocumentKind(
+    "shard-attribution", "attribution/shard-NNNNN.json",
+    "One scoring shard's TreeSHAP sums over its sampled users.",
+    TypeAdapter(ShardAttribution))
 SHARD_PLAN = DocumentKind(
     "shard-plan", "<artifacts>/scratch/<run_id>/shards/shard-NNNNN.json",
     "One shard of the scoring plan that the workflow's Map lists.",
@@ -70,6 +75,10 @@ LATENCY = DocumentKind(
     "latency", "latency.json",
     "Scoring latency and errors per model.",
     TypeAdapter(LatencyDocument))
+ATTRIBUTION = DocumentKind(
+    "attribution", "attribution.json",
+    "Which features drive each model's scores and the difference between their rankings (TreeSHAP).",
+    TypeAdapter(AttributionDocument))
 DRIFT = DocumentKind(
     "drift", "drift.json",
     "Feature drift of the slice against its baseline.",
@@ -96,4 +105,5 @@ ERROR = DocumentKind(
     TypeAdapter(ErrorRecord))
 
 ALL: tuple[DocumentKind[Any], ...] = (MANIFEST, SLICE_STATS, PARITY, STREAM_STATS, REPLAY, SHARD_LATENCY, SHARD_ERROR,
-                                      SHARD_PLAN, METRICS, LATENCY, DRIFT, WHATIF, GATES, RUN, CLAIM, ERROR)
+                                      SHARD_ATTRIBUTION, SHARD_PLAN, METRICS, LATENCY, ATTRIBUTION, DRIFT, WHATIF,
+                                      GATES, RUN, CLAIM, ERROR)

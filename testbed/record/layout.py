@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 from testbed.adapters import storage
 from testbed.manifest import Manifest
 from testbed.record import documents
+from testbed.record.attribution import AttributionDocument, ShardAttribution
 from testbed.record.claim import RunClaim
 from testbed.record.documents import DocumentKind
 from testbed.record.drift import DriftDocument
@@ -100,6 +101,10 @@ class RunLayout:
         return self._doc(documents.LATENCY, "latency.json")
 
     @property
+    def attribution(self) -> DocumentPath[AttributionDocument]:
+        return self._doc(documents.ATTRIBUTION, "attribution.json")
+
+    @property
     def drift(self) -> DocumentPath[DriftDocument]:
         return self._doc(documents.DRIFT, "drift.json")
 
@@ -124,6 +129,14 @@ class RunLayout:
 
     def shard_error(self, index: int) -> DocumentPath[ShardError]:
         return self._doc(documents.SHARD_ERROR, "scores", f"{shard_name(index)}.error.json")
+
+    def shard_attribution(self, index: int) -> DocumentPath[ShardAttribution]:
+        return self._doc(documents.SHARD_ATTRIBUTION, "attribution", f"{shard_name(index)}.json")
+
+    @property
+    def shard_attributions(self) -> str:
+        """The prefix every shard's attribution sums are under."""
+        return self.uri("attribution")
 
     def error(self, name: str) -> DocumentPath[ErrorRecord]:
         """errors/<name>.json, one per failure (name: UTC time without colons and a short hash)."""

@@ -84,6 +84,8 @@ class ScoreResult(StepResult):
     users: int
     candidate_rows: int
     predict_seconds: dict[str, float]  # model -> seconds
+    attribution_users: int = 0  # users of the shard's attribution sample (attribution/shard-NNNNN.json)
+    attribution_seconds: float = 0.0  # what computing and writing its sums took
 
 
 class EvaluateResult(StepResult):

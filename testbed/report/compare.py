@@ -13,7 +13,7 @@ from typing import Any
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.run import RunRecord
-from testbed.report import facts
+from testbed.report import attribution, facts
 from testbed.report.inputs import RunData
 
 TOP_DRIFT = 10
@@ -100,7 +100,8 @@ def _drift(a: RunData, b: RunData) -> dict[str, Any]:
 def compare(a: RunData, b: RunData) -> dict[str, Any]:
     return {"version": 1, "a": _side(a), "b": _side(b), "same_inputs": _inputs(a, b),
             "decision_changed": a.decision != b.decision, "gates": _gates(a, b), "metrics": _metrics(a, b),
-            "drift": _drift(a, b)}
+            "drift": _drift(a, b),
+            "attribution": {"a": attribution.compare_side(a.attribution), "b": attribution.compare_side(b.attribution)}}
 
 
 def _same(value: bool | None) -> str:
@@ -143,4 +144,5 @@ def text(result: dict[str, Any]) -> list[str]:
             lines.append(f"  no longer drifted in B: {', '.join(drift['no_longer_drifted'])}")
         for f in drift["features"]:
             lines.append(f"  {f['feature']:<34}PSI {facts.num(f['a_psi']):>8} -> {facts.num(f['b_psi']):>8}")
+    lines += attribution.compare_lines(result["attribution"]["a"], result["attribution"]["b"])
     return lines

@@ -24,7 +24,7 @@ from testbed.record.features import ParityDocument
 from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
-from testbed.report import charts, cohorts, facts, plain
+from testbed.report import attribution, charts, cohorts, facts, plain
 from testbed.report.inputs import RunData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -410,8 +410,8 @@ def _replay(replay: ReplayDocument | None) -> str:
 
 
 SECTIONS: list[tuple[str, Callable[[RunData], str]]] = [
-    ("gates", gates_section), ("deltas", forest_section), ("cohorts", cohorts_section),
-    ("metrics", metrics_section), ("slice", slice_section),
+    ("gates", gates_section), ("attribution", lambda data: attribution.html_section(data.attribution)),
+    ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section), ("slice", slice_section),
     ("drift", drift_section), ("models", models_section), ("whatif", whatif_section),
     ("provenance", provenance_section)]
 

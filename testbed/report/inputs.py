@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from testbed.adapters.storage import Storage
 from testbed.manifest import Manifest
 from testbed.record import io
+from testbed.record.attribution import AttributionDocument
 from testbed.record.base import Decision
 from testbed.record.drift import DriftDocument
 from testbed.record.evaluation import LatencyDocument, MetricsDocument
@@ -54,6 +55,7 @@ class RunData:
     whatif: WhatIfDocument | None = None
     parity: ParityDocument | None = None
     latency: LatencyDocument | None = None
+    attribution: AttributionDocument | None = None
     manifest: Manifest | None = None
     inclusion: dict[str, dict[str, float]] | None = None  # stratum -> users, min, mean, max
     scores: dict[str, Any] | None = None  # {"edges": [...], "counts": {model: [...]}, "n": {...}, "mean": {...}}
@@ -153,6 +155,7 @@ def load_run(storage: Storage, run_uri: str, record: RunFile | None = None, deri
                    gates=read(layout.gates), metrics=read(layout.metrics), stats=read(layout.slice_stats),
                    drift=read(layout.drift), whatif=read(layout.whatif), parity=read(layout.parity),
                    latency=read(layout.latency), manifest=read(layout.manifest), missing=missing)
+    data.attribution = read(layout.attribution)
     if isinstance(data.record, ErrorRecord) or not derived:
         return data  # an errored run has no evaluation worth loading
     users = _optional_parquet(storage, layout.slice_table("users"), "slice/users.parquet", missing,

@@ -358,6 +358,7 @@ def test_every_file_of_the_record_is_a_published_document(run_a: dict[str, Any],
     """Each JSON file validates against its schema in schemas/run-record, loads into its testbed.record model,
     and the model dumps back to the file's bytes."""
     documents = {"manifest", "slice-stats", "parity", "stream-stats", "replay", "shard-latency", "metrics",
+                 "shard-attribution", "attribution",
                  "latency", "drift", "gates", "run", "claim"}
     assert check_run_files(run_a["dir"]) == documents
     assert check_run_files(run_stratified["dir"]) == documents
@@ -497,3 +498,14 @@ def test_report_puts_the_failed_gate_first_and_rerenders_identically(
     assert main(["report", str(run_threshold["dir"])]) == 0
     assert report.read_text() == original
     assert capsys.readouterr().out.strip() == original.strip()
+
+
+def test_attribution_sums_contributions_to_the_scores_on_real_rows(run_a: dict[str, Any]) -> None:
+    """TreeSHAP's contributions plus its bias give each sampled row's raw score (LightGBM's property), on the
+    run's own candidate rows; the candidate's own inputs (user, user×category, user×item) are among the features
+    behind the difference."""
+    doc = json.loads((run_a["dir"] / "attribution.json").read_text())
+    assert doc["users"] == doc["users_requested"] == 100 and doc["attributed_rows"] > 0
+    assert doc["additivity_error"] < 1e-9
+    top = [d["feature"] for d in doc["difference"][:5] if d["direction"] == "candidate"]
+    assert any(f.startswith(("u_", "uc_", "ui_")) for f in top), doc["difference"][:5]

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from testbed.manifest import parse_manifest
 from testbed.record import io
+from testbed.record.attribution import AttributionDocument, FeatureDifference, FeatureImportance
 from testbed.record.drift import (
     Baseline,
     DailySeries,
@@ -291,8 +292,23 @@ def items_table() -> pa.Table:
                      "i_carts_90d": [0] * 10, "i_purchases_90d": [0] * 10})
 
 
+def attribution_model() -> AttributionDocument:
+    """Two features behind the difference: the candidate's own (ui_events) and the control's (i_views_30d)."""
+    def difference(feature: str, share: float, control: float, candidate: float) -> FeatureDifference:
+        return FeatureDifference(feature=feature, mean_abs_delta=abs(candidate - control), share=share,
+                                 control_reliance=control, candidate_reliance=candidate,
+                                 direction="candidate" if candidate > control else "control")
+    return AttributionDocument(
+        method="TreeSHAP", seed=7, users_requested=300, users=300, candidate_rows=30000, attributed_rows=4100,
+        difference_users=298, difference_rows=4000, k=10, additivity_error=1e-15,
+        models={"control": [FeatureImportance(feature="i_views_30d", mean_abs=0.5, share=1.0)],
+                "candidate": [FeatureImportance(feature="ui_events", mean_abs=0.3, share=0.75),
+                              FeatureImportance(feature="i_views_30d", mean_abs=0.1, share=0.25)]},
+        difference=[difference("ui_events", 0.6, 0.0, 0.6), difference("i_views_30d", 0.4, 0.9, 0.5)])
+
+
 def write_run(root: Path, *, failed: bool = True, drift: bool = True, whatif: bool = True,
-              parquet: bool = True, skip: tuple[str, ...] = ()) -> Path:
+              parquet: bool = True, attribution: bool = False, skip: tuple[str, ...] = ()) -> Path:
     """The run record under root/runs/RUN_ID; `skip` names files (relative paths) to leave out."""
     layout = RunLayout.of(str(root), RUN_ID)
     gates = gates_model(failed)
@@ -305,6 +321,8 @@ def write_run(root: Path, *, failed: bool = True, drift: bool = True, whatif: bo
         documents.append((layout.drift, drift_model()))
     if whatif:
         documents.append((layout.whatif, whatif_model()))
+    if attribution:
+        documents.append((layout.attribution, attribution_model()))
     for path, document in documents:
         if path.uri.removeprefix(layout.root + "/") not in skip:  # plain files: tests may stub storage's writes
             Path(path.uri).parent.mkdir(parents=True, exist_ok=True)

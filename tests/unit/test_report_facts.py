@@ -156,7 +156,8 @@ def test_drift_ranking_and_measure() -> None:
 
 
 def test_load_run_reads_everything_and_lists_what_is_missing(tmp_path: Path) -> None:
-    run = report_run.write_run(tmp_path, whatif=False, skip=("latency.json", "features/batch_item.parquet"))
+    run = report_run.write_run(tmp_path, whatif=False, attribution=True,
+                               skip=("latency.json", "features/batch_item.parquet"))
     (run / "features" / "parity.json").write_text("{not json")
     data = load_run(UriStorage(), str(run))
     assert data.run_id == report_run.RUN_ID and data.decision == "FAIL" and data.k == 10
