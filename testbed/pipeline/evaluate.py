@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.core import metrics, training_variance
+from testbed.core import list_change, metrics, training_variance
 from testbed.core.beyond_accuracy import ItemStats
 from testbed.core.latency import latency_summary
 from testbed.core.roles import ROLES
@@ -117,6 +117,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "deltas": paired_deltas(ctx, manifest, per_user),
         "interval": paired.interval_label(manifest),
         **({"training_variance": spread} if spread is not None else {}),
+        "list_change": list_change.summarise(list_change.per_user_change(rankings, k), k, strata or None),
     })
     io.write(ctx.storage, ctx.layout.metrics, document)
     io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))
