@@ -144,8 +144,9 @@ def intra_list_diversity_at_k(s: WithRecommended) -> np.ndarray:
     rows = _rows(s)
     length = np.bincount(rows.cell, minlength=rows.n_cells)
     n_codes = int(rows.category.max(initial=UNKNOWN_CATEGORY)) + 2
-    pairs = np.unique(rows.cell * n_codes + (rows.category - UNKNOWN_CATEGORY))
-    distinct = np.bincount(pairs // n_codes, minlength=rows.n_cells)
+    pairs = np.sort(rows.cell * n_codes + (rows.category - UNKNOWN_CATEGORY))  # sorting beats np.unique's hash
+    first = np.r_[True, pairs[1:] != pairs[:-1]] if pairs.size else np.zeros(0, dtype=bool)
+    distinct = np.bincount(pairs[first] // n_codes, minlength=rows.n_cells)
     return np.divide(distinct, length, out=np.zeros(rows.n_cells), where=length > 0)
 
 

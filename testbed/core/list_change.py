@@ -91,9 +91,9 @@ def per_user_change(rankings: pa.Table, k: int, control: str = "control", candid
     key = user * len(items) + item
     ctrl = ~is_candidate
     _, in_ctrl, in_cand = np.intersect1d(key[ctrl], key[is_candidate], assume_unique=True, return_indices=True)
-    entered = np.zeros((n, k + 1))
-    np.add.at(entered, (user[ctrl][in_ctrl], np.maximum(rank[ctrl][in_ctrl], rank[is_candidate][in_cand])), 1.0)
-    overlap = np.cumsum(entered[:, 1:], axis=1)
+    depth = np.maximum(rank[ctrl][in_ctrl], rank[is_candidate][in_cand])
+    entered = np.bincount(user[ctrl][in_ctrl] * k + depth - 1, minlength=n * k).reshape(n, k)
+    overlap = np.cumsum(entered, axis=1).astype(np.float64)
 
     short, long = length.min(axis=0), length.max(axis=0)
     both = overlap[:, -1]

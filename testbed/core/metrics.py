@@ -314,9 +314,11 @@ def _empty_per_user(k: int, with_items: bool) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
-def _recommended(cells: np.ndarray, item_ids: pa.Array, n_cells: int, items: ItemStats) -> RecommendedItems:
-    share, category = items.share_and_category(item_ids)
-    return RecommendedItems(cells, share, category, n_cells, floor=1.0 / (items.total_events + 1))
+def _recommended(cells: np.ndarray, item_codes: np.ndarray, item_vocab: pa.Array, n_cells: int,
+                 items: ItemStats) -> RecommendedItems:
+    share, category = items.share_and_category(item_vocab)  # once per distinct item, then by code
+    return RecommendedItems(cells, share[item_codes], category[item_codes], n_cells,
+                            floor=1.0 / (items.total_events + 1))
 
 
 def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemStats | None = None) -> pa.Table:
@@ -411,8 +413,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     dcg, hits, ap_sum, rr, rev = (np.zeros(size) for _ in range(5))
     row_cell = r_model * n_eval + eval_index[r_user]
     in_cell = eval_index[r_user] >= 0
-    recommended = None if items is None else _recommended(
-        row_cell[in_cell], item_vocab.take(pa.array(r_item[in_cell])), size, items)
+    recommended = None if items is None else _recommended(row_cell[in_cell], r_item[in_cell], item_vocab, size, items)
     if group.size:
         row = eval_index[r_user[starts]]
         evaluated = row >= 0  # groups of users with R = 0 are dropped
