@@ -18,6 +18,7 @@ from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.layout import HTML_REPORT, MARKDOWN_REPORT, RunLayout
 from testbed.report import attribution, cohorts, facts, plain
+from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData, load_run
 
 RESULT_VERSION = 1
@@ -123,6 +124,7 @@ def run_result(storage: Storage, command: str, mode: str, run_uri: str | None, *
     result["drift"] = _drift(data.drift) if data.drift is not None else None
     result["cohorts"] = cohorts.as_json(data)
     result["attribution"] = attribution.json_summary(data.attribution)
+    result["list_change"] = list_change_report.as_json(data.metrics)
     seconds = data.completed.step_seconds if data.completed is not None else {}
     result["step_seconds"] = {k: float(v) for k, v in seconds.items() if facts.is_number(v)}
     layout = RunLayout.at(run_uri)
@@ -166,6 +168,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"{m['metric']:<{width}}{facts.num(m['control']):>10}{facts.num(m['candidate']):>11}"
                          f"{facts.signed(m['delta']):>10}  [{facts.signed(lo)}, {facts.signed(hi)}]")
     tail: list[tuple[str, str]] = []
+    if result.get("list_change"):
+        tail.append(("lists", result["list_change"]["summary"]))
     drift = result.get("drift")
     if drift is not None:
         top = ", ".join(f["feature"] for f in drift["top"] if f["drifted"])

@@ -36,7 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from testbed.core import beyond_accuracy
 from testbed.core.arrays import group_starts
+from testbed.core.beyond_accuracy import ItemStats, RecommendedItems
 
 __all__ = [
     "COVERAGE",
@@ -81,6 +83,7 @@ class RankingSums:
     ap_sum: np.ndarray
     rr: np.ndarray
     revenue: np.ndarray
+    recommended: RecommendedItems | None = None  # the cells' top-K rows; None without item stats
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class TopKLists:
 
     distinct_items: int
     catalogue_size: int
+    user: np.ndarray  # one entry per top-K row of the group's evaluated users: a code of its user ...
+    item: np.ndarray  # ... and of its item
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,6 +197,8 @@ class PerUserMetric(_Named):
     """One value per (model, evaluated user); a group's value is the users' mean, deltas are paired."""
 
     column: Callable[[RankingSums], np.ndarray]
+    needs_items: bool = field(default=False, kw_only=True)
+    """Reads the items' population statistics: computed only when per_user_metrics is given them."""
     has_per_user_values: ClassVar[bool] = True
 
 
@@ -214,7 +221,17 @@ MAP = PerUserMetric("map", map_at_k)
 REVENUE = PerUserMetric("revenue", revenue_at_k, bounds=(0.0, math.inf))
 COVERAGE = ListMetric("coverage", coverage_at_k)
 
-METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE)
+# beyond-accuracy metrics (formulas in testbed.core.beyond_accuracy); gates read higher as better, and for
+# arp and exposure_gini higher means more popularity bias: gate novelty and exposure_entropy instead
+NOVELTY = PerUserMetric("novelty", beyond_accuracy.novelty_at_k, bounds=(0.0, math.inf), needs_items=True)
+DIVERSITY = PerUserMetric("intra_list_diversity", beyond_accuracy.intra_list_diversity_at_k, needs_items=True)
+ARP = PerUserMetric("arp", beyond_accuracy.arp_at_k, needs_items=True)
+EXPOSURE_GINI = ListMetric("exposure_gini", beyond_accuracy.exposure_gini_at_k)
+EXPOSURE_ENTROPY = ListMetric("exposure_entropy", beyond_accuracy.exposure_entropy_at_k)
+PERSONALISATION = ListMetric("personalisation", beyond_accuracy.personalisation_at_k)
+BEYOND_ACCURACY: tuple[Metric, ...] = (NOVELTY, DIVERSITY, ARP, EXPOSURE_GINI, EXPOSURE_ENTROPY, PERSONALISATION)
+
+METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE, *BEYOND_ACCURACY)
 """Every metric, in the order of the per-user columns and of each group's values in metrics.json."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
@@ -284,16 +301,27 @@ def _label_stats(
     return n_rel, idcg
 
 
-def _empty_per_user(k: int) -> pa.Table:
+def _computed(with_items: bool) -> tuple[PerUserMetric, ...]:
+    return tuple(m for m in PER_USER_METRICS if with_items or not m.needs_items)
+
+
+def _empty_per_user(k: int, with_items: bool) -> pa.Table:
     fields = [
         pa.field("model", pa.string()),
         pa.field("user_id", pa.string()),
         pa.field("n_relevant", pa.int64()),
-    ] + [pa.field(metric.at(k), pa.float64()) for metric in PER_USER_METRICS]
+    ] + [pa.field(metric.at(k), pa.float64()) for metric in _computed(with_items)]
     return pa.schema(fields).empty_table()
 
 
-def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
+def _recommended(cells: np.ndarray, item_codes: np.ndarray, item_vocab: pa.Array, n_cells: int,
+                 items: ItemStats) -> RecommendedItems:
+    share, category = items.share_and_category(item_vocab)  # once per distinct item, then by code
+    return RecommendedItems(cells, share[item_codes], category[item_codes], n_cells,
+                            floor=1.0 / (items.total_events + 1))
+
+
+def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemStats | None = None) -> pa.Table:
     """Per-(model, user) metrics at cut-off ``k``, vectorised with numpy / pyarrow.
 
     ``rankings``: ``user_id``, ``model``, ``rank`` (1-based, already tie-broken), ``item_id`` (a
@@ -307,7 +335,8 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     ``R >= 1`` in ``labels`` (a user the model did not rank gets 0.0 everywhere). Users with ``R = 0``
     are dropped. Columns: ``model``, ``user_id``, ``n_relevant`` (int64) and one float64 column
     per metric in :data:`PER_USER_METRICS`, named ``metric.at(k)``, computed by the metric's function from
-    the shared :class:`RankingSums`. Sorted by (model, user_id).
+    the shared :class:`RankingSums`. Sorted by (model, user_id). The metrics that read the items' population
+    statistics (``needs_items``) are computed only when ``items`` is given.
     """
     _check_k(k)
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
@@ -341,7 +370,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     eval_index = np.full(n_users, -1, dtype=np.int64)
     eval_index[eval_users] = np.arange(n_eval)
     if n_models == 0 or n_eval == 0:
-        return _empty_per_user(k)
+        return _empty_per_user(k, items is not None)
 
     # ---- rankings: keep rank <= k, sort by (model, user, rank), validate ranks 1..n
     rank_all = np.asarray(rankings.column("rank").to_numpy(), dtype=np.int64)
@@ -382,6 +411,9 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
     # ---- per-group reductions, scattered into a dense (model, evaluated user) grid
     size = n_models * n_eval
     dcg, hits, ap_sum, rr, rev = (np.zeros(size) for _ in range(5))
+    row_cell = r_model * n_eval + eval_index[r_user]
+    in_cell = eval_index[r_user] >= 0
+    recommended = None if items is None else _recommended(row_cell[in_cell], r_item[in_cell], item_vocab, size, items)
     if group.size:
         row = eval_index[r_user[starts]]
         evaluated = row >= 0  # groups of users with R = 0 are dropped
@@ -394,25 +426,25 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int) -> pa.Table:
 
     user_r = np.tile(n_rel[eval_users], n_models)
     sums = RankingSums(k=k, n_relevant=user_r, idcg=np.tile(idcg[eval_users], n_models), dcg=dcg, hits=hits,
-                       ap_sum=ap_sum, rr=rr, revenue=rev)
+                       ap_sum=ap_sum, rr=rr, revenue=rev, recommended=recommended)
     model_col = model_vocab.take(pa.array(np.repeat(np.arange(n_models), n_eval)))
     user_col = user_vocab.take(pa.array(np.tile(eval_users, n_models)))
     arrays: list[Any] = [model_col, user_col, pa.array(user_r, type=pa.int64())]
-    arrays += [pa.array(metric.column(sums), type=pa.float64()) for metric in PER_USER_METRICS]
-    return pa.Table.from_arrays(arrays, schema=_empty_per_user(k).schema)
+    arrays += [pa.array(metric.column(sums), type=pa.float64()) for metric in _computed(items is not None)]
+    return pa.Table.from_arrays(arrays, schema=_empty_per_user(k, items is not None).schema)
 
 
 def _group_summary(
     metric_values: Mapping[str, np.ndarray],
     mask: np.ndarray,
-    n_distinct_items: int,
+    lists: TopKLists,
     k: int,
-    catalogue_size: int,
 ) -> dict[str, float | int]:
     n = int(mask.sum())
-    lists = TopKLists(n_distinct_items, catalogue_size)
     out: dict[str, float | int] = {}
     for metric in METRICS:
+        if isinstance(metric, PerUserMetric) and metric.name not in metric_values:
+            continue
         if not n:
             out[metric.at(k)] = math.nan
         elif isinstance(metric, PerUserMetric):
@@ -456,15 +488,15 @@ def aggregate(
     _check_k(k)
     if catalogue_size <= 0:
         raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
-    metric_columns = [metric.at(k) for metric in PER_USER_METRICS]
-    _require_columns(per_user, ["model", "user_id", *metric_columns], "per_user")
+    present = _computed(all(m.at(k) in per_user.column_names for m in PER_USER_METRICS if m.needs_items))
+    _require_columns(per_user, ["model", "user_id", *(metric.at(k) for metric in present)], "per_user")
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
 
     pu_model = np.asarray(_as_str(per_user.column("model")).to_pylist(), dtype=object)
     pu_user = np.asarray(_as_str(per_user.column("user_id")).to_pylist(), dtype=object)
     pu_values = {
         metric.name: np.asarray(per_user.column(metric.at(k)).to_numpy(), dtype=np.float64)
-        for metric in PER_USER_METRICS
+        for metric in present
     }
     r_model = _as_str(rankings.column("model"))
     r_top = pc.less_equal(rankings.column("rank"), k)
@@ -481,27 +513,24 @@ def aggregate(
         user_strata = np.asarray([stratum_of.get(u) for u in users], dtype=object)
         eval_strata = sorted({s for s in user_strata.tolist() if s is not None})
 
-        # one pass over the model's rankings: distinct top-k items per group, users not evaluated
+        # the model's top-k rows of evaluated users (list metrics), and its users not evaluated
         in_model = pc.equal(r_model, model)
         model_rows = rankings.filter(in_model)
         top_rows = rankings.filter(pc.and_(in_model, r_top))
-        items_of: dict[str, set[str]] = {label: set() for label in ["all", *eval_strata]}
-        for user, item in zip(
-            _as_str(top_rows.column("user_id")).to_pylist(),
-            _as_str(top_rows.column("item_id")).to_pylist(),
-            strict=True,
-        ):
-            if user in evaluated:
-                items_of["all"].add(item)
-                label = stratum_of.get(user)
-                if label is not None:
-                    items_of[label].add(item)
+        user_index = pc.index_in(_as_str(top_rows.column("user_id")), value_set=pa.array(users.tolist(), pa.string()))
+        of_evaluated = pc.is_valid(user_index)
+        row_user = np.asarray(user_index.filter(of_evaluated).to_numpy(zero_copy_only=False), dtype=np.int64)
+        top_items = _as_str(top_rows.column("item_id")).filter(of_evaluated).combine_chunks()
+        row_item = np.asarray(pc.dictionary_encode(top_items).indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         excluded = set(_as_str(model_rows.column("user_id")).to_pylist()) - evaluated
 
         groups: dict[str, dict[str, float | int]] = {}
-        for label, items in items_of.items():
+        for label in ["all", *eval_strata]:
             mask = np.ones(users.size, dtype=bool) if label == "all" else user_strata == label
-            groups[label] = _group_summary(values, mask, len(items), k, catalogue_size)
+            in_group = mask[row_user]
+            item = row_item[in_group]
+            lists = TopKLists(int(np.unique(item).size), catalogue_size, row_user[in_group], item)
+            groups[label] = _group_summary(values, mask, lists, k)
         result_models[model] = groups
 
         excluded_strata = Counter(stratum_of[u] for u in excluded if u in stratum_of)

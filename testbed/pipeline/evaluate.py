@@ -10,7 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from testbed.core import metrics, training_variance
+from testbed.core import list_change, metrics, training_variance
+from testbed.core.beyond_accuracy import ItemStats
 from testbed.core.latency import latency_summary
 from testbed.core.roles import ROLES
 from testbed.core.stats import delta_summaries
@@ -74,13 +75,20 @@ def variant_rankings(ctx: RunContext) -> pa.Table:
     return pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]).select(list(RANKING_COLUMNS))
 
 
-def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table) -> dict[str, Any] | None:
+def item_stats(ctx: RunContext, manifest: Manifest) -> ItemStats:
+    """The pre-cutoff population popularity and the category of each item (the beyond-accuracy metrics')."""
+    return ItemStats.from_tables(slice_data.read(ctx, "population_events"), slice_data.read(ctx, "items"),
+                                 manifest.time.cutoff)
+
+
+def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table,
+                   items: ItemStats) -> dict[str, Any] | None:
     """metrics.json's training_variance: each gated metric's delta on all users per retrain (None without seed
     variants); testbed.core.training_variance defines the retrains and the spread."""
     counts = {role: len(getattr(manifest.models, role).seed_variants) for role in ROLES}
     if not any(counts.values()):
         return None
-    retrained = metrics.per_user_metrics(variant_rankings(ctx), labels, manifest.evaluation.k)
+    retrained = metrics.per_user_metrics(variant_rankings(ctx), labels, manifest.evaluation.k, items)
     gated = sorted({g.metric for g in manifest.gates if g.metric and g.metric in per_user.column_names})
     pairs = training_variance.retrain_pairs(counts["control"], counts["candidate"])
     spreads = training_variance.spreads(pa.concat_tables([per_user, retrained]), pairs, gated,
@@ -98,10 +106,11 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     ctx.storage.write_parquet(ctx.layout.labels, labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
-    per_user = metrics.per_user_metrics(rankings, labels, k)
+    items = item_stats(ctx, manifest)
+    per_user = metrics.per_user_metrics(rankings, labels, k, items)
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
-    spread = retrain_spread(ctx, manifest, labels, per_user)
+    spread = retrain_spread(ctx, manifest, labels, per_user, items)
     worst = cohorts.worst_cohorts(ctx, manifest, per_user)
     document = MetricsDocument.model_validate({
         "k": k,
@@ -110,6 +119,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "deltas": paired_deltas(ctx, manifest, per_user),
         "interval": paired.interval_label(manifest),
         **({"training_variance": spread} if spread is not None else {}),
+        "list_change": list_change.summarise(list_change.per_user_change(rankings, k), k, strata or None),
         **({"cohorts": cohorts.as_document(worst)} if worst is not None else {}),
     })
     io.write(ctx.storage, ctx.layout.metrics, document)

@@ -89,6 +89,26 @@ class WorstCohorts(Document):
     worst: list[CohortFinding]  # lowest delta first
 
 
+class ListChangeStratum(Document):
+    """How much the candidate's top K differs from the control's for one stratum's users (plain user means)."""
+
+    users: int
+    mean_jaccard: float
+    mean_rbo: float
+    changed_slot_share: float  # mean share of a user's top-K slots whose item changed
+    new_list_share: float  # users whose top K shares no item with the control's (Jaccard 0)
+    jaccard_counts: list[int]  # users per Jaccard bin of `jaccard_edges`
+
+
+class ListChange(Document):
+    """Control vs candidate top-K lists per user (testbed.core.list_change: Jaccard, RBO_ext, changed slots)."""
+
+    k: int
+    rbo_persistence: float
+    jaccard_edges: list[float]  # histogram bin edges; the last bin is closed
+    strata: dict[str, ListChangeStratum]  # "all" first, then strata
+
+
 class MetricsDocument(Document):
     """Every interval here (`deltas`) is over users only: it resamples which users were sampled, with the models
     held fixed. It does not cover how much the models themselves move between retrains (another LightGBM seed
@@ -102,6 +122,7 @@ class MetricsDocument(Document):
     interval: str  # how the intervals were computed
     training_variance: TrainingVariance | None = absent()  # absent: no seed variants declared
     cohorts: WorstCohorts | None = absent()  # absent: the primary metric has no per-user values
+    list_change: ListChange | None = absent()  # absent: records from before list changes were measured
 
 
 class ModelLatency(Document):

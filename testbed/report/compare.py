@@ -14,6 +14,7 @@ from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.run import RunRecord
 from testbed.report import attribution, facts
+from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
 TOP_DRIFT = 10
@@ -101,7 +102,8 @@ def compare(a: RunData, b: RunData) -> dict[str, Any]:
     return {"version": 1, "a": _side(a), "b": _side(b), "same_inputs": _inputs(a, b),
             "decision_changed": a.decision != b.decision, "gates": _gates(a, b), "metrics": _metrics(a, b),
             "drift": _drift(a, b),
-            "attribution": {"a": attribution.compare_side(a.attribution), "b": attribution.compare_side(b.attribution)}}
+            "attribution": {"a": attribution.compare_side(a.attribution), "b": attribution.compare_side(b.attribution)},
+            "list_change": {"a": list_change_report.as_json(a.metrics), "b": list_change_report.as_json(b.metrics)}}
 
 
 def _same(value: bool | None) -> str:
@@ -131,6 +133,8 @@ def text(result: dict[str, Any]) -> list[str]:
         lines += ["", f"{'delta (all users)':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
         lines += [f"{m['metric']:<20}{facts.signed(m['a']):>10}{facts.signed(m['b']):>10}"
                   f"{facts.signed(m['change']):>10}" for m in result["metrics"]]
+    lines += ["", *(f"lists {side.upper()}: {c['summary'] if c else 'n/a'}"
+                    for side, c in result["list_change"].items())]
     drift = result["drift"]
     lines.append("")
     if not (drift["a_available"] or drift["b_available"]):

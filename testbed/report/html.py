@@ -25,6 +25,7 @@ from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
 from testbed.report import attribution, charts, cohorts, facts, plain
+from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -413,6 +414,7 @@ SECTIONS: list[tuple[str, Callable[[RunData], str]]] = [
     ("gates", gates_section), ("attribution", lambda data: attribution.html_section(data.attribution)),
     ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section), ("slice", slice_section),
     ("drift", drift_section), ("models", models_section), ("whatif", whatif_section),
+    ("list-change", list_change_report.html_section),
     ("provenance", provenance_section)]
 
 

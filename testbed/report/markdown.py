@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from testbed.record.base import ERROR, OUTCOME_PASS
 from testbed.report import attribution, cohorts, facts, plain
+from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
 ALL_GATES_UP_TO = 12  # more gates than this: list only the failed and inconclusive ones
@@ -129,7 +130,8 @@ def render_markdown(data: RunData) -> str:
     lines = [f"# Testbed run `{data.run_id}`: **{data.decision}**", "", *_headline(data)]
     if data.decision == ERROR:
         return "\n".join(lines) + "\n"
-    lines += ["", *_gates(data), *attribution.markdown_lines(data.attribution), *_deltas(data), *_drift(data),
-              *_slice_and_provenance(data)]
+    lines += ["", *_gates(data), *attribution.markdown_lines(data.attribution), *_deltas(data)]
+    lines += list_change_report.markdown_lines(data.metrics)
+    lines += [*_drift(data), *_slice_and_provenance(data)]
     lines += ["", "Charts, every gate and the full provenance: [report.html](report.html)"]
     return "\n".join(lines) + "\n"

@@ -31,7 +31,14 @@ from testbed.record.drift import (
     StratumShift,
     StratumVerdict,
 )
-from testbed.record.evaluation import LatencyDocument, MetricDelta, MetricsDocument, ModelLatency
+from testbed.record.evaluation import (
+    LatencyDocument,
+    ListChange,
+    ListChangeStratum,
+    MetricDelta,
+    MetricsDocument,
+    ModelLatency,
+)
 from testbed.record.features import ParityDocument, StreamStats
 from testbed.record.gates import GateRow, GatesDocument, SampleRatioCheck, SampleRatioStratum
 from testbed.record.layout import DocumentPath, RunLayout
@@ -124,7 +131,17 @@ def metrics_model() -> MetricsDocument:
     }
     excluded = {model: {"all": 0, "tier=gold": 0, "tier=silver": 0} for model in models}
     return MetricsDocument(k=10, models=models, excluded_users=excluded, deltas=deltas,
-                           interval="bca-bootstrap, 95%")
+                           interval="bca-bootstrap, 95%", list_change=list_change_model())
+
+
+def list_change_model() -> ListChange:
+    def stratum(users: int, slots: float, new: float, counts: list[int]) -> ListChangeStratum:
+        return ListChangeStratum(users=users, mean_jaccard=0.41, mean_rbo=0.37, changed_slot_share=slots,
+                                 new_list_share=new, jaccard_counts=counts)
+
+    return ListChange(k=10, rbo_persistence=0.9, jaccard_edges=[round(0.1 * i, 1) for i in range(11)],
+                      strata={"all": stratum(400, 0.64, 0.12, [48, 60, 80, 70, 50, 40, 20, 15, 10, 7]),
+                              "tier=gold": stratum(80, 0.5, 0.1, [8, 10, 20, 12, 10, 8, 4, 3, 3, 2])})
 
 
 def metrics_doc() -> dict[str, Any]:

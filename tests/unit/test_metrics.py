@@ -33,7 +33,8 @@ from testbed.core.metrics import (
 from testbed.manifest import Gate
 
 L2 = math.log2
-PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS)
+PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS if not m.needs_items)  # computed without item stats
+LIST_NAMES_AFTER_COVERAGE = ("exposure_gini", "exposure_entropy", "personalisation")
 
 
 @dataclass(frozen=True)
@@ -183,15 +184,18 @@ def test_coverage_hand_computed() -> None:
 
 
 def test_registry_is_explicit_and_complete() -> None:
-    assert METRIC_NAMES == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
+    assert METRIC_NAMES[:8] == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
+    assert METRIC_NAMES[8:] == ("novelty", "intra_list_diversity", "arp", *LIST_NAMES_AFTER_COVERAGE)
     assert [m.name for m in METRICS] == list(METRIC_NAMES)
-    assert PER_USER_METRICS == METRICS[:-1] and all(isinstance(m, PerUserMetric) for m in PER_USER_METRICS)
-    assert isinstance(COVERAGE, ListMetric) and METRICS[-1] is COVERAGE
-    assert [m.has_per_user_values for m in METRICS] == [True] * 7 + [False]
+    assert PER_USER_METRICS == tuple(m for m in METRICS if isinstance(m, PerUserMetric))
+    assert PER_USER_METRICS[:7] == METRICS[:7] and isinstance(COVERAGE, ListMetric) and METRICS[7] is COVERAGE
+    assert [m.has_per_user_values for m in METRICS] == [True] * 7 + [False] + [True] * 3 + [False] * 3
     assert PRIMARY.at(10) == "ndcg@10"
     for metric in PER_USER_METRICS:
         assert metric.column.__doc__ and "=" in metric.column.__doc__  # formula in the docstring
-    assert COVERAGE.value.__doc__ and "=" in COVERAGE.value.__doc__
+    for list_metric in METRICS:
+        if isinstance(list_metric, ListMetric):
+            assert list_metric.value.__doc__ and "=" in list_metric.value.__doc__
     assert metric_named("coverage@10") is COVERAGE and metric_named("map") is metrics.MAP
     with pytest.raises(ValueError, match="unknown metric"):
         metric_named("auc@10")
@@ -526,7 +530,8 @@ def test_aggregate_tiny_by_hand() -> None:
     assert list(out["models"]) == ["m1", "m2"]
     assert list(out["models"]["m1"]) == ["all", "tier=gold", "tier=silver"]
     assert list(out["models"]["m2"]) == ["all", "tier=gold", "tier=silver"]  # bronze has no evaluated user
-    assert list(out["models"]["m1"]["all"]) == [*(f"{n}@2" for n in PER_USER_NAMES), "coverage@2", "users"]
+    assert list(out["models"]["m1"]["all"]) == [*(f"{n}@2" for n in PER_USER_NAMES), "coverage@2",
+                                                *(f"{n}@2" for n in LIST_NAMES_AFTER_COVERAGE), "users"]
 
     m1, m2 = out["models"]["m1"], out["models"]["m2"]
     # m1: evaluated u1 (gold), u2 (silver), u4 (silver); u3 (R=0) excluded
@@ -537,9 +542,11 @@ def test_aggregate_tiny_by_hand() -> None:
     assert m1["all"]["mrr@2"] == pytest.approx(2.5 / 3)
     assert m1["all"]["revenue@2"] == pytest.approx(14 / 3)
     assert m1["all"]["coverage@2"] == pytest.approx(5 / 20)
-    # m1 gold = u1 only: mrr 1, revenue 10, coverage {a, x} = 2/20
+    # m1 gold = u1 only: mrr 1, revenue 10, coverage {a, x} = 2/20; exposure 1, 1 and 18 zeros: Gini
+    #   ((2*19 - 21) + (2*20 - 21)) / (20 * 2) = 0.9, entropy 1 bit / log2 20; one list: no personalisation
     assert m1["tier=gold"] == pytest.approx(
-        {**{f"{n}@2": v for n, v in _tiny_m1_u1().items()}, "coverage@2": 0.1, "users": 1}
+        {**{f"{n}@2": v for n, v in _tiny_m1_u1().items()}, "coverage@2": 0.1, "exposure_gini@2": 0.9,
+         "exposure_entropy@2": 1 / math.log2(20), "personalisation@2": math.nan, "users": 1}, nan_ok=True
     )
     # m1 silver = u2, u4: mrr (1/2 + 1)/2 = 0.75, revenue (4 + 0)/2 = 2, map (1/2 + 1)/2 = 0.75,
     #   coverage {y, c, e} = 3/20

@@ -152,10 +152,11 @@ def test_html_has_every_section_and_chart(run_dir: Path) -> None:
     page = html_report.render_html(load_run(UriStorage(), str(run_dir)), strict=True)
     charts = re.findall(r'<figure class="chart" data-chart="([^"]+)"[^>]*><svg', page)
     assert charts == ["forest-ndcg-not-worse", "composition", "inclusion", "drift-ranking", "drift-daily-i-revenue-30d",
-                      "drift-daily-i-price", "scores", "coverage", "popularity"]
+                      "drift-daily-i-price", "scores", "coverage", "popularity", "list-change"]
     text = _visible_text(page)
     for needle in ("Per-stratum deltas", "Slice composition", "Feature drift", "Strata most affected",
-                   "Catalogue what-if", "Degrades more gracefully: control", "Provenance", "a" * 64, "b" * 64,
+                   "Catalogue what-if", "List changes", "Degrades more gracefully: control", "Provenance", "a" * 64,
+                   "b" * 64,
                    "c" * 64, "d" * 64, "0.1.0+abc", "seed: sampling 42", "seed: bootstrap 7",
                    "shardId-000000000000", "4960", "4999", "3 retried entries", "400 vs 400 rows, 0 mismatches",
                    "multiple-testing correction: holm", "sample-ratio check p = 0.5300", "retrain after 2026-10-03"):
