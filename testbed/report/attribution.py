@@ -42,8 +42,8 @@ def sentence(doc: AttributionDocument, top: int = TOP_LINE) -> str:
 
 
 def markdown_lines(doc: AttributionDocument | None) -> list[str]:
-    """report.md's one line, under the gates: the top features behind the difference."""
-    return [] if doc is None else ["", f"**Features behind the difference:** {sentence(doc)}."]
+    """report.md's one headline bullet: the top features behind the difference."""
+    return [] if doc is None else [f"- **Features behind the difference:** {sentence(doc)}."]
 
 
 def _bars(doc: AttributionDocument) -> str:

@@ -47,7 +47,7 @@ def as_json(metrics: MetricsDocument | None) -> dict[str, Any] | None:
 
 def markdown_lines(metrics: MetricsDocument | None) -> list[str]:
     text = sentence(metrics)
-    return ["", f"**List changes:** {text}"] if text else []
+    return [f"- **List changes:** {text}"] if text else []
 
 
 def histogram(block: ListChange) -> str:

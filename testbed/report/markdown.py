@@ -1,12 +1,13 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
-Decision and headline (why, primary metric, guardrails, next step), one plain sentence per gate that held PASS
-back, warnings (also a retraining line per gate whose seed variants' deltas could change it), the gates that did
-not pass but did not count (advisory gates, inconclusive guardrails), the failed and inconclusive gates first (all
-gates when there are few, every number in its unit), the largest metric deltas (with their seed-to-seed spread when
-the run has seed variants), the most drifted features (only the largest shift when none drifted), one line each of
-slice and provenance, and a link to report.html. It stays short (under 60 lines for the demo run) and is a pure
-function of the run data, so re-rendering a record gives the same bytes.
+Decision and headline (why, primary metric, guardrails, next step; then the worst cohorts, the features behind
+the difference and how much the lists change, a line each), one plain sentence per gate that held PASS back,
+warnings (also a retraining line per gate whose seed variants' deltas could change it), the gates that did not
+pass but did not count (advisory gates, inconclusive guardrails), the failed and inconclusive gates first (all
+gates when there are few, every number in its unit), the largest metric deltas (with their seed-to-seed spread
+when the run has seed variants), the most drifted features (only the largest shift when none drifted), one line
+each of slice and provenance, and a link to report.html. It stays short (within 60 lines for the demo run, also
+with its models swapped) and is a pure function of the run data, so re-rendering a record gives the same bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
 ALL_GATES_UP_TO = 12  # more gates than this: list only the failed and inconclusive ones
-TOP_DELTAS = 6
+TOP_DELTAS = 5
 TOP_DRIFT = 5
 
 
@@ -117,6 +118,7 @@ def _headline(data: RunData) -> list[str]:
     lines = [f"- **{label.capitalize()}:** {text}" for label, text in plain.headline(data).lines()]
     worst = cohorts.summary(data)
     lines += [f"- **Cohorts:** {worst}"] if worst else []
+    lines += attribution.markdown_lines(data.attribution) + list_change_report.markdown_lines(data.metrics)
     reasons = plain.reason_lines(data)
     notes = [f"**Warning:** {warning}" for warning in data.warnings]
     notes += [f"**Retraining:** {line}" for line in facts.retrain_warnings(data.metrics, data.gates)]
@@ -130,8 +132,6 @@ def render_markdown(data: RunData) -> str:
     lines = [f"# Testbed run `{data.run_id}`: **{data.decision}**", "", *_headline(data)]
     if data.decision == ERROR:
         return "\n".join(lines) + "\n"
-    lines += ["", *_gates(data), *attribution.markdown_lines(data.attribution), *_deltas(data)]
-    lines += list_change_report.markdown_lines(data.metrics)
-    lines += [*_drift(data), *_slice_and_provenance(data)]
+    lines += ["", *_gates(data), *_deltas(data), *_drift(data), *_slice_and_provenance(data)]
     lines += ["", "Charts, every gate and the full provenance: [report.html](report.html)"]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ SENTENCE = ("The candidate changes 64 % of top-10 slots; 12 % of users get entir
 def test_sentence_and_markdown() -> None:
     metrics = report_run.metrics_model()
     assert list_change.sentence(metrics) == SENTENCE
-    assert list_change.markdown_lines(metrics) == ["", f"**List changes:** {SENTENCE}"]
+    assert list_change.markdown_lines(metrics) == [f"- **List changes:** {SENTENCE}"]
     without = metrics.model_copy(update={"list_change": None})
     assert list_change.sentence(without) is None and list_change.markdown_lines(without) == []
     assert list_change.sentence(None) is None
