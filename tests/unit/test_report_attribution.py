@@ -23,12 +23,12 @@ def run_dir(tmp_path: Path) -> Path:
     return report_run.write_run(tmp_path, attribution=True)
 
 
-def test_report_md_names_the_top_features_under_the_gates(run_dir: Path) -> None:
+def test_report_md_names_the_top_features_in_the_headline(run_dir: Path) -> None:
     markdown = render(load_run(UriStorage(), str(run_dir)), strict=True).markdown
     line = next(ln for ln in markdown.splitlines() if ln.startswith("- **Features behind the difference:**"))
     assert ("the rankings differ most through ui_events (60 %, candidate relies more), i_views_30d (40 %, candidate "
             "relies less) (TreeSHAP on 300 sampled users, both models' top 10).") in line
-    assert markdown.index("## Gates") < markdown.index(line) < markdown.index("## Top deltas")
+    assert markdown.index("- **Next:**") < markdown.index(line) < markdown.index("## Gates")
 
 
 def test_report_html_draws_both_attribution_charts(run_dir: Path) -> None:

@@ -31,12 +31,13 @@ def test_markdown_puts_the_failed_gate_first_with_its_numbers(run_dir: Path) -> 
     lines = text.splitlines()
     assert lines[0] == f"# Testbed run `{report_run.RUN_ID}`: **FAIL**"
     assert lines[2] == "- **Why:** 1 gate failed on proven harm: revenue@10"
-    assert lines[7] == ("- FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the floor of "
+    assert lines[6].startswith("- **List changes:** The candidate changes 64 % of top-10 slots")
+    assert lines[8] == ("- FAIL revenue-floor: The candidate's revenue@10 is 3.250 for all users, below the floor of "
                         "4.500.")
-    assert lines[8] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.004 for tier=gold (interval -0.015 to "
+    assert lines[9] == ("- INCONCLUSIVE ndcg-not-worse: ndcg@10 changed by -0.004 for tier=gold (interval -0.015 to "
                         "+0.007): not enough evidence that it did not fall by more than the allowed 0.010 (p 0.2100, "
                         "unadjusted).")
-    assert lines[9] == "" and lines[10] == "## Gates"  # each reason once: the rows' sentences replace gates.json's
+    assert lines[10] == "" and lines[11] == "## Gates"  # each reason once: the rows' sentences replace gates.json's
     start = lines.index("## Gates")
     assert lines[start + 2] == "| gate | role | stratum | observed | interval | allowed | evidence | outcome |"
     assert lines[start + 4] == ("| revenue-floor (revenue@10) | goal | all | 3.2500 candidate value | n/a | ≥ 4.5000 | "
