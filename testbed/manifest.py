@@ -139,7 +139,7 @@ class Evaluation(Strict):
     latency_sample_users: int = Field(default=200, ge=0, le=10000,
                                       description="Users scored one request at a time to measure latency.")
     attribution_users: int = Field(
-        default=100, ge=0, le=10000, exclude_if=lambda value: value == 100,
+        default=50, ge=0, le=10000, exclude_if=lambda value: value == 50,
         description="Users whose candidate rows get TreeSHAP feature attributions (attribution.json), a sample "
                     "seeded from sampling.seed; 0 turns attribution off. It changes no ranking or metric.")
     max_unknown_item_share: float = Field(

@@ -88,7 +88,7 @@ BASE_MANIFEST: dict[str, Any] = {
     "segment": {"name": "everyone", "filters": []},
     "time": {"start": "2026-08-02T00:00:00Z", "cutoff": "2026-10-17T00:00:00Z", "end": "2026-10-31T00:00:00Z"},
     "sampling": {"strategy": "uniform", "rate": 0.5, "seed": 3, "min_events_per_user": 1},
-    "evaluation": {"k": 10, "candidates_per_user": 50, "latency_sample_users": 20},
+    "evaluation": {"k": 10, "candidates_per_user": 50, "latency_sample_users": 20, "attribution_users": 20},
     "gates": [
         {"name": "ndcg-not-worse", "kind": "non_inferiority", "metric": "ndcg@10", "margin": 0.02},
         {"name": "latency-p95", "kind": "latency", "percentile": 95, "bound": 1000},
