@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from testbed.core import stats
+from testbed.core import metrics, stats
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
@@ -21,11 +21,14 @@ def bootstrap_seed(manifest: Manifest) -> int:
 
 
 def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:
-    """"all" and every stratum: weighted (1 / inclusion probability) paired bootstrap of every metric."""
+    """"all" and every stratum: weighted (1 / inclusion probability) paired bootstrap of every metric, ratio
+    metrics (aov@K) recomputed as ratios of sums in every resample."""
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     probabilities = slice_data.inclusion_probabilities(ctx)
     names = [c for c in per_user.column_names if "@" in c]
-    sample = stats.paired_sample(per_user, strata, probabilities, names)
+    k = manifest.evaluation.k
+    ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS]
+    sample = stats.paired_sample(per_user, strata, probabilities, names, ratios)
     return stats.compare_strata(sample, manifest.statistics.resamples, bootstrap_seed(manifest),
                                 fixed_stratum_sizes=manifest.sampling.strategy == "stratified")
 
