@@ -205,6 +205,17 @@ def _test(gate: Gate, stratum: str, cmp: Comparison | None, unestimable: str | N
                  short, float(cmp.widening[key][j]), column)
 
 
+def _why_unestimable(name: str, unestimable: dict[str, str]) -> str | None:
+    """Why the slice cannot estimate metric `name` (None: it can); a ratio metric needs both of its parts."""
+    metric = metric_named(name)
+    k = name.partition("@")[2]
+    for part in (metric, metric.numerator, metric.denominator) if isinstance(metric, RatioMetric) else (metric,):
+        if part.name in unestimable:
+            why = unestimable[part.name]
+            return why if part is metric else f"{name} needs {part.name}@{k}: {why}"
+    return None
+
+
 def _undefined_ratio(name: str, cmp: Comparison) -> str | None:
     """Why a ratio metric (aov@K) has no test on this group: a model without a user in its denominator (no
     converting user), or resamples without one; None for other metrics."""
@@ -466,7 +477,7 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
             else:
                 assert gate.metric is not None
                 slots.append(_test(gate, stratum, inputs.comparisons.get(stratum),
-                                   inputs.unestimable.get(metric_named(gate.metric).name)))
+                                   _why_unestimable(gate.metric, inputs.unestimable)))
     tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
     families = ([t.p_pass for t in tests], [t.p_harm for t in tests])
     position = {id(t): i for i, t in enumerate(tests)}

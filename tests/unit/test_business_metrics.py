@@ -219,3 +219,27 @@ def test_aov_intervals_cover_the_true_value(weighted: bool) -> None:
             hits[key] += bool(lo[j] <= truth <= hi[j])
     for key, count in hits.items():
         assert 0.93 <= count / reps <= 0.97, (key, weighted, count / reps)
+
+
+def test_business_kpis_the_slice_cannot_estimate_are_inconclusive() -> None:
+    """No revenue: revenue and aov rows say why; no purchase / no click flag: conversion (and aov) / click_through."""
+    from testbed.manifest import parse_manifest
+    from testbed.pipeline.gate import unestimable
+    from tests.conftest import BASE_MANIFEST
+
+    manifest = parse_manifest({**BASE_MANIFEST, "models": {r: {"uri": f"/m/{r}.txt", "sha256": "0" * 64}
+                                                           for r in ("control", "candidate")}})
+    labels = pa.table({"user_id": ["u1"], "item_id": ["i1"], "relevance": [1], "revenue": [0.0],
+                       "purchased": [False], "clicked": [True]})
+    why = unestimable(labels, manifest)
+    assert list(why) == ["revenue", "conversion"]
+    assert why["conversion"].startswith("conversion cannot be estimated: no label-window purchase line [2026-10-17")
+    assert list(unestimable(labels.set_column(5, "clicked", pa.array([False])), manifest)) == [
+        "revenue", "conversion", "click_through"]
+    sample = _business_sample(200, seed=1)
+    inputs = gates.GateInputs(comparisons={"all": stats.compare(sample, 200, np.random.default_rng(3))},
+                              aggregates={}, latency_ms={}, error_rate={},
+                              unestimable={"conversion": why["conversion"]})
+    [row] = gates.evaluate([Gate.model_validate({"name": "aov", "kind": "non_inferiority", "metric": "aov@10",
+                                                 "margin": 1.0})], inputs)
+    assert row.outcome == "inconclusive" and row.reason == f"aov@10 needs conversion@10: {why['conversion']}"
