@@ -212,7 +212,7 @@ def test_aov_intervals_cover_the_true_value(weighted: bool) -> None:
     reps, rng = 600, np.random.default_rng(20261101 + weighted)
     hits = {"control": 0, "delta": 0}
     for rep in range(reps):
-        cmp = stats.compare(_draw(400, rng, weighted), 1000, stats.stratum_rng(rep, "aov"))
+        cmp = stats.compare(_draw(1000, rng, weighted), 1000, stats.stratum_rng(rep, "aov"))
         j = cmp.column("aov@10")
         for key, truth in (("control", 50.0), ("delta", 5.0)):
             lo, hi = bca_interval(getattr(cmp, key), 0.025)
