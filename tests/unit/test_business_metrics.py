@@ -209,7 +209,7 @@ def _draw(n: int, rng: np.random.Generator, weighted: bool) -> stats.PairedSampl
 @pytest.mark.parametrize("weighted", [False, True])
 def test_aov_intervals_cover_the_true_value(weighted: bool) -> None:
     """True AOV: control 50 (the basket's mean, independent of conversion), candidate 55, delta 5."""
-    reps, rng = 600, np.random.default_rng(20261101 + weighted)
+    reps, rng = 1000, np.random.default_rng(20261101 + weighted)
     hits = {"control": 0, "delta": 0}
     for rep in range(reps):
         cmp = stats.compare(_draw(1000, rng, weighted), 1000, stats.stratum_rng(rep, "aov"))
