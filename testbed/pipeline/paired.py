@@ -27,7 +27,8 @@ def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict
     probabilities = slice_data.inclusion_probabilities(ctx)
     names = [c for c in per_user.column_names if "@" in c]
     k = manifest.evaluation.k
-    ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS]
+    ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS
+              if m.numerator.at(k) in names and m.denominator.at(k) in names]  # per_user's metrics only
     sample = stats.paired_sample(per_user, strata, probabilities, names, ratios)
     return stats.compare_strata(sample, manifest.statistics.resamples, bootstrap_seed(manifest),
                                 fixed_stratum_sizes=manifest.sampling.strategy == "stratified")
