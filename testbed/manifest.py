@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from testbed.core.metrics import METRIC_NAMES, metric_named
+from testbed.core.metrics import METRIC_NAMES, canonical_name, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
 from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
@@ -190,7 +190,8 @@ class Gate(Strict):
                            "PASS; guardrail: blocks only when it fails (proven harm), not when inconclusive; "
                            "advisory: computed, reported and recorded, never changes the decision.")
     metric: str | None = Field(default=None, description="e.g. ndcg@10 (k = evaluation.k); required except for "
-                               "safety gates.")
+                               "safety gates. An alias is read as its metric's name (revenue_per_user@10 is "
+                               "revenue@10, the name the records carry).")
     margin: float | None = Field(default=None, ge=0, description="Allowed harm (non_inferiority) or needed gain "
                                  "(superiority); a fraction of the control's mean when margin_type is relative.")
     margin_type: Literal["absolute", "relative"] = "absolute"
@@ -204,6 +205,11 @@ class Gate(Strict):
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="One-sided level of the gate's tests.")
     scope: Literal["all", "per_stratum"] = "all"
     min_users: int = Field(default=30, ge=1, description="Fewer evaluated users in a stratum: inconclusive.")
+
+    @field_validator("metric")
+    @classmethod
+    def _registered_name(cls, metric: str | None) -> str | None:
+        return canonical_name(metric) if metric is not None else None
 
     @model_validator(mode="after")
     def _complete(self) -> Gate:

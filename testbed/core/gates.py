@@ -45,7 +45,7 @@ import numpy as np
 
 from testbed.core.bootstrap import Replicates, bca_p_greater
 from testbed.core.inversion import family_rejects, inverted_interval
-from testbed.core.metrics import metric_named
+from testbed.core.metrics import RatioMetric, metric_named
 from testbed.core.sample_ratio import METHOD as SAMPLE_RATIO_METHOD
 from testbed.core.sample_ratio import SampleRatio
 from testbed.core.special import binom_cdf, norm_ppf
@@ -200,10 +200,38 @@ def _test(gate: Gate, stratum: str, cmp: Comparison | None, unestimable: str | N
     p_harm = 1.0 - float(bca_p_greater(column, harm_limit)[0])
     short: str | None = f"only {cmp.n} users (< min_users {gate.min_users})" if cmp.n < gate.min_users else None
     if short is None and not math.isfinite(p_pass):
-        short = f"{label} could not be estimated on {cmp.n} users"
+        short = _undefined_ratio(gate.metric, cmp) or f"{label} could not be estimated on {cmp.n} users"
     return _Test(gate, stratum, scale, label, float(column.estimate[0]), float(column.std_error[0]), limit,
                  harm_limit, p_pass, p_harm, cmp.n, float(cmp.delta.estimate[j]), float(cmp.relative.estimate[j]),
                  short, float(cmp.widening[key][j]), column)
+
+
+def _why_unestimable(name: str, unestimable: dict[str, str]) -> str | None:
+    """Why the slice cannot estimate metric `name` (None: it can); a ratio metric needs both of its parts."""
+    metric = metric_named(name)
+    k = name.partition("@")[2]
+    for part in (metric, metric.numerator, metric.denominator) if isinstance(metric, RatioMetric) else (metric,):
+        if part.name in unestimable:
+            why = unestimable[part.name]
+            return why if part is metric else f"{name} needs {part.name}@{k}: {why}"
+    return None
+
+
+def _undefined_ratio(name: str, cmp: Comparison) -> str | None:
+    """Why a ratio metric (aov@K) has no test on this group: a model without a user in its denominator (no
+    converting user), or resamples without one; None for other metrics."""
+    metric = metric_named(name)
+    if not isinstance(metric, RatioMetric):
+        return None
+    denominator = metric.denominator.at(int(name.partition("@")[2]))
+    j = cmp.column(denominator)
+    empty = [role for role in ("control", "candidate") if not getattr(cmp, role).estimate[j] > 0]
+    if empty:
+        return (f"{name} is undefined: the {' and the '.join(empty)} {'have' if len(empty) > 1 else 'has'} no "
+                f"user with {denominator} > 0 among the {cmp.n} users of this group (a ratio per converting user "
+                "needs one)")
+    return (f"{name} could not be estimated: some bootstrap resamples of the {cmp.n} users hold no user with "
+            f"{denominator} > 0 for a model (too few converting users)")
 
 
 def _distance(t: _Test) -> float:
@@ -445,12 +473,12 @@ def evaluate(gates: list[Gate], inputs: GateInputs, settings: GateSettings | Non
             slots.append(_safety(gate, inputs))
             continue
         for stratum in _rows(gate, inputs):
-            if gate.metric is not None and not metric_named(gate.metric).has_per_user_values:
+            if gate.metric is not None and not metric_named(gate.metric).paired:
                 slots.append(replace(_point(gate, stratum, inputs), role=gate.role))
             else:
                 assert gate.metric is not None
                 slots.append(_test(gate, stratum, inputs.comparisons.get(stratum),
-                                   inputs.unestimable.get(metric_named(gate.metric).name)))
+                                   _why_unestimable(gate.metric, inputs.unestimable)))
     tests = [s for s in slots if isinstance(s, _Test) and s.short is None]
     families = ([t.p_pass for t in tests], [t.p_harm for t in tests])
     position = {id(t): i for i, t in enumerate(tests)}

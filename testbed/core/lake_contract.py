@@ -7,6 +7,7 @@ relevant purchase: it grades no label (`purchase_line_sql`) and carries no reven
 from __future__ import annotations
 
 EVENT_TYPES = ("view", "add_to_cart", "purchase")
+CLICK_EVENT_TYPES = ("view",)  # the event types that count as a click (click_through@K); one place to declare them
 
 _STRING = ("VARCHAR",)
 _TIMESTAMP = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP_NS")
@@ -82,6 +83,12 @@ def purchase_line_sql(alias: str) -> str:
     """A purchase line that counts: event_type purchase with quantity above 0 (null counts as 1); not a return."""
     a = f"{alias}." if alias else ""
     return f"({a}event_type = 'purchase' AND coalesce({a}quantity, 1) > 0)"
+
+
+def click_sql(alias: str) -> str:
+    """An event of a type that counts as a click or view (`CLICK_EVENT_TYPES`)."""
+    a = f"{alias}." if alias else ""
+    return f"({a}event_type IN ({', '.join(repr(t) for t in CLICK_EVENT_TYPES)}))"
 
 
 def revenue_cents_sql(alias: str) -> str:

@@ -17,6 +17,11 @@ Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 
   ``revenue@K`` and ``coverage@K``); they are counted separately (see :func:`aggregate`). So the
   denominators ``R`` and ``IDCG@K`` of the per-user metrics are always positive.
 * A user with ``R >= 1`` whom a model did not rank at all is a miss: every metric is 0.0.
+* Business KPIs (conversion, AOV, click-through) read two per-(user, item) label flags: ``bought(d)``, a
+  label-window purchase line of ``d`` with quantity above 0 (a null quantity counts as 1; the lines that grade
+  the purchase relevance and carry revenue), and ``clicked(d)``, a label-window event of a click type
+  (testbed.core.lake_contract ``CLICK_EVENT_TYPES``: ``view`` today). They are averaged over the same
+  evaluated users (``R >= 1``) as every other metric.
 
 Ranks are taken as given. No tie-breaking happens here: the scorer already wrote the ``rank``
 column and breaks score ties by ``item_id`` ascending. (trec_eval itself ignores the ranks and
@@ -41,6 +46,7 @@ from testbed.core.arrays import group_starts
 from testbed.core.beyond_accuracy import ItemStats, RecommendedItems
 
 __all__ = [
+    "ALIASES",
     "COVERAGE",
     "METRICS",
     "METRIC_NAMES",
@@ -49,9 +55,12 @@ __all__ = [
     "ListMetric",
     "Metric",
     "PerUserMetric",
+    "RATIO_METRICS",
     "RankingSums",
+    "RatioMetric",
     "TopKLists",
     "aggregate",
+    "canonical_name",
     "metric_named",
     "per_user_metrics",
 ]
@@ -72,7 +81,8 @@ class RankingSums:
 
     ``n_relevant`` = ``R`` (int64); ``idcg`` = ``IDCG@K``; ``dcg`` = ``DCG@K``;
     ``hits`` = ``|{i <= K : rel_i >= 1}|``; ``ap_sum`` = ``sum_{i <= K, rel_i >= 1} P@i``;
-    ``rr`` = ``1 / min{i <= K : rel_i >= 1}`` (0.0 without a hit); ``revenue`` = ``sum_{i <= K} revenue(d_i)``.
+    ``rr`` = ``1 / min{i <= K : rel_i >= 1}`` (0.0 without a hit); ``revenue`` = ``sum_{i <= K} revenue(d_i)``;
+    ``bought`` = ``|{i <= K : bought(d_i)}|``; ``clicked`` = ``|{i <= K : clicked(d_i)}|``.
     """
 
     k: int
@@ -83,6 +93,8 @@ class RankingSums:
     ap_sum: np.ndarray
     rr: np.ndarray
     revenue: np.ndarray
+    bought: np.ndarray
+    clicked: np.ndarray
     recommended: RecommendedItems | None = None  # the cells' top-K rows; None without item stats
 
 
@@ -166,6 +178,41 @@ def revenue_at_k(s: RankingSums) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# business KPIs (the offline stand-ins for a canary's conversion, average order value and click-through)
+
+
+def conversion_at_k(s: RankingSums) -> np.ndarray:
+    """Conversion at ``k``: whether the user bought at least one recommended item in the label window.
+
+    ``Conversion@K = 1`` if ``exists i <= K : bought(d_i)`` else ``0``, ``bought(d)`` = a label-window purchase
+    line of ``d`` with quantity above 0. A group's value is the share of its users who converted.
+    """
+    return (s.bought > 0).astype(np.float64)
+
+
+def click_through_at_k(s: RankingSums) -> np.ndarray:
+    """Click-through at ``k``: whether the user clicked or viewed at least one recommended item in the label window.
+
+    ``CTR@K = 1`` if ``exists i <= K : clicked(d_i)`` else ``0``, ``clicked(d)`` = a label-window event of a click
+    type on ``d``. A group's value is the share of its users who clicked.
+    """
+    return (s.clicked > 0).astype(np.float64)
+
+
+def aov_at_k(revenue: np.ndarray, converted: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Average order value at ``k``: label-window revenue from recommended items per converting user.
+
+    ``AOV@K = sum_u w_u Revenue@K_u / sum_u w_u Conversion@K_u`` over the group's users (``w_u`` = 1 /
+    inclusion probability; 1 when ``weights`` is None). A ratio of sums, not a mean of per-user ratios:
+    non-converting users carry no revenue from recommended items, so it is their mean revenue over the
+    converting users. Undefined (NaN) when no user of the group converted.
+    """
+    w = np.ones(revenue.shape) if weights is None else weights
+    converting = float(np.sum(w * converted))
+    return float(np.sum(w * revenue)) / converting if converting > 0 else math.nan
+
+
+# --------------------------------------------------------------------------------------------------
 # list-level metrics
 
 
@@ -200,6 +247,7 @@ class PerUserMetric(_Named):
     needs_items: bool = field(default=False, kw_only=True)
     """Reads the items' population statistics: computed only when per_user_metrics is given them."""
     has_per_user_values: ClassVar[bool] = True
+    paired: ClassVar[bool] = True  # compared user by user with the paired bootstrap (else on point values)
 
 
 @dataclass(frozen=True)
@@ -208,9 +256,23 @@ class ListMetric(_Named):
 
     value: Callable[[TopKLists], float]
     has_per_user_values: ClassVar[bool] = False
+    paired: ClassVar[bool] = False
 
 
-Metric = PerUserMetric | ListMetric
+@dataclass(frozen=True)
+class RatioMetric(_Named):
+    """A ratio of two per-user metrics' sums over a group's users (``value``'s docstring has the formula). No
+    per-user values of its own: its delta and interval come from resampling users and recomputing the ratio of
+    sums of both models in each resample (testbed.core.stats), so it is compared and gated like a per-user metric."""
+
+    numerator: PerUserMetric
+    denominator: PerUserMetric
+    value: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
+    has_per_user_values: ClassVar[bool] = False
+    paired: ClassVar[bool] = True
+
+
+Metric = PerUserMetric | ListMetric | RatioMetric
 
 NDCG = PerUserMetric("ndcg", ndcg_at_k)
 PRECISION = PerUserMetric("precision", precision_at_k)
@@ -220,6 +282,14 @@ HIT_RATE = PerUserMetric("hit_rate", hit_rate_at_k)
 MAP = PerUserMetric("map", map_at_k)
 REVENUE = PerUserMetric("revenue", revenue_at_k, bounds=(0.0, math.inf))
 COVERAGE = ListMetric("coverage", coverage_at_k)
+
+# business KPIs
+CONVERSION = PerUserMetric("conversion", conversion_at_k)
+AOV = RatioMetric("aov", REVENUE, CONVERSION, aov_at_k, bounds=(0.0, math.inf))
+CLICK_THROUGH = PerUserMetric("click_through", click_through_at_k)
+ALIASES: Mapping[str, Metric] = {"revenue_per_user": REVENUE}
+"""Other names a manifest may use for a metric. metrics.json and gates.json carry the registered name
+(``revenue@K``: SPEC §4 lists it, and the records of earlier runs carry it)."""
 
 # beyond-accuracy metrics (formulas in testbed.core.beyond_accuracy); gates read higher as better, and for
 # arp and exposure_gini higher means more popularity bias: gate novelty and exposure_entropy instead
@@ -231,22 +301,33 @@ EXPOSURE_ENTROPY = ListMetric("exposure_entropy", beyond_accuracy.exposure_entro
 PERSONALISATION = ListMetric("personalisation", beyond_accuracy.personalisation_at_k)
 BEYOND_ACCURACY: tuple[Metric, ...] = (NOVELTY, DIVERSITY, ARP, EXPOSURE_GINI, EXPOSURE_ENTROPY, PERSONALISATION)
 
-METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE, *BEYOND_ACCURACY)
+METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE,
+                               CONVERSION, AOV, CLICK_THROUGH, *BEYOND_ACCURACY)
 """Every metric, in the order of the per-user columns and of each group's values in metrics.json."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 PER_USER_METRICS: tuple[PerUserMetric, ...] = tuple(m for m in METRICS if isinstance(m, PerUserMetric))
+RATIO_METRICS: tuple[RatioMetric, ...] = tuple(m for m in METRICS if isinstance(m, RatioMetric))
 PRIMARY: PerUserMetric = NDCG
 """The metric a run is summarised by when one number has to do (the what-if scenarios)."""
 
 
 def metric_named(name: str) -> Metric:
-    """The registered metric of ``name``, with or without its cut-off (``"ndcg@10"`` or ``"ndcg"``)."""
+    """The registered metric of ``name`` or of an alias (:data:`ALIASES`), with or without its cut-off
+    (``"ndcg@10"`` or ``"ndcg"``; ``"revenue_per_user@10"`` is ``revenue@10``)."""
     base = name.partition("@")[0]
     for metric in METRICS:
         if metric.name == base:
             return metric
-    raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+    if base in ALIASES:
+        return ALIASES[base]
+    raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES + tuple(ALIASES))}")
+
+
+def canonical_name(name: str) -> str:
+    """``name`` (``metric@k``) under its registered metric's name: an alias resolved, anything else unchanged."""
+    base, at, k = name.partition("@")
+    return f"{metric_named(base).name}{at}{k}" if base in ALIASES else name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,6 +335,7 @@ def metric_named(name: str) -> Metric:
 
 _RANKING_COLUMNS = ("user_id", "model", "rank", "item_id")
 _LABEL_COLUMNS = ("user_id", "item_id", "relevance", "revenue")
+_LABEL_FLAGS = ("purchased", "clicked")  # bought(d), clicked(d); optional: a table without them has neither
 
 
 def _require_columns(table: pa.Table, columns: Sequence[str], what: str) -> None:
@@ -328,8 +410,9 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     ``score`` column may be present and is ignored). Rows with ``rank > k`` are ignored; within each
     (model, user) the ranks kept must be exactly ``1..n`` and the items distinct.
 
-    ``labels``: ``user_id``, ``item_id``, ``relevance`` (int >= 0), ``revenue`` (double); at most one
-    row per (user, item).
+    ``labels``: ``user_id``, ``item_id``, ``relevance`` (int >= 0), ``revenue`` (double), and optionally the
+    flags ``purchased`` and ``clicked`` (bool; absent: no item was bought or clicked); at most one row per
+    (user, item).
 
     Returns one row per (model, user) for every model present in ``rankings`` and every user with
     ``R >= 1`` in ``labels`` (a user the model did not rank gets 0.0 everywhere). Users with ``R = 0``
@@ -352,6 +435,9 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     l_item = _codes(labels.column("item_id"), item_vocab)
     l_grade = np.asarray(labels.column("relevance").to_numpy(), dtype=np.int64)
     l_rev = np.asarray(labels.column("revenue").to_numpy(), dtype=np.float64)
+    _require_columns(labels, [f for f in _LABEL_FLAGS if f in labels.column_names], "labels")
+    l_flags = {f: (np.asarray(labels.column(f).to_numpy(zero_copy_only=False), dtype=bool)
+                   if f in labels.column_names else np.zeros(labels.num_rows, dtype=bool)) for f in _LABEL_FLAGS}
     if l_grade.size and l_grade.min() < 0:
         raise ValueError("labels.relevance must be >= 0")
     n_rel, idcg = _label_stats(l_user, l_grade, n_users, k)
@@ -363,6 +449,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
         raise ValueError("labels has more than one row for some (user_id, item_id)")
     l_grade = l_grade[l_order]
     l_rev = l_rev[l_order]
+    l_flags = {f: flag[l_order] for f, flag in l_flags.items()}
 
     # evaluated users (R >= 1), in user_id order; their row index in the output block of a model
     eval_users = np.flatnonzero(n_rel >= 1)
@@ -398,6 +485,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     found = l_key[pos] == r_key
     grade = np.where(found, l_grade[pos], 0).astype(np.float64)
     row_revenue = np.where(found, l_rev[pos], 0.0)
+    row_bought, row_clicked = (np.where(found, l_flags[f][pos], False).astype(np.float64) for f in _LABEL_FLAGS)
 
     # ---- per-row contributions
     is_rel = grade >= 1
@@ -410,7 +498,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
 
     # ---- per-group reductions, scattered into a dense (model, evaluated user) grid
     size = n_models * n_eval
-    dcg, hits, ap_sum, rr, rev = (np.zeros(size) for _ in range(5))
+    dcg, hits, ap_sum, rr, rev, bought, clicked = (np.zeros(size) for _ in range(7))
     row_cell = r_model * n_eval + eval_index[r_user]
     in_cell = eval_index[r_user] >= 0
     recommended = None if items is None else _recommended(row_cell[in_cell], r_item[in_cell], item_vocab, size, items)
@@ -423,10 +511,12 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
         ap_sum[cell] = np.add.reduceat(ap_term, starts)[evaluated]
         rr[cell] = np.maximum.reduceat(rr_term, starts)[evaluated]
         rev[cell] = np.add.reduceat(row_revenue, starts)[evaluated]
+        bought[cell] = np.add.reduceat(row_bought, starts)[evaluated]
+        clicked[cell] = np.add.reduceat(row_clicked, starts)[evaluated]
 
     user_r = np.tile(n_rel[eval_users], n_models)
     sums = RankingSums(k=k, n_relevant=user_r, idcg=np.tile(idcg[eval_users], n_models), dcg=dcg, hits=hits,
-                       ap_sum=ap_sum, rr=rr, revenue=rev, recommended=recommended)
+                       ap_sum=ap_sum, rr=rr, revenue=rev, bought=bought, clicked=clicked, recommended=recommended)
     model_col = model_vocab.take(pa.array(np.repeat(np.arange(n_models), n_eval)))
     user_col = user_vocab.take(pa.array(np.tile(eval_users, n_models)))
     arrays: list[Any] = [model_col, user_col, pa.array(user_r, type=pa.int64())]
@@ -449,6 +539,9 @@ def _group_summary(
             out[metric.at(k)] = math.nan
         elif isinstance(metric, PerUserMetric):
             out[metric.at(k)] = float(np.mean(metric_values[metric.name][mask]))
+        elif isinstance(metric, RatioMetric):
+            out[metric.at(k)] = metric.value(metric_values[metric.numerator.name][mask],
+                                             metric_values[metric.denominator.name][mask], None)
         else:
             out[metric.at(k)] = metric.value(lists)
     out["users"] = n
@@ -472,11 +565,12 @@ def aggregate(
     Returns::
 
         {"models": {model: {"all": {"ndcg@k": mean, ..., "revenue@k": mean, "coverage@k": c,
-                                    "users": n_evaluated},
+                                    ..., "aov@k": ratio, ..., "users": n_evaluated},
                             "<stratum>": {...}, ...}},
          "excluded_users": {model: {"all": n, "<stratum>": n, ...}}}
 
-    * Means are plain arithmetic means over the evaluated users of the group (python floats).
+    * Means are plain arithmetic means over the evaluated users of the group (python floats); a ratio metric
+      (``aov@k``, see :func:`aov_at_k`) is the ratio of the group's plain sums, NaN when its denominator is 0.
     * List metrics (``coverage@k``, see :func:`coverage_at_k`) read the distinct items in the top-``k``
       lists of the group's evaluated users and ``catalogue_size``.
     * Excluded users are the users present in a model's rankings but not evaluated (``R = 0``).

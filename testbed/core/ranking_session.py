@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from testbed.core.duck import fetch
 from testbed.core.feature_spec import US_PER_DAY, epoch_us
-from testbed.core.lake_contract import purchase_line_sql, revenue_cents_sql
+from testbed.core.lake_contract import click_sql, purchase_line_sql, revenue_cents_sql
 from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
 
 
@@ -189,17 +189,22 @@ ORDER BY c.user_id, c.item_id""")
         ORDER BY p.user_id, p.item_id""").column(0).to_numpy().astype(np.float64)
 
     def labels(self, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:
-        """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases)."""
+        """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases),
+        purchased (a purchase line with quantity above 0: what conversion@K counts), clicked (an event of a click
+        type, testbed.core.lake_contract CLICK_EVENT_TYPES: what click_through@K counts). One row per (user,
+        item) with any of them."""
         grade = " ".join(f"WHEN '{event_type}' THEN {int(value)}" for event_type, value in relevance.items())
         graded = f"CASE WHEN event_type = 'purchase' AND NOT {purchase_line_sql('')} THEN 0 ELSE CASE event_type " \
                  f"{grade} ELSE 0 END END"  # a return line (quantity <= 0) grades nothing
         return fetch(self._con, f"""
-SELECT user_id, item_id, relevance, revenue FROM (
+SELECT user_id, item_id, relevance, revenue, purchased, clicked FROM (
   SELECT user_id, item_id, CAST(MAX({graded}) AS INTEGER) AS relevance,
-         CAST(SUM({revenue_cents_sql('')}) AS DOUBLE) / 100.0 AS revenue
+         CAST(SUM({revenue_cents_sql('')}) AS DOUBLE) / 100.0 AS revenue,
+         coalesce(bool_or({purchase_line_sql('')}), false) AS purchased,
+         coalesce(bool_or({click_sql('')}), false) AS clicked
   FROM events WHERE epoch_us(event_time) >= {epoch_us(cutoff)} AND epoch_us(event_time) < {epoch_us(end)}
   GROUP BY user_id, item_id)
-WHERE relevance > 0 OR revenue > 0
+WHERE relevance > 0 OR revenue > 0 OR purchased OR clicked
 ORDER BY user_id, item_id""")
 
     def event_rows(self, start: datetime, cutoff: datetime, windows: list[int]) -> pa.Table:

@@ -17,6 +17,14 @@ revenue_weighted slices this lifted coverage from 89-94 % to 93-96 %. A weighted
 (linearised variance of the Hajek mean, n - 1 df) is kept as a cross-check. The resampling stream is
 derived from the seed alone, so the evaluate and the gate steps draw identical resamples. Also here:
 multiple-testing adjustment and power (MDE, required users).
+
+Ratio metrics (`Ratio`, e.g. aov@K = sum w revenue / sum w conversion) have no per-user values: each is the
+ratio of two per-user columns' weighted means, recomputed on every resample and every jackknife sample from
+the same replicates of the means (never a mean of per-user ratios), so its delta, BCa interval (with the
+jackknife acceleration of the ratio) and p-values come out of the same Comparison as every other metric. Its
+small-sample factor and t cross-check use the ratio's linearised per-user values (`ratio_pseudo_values`). A
+group in which a model's denominator is 0 (no converting user), or a resample where it is, makes the ratio
+undefined (NaN): no interval, no p-value, and a gate on it is inconclusive.
 """
 
 from __future__ import annotations
@@ -47,6 +55,16 @@ SMALL_SAMPLE_LEVEL = 0.975  # the small-sample factor is matched at the two-side
 
 
 @dataclass(frozen=True)
+class Ratio:
+    """A ratio-of-means statistic named `name`: sum(w numerator) / sum(w denominator) over a group's users, from
+    two per-user columns of a PairedSample."""
+
+    name: str
+    numerator: str
+    denominator: str
+
+
+@dataclass(frozen=True)
 class PairedSample:
     """Per-user values of both models on the same users, with stratum labels and inverse-probability weights."""
 
@@ -56,6 +74,7 @@ class PairedSample:
     weights: np.ndarray  # (n,) 1 / inclusion probability
     control: np.ndarray  # (n, M)
     candidate: np.ndarray  # (n, M)
+    ratios: tuple[Ratio, ...] = ()  # compared after the M per-user metrics, in this order
 
     @property
     def n(self) -> int:
@@ -63,19 +82,23 @@ class PairedSample:
 
     def subset(self, mask: np.ndarray) -> PairedSample:
         return PairedSample(self.metrics, self.users[mask], self.strata[mask], self.weights[mask],
-                            self.control[mask], self.candidate[mask])
+                            self.control[mask], self.candidate[mask], self.ratios)
 
     def stratum_labels(self) -> list[str]:
         return sorted(set(self.strata.tolist()) - {"all"})
 
 
 def paired_sample(per_user: pa.Table, strata: Mapping[str, str], probabilities: Mapping[str, float] | None,
-                  metric_names: Sequence[str]) -> PairedSample:
+                  metric_names: Sequence[str], ratios: Sequence[Ratio] = ()) -> PairedSample:
     """Align control and candidate rows of `per_user` (one row per model and user, sorted) by user.
 
     `strata` maps user_id to stratum label (empty: "all" only); `probabilities` maps user_id to its inclusion
-    probability (None: every user weighs 1). A user without a probability in (0, 1] is an error.
+    probability (None: every user weighs 1). A user without a probability in (0, 1] is an error. `ratios` are
+    compared too; their numerator and denominator must be among `metric_names`.
     """
+    missing = [c for r in ratios for c in (r.numerator, r.denominator) if c not in metric_names]
+    if missing:
+        raise ValueError(f"ratio metrics need per-user columns {missing} among the compared metrics")
     by_model = {m: per_user.filter(pc.equal(per_user.column("model"), m)) for m in ("control", "candidate")}
     users = np.asarray(by_model["control"].column("user_id").to_numpy(zero_copy_only=False))
     if not np.array_equal(users, by_model["candidate"].column("user_id").to_numpy(zero_copy_only=False)):
@@ -98,7 +121,7 @@ def paired_sample(per_user: pa.Table, strata: Mapping[str, str], probabilities: 
         return np.column_stack([np.asarray(table.column(c).to_numpy(), dtype=np.float64) for c in names])
 
     return PairedSample(tuple(names), users, labels, weights, matrix(by_model["control"]),
-                        matrix(by_model["candidate"]))
+                        matrix(by_model["candidate"]), tuple(ratios))
 
 
 @dataclass(frozen=True)
@@ -153,13 +176,51 @@ def small_sample_factor(df: np.ndarray, level: float = SMALL_SAMPLE_LEVEL) -> np
     return np.array([1.0 if not math.isfinite(v) else t_ppf(level, max(float(v), 1.0)) / z for v in df])
 
 
+def ratio_pseudo_values(values: np.ndarray, means: np.ndarray, ratio: Ratio,
+                        metrics: Sequence[str]) -> np.ndarray:
+    """Per-user linearised values of a ratio of weighted means R = mean(num) / mean(den) (its influence
+    function, shifted by R): R + (num_u - R den_u) / mean(den). Their weighted mean is R; their residuals give
+    the ratio's linearised variance (the delta method). NaN when mean(den) is 0."""
+    i, j = metrics.index(ratio.numerator), metrics.index(ratio.denominator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = means[i] / means[j]
+        return np.asarray(r + (values[:, i] - r * values[:, j]) / means[j])
+
+
+def with_ratios(sample: PairedSample, means: Replicates) -> tuple[PairedSample, Replicates]:
+    """The sample and the replicates of its means (control's M columns, then the candidate's) extended by each
+    ratio: a column of the ratio of the means, on the sample, on every resample and on every jackknife sample,
+    and a per-user column of its linearised values (`ratio_pseudo_values`)."""
+    if not sample.ratios:
+        return sample, means
+    m = len(sample.metrics)
+    num = [sample.metrics.index(r.numerator) for r in sample.ratios]
+    den = [sample.metrics.index(r.denominator) for r in sample.ratios]
+
+    def extend(x: np.ndarray) -> np.ndarray:
+        control, candidate = x[..., :m], x[..., m:]
+        return np.concatenate([control, control[..., num] / control[..., den],
+                               candidate, candidate[..., num] / candidate[..., den]], axis=-1)
+
+    def pseudo(values: np.ndarray, at_means: np.ndarray) -> np.ndarray:
+        columns = [ratio_pseudo_values(values, at_means, r, sample.metrics) for r in sample.ratios]
+        return np.column_stack([values, *columns])
+
+    extended = PairedSample(sample.metrics + tuple(r.name for r in sample.ratios), sample.users, sample.strata,
+                            sample.weights, pseudo(sample.control, means.estimate[:m]),
+                            pseudo(sample.candidate, means.estimate[m:]))
+    return extended, means.map(extend)
+
+
 def _comparison(sample: PairedSample, means: Replicates, resamples: int) -> Comparison:
     """Delta, relative delta and the t cross-check from the replicates of both models' weighted means.
 
     Each statistic's replicates are widened by the small-sample factor of its effective degrees of freedom
     (`effective_df` of its linearised residuals): percentile-type bootstrap intervals are too narrow when a
     few users (heavy weights, extreme revenue) carry the variance; the factor tends to 1 as data grow.
+    Ratio metrics are appended after the per-user ones (`with_ratios`).
     """
+    sample, means = with_ratios(sample, means)
     m = len(sample.metrics)
     control = means.map(lambda x: x[..., :m])
     candidate = means.map(lambda x: x[..., m:])

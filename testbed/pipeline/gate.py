@@ -36,13 +36,21 @@ def eligible_users(stats: SliceStats) -> dict[str, int]:
 
 def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
     """Metrics no gate row can estimate on this slice, with why: revenue when no label carries any (the lake's
-    label-window purchases have no price, or none has a quantity above 0; `testbed validate --lake` says which)."""
-    revenue = pc.sum(labels.column("revenue")).as_py() if labels.num_rows else None
-    if revenue:
-        return {}
+    label-window purchases have no price, or none has a quantity above 0; `testbed validate --lake` says which);
+    conversion when no label is a purchase, click_through when none is a click (labels' `purchased` / `clicked`
+    flags). A ratio metric (aov) is unestimable with its numerator or denominator (testbed.core.gates)."""
     end = f"[{manifest.time.cutoff.isoformat()}, {manifest.time.end.isoformat()})"
-    return {"revenue": f"revenue cannot be estimated: no label-window purchase {end} of the slice has a price and a "
-                       "quantity above 0 (the lake has no prices, or no such purchases; see testbed validate --lake)"}
+    why = {}
+    if not (pc.sum(labels.column("revenue")).as_py() if labels.num_rows else None):
+        why["revenue"] = (f"revenue cannot be estimated: no label-window purchase {end} of the slice has a price and "
+                          "a quantity above 0 (the lake has no prices, or no such purchases; see testbed validate "
+                          "--lake)")
+    flags = {"conversion": ("purchased", "no label-window purchase line {end} of the slice has a quantity above 0"),
+             "click_through": ("clicked", "no label-window event {end} of the slice is a click")}
+    for metric, (flag, nobody) in flags.items():
+        if flag in labels.column_names and not pc.any(labels.column(flag)).as_py():
+            why[metric] = f"{metric} cannot be estimated: {nobody.format(end=end)} (see testbed validate --lake)"
+    return why
 
 
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:

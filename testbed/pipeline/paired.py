@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from testbed.core import stats
+from testbed.core import metrics, stats
 from testbed.manifest import Manifest
 from testbed.pipeline import slice_data
 from testbed.pipeline.context import RunContext
@@ -26,11 +26,15 @@ def fixed_stratum_sizes(manifest: Manifest) -> bool:
 
 
 def sample(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> stats.PairedSample:
-    """Both models' per-user values of every metric on the same users, with strata and 1 / inclusion weights."""
+    """Both models' per-user values of every metric on the same users, with strata and 1 / inclusion weights;
+    ratio metrics (aov@K) are recomputed as ratios of sums in every resample."""
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     probabilities = slice_data.inclusion_probabilities(ctx)
     names = [c for c in per_user.column_names if "@" in c]
-    return stats.paired_sample(per_user, strata, probabilities, names)
+    k = manifest.evaluation.k
+    ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS
+              if m.numerator.at(k) in names and m.denominator.at(k) in names]  # per_user's metrics only
+    return stats.paired_sample(per_user, strata, probabilities, names, ratios)
 
 
 def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:

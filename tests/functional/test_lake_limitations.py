@@ -62,7 +62,7 @@ def test_a_lake_without_prices_says_revenue_cannot_be_estimated(lake: Path, mani
     _rewrite(lake, "items", _null_prices)
     [line] = _validate(lake, manifest_data, write_manifest, capsys)
     assert line.startswith("note: the lake has no prices (items.price and events.price are all null): revenue@10 "
-                           "cannot be estimated; gate revenue-not-worse will be INCONCLUSIVE; features ")
+                           "and aov@10 cannot be estimated; gate revenue-not-worse will be INCONCLUSIVE; features ")
     assert "uc_revenue_7d" in line and line.endswith("will be all zero or empty")
 
 
@@ -71,11 +71,24 @@ def test_a_lake_without_purchases_or_carts_says_so(lake: Path, manifest_data: di
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     _rewrite(lake, "events", lambda t: _without("add_to_cart")(_without("purchase")(t)))
     lines = _validate(lake, manifest_data, write_manifest, capsys)
-    assert lines[0] == ("note: no purchase in the label window has a price and a quantity above 0: revenue@10 cannot "
-                        "be estimated; gate revenue-not-worse will be INCONCLUSIVE")
+    assert lines[0] == ("note: no purchase in the label window has a price and a quantity above 0: revenue@10 and "
+                        "aov@10 cannot be estimated; gate revenue-not-worse will be INCONCLUSIVE")
     assert lines[1].startswith("note: the lake has no purchase events in the window: purchases grade no label; "
                                "features ")
     assert lines[2].startswith("note: the lake has no add_to_cart events in the window: add_to_cart grades no label")
+    assert lines[3:] == ["note: no purchase line with a quantity above 0 in the label window: nobody converts; "
+                         "conversion@10 and aov@10 cannot be estimated"]
+
+
+def test_a_lake_without_views_says_click_through_cannot_be_estimated(lake: Path, manifest_data: dict[str, Any],
+                                                                     write_manifest: Callable[..., Path],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _rewrite(lake, "events", _without("view"))
+    manifest_data["gates"] = [*manifest_data["gates"], {"name": "ctr", "kind": "non_inferiority",
+                                                        "metric": "click_through@10", "margin": 0.02}]
+    assert _validate(lake, manifest_data, write_manifest, capsys) == [
+        "note: no click event (view) in the label window: click_through@10 cannot be estimated; gate ctr will be "
+        "INCONCLUSIVE"]
 
 
 def test_return_lines_are_counted_and_said_to_be_ignored(lake: Path, manifest_data: dict[str, Any],

@@ -184,12 +184,15 @@ def test_coverage_hand_computed() -> None:
 
 
 def test_registry_is_explicit_and_complete() -> None:
-    assert METRIC_NAMES[:8] == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage")
-    assert METRIC_NAMES[8:] == ("novelty", "intra_list_diversity", "arp", *LIST_NAMES_AFTER_COVERAGE)
+    assert METRIC_NAMES[:11] == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage",
+                                 "conversion", "aov", "click_through")
+    assert METRIC_NAMES[11:] == ("novelty", "intra_list_diversity", "arp", *LIST_NAMES_AFTER_COVERAGE)
     assert [m.name for m in METRICS] == list(METRIC_NAMES)
     assert PER_USER_METRICS == tuple(m for m in METRICS if isinstance(m, PerUserMetric))
-    assert PER_USER_METRICS[:7] == METRICS[:7] and isinstance(COVERAGE, ListMetric) and METRICS[7] is COVERAGE
-    assert [m.has_per_user_values for m in METRICS] == [True] * 7 + [False] + [True] * 3 + [False] * 3
+    assert PER_USER_METRICS[:9] == METRICS[:7] + (metrics.CONVERSION, metrics.CLICK_THROUGH)
+    assert isinstance(COVERAGE, ListMetric) and METRICS[7] is COVERAGE
+    expected = [True] * 7 + [False, True, False, True] + [True] * 3 + [False] * 3
+    assert [m.has_per_user_values for m in METRICS] == expected
     assert PRIMARY.at(10) == "ndcg@10"
     for metric in PER_USER_METRICS:
         assert metric.column.__doc__ and "=" in metric.column.__doc__  # formula in the docstring
@@ -443,17 +446,20 @@ def test_per_user_metrics_tiny_hand_values() -> None:
     # ndcg = 1 / (2 + 1/log2 3); precision 1/2; recall 1/2; map (1/1)/2; revenue a = 10
     assert rows[("m1", "u1")] == pytest.approx(
         {"model": "m1", "user_id": "u1", "n_relevant": 2, "ndcg@2": 1 / (2 + 1 / L2(3)), "precision@2": 0.5,
-         "recall@2": 0.5, "mrr@2": 1.0, "hit_rate@2": 1.0, "map@2": 0.5, "revenue@2": 10.0}
+         "recall@2": 0.5, "mrr@2": 1.0, "hit_rate@2": 1.0, "map@2": 0.5, "revenue@2": 10.0,
+         "conversion@2": 0.0, "click_through@2": 0.0}  # TINY_LABELS has no purchased / clicked flags
     )  # fmt: skip
     # m1/u2: c at rank 2: ndcg (1/log2 3)/1, mrr 1/2, map (1/2)/1, revenue 4
     assert rows[("m1", "u2")] == pytest.approx(
         {"model": "m1", "user_id": "u2", "n_relevant": 1, "ndcg@2": 1 / L2(3), "precision@2": 0.5,
-         "recall@2": 1.0, "mrr@2": 0.5, "hit_rate@2": 1.0, "map@2": 0.5, "revenue@2": 4.0}
+         "recall@2": 1.0, "mrr@2": 0.5, "hit_rate@2": 1.0, "map@2": 0.5, "revenue@2": 4.0,
+         "conversion@2": 0.0, "click_through@2": 0.0}
     )  # fmt: skip
     # m2/u1: b(2), a(1) = ideal order -> ndcg 1; map (1/1 + 2/2)/2 = 1; revenue 0 + 10
     assert rows[("m2", "u1")] == pytest.approx(
         {"model": "m2", "user_id": "u1", "n_relevant": 2, "ndcg@2": 1.0, "precision@2": 1.0,
-         "recall@2": 1.0, "mrr@2": 1.0, "hit_rate@2": 1.0, "map@2": 1.0, "revenue@2": 10.0}
+         "recall@2": 1.0, "mrr@2": 1.0, "hit_rate@2": 1.0, "map@2": 1.0, "revenue@2": 10.0,
+         "conversion@2": 0.0, "click_through@2": 0.0}
     )  # fmt: skip
     # m2/u4: not ranked -> a miss, all zeros
     assert rows[("m2", "u4")] == {
@@ -530,8 +536,8 @@ def test_aggregate_tiny_by_hand() -> None:
     assert list(out["models"]) == ["m1", "m2"]
     assert list(out["models"]["m1"]) == ["all", "tier=gold", "tier=silver"]
     assert list(out["models"]["m2"]) == ["all", "tier=gold", "tier=silver"]  # bronze has no evaluated user
-    assert list(out["models"]["m1"]["all"]) == [*(f"{n}@2" for n in PER_USER_NAMES), "coverage@2",
-                                                *(f"{n}@2" for n in LIST_NAMES_AFTER_COVERAGE), "users"]
+    assert list(out["models"]["m1"]["all"]) == [  # registry order; no item stats: no novelty, diversity, arp
+        *(m.at(2) for m in METRICS if not getattr(m, "needs_items", False)), "users"]
 
     m1, m2 = out["models"]["m1"], out["models"]["m2"]
     # m1: evaluated u1 (gold), u2 (silver), u4 (silver); u3 (R=0) excluded
@@ -543,10 +549,12 @@ def test_aggregate_tiny_by_hand() -> None:
     assert m1["all"]["revenue@2"] == pytest.approx(14 / 3)
     assert m1["all"]["coverage@2"] == pytest.approx(5 / 20)
     # m1 gold = u1 only: mrr 1, revenue 10, coverage {a, x} = 2/20; exposure 1, 1 and 18 zeros: Gini
-    #   ((2*19 - 21) + (2*20 - 21)) / (20 * 2) = 0.9, entropy 1 bit / log2 20; one list: no personalisation
+    #   ((2*19 - 21) + (2*20 - 21)) / (20 * 2) = 0.9, entropy 1 bit / log2 20; one list: no personalisation;
+    #   no flags: no conversion, so aov undefined
     assert m1["tier=gold"] == pytest.approx(
         {**{f"{n}@2": v for n, v in _tiny_m1_u1().items()}, "coverage@2": 0.1, "exposure_gini@2": 0.9,
-         "exposure_entropy@2": 1 / math.log2(20), "personalisation@2": math.nan, "users": 1}, nan_ok=True
+         "exposure_entropy@2": 1 / math.log2(20), "personalisation@2": math.nan, "users": 1,
+         "conversion@2": 0.0, "aov@2": math.nan, "click_through@2": 0.0}, nan_ok=True
     )
     # m1 silver = u2, u4: mrr (1/2 + 1)/2 = 0.75, revenue (4 + 0)/2 = 2, map (1/2 + 1)/2 = 0.75,
     #   coverage {y, c, e} = 3/20

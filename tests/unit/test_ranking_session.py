@@ -119,6 +119,8 @@ def test_return_lines_grade_no_label_and_carry_no_revenue() -> None:
     with RankingSession(events, ITEMS) as session:
         labels = session.labels(CUTOFF, CUTOFF + timedelta(days=1), {"view": 1, "add_to_cart": 2, "purchase": 3})
     assert labels.to_pylist() == [
-        {"user_id": "u1", "item_id": "i2", "relevance": 1, "revenue": 0.0},  # the view; the 0-quantity line: nothing
-        {"user_id": "u2", "item_id": "i1", "relevance": 3, "revenue": 20.0},  # the -1 line takes nothing away
-        {"user_id": "u2", "item_id": "i3", "relevance": 3, "revenue": 5.0}]
+        # the view; the 0-quantity line: nothing (not bought)
+        {"user_id": "u1", "item_id": "i2", "relevance": 1, "revenue": 0.0, "purchased": False, "clicked": True},
+        # the -1 line takes nothing away
+        {"user_id": "u2", "item_id": "i1", "relevance": 3, "revenue": 20.0, "purchased": True, "clicked": False},
+        {"user_id": "u2", "item_id": "i3", "relevance": 3, "revenue": 5.0, "purchased": True, "clicked": False}]
