@@ -222,6 +222,11 @@ class Gate(Strict):
             raise ValueError(f"gate {self.name}: kind {self.kind} needs metric")
         if not METRIC_AT_K.fullmatch(self.metric):
             raise ValueError(f"gate {self.name}: unknown metric {self.metric!r} (use e.g. ndcg@10)")
+        gated = metric_named(self.metric)
+        if not gated.higher_is_better:
+            raise ValueError(f"gate {self.name}: {self.metric} is better when lower and gates read higher as better; "
+                             f"gate {gated.gate_instead}@{self.metric.partition('@')[2]} instead ({self.metric} is "
+                             "reported in metrics.json without a gate)")
         if self.kind == "threshold":
             if self.bound is None:
                 raise ValueError(f"gate {self.name}: kind threshold needs bound")

@@ -233,6 +233,10 @@ class _Named:
     name: str
     bounds: tuple[float, float] = field(default=(0.0, 1.0), kw_only=True)
     """The smallest and largest value the metric can take (gates refuse thresholds and margins outside)."""
+    higher_is_better: bool = field(default=True, kw_only=True)
+    """Every gate reads a higher value as better; a metric where higher is worse cannot be gated (the manifest
+    says which metric to gate instead), only reported."""
+    gate_instead: str | None = field(default=None, kw_only=True)
 
     def at(self, k: int) -> str:
         """The metric's name at cut-off ``k``, as in the per-user columns, metrics.json and the gates."""
@@ -292,11 +296,13 @@ ALIASES: Mapping[str, Metric] = {"revenue_per_user": REVENUE}
 (``revenue@K``: SPEC §4 lists it, and the records of earlier runs carry it)."""
 
 # beyond-accuracy metrics (formulas in testbed.core.beyond_accuracy); gates read higher as better, and for
-# arp and exposure_gini higher means more popularity bias: gate novelty and exposure_entropy instead
+# arp and exposure_gini higher means more popularity bias: they are reported, and the manifest refuses gates on them
 NOVELTY = PerUserMetric("novelty", beyond_accuracy.novelty_at_k, bounds=(0.0, math.inf), needs_items=True)
 DIVERSITY = PerUserMetric("intra_list_diversity", beyond_accuracy.intra_list_diversity_at_k, needs_items=True)
-ARP = PerUserMetric("arp", beyond_accuracy.arp_at_k, needs_items=True)
-EXPOSURE_GINI = ListMetric("exposure_gini", beyond_accuracy.exposure_gini_at_k)
+ARP = PerUserMetric("arp", beyond_accuracy.arp_at_k, needs_items=True, higher_is_better=False,
+                    gate_instead="novelty")
+EXPOSURE_GINI = ListMetric("exposure_gini", beyond_accuracy.exposure_gini_at_k, higher_is_better=False,
+                           gate_instead="exposure_entropy")
 EXPOSURE_ENTROPY = ListMetric("exposure_entropy", beyond_accuracy.exposure_entropy_at_k)
 PERSONALISATION = ListMetric("personalisation", beyond_accuracy.personalisation_at_k)
 BEYOND_ACCURACY: tuple[Metric, ...] = (NOVELTY, DIVERSITY, ARP, EXPOSURE_GINI, EXPOSURE_ENTROPY, PERSONALISATION)

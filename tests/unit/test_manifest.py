@@ -75,3 +75,11 @@ def test_manifest_file_paths_resolve_against_its_folder_not_the_working_director
     raw = read_manifest_file(Path("runs/manifest.json"))
     assert raw["models"]["control"]["uri"] == str(tmp_path.resolve() / "runs" / "models" / "control.txt")
     assert raw["models"]["candidate"]["features"]["uri"] == str(tmp_path.resolve() / "runs" / "features" / "set.yaml")
+
+
+@pytest.mark.parametrize(("metric", "instead"), [("arp@10", "novelty@10"), ("exposure_gini@5", "exposure_entropy@5")])
+def test_a_gate_on_a_metric_that_is_better_when_lower_is_refused_naming_what_to_gate(metric: str, instead: str) -> None:
+    data = json.loads((MANIFESTS / "loyalty-members-90d.json").read_text())
+    data["gates"] = [{"name": "bias", "kind": "non_inferiority", "metric": metric, "margin": 0.01}]
+    with pytest.raises(ManifestError, match=rf"gate bias: {metric} is better when lower .* gate {instead} instead"):
+        parse_manifest(data)
