@@ -167,7 +167,8 @@ def test_report_with_drift_failed_gate_and_whatif_in_chromium(tmp_path: Path) ->
 
 
 DEMO_CHARTS = {"forest-ndcg-not-worse", "forest-recall-not-worse", "forest-revenue-not-worse", "composition",
-               "inclusion", "scores", "coverage", "popularity"}
+               "inclusion", "scores", "coverage", "popularity", "forest-worst-cohorts", "attribution-difference",
+               "list-change"}
 
 
 @pytest.mark.slow
@@ -189,7 +190,11 @@ def test_demo_report_and_the_swapped_demos_fail_report(tmp_path: Path, capsys: p
                               tmp_path / "profile")
     scales = {c["name"]: c["scale"] for c in charts if c["name"].startswith("forest-")}
     assert scales == {"forest-ndcg-not-worse": "absolute", "forest-recall-not-worse": "relative",
-                      "forest-revenue-not-worse": "relative"}
+                      "forest-revenue-not-worse": "relative", "forest-worst-cohorts": "absolute"}
+    gain = result["attribution"]["top"][:3]  # the features behind the candidate's gain, named in report.md
+    assert gain and all(f["direction"] == "candidate" for f in gain), gain
+    named = next(line for line in lines if line.startswith("- **Features behind the difference:**"))
+    assert all(f["feature"] in named for f in gain), named
 
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     manifest["models"]["control"], manifest["models"]["candidate"] = (manifest["models"]["candidate"],
@@ -212,5 +217,14 @@ def test_demo_report_and_the_swapped_demos_fail_report(tmp_path: Path, capsys: p
     assert len(markdown.splitlines()) <= MAX_MARKDOWN_LINES, len(markdown.splitlines())
     for gate in fails:
         assert f"- FAIL {gate['name']}: {gate['summary']}" in markdown
+    # the same features behind the loss, now the model the candidate relies on less; the worst cohorts with
+    # their corrected intervals, the worst a proven harm
+    loss = failed["attribution"]["top"][:3]
+    assert [f["feature"] for f in loss] == [f["feature"] for f in gain], (loss, gain)
+    assert all(f["direction"] == "control" for f in loss), loss
+    worst = failed["cohorts"]["worst"]
+    assert worst and worst[0]["verdict"] == "proven harm" and worst[0]["interval_adjusted"][1] < 0, worst
+    assert all(len(w["interval_adjusted"]) == 2 and None not in w["interval_adjusted"] for w in worst), worst
+    assert f"- **Cohorts:** {failed['cohorts']['summary']}" in markdown
     check_in_browser(swapped_dir / "report.html", artifacts_dir() / "demo-swapped-report.png", DEMO_CHARTS,
                      tmp_path / "profile-swapped")
