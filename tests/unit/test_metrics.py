@@ -206,7 +206,11 @@ def test_registry_is_explicit_and_complete() -> None:
 
 def test_manifest_gate_metrics_come_from_the_registry() -> None:
     for metric in METRICS:
-        Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.1)
+        if metric.higher_is_better:
+            Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.1)
+        else:  # registered but refused as a gate (tests/unit/test_manifest.py)
+            with pytest.raises(ValueError, match="better when lower"):
+                Gate(name="g", kind="threshold", metric=metric.at(10), bound=0.1)
     with pytest.raises(ValueError, match="unknown metric"):
         Gate(name="g", kind="threshold", metric="auc@10", bound=0.1)
 
