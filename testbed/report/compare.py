@@ -13,7 +13,7 @@ from typing import Any
 from testbed.record.evaluation import MetricDelta
 from testbed.record.gates import GateRow
 from testbed.record.run import RunRecord
-from testbed.report import attribution, facts
+from testbed.report import attribution, cohorts, facts
 from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
@@ -103,7 +103,8 @@ def compare(a: RunData, b: RunData) -> dict[str, Any]:
             "decision_changed": a.decision != b.decision, "gates": _gates(a, b), "metrics": _metrics(a, b),
             "drift": _drift(a, b),
             "attribution": {"a": attribution.compare_side(a.attribution), "b": attribution.compare_side(b.attribution)},
-            "list_change": {"a": list_change_report.as_json(a.metrics), "b": list_change_report.as_json(b.metrics)}}
+            "list_change": {"a": list_change_report.as_json(a.metrics), "b": list_change_report.as_json(b.metrics)},
+            "cohorts": {"a": cohorts.summary(a), "b": cohorts.summary(b)}}
 
 
 def _same(value: bool | None) -> str:
@@ -135,6 +136,7 @@ def text(result: dict[str, Any]) -> list[str]:
                   f"{facts.signed(m['change']):>10}" for m in result["metrics"]]
     lines += ["", *(f"lists {side.upper()}: {c['summary'] if c else 'n/a'}"
                     for side, c in result["list_change"].items())]
+    lines += [f"cohorts {side.upper()}: {text or 'n/a'}" for side, text in result["cohorts"].items()]
     drift = result["drift"]
     lines.append("")
     if not (drift["a_available"] or drift["b_available"]):
