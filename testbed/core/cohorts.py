@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from testbed.core import stats
 from testbed.core.bootstrap import bca_interval
+from testbed.core.duck import fetch
+from testbed.core.feature_spec import epoch_us
 from testbed.core.gates import ADVISORY, COMPARISON_KINDS
 from testbed.core.inversion import family_rejects, inverted_interval
 from testbed.core.metrics import PRIMARY
@@ -95,12 +97,6 @@ class CohortReport:
     worst: list[Finding]  # up to WORST_SHOWN tested cohorts, lowest delta first
 
 
-def _pre_cutoff(events: pa.Table, cutoff: datetime) -> pa.Table:
-    times = events.column("event_time")
-    bound = pa.scalar(cutoff, type=times.type)
-    return events.filter(pc.less(times, bound)).select(["user_id", "item_id"])
-
-
 def _activity_labels(counts: Mapping[str, int], users: Sequence[str]) -> dict[str, str]:
     """Decile d (1 = fewest events) of each user: 1 + floor(10 * users with strictly fewer events / n)."""
     values = np.array([counts.get(u, 0) for u in users], dtype=np.int64)
@@ -118,26 +114,36 @@ def _activity_labels(counts: Mapping[str, int], users: Sequence[str]) -> dict[st
     return {u: label(int(d)) for u, d in zip(users, decile.tolist(), strict=True)}
 
 
+_HISTORY_SQL = """
+WITH history AS (
+    SELECT e.user_id, i.category FROM events e LEFT JOIN items i USING (item_id)
+    WHERE epoch_us(e.event_time) < $cutoff_us
+), per_category AS (
+    SELECT user_id, category, count(*) AS n FROM history WHERE category IS NOT NULL GROUP BY user_id, category
+)
+SELECT h.user_id, h.events, t.category AS top_category
+FROM (SELECT user_id, count(*) AS events FROM history GROUP BY user_id) h
+LEFT JOIN (SELECT user_id, arg_min(category, (-n, category)) AS category FROM per_category GROUP BY user_id) t
+USING (user_id)"""
+
+
 def families(events: pa.Table, items: pa.Table, users: Sequence[str], cutoff: datetime,
              strata: Mapping[str, str] | None) -> list[Family]:
     """The cohort families of `users` from the slice's events (pre-cutoff rows only) and its catalogue."""
-    history = _pre_cutoff(events, cutoff)
-    per_user = history.group_by("user_id").aggregate([("item_id", "count")])
-    counts = dict(zip(per_user.column("user_id").to_pylist(), per_user.column("item_id_count").to_pylist(),
-                      strict=True))
-    categories = history.join(items.select(["item_id", "category"]), "item_id", join_type="left outer")
-    by_category = categories.filter(pc.is_valid(categories.column("category"))).group_by(
-        ["user_id", "category"]).aggregate([("item_id", "count")])
-    top: dict[str, tuple[int, str]] = {}
-    for user, category, n in zip(by_category.column("user_id").to_pylist(), by_category.column("category").to_pylist(),
-                                 by_category.column("item_id_count").to_pylist(), strict=True):
-        best = top.get(user)
-        if best is None or n > best[0] or (n == best[0] and str(category) < best[1]):
-            top[user] = (n, str(category))
+    con = duckdb.connect()
+    try:
+        con.register("events", events.select(["user_id", "item_id", "event_time"]))
+        con.register("items", items.select(["item_id", "category"]))
+        history = fetch(con, _HISTORY_SQL.replace("$cutoff_us", str(epoch_us(cutoff))))
+    finally:
+        con.close()
+    ids = [str(u) for u in history.column("user_id").to_pylist()]
+    counts = dict(zip(ids, history.column("events").to_pylist(), strict=True))
+    top = {u: str(c) for u, c in zip(ids, history.column("top_category").to_pylist(), strict=True) if c is not None}
     out = [Family("stratum", {u: strata[u] for u in users if u in strata})] if strata else []
     out.append(Family("activity", _activity_labels(counts, users)))
     out.append(Family("tenure", {u: RETURNING if counts.get(u, 0) else NEW for u in users}))
-    out.append(Family("top_category", {u: top[u][1] if u in top else NO_HISTORY for u in users}))
+    out.append(Family("top_category", {u: top.get(u, NO_HISTORY) for u in users}))
     return out
 
 
@@ -169,8 +175,7 @@ def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequ
                 domains[f"{family.name}\x1f{label}"] = np.sort(np.asarray(members[label], dtype=np.int64))
             else:
                 too_small += 1
-    comparisons = stats.compare_domains(one, domains, resamples, stats.stratum_rng(seed, "cohorts"),
-                                        resampling_groups)
+    comparisons = stats.domain_deltas(one, domains, resamples, stats.stratum_rng(seed, "cohorts"), resampling_groups)
     alpha = 1.0 - confidence
     keys = list(comparisons)
     p_values = [float(stats.two_sided_p(comparisons[key].delta)[0]) for key in keys]
@@ -183,8 +188,8 @@ def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequ
         two_sided = _two_sided(family_rejects(finite, index, correction, alpha))
         lo_adj, hi_adj = inverted_interval(cmp.delta, two_sided, two_sided)
         family_name, _, label = key.partition("\x1f")
-        found.append(Finding(family_name, label, cmp.n, float(cmp.control.estimate[0]),
-                             float(cmp.candidate.estimate[0]), float(cmp.delta.estimate[0]),
+        found.append(Finding(family_name, label, cmp.n, float(cmp.control[0]),
+                             float(cmp.candidate[0]), float(cmp.delta.estimate[0]),
                              (float(lo[0]), float(hi[0])), (lo_adj, hi_adj), p, float(p_adj), not p_adj <= alpha))
     found.sort(key=lambda f: (f.delta if math.isfinite(f.delta) else math.inf, f.family, f.cohort))
     return CohortReport(metric, min_users, len(keys), too_small, correction, confidence, found[:WORST_SHOWN])

@@ -45,6 +45,7 @@ from testbed.core.bootstrap import (
     bca_p_greater,
     weighted_means,
     weighted_means_by_domain,
+    weighted_means_of_many_domains,
 )
 from testbed.core.special import norm_ppf
 from testbed.core.student_t import t_ppf
@@ -280,15 +281,34 @@ def compare_strata(sample: PairedSample, resamples: int, seed: int, fixed_stratu
     return out
 
 
-def compare_domains(sample: PairedSample, domains: Mapping[str, np.ndarray], resamples: int,
-                    rng: np.random.Generator, groups: Sequence[np.ndarray] | None) -> dict[str, Comparison]:
-    """One comparison per domain (index arrays into `sample`, which may overlap), all from the same resamples of
-    every user of `sample` (within `groups` when given, as compare_strata's fixed stratum sizes)."""
+@dataclass(frozen=True)
+class DomainDelta:
+    """One domain's paired delta of each metric: both models' weighted means and the delta's replicates, widened
+    by its small-sample factor (what `compare` gives for `delta`, without the other statistics)."""
+
+    n: int
+    control: np.ndarray
+    candidate: np.ndarray
+    delta: Replicates
+
+
+def domain_deltas(sample: PairedSample, domains: Mapping[str, np.ndarray], resamples: int,
+                  rng: np.random.Generator, groups: Sequence[np.ndarray] | None) -> dict[str, DomainDelta]:
+    """The paired delta in each of many domains (index arrays into `sample`, which may overlap), all from the same
+    resamples of every user of `sample` (within `groups` when given, as compare_strata's fixed stratum sizes)."""
     if not domains:
         return {}
-    means = weighted_means_by_domain(np.hstack([sample.control, sample.candidate]), sample.weights, groups,
-                                     domains, resamples=resamples, rng=rng)
-    return {label: _comparison(sample.subset(rows), means[label], resamples) for label, rows in domains.items()}
+    m = len(sample.metrics)
+    means = weighted_means_of_many_domains(np.hstack([sample.control, sample.candidate]), sample.weights, groups,
+                                           domains, resamples=resamples, rng=rng)
+    out = {}
+    for label, rows in domains.items():
+        part, rep = sample.subset(rows), means[label]
+        delta = rep.map(lambda x: x[..., m:] - x[..., :m])
+        residuals = (part.candidate - part.control) - delta.estimate
+        factor = small_sample_factor(effective_df(part.weights, residuals))
+        out[label] = DomainDelta(part.n, rep.estimate[:m], rep.estimate[m:], delta.widen(factor))
+    return out
 
 
 def _clean(value: Any) -> Any:

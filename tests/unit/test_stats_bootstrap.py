@@ -9,7 +9,15 @@ import pytest
 from scipy import stats
 
 from testbed.core import bootstrap
-from testbed.core.bootstrap import Replicates, bca_interval, bca_p_greater, resample_counts, weighted_means
+from testbed.core.bootstrap import (
+    Replicates,
+    bca_interval,
+    bca_p_greater,
+    resample_counts,
+    weighted_means,
+    weighted_means_by_domain,
+    weighted_means_of_many_domains,
+)
 
 
 def test_counts_resample_each_group_to_its_own_size() -> None:
@@ -169,3 +177,23 @@ def test_a_domain_that_is_a_group_keeps_its_size() -> None:
     # every resample of the first group holds 3 of its rows: the mean stays within [0, 2], mean 1 on average
     assert reps["low"].boot.min() >= 0 and reps["low"].boot.max() <= 2
     assert reps["low"].boot.mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_many_domains_at_once_give_the_per_domain_replicates() -> None:
+    """The sparse path for many overlapping domains (the worst cohorts) draws the same resamples and gives the
+    same replicates, to rounding, as weighted_means_by_domain; a one-row domain stays NaN."""
+    rng = np.random.default_rng(5)
+    n = 300
+    values, weights = rng.normal(size=(n, 2)), rng.uniform(1, 4, n)
+    codes = rng.integers(0, 4, n)
+    domains = {f"a{c}": np.flatnonzero(codes == c) for c in range(4)}
+    domains |= {"odd": np.arange(1, n, 2), "one": np.array([7])}
+    groups = [np.arange(0, 150), np.arange(150, n)]
+    each = weighted_means_by_domain(values, weights, groups, domains, resamples=500, rng=np.random.default_rng(9))
+    many = weighted_means_of_many_domains(values, weights, groups, domains, resamples=500,
+                                          rng=np.random.default_rng(9))
+    for label in domains:
+        np.testing.assert_allclose(many[label].estimate, each[label].estimate, rtol=1e-12)
+        np.testing.assert_allclose(many[label].boot, each[label].boot, rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(many[label].jack, each[label].jack, rtol=1e-12, equal_nan=True)
+    assert np.isnan(many["one"].boot).all()
