@@ -94,8 +94,9 @@ class Storage(ABC):
     def write_parquet(self, uri: str, table: pa.Table, *, bulky: bool = False) -> None:
         self.write_bytes(uri, parquet_bytes(table), bulky=bulky)
 
-    def read_parquet(self, uri: str) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.read_bytes(uri)))
+    def read_parquet(self, uri: str, columns: list[str] | None = None) -> pa.Table:
+        """The whole table, or only `columns` (the others are not decoded)."""
+        return pq.read_table(io.BytesIO(self.read_bytes(uri)), columns=columns)
 
 
 class UriStorage(Storage):

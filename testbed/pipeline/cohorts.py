@@ -30,7 +30,8 @@ def worst_cohorts(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> co
         return None
     sample = paired.sample(ctx, manifest, per_user)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else None
-    found = cohorts.families(slice_data.read(ctx, "events"), slice_data.read(ctx, "items"), sample.users.tolist(),
+    found = cohorts.families(slice_data.read(ctx, "events", ["user_id", "item_id", "event_time"]),
+                             slice_data.read(ctx, "items", ["item_id", "category"]), sample.users.tolist(),
                              manifest.time.cutoff, strata)
     s = manifest.statistics
     return cohorts.worst_cohorts(

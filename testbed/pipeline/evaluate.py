@@ -77,8 +77,8 @@ def variant_rankings(ctx: RunContext) -> pa.Table:
 
 def item_stats(ctx: RunContext, manifest: Manifest) -> ItemStats:
     """The pre-cutoff population popularity and the category of each item (the beyond-accuracy metrics')."""
-    return ItemStats.from_tables(slice_data.read(ctx, "population_events"), slice_data.read(ctx, "items"),
-                                 manifest.time.cutoff)
+    return ItemStats.from_tables(slice_data.read(ctx, "population_events", ["item_id", "event_time"]),
+                                 slice_data.read(ctx, "items", ["item_id", "category"]), manifest.time.cutoff)
 
 
 def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table,

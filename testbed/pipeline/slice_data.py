@@ -38,8 +38,8 @@ def batch_features(ctx: RunContext, spec: FeatureSet) -> dict[str, pa.Table]:
     return {group: ctx.storage.read_parquet(ctx.layout.batch_features(group)) for group in spec.groups()}
 
 
-def read(ctx: RunContext, name: str) -> pa.Table:
-    return ctx.storage.read_parquet(ctx.layout.slice_table(name))
+def read(ctx: RunContext, name: str, columns: list[str] | None = None) -> pa.Table:
+    return ctx.storage.read_parquet(ctx.layout.slice_table(name), columns)
 
 
 def schema(ctx: RunContext, name: str) -> pa.Schema:
