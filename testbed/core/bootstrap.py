@@ -75,13 +75,14 @@ Rows = slice | np.ndarray  # the rows of one domain: a slice (a view, no copy) o
 
 def weighted_means_by_domain(values: np.ndarray, weights: np.ndarray, groups: Sequence[np.ndarray] | None,
                              domains: Mapping[str, Rows], *, resamples: int,
-                             rng: np.random.Generator) -> dict[str, Replicates]:
+                             rng: np.random.Generator, also: ManyDomainMeans | None = None) -> dict[str, Replicates]:
     """Weighted means sum(w x) / sum(w) of each column of `values` (n, q) within each domain (a subset of
     rows), bootstrapped from the same resamples of all n rows, and jackknifed within the domain.
 
     `groups` partitions range(n) into resampling strata (None: one group). A domain that is not a group
     gets a random number of rows in each resample, as it did in the sample (domain estimation); a resample
-    without any of its rows gives NaN. Domains with fewer than 2 rows are NaN throughout.
+    without any of its rows gives NaN. Domains with fewer than 2 rows are NaN throughout. `also` is fed every
+    chunk of resample counts (it draws nothing, so the results here are the same with or without it).
     """
     values = np.asarray(values, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -103,6 +104,8 @@ def weighted_means_by_domain(values: np.ndarray, weights: np.ndarray, groups: Se
         for start in range(0, resamples, chunk) if live else ():
             size = min(chunk, resamples - start)
             counts = resample_counts(parts, n, size, rng)
+            if also is not None:
+                also.add(start, counts)
             for label in live:
                 where = domains[label]
                 c = counts[:, where]
@@ -124,38 +127,43 @@ def _with_jackknife(values: np.ndarray, weights: np.ndarray, weighted: np.ndarra
     return Replicates(total / total_weight, boot, jack)
 
 
-def weighted_means_of_many_domains(values: np.ndarray, weights: np.ndarray, groups: Sequence[np.ndarray] | None,
-                                   domains: Mapping[str, np.ndarray], *, resamples: int,
-                                   rng: np.random.Generator) -> dict[str, Replicates]:
-    """`weighted_means_by_domain` for many (possibly overlapping) domains given as index arrays, e.g. every
-    cohort of several partitions: one sparse product per chunk of resamples gives every domain's sums, instead
-    of one gather and product per domain. Same estimator, same resamples for the same rng; the replicates agree
-    with `weighted_means_by_domain`'s to rounding."""
-    values = np.asarray(values, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    n, q = values.shape
-    parts = [np.arange(n)] if groups is None else [np.asarray(g, dtype=np.int64) for g in groups]
-    labels = list(domains)
-    rows = [np.asarray(domains[label], dtype=np.int64) for label in labels]
-    live = [j for j, idx in enumerate(rows) if idx.size >= 2]
-    d = len(labels)
-    weighted = weights[:, None] * values
-    boot = np.full((resamples, d, q), math.nan)
-    if live and resamples:
-        member = np.concatenate([rows[j] for j in live])
-        column = np.repeat(np.arange(len(live)), [rows[j].size for j in live])
-        blocks = [sparse.csc_matrix((weights[member], (member, column)), shape=(n, len(live)))]
-        blocks += [sparse.csc_matrix((weighted[member, c], (member, column)), shape=(n, len(live)))
+class ManyDomainMeans:
+    """Bootstrap means of many (possibly overlapping) domains, index arrays into the rows, e.g. every cohort of
+    several partitions, fed the resample counts that another estimate draws (`weighted_means_by_domain`'s
+    `also`), so the cohorts cost no draws of their own: one sparse product per chunk gives every domain's sums.
+    Same estimator as `weighted_means_by_domain`; the replicates agree with its to rounding."""
+
+    def __init__(self, values: np.ndarray, weights: np.ndarray, domains: Mapping[str, np.ndarray], resamples: int):
+        self.values = np.asarray(values, dtype=np.float64)
+        self.weights = np.asarray(weights, dtype=np.float64)
+        n, q = self.values.shape
+        self.weighted = self.weights[:, None] * self.values
+        self.rows = {label: np.asarray(idx, dtype=np.int64) for label, idx in domains.items()}
+        self.live = [label for label, idx in self.rows.items() if idx.size >= 2]
+        self.boot = np.full((resamples, len(self.live), q), math.nan)
+        member = np.concatenate([self.rows[label] for label in self.live]) if self.live else np.empty(0, np.int64)
+        column = np.repeat(np.arange(len(self.live)), [self.rows[label].size for label in self.live])
+        blocks = [sparse.csc_matrix((self.weights[member], (member, column)), shape=(n, len(self.live)))]
+        blocks += [sparse.csc_matrix((self.weighted[member, c], (member, column)), shape=(n, len(self.live)))
                    for c in range(q)]
-        stacked = sparse.hstack(blocks).T.tocsr()  # ((q + 1) live domains, n): weight sums, then each column's
-        chunk = max(1, min(resamples, CHUNK_CELLS // max(n, 1)))
+        self.stacked = sparse.hstack(blocks).T.tocsr()  # ((q + 1) x live domains, n): weight sums, then columns'
+
+    def add(self, start: int, counts: np.ndarray) -> None:
+        """Resamples start .. start + len(counts) (rows of counts, one column per row of `values`)."""
+        if not self.live:
+            return
+        size, q = counts.shape[0], self.values.shape[1]
+        sums = np.asarray(self.stacked @ np.ascontiguousarray(counts.T)).T.reshape(size, q + 1, len(self.live))
         with np.errstate(divide="ignore", invalid="ignore"):
-            for start in range(0, resamples, chunk):
-                size = min(chunk, resamples - start)
-                sums = np.asarray(stacked @ resample_counts(parts, n, size, rng).T).T  # (size, (q + 1) live)
-                sums = sums.reshape(size, q + 1, len(live))
-                boot[start:start + size, live, :] = (sums[:, 1:, :] / sums[:, :1, :]).transpose(0, 2, 1)
-    return {label: _with_jackknife(values, weights, weighted, rows[j], boot[:, j, :]) for j, label in enumerate(labels)}
+            self.boot[start:start + size] = (sums[:, 1:, :] / sums[:, :1, :]).transpose(0, 2, 1)
+
+    def replicates(self) -> dict[str, Replicates]:
+        resamples, q = self.boot.shape[0], self.values.shape[1]
+        position = {label: j for j, label in enumerate(self.live)}
+        return {label: _with_jackknife(self.values, self.weights, self.weighted, idx,
+                                       self.boot[:, position[label], :] if label in position
+                                       else np.full((resamples, q), math.nan))
+                for label, idx in self.rows.items()}
 
 
 def weighted_means(values: np.ndarray, weights: np.ndarray, groups: Sequence[np.ndarray] | None,

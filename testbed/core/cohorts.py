@@ -11,13 +11,13 @@ Cohorts come in families, each a partition of the evaluated users:
 
 Every cohort of at least ``min_users`` evaluated users is tested: its weighted paired delta (candidate minus
 control, users weighted by 1 / inclusion probability) with a BCa interval and a two-sided p-value, all cohorts
-from one set of resamples of the slice's users (within sampling strata when the slice drew a fixed number per
-stratum, as for metrics.json). The p-values are corrected across every tested cohort of every family (the
-manifest's correction, Holm by default), and each cohort's adjusted interval is the set of deltas its corrected
-two-sided test would not reject (test inversion, testbed.core.inversion), so it excludes 0 exactly when the
-corrected p-value is at most 1 - confidence. A cohort whose corrected p-value is above that is *exploratory*:
-worth a look, not evidence. The worst cohorts are the tested ones with the lowest delta (every per-user metric here is
-better when higher).
+from the resamples metrics.json's intervals are drawn from (within sampling strata when the slice drew a fixed
+number per stratum; stats.compare_strata_and_domains), so they cost no draws of their own. The p-values are
+corrected across every tested cohort of every family (the manifest's correction, Holm by default), and each
+cohort's adjusted interval is the set of deltas its corrected two-sided test would not reject (test inversion,
+testbed.core.inversion), so it excludes 0 exactly when the corrected p-value is at most 1 - confidence. A cohort
+whose corrected p-value is above that is *exploratory*: worth a look, not evidence. The worst cohorts are the
+tested ones with the lowest delta (gated metrics are better when higher).
 """
 
 from __future__ import annotations
@@ -152,18 +152,20 @@ def _two_sided(rejects: Callable[[float], bool]) -> Callable[[float], bool]:
     return lambda p: rejects(min(1.0, 2.0 * p))
 
 
-def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequence[Family], *,
-                  min_users: int, resamples: int, seed: int, confidence: float, correction: stats.Correction,
-                  resampling_groups: Sequence[np.ndarray] | None) -> CohortReport:
-    """Test every cohort of at least `min_users` users on `metric` and keep the worst (module docstring).
+@dataclass(frozen=True)
+class CohortDomains:
+    """Every cohort of at least `min_users` users as index arrays into the paired sample, keyed
+    "<family>\x1f<cohort>", and how many cohorts were too small to test."""
 
-    `sample` holds both models' per-user values; `resampling_groups` are the slice's fixed-size sampling
-    strata as index arrays into `sample` (None: users are resampled over the whole slice)."""
-    column = sample.metrics.index(metric)
-    one = stats.PairedSample((metric,), sample.users, sample.strata, sample.weights,
-                             sample.control[:, [column]], sample.candidate[:, [column]])
-    position = {u: i for i, u in enumerate(one.users.tolist())}
-    domains: dict[str, np.ndarray] = {}
+    rows: dict[str, np.ndarray]
+    too_small: int
+    min_users: int
+
+
+def cohort_domains(users: Sequence[str], cohort_families: Sequence[Family], min_users: int) -> CohortDomains:
+    """The cohorts to test: `users` are the paired sample's users, in its row order."""
+    position = {u: i for i, u in enumerate(users)}
+    rows: dict[str, np.ndarray] = {}
     too_small = 0
     for family in cohort_families:
         members: dict[str, list[int]] = {}
@@ -172,24 +174,31 @@ def worst_cohorts(sample: stats.PairedSample, metric: str, cohort_families: Sequ
                 members.setdefault(label, []).append(position[user])
         for label in sorted(members):
             if len(members[label]) >= max(min_users, 2):
-                domains[f"{family.name}\x1f{label}"] = np.sort(np.asarray(members[label], dtype=np.int64))
+                rows[f"{family.name}\x1f{label}"] = np.sort(np.asarray(members[label], dtype=np.int64))
             else:
                 too_small += 1
-    comparisons = stats.domain_deltas(one, domains, resamples, stats.stratum_rng(seed, "cohorts"), resampling_groups)
+    return CohortDomains(rows, too_small, min_users)
+
+
+def worst_cohorts(deltas: Mapping[str, stats.DomainDelta], metric: str, domains: CohortDomains, *,
+                  confidence: float, correction: stats.Correction) -> CohortReport:
+    """Test every cohort's paired delta of `metric` (one column of `deltas`, from stats.compare_strata_and_domains
+    on `domains`) and keep the worst (module docstring)."""
     alpha = 1.0 - confidence
-    keys = list(comparisons)
-    p_values = [float(stats.two_sided_p(comparisons[key].delta)[0]) for key in keys]
+    keys = list(deltas)
+    p_values = [float(stats.two_sided_p(deltas[key].delta)[0]) for key in keys]
     finite = [p if math.isfinite(p) else 1.0 for p in p_values]
     adjusted = stats.adjust_p_values(finite, correction)
     found = []
     for index, (key, p, p_adj) in enumerate(zip(keys, p_values, adjusted, strict=True)):
-        cmp = comparisons[key]
+        cmp = deltas[key]
         lo, hi = bca_interval(cmp.delta, alpha / 2.0)
         two_sided = _two_sided(family_rejects(finite, index, correction, alpha))
         lo_adj, hi_adj = inverted_interval(cmp.delta, two_sided, two_sided)
         family_name, _, label = key.partition("\x1f")
-        found.append(Finding(family_name, label, cmp.n, float(cmp.control[0]),
-                             float(cmp.candidate[0]), float(cmp.delta.estimate[0]),
-                             (float(lo[0]), float(hi[0])), (lo_adj, hi_adj), p, float(p_adj), not p_adj <= alpha))
+        found.append(Finding(family_name, label, cmp.n, float(cmp.control[0]), float(cmp.candidate[0]),
+                             float(cmp.delta.estimate[0]), (float(lo[0]), float(hi[0])), (lo_adj, hi_adj), p,
+                             float(p_adj), not p_adj <= alpha))
     found.sort(key=lambda f: (f.delta if math.isfinite(f.delta) else math.inf, f.family, f.cohort))
-    return CohortReport(metric, min_users, len(keys), too_small, correction, confidence, found[:WORST_SHOWN])
+    return CohortReport(metric, domains.min_users, len(keys), domains.too_small, correction, confidence,
+                        found[:WORST_SHOWN])

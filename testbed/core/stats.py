@@ -40,12 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.core.bootstrap import (
+    ManyDomainMeans,
     Replicates,
     bca_interval,
     bca_p_greater,
     weighted_means,
     weighted_means_by_domain,
-    weighted_means_of_many_domains,
 )
 from testbed.core.special import norm_ppf
 from testbed.core.student_t import t_ppf
@@ -261,24 +261,7 @@ def compare_strata(sample: PairedSample, resamples: int, seed: int, fixed_stratu
     their stratum. Otherwise users are resampled over the whole slice, so a stratum's size varies from
     resample to resample as it did between possible slices.
     """
-    order = np.argsort(sample.strata.astype(str), kind="stable")
-    ordered = sample.subset(order)
-    labels = ordered.stratum_labels()
-    strata = ordered.strata.astype(str)
-    blocks = {label: slice(int(np.searchsorted(strata, label, "left")), int(np.searchsorted(strata, label, "right")))
-              for label in labels}
-    groups = None
-    if fixed_stratum_sizes and labels:
-        groups = [np.arange(ordered.n)[where] for where in blocks.values()]
-        rest = np.flatnonzero(strata == "all")  # users without a stratum label, if any
-        groups += [rest] if rest.size else []
-    means = weighted_means_by_domain(np.hstack([ordered.control, ordered.candidate]), ordered.weights, groups,
-                                     {"all": slice(None), **blocks}, resamples=resamples,
-                                     rng=stratum_rng(seed, "all"))
-    out = {"all": _comparison(ordered, means["all"], resamples)}
-    for label, where in blocks.items():
-        out[label] = _comparison(ordered.subset(np.arange(ordered.n)[where]), means[label], resamples)
-    return out
+    return compare_strata_and_domains(sample, resamples, seed, fixed_stratum_sizes, domain_metrics=(), domains={})[0]
 
 
 @dataclass(frozen=True)
@@ -292,20 +275,46 @@ class DomainDelta:
     delta: Replicates
 
 
-def domain_deltas(sample: PairedSample, domains: Mapping[str, np.ndarray], resamples: int,
-                  rng: np.random.Generator, groups: Sequence[np.ndarray] | None) -> dict[str, DomainDelta]:
-    """The paired delta in each of many domains (index arrays into `sample`, which may overlap), all from the same
-    resamples of every user of `sample` (within `groups` when given, as compare_strata's fixed stratum sizes)."""
-    if not domains:
-        return {}
-    m = len(sample.metrics)
-    means = weighted_means_of_many_domains(np.hstack([sample.control, sample.candidate]), sample.weights, groups,
-                                           domains, resamples=resamples, rng=rng)
+def compare_strata_and_domains(sample: PairedSample, resamples: int, seed: int, fixed_stratum_sizes: bool, *,
+                               domain_metrics: Sequence[str], domains: Mapping[str, np.ndarray],
+                               ) -> tuple[dict[str, Comparison], dict[str, DomainDelta]]:
+    """compare_strata, and the paired delta of `domain_metrics` in each of many `domains` (index arrays into
+    `sample`, which may overlap: the worst cohorts) from the very same resamples: the domains draw nothing, so
+    the strata's comparisons are the same with or without them."""
+    order = np.argsort(sample.strata.astype(str), kind="stable")
+    ordered = sample.subset(order)
+    labels = ordered.stratum_labels()
+    strata = ordered.strata.astype(str)
+    blocks = {label: slice(int(np.searchsorted(strata, label, "left")), int(np.searchsorted(strata, label, "right")))
+              for label in labels}
+    groups = None
+    if fixed_stratum_sizes and labels:
+        groups = [np.arange(ordered.n)[where] for where in blocks.values()]
+        rest = np.flatnonzero(strata == "all")  # users without a stratum label, if any
+        groups += [rest] if rest.size else []
+    position = np.empty(sample.n, dtype=np.int64)
+    position[order] = np.arange(sample.n)  # row i of `sample` is row position[i] of `ordered`
+    columns = [ordered.metrics.index(name) for name in domain_metrics]
+    mapped = {label: np.sort(position[rows]) for label, rows in domains.items()}
+    extra = ManyDomainMeans(np.hstack([ordered.control[:, columns], ordered.candidate[:, columns]]),
+                            ordered.weights, mapped, resamples) if mapped else None
+    means = weighted_means_by_domain(np.hstack([ordered.control, ordered.candidate]), ordered.weights, groups,
+                                     {"all": slice(None), **blocks}, resamples=resamples,
+                                     rng=stratum_rng(seed, "all"), also=extra)
+    out = {"all": _comparison(ordered, means["all"], resamples)}
+    for label, where in blocks.items():
+        out[label] = _comparison(ordered.subset(np.arange(ordered.n)[where]), means[label], resamples)
+    return out, (_domain_deltas(ordered, columns, mapped, extra.replicates()) if extra is not None else {})
+
+
+def _domain_deltas(ordered: PairedSample, columns: list[int], domains: Mapping[str, np.ndarray],
+                   means: Mapping[str, Replicates]) -> dict[str, DomainDelta]:
+    m = len(columns)
     out = {}
     for label, rows in domains.items():
-        part, rep = sample.subset(rows), means[label]
+        part, rep = ordered.subset(rows), means[label]
         delta = rep.map(lambda x: x[..., m:] - x[..., :m])
-        residuals = (part.candidate - part.control) - delta.estimate
+        residuals = (part.candidate[:, columns] - part.control[:, columns]) - delta.estimate
         factor = small_sample_factor(effective_df(part.weights, residuals))
         out[label] = DomainDelta(part.n, rep.estimate[:m], rep.estimate[m:], delta.widen(factor))
     return out

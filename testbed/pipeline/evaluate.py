@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from testbed.core import cohorts as core_cohorts
 from testbed.core import list_change, metrics, training_variance
 from testbed.core.beyond_accuracy import ItemStats
 from testbed.core.latency import latency_summary
@@ -52,12 +53,19 @@ def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
     return rankings.take(order), latency
 
 
-def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, Any]:
+def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table,
+                  ) -> tuple[dict[str, Any], core_cohorts.CohortReport | None]:
     """Candidate minus control per metric, overall and per stratum, on the users both models were judged on:
-    weighted by 1 / inclusion probability, with BCa bootstrap intervals (testbed.core.stats)."""
-    confidence = manifest.statistics.confidence
-    return {stratum: delta_summaries(cmp, confidence)
-            for stratum, cmp in paired.comparisons(ctx, manifest, per_user).items()}
+    weighted by 1 / inclusion probability, with BCa bootstrap intervals (testbed.core.stats); and from the same
+    resamples the worst cohorts of the primary metric (None when it has no per-user values)."""
+    s = manifest.statistics
+    sample = paired.sample(ctx, manifest, per_user)
+    wanted = cohorts.domains(ctx, manifest, sample)
+    metric, domains = wanted if wanted is not None else (None, None)
+    strata, deltas = paired.with_domains(manifest, sample, metric, domains.rows if domains else {})
+    worst = (core_cohorts.worst_cohorts(deltas, metric, domains, confidence=s.confidence, correction=s.correction)
+             if metric is not None and domains is not None else None)
+    return {stratum: delta_summaries(cmp, s.confidence) for stratum, cmp in strata.items()}, worst
 
 
 def _sha256_of(manifest: Manifest, name: str) -> str:
@@ -111,12 +119,12 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
     spread = retrain_spread(ctx, manifest, labels, per_user, items)
-    worst = cohorts.worst_cohorts(ctx, manifest, per_user)
+    deltas, worst = paired_deltas(ctx, manifest, per_user)
     document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],
         "excluded_users": summary["excluded_users"],
-        "deltas": paired_deltas(ctx, manifest, per_user),
+        "deltas": deltas,
         "interval": paired.interval_label(manifest),
         **({"training_variance": spread} if spread is not None else {}),
         "list_change": list_change.summarise(list_change.per_user_change(rankings, k), k, strata or None),

@@ -7,6 +7,7 @@ same resamples in both, so intervals agree to the bit, without shipping replicat
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from testbed.core import metrics, stats
@@ -35,6 +36,14 @@ def sample(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> stats.Pai
     ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS
               if m.numerator.at(k) in names and m.denominator.at(k) in names]  # per_user's metrics only
     return stats.paired_sample(per_user, strata, probabilities, names, ratios)
+
+
+def with_domains(manifest: Manifest, paired_sample: stats.PairedSample, metric: str | None,
+                 domains: dict[str, np.ndarray]) -> tuple[dict[str, stats.Comparison], dict[str, stats.DomainDelta]]:
+    """`comparisons` (the same numbers) and `metric`'s paired delta in each of `domains` from the same resamples."""
+    return stats.compare_strata_and_domains(
+        paired_sample, manifest.statistics.resamples, bootstrap_seed(manifest), fixed_stratum_sizes(manifest),
+        domain_metrics=(metric,) if metric and domains else (), domains=domains if metric else {})
 
 
 def comparisons(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> dict[str, stats.Comparison]:

@@ -65,8 +65,12 @@ def _planted(seed: int = 3) -> tuple[stats.PairedSample, list[cohorts.Family]]:
 
 
 def _worst(sample: stats.PairedSample, found: list[cohorts.Family]) -> cohorts.CohortReport:
-    return cohorts.worst_cohorts(sample, "ndcg@10", found, min_users=30, resamples=2000, seed=7, confidence=0.95,
-                                 correction="holm", resampling_groups=None)
+    domains = cohorts.cohort_domains(sample.users.tolist(), found, 30)
+    strata, deltas = stats.compare_strata_and_domains(sample, 2000, 7, False, domain_metrics=("ndcg@10",),
+                                                      domains=domains.rows)
+    alone = stats.compare_strata(sample, 2000, 7, False)  # the cohorts draw nothing: metrics.json is unchanged
+    assert np.array_equal(strata["all"].delta.boot, alone["all"].delta.boot)
+    return cohorts.worst_cohorts(deltas, "ndcg@10", domains, confidence=0.95, correction="holm")
 
 
 def test_the_planted_harm_is_the_worst_cohort_and_survives_correction() -> None:

@@ -10,13 +10,13 @@ from scipy import stats
 
 from testbed.core import bootstrap
 from testbed.core.bootstrap import (
+    ManyDomainMeans,
     Replicates,
     bca_interval,
     bca_p_greater,
     resample_counts,
     weighted_means,
     weighted_means_by_domain,
-    weighted_means_of_many_domains,
 )
 
 
@@ -179,9 +179,10 @@ def test_a_domain_that_is_a_group_keeps_its_size() -> None:
     assert reps["low"].boot.mean() == pytest.approx(1.0, abs=0.05)
 
 
-def test_many_domains_at_once_give_the_per_domain_replicates() -> None:
-    """The sparse path for many overlapping domains (the worst cohorts) draws the same resamples and gives the
-    same replicates, to rounding, as weighted_means_by_domain; a one-row domain stays NaN."""
+def test_many_domains_fed_the_same_counts_give_the_per_domain_replicates() -> None:
+    """ManyDomainMeans (the worst cohorts) fed the counts weighted_means_by_domain draws gives the same replicates,
+    to rounding, as that function's own per-domain path; feeding it changes nothing of the main result; a one-row
+    domain stays NaN."""
     rng = np.random.default_rng(5)
     n = 300
     values, weights = rng.normal(size=(n, 2)), rng.uniform(1, 4, n)
@@ -190,10 +191,15 @@ def test_many_domains_at_once_give_the_per_domain_replicates() -> None:
     domains |= {"odd": np.arange(1, n, 2), "one": np.array([7])}
     groups = [np.arange(0, 150), np.arange(150, n)]
     each = weighted_means_by_domain(values, weights, groups, domains, resamples=500, rng=np.random.default_rng(9))
-    many = weighted_means_of_many_domains(values, weights, groups, domains, resamples=500,
-                                          rng=np.random.default_rng(9))
+    many = ManyDomainMeans(values, weights, domains, 500)
+    fed = weighted_means_by_domain(values, weights, groups, {"all": slice(None)}, resamples=500,
+                                   rng=np.random.default_rng(9), also=many)
+    alone = weighted_means_by_domain(values, weights, groups, {"all": slice(None)}, resamples=500,
+                                     rng=np.random.default_rng(9))
+    assert np.array_equal(fed["all"].boot, alone["all"].boot)
+    got = many.replicates()
     for label in domains:
-        np.testing.assert_allclose(many[label].estimate, each[label].estimate, rtol=1e-12)
-        np.testing.assert_allclose(many[label].boot, each[label].boot, rtol=1e-10, equal_nan=True)
-        np.testing.assert_allclose(many[label].jack, each[label].jack, rtol=1e-12, equal_nan=True)
-    assert np.isnan(many["one"].boot).all()
+        np.testing.assert_allclose(got[label].estimate, each[label].estimate, rtol=1e-12)
+        np.testing.assert_allclose(got[label].boot, each[label].boot, rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(got[label].jack, each[label].jack, rtol=1e-12, equal_nan=True)
+    assert np.isnan(got["one"].boot).all()
