@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from testbed.core.special import norm_cdf, norm_ppf
 
@@ -130,32 +129,25 @@ def _with_jackknife(values: np.ndarray, weights: np.ndarray, weighted: np.ndarra
 class ManyDomainMeans:
     """Bootstrap means of many (possibly overlapping) domains, index arrays into the rows, e.g. every cohort of
     several partitions, fed the resample counts that another estimate draws (`weighted_means_by_domain`'s
-    `also`), so the cohorts cost no draws of their own: one sparse product per chunk gives every domain's sums.
-    Same estimator as `weighted_means_by_domain`; the replicates agree with its to rounding."""
+    `also`), so the cohorts cost no draws of their own; each chunk is summed per domain as
+    `weighted_means_by_domain` sums its own, so the replicates agree with its to rounding."""
 
     def __init__(self, values: np.ndarray, weights: np.ndarray, domains: Mapping[str, np.ndarray], resamples: int):
         self.values = np.asarray(values, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
-        n, q = self.values.shape
         self.weighted = self.weights[:, None] * self.values
         self.rows = {label: np.asarray(idx, dtype=np.int64) for label, idx in domains.items()}
         self.live = [label for label, idx in self.rows.items() if idx.size >= 2]
-        self.boot = np.full((resamples, len(self.live), q), math.nan)
-        member = np.concatenate([self.rows[label] for label in self.live]) if self.live else np.empty(0, np.int64)
-        column = np.repeat(np.arange(len(self.live)), [self.rows[label].size for label in self.live])
-        blocks = [sparse.csc_matrix((self.weights[member], (member, column)), shape=(n, len(self.live)))]
-        blocks += [sparse.csc_matrix((self.weighted[member, c], (member, column)), shape=(n, len(self.live)))
-                   for c in range(q)]
-        self.stacked = sparse.hstack(blocks).T.tocsr()  # ((q + 1) x live domains, n): weight sums, then columns'
+        self.boot = np.full((resamples, len(self.live), self.values.shape[1]), math.nan)
 
     def add(self, start: int, counts: np.ndarray) -> None:
         """Resamples start .. start + len(counts) (rows of counts, one column per row of `values`)."""
-        if not self.live:
-            return
-        size, q = counts.shape[0], self.values.shape[1]
-        sums = np.asarray(self.stacked @ np.ascontiguousarray(counts.T)).T.reshape(size, q + 1, len(self.live))
+        size = counts.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.boot[start:start + size] = (sums[:, 1:, :] / sums[:, :1, :]).transpose(0, 2, 1)
+            for j, label in enumerate(self.live):
+                rows = self.rows[label]
+                drawn = counts[:, rows]
+                self.boot[start:start + size, j] = (drawn @ self.weighted[rows]) / (drawn @ self.weights[rows])[:, None]
 
     def replicates(self) -> dict[str, Replicates]:
         resamples, q = self.boot.shape[0], self.values.shape[1]
