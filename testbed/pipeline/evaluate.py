@@ -53,19 +53,19 @@ def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
     return rankings.take(order), latency
 
 
-def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table,
-                  ) -> tuple[dict[str, Any], core_cohorts.CohortReport | None]:
+def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table, *, events: pa.Table, items: pa.Table,
+                  strata: dict[str, str]) -> tuple[dict[str, Any], core_cohorts.CohortReport | None]:
     """Candidate minus control per metric, overall and per stratum, on the users both models were judged on:
     weighted by 1 / inclusion probability, with BCa bootstrap intervals (testbed.core.stats); and from the same
     resamples the worst cohorts of the primary metric (None when it has no per-user values)."""
     s = manifest.statistics
     sample = paired.sample(ctx, manifest, per_user)
-    wanted = cohorts.domains(ctx, manifest, sample)
+    wanted = cohorts.domains(manifest, sample, events, items, strata)
     metric, domains = wanted if wanted is not None else (None, None)
-    strata, deltas = paired.with_domains(manifest, sample, metric, domains.rows if domains else {})
+    by_stratum, deltas = paired.with_domains(manifest, sample, metric, domains.rows if domains else {})
     worst = (core_cohorts.worst_cohorts(deltas, metric, domains, confidence=s.confidence, correction=s.correction)
              if metric is not None and domains is not None else None)
-    return {stratum: delta_summaries(cmp, s.confidence) for stratum, cmp in strata.items()}, worst
+    return {stratum: delta_summaries(cmp, s.confidence) for stratum, cmp in by_stratum.items()}, worst
 
 
 def _sha256_of(manifest: Manifest, name: str) -> str:
@@ -83,10 +83,10 @@ def variant_rankings(ctx: RunContext) -> pa.Table:
     return pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]).select(list(RANKING_COLUMNS))
 
 
-def item_stats(ctx: RunContext, manifest: Manifest) -> ItemStats:
+def item_stats(ctx: RunContext, manifest: Manifest, items: pa.Table) -> ItemStats:
     """The pre-cutoff population popularity and the category of each item (the beyond-accuracy metrics')."""
-    return ItemStats.from_tables(slice_data.read(ctx, "population_events", ["item_id", "event_time"]),
-                                 slice_data.read(ctx, "items", ["item_id", "category"]), manifest.time.cutoff)
+    return ItemStats.from_tables(slice_data.read(ctx, "population_events", ["item_id", "event_time"]), items,
+                                 manifest.time.cutoff)
 
 
 def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table,
@@ -110,16 +110,19 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
     ctx.storage.write_parquet(ctx.layout.rankings, rankings)
-    labels = slice_data.labels(ctx, manifest)
+    events = slice_data.read(ctx, "events")  # read once: the labels and the cohorts' pre-cutoff history
+    catalogue = slice_data.read(ctx, "items", ["item_id", "category"])
+    labels = slice_data.labels_of(events, manifest)
     ctx.storage.write_parquet(ctx.layout.labels, labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
-    items = item_stats(ctx, manifest)
+    items = item_stats(ctx, manifest, catalogue)
     per_user = metrics.per_user_metrics(rankings, labels, k, items)
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
     spread = retrain_spread(ctx, manifest, labels, per_user, items)
-    deltas, worst = paired_deltas(ctx, manifest, per_user)
+    deltas, worst = paired_deltas(ctx, manifest, per_user, events=events, items=catalogue,
+                                  strata=strata)
     document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],
