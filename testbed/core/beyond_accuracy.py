@@ -35,6 +35,7 @@ __all__ = [
     "exposure_entropy_at_k",
     "exposure_gini_at_k",
     "intra_list_diversity_at_k",
+    "item_popularity",
     "novelty_at_k",
     "personalisation_at_k",
 ]
@@ -45,6 +46,17 @@ UNKNOWN_CATEGORY = -1  # items outside the catalogue or without a category share
 def _str(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     return values if pa.types.is_string(values.type) else values.cast(pa.string())
+
+
+def item_popularity(population_events: pa.Table, cutoff: datetime) -> pa.Table:
+    """(item_id, events) sorted by item_id: the extract's events on each item in [cutoff - POPULARITY_DAYS,
+    cutoff). The slice step writes it, so the metrics never read the whole extract for a few thousand counts."""
+    times = population_events.column("event_time")
+    since = pa.scalar(cutoff - timedelta(days=POPULARITY_DAYS), type=times.type)
+    in_window = pc.and_(pc.greater_equal(times, since), pc.less(times, pa.scalar(cutoff, type=times.type)))
+    counted = pc.value_counts(_str(population_events.column("item_id").filter(in_window)))
+    table = pa.table({"item_id": counted.field("values"), "events": pc.cast(counted.field("counts"), pa.int64())})
+    return table.take(pc.sort_indices(table.column("item_id")))
 
 
 @dataclass(frozen=True)
@@ -60,19 +72,23 @@ class ItemStats:
     def from_tables(cls, population_events: pa.Table, items: pa.Table, cutoff: datetime) -> ItemStats:
         """`population_events` (item_id, event_time), `items` (item_id, category): the slice's extract and
         catalogue; only events in [cutoff - POPULARITY_DAYS, cutoff) count."""
-        times = population_events.column("event_time")
-        since = pa.scalar(cutoff - timedelta(days=POPULARITY_DAYS), type=times.type)
-        in_window = pc.and_(pc.greater_equal(times, since), pc.less(times, pa.scalar(cutoff, type=times.type)))
-        event_items = _str(population_events.column("item_id").filter(in_window))
+        return cls.from_popularity(item_popularity(population_events, cutoff), items)
+
+    @classmethod
+    def from_popularity(cls, popularity: pa.Table, items: pa.Table) -> ItemStats:
+        """`popularity` (item_id, events): `item_popularity` of the extract; `items` (item_id, category)."""
+        popular = _str(popularity.column("item_id"))
+        counts = np.asarray(popularity.column("events"), dtype=np.int64)
         catalogue = _str(items.column("item_id"))
-        ids = pc.unique(pa.concat_arrays([event_items, catalogue]))
+        ids = pc.unique(pa.concat_arrays([popular, catalogue]))
         ids = ids.take(pc.sort_indices(ids))
-        events = np.bincount(np.asarray(pc.index_in(event_items, value_set=ids)), minlength=len(ids))
+        events = np.zeros(len(ids), dtype=np.int64)
+        events[np.asarray(pc.index_in(popular, value_set=ids), dtype=np.int64)] = counts
         categories = items.column("category").combine_chunks()
         codes = np.asarray(pc.fill_null(pc.dictionary_encode(categories).indices, UNKNOWN_CATEGORY), dtype=np.int64)
         category = np.full(len(ids), UNKNOWN_CATEGORY, dtype=np.int64)
         category[np.asarray(pc.index_in(catalogue, value_set=ids))] = codes
-        return cls(ids, events.astype(np.int64), category, len(event_items))
+        return cls(ids, events, category, int(counts.sum()))
 
     def share_and_category(self, item_ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """``p(i)`` (0.0 for an item without population events) and the category code of each given item."""

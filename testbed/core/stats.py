@@ -296,7 +296,8 @@ def compare_strata_and_domains(sample: PairedSample, resamples: int, seed: int, 
     position[order] = np.arange(sample.n)  # row i of `sample` is row position[i] of `ordered`
     columns = [ordered.metrics.index(name) for name in domain_metrics]
     mapped = {label: np.sort(position[rows]) for label, rows in domains.items()}
-    extra = ManyDomainMeans(np.hstack([ordered.control[:, columns], ordered.candidate[:, columns]]),
+    # a domain's delta of weighted means is the weighted mean of the per-user differences: one column per metric
+    extra = ManyDomainMeans(ordered.candidate[:, columns] - ordered.control[:, columns],
                             ordered.weights, mapped, resamples) if mapped else None
     means = weighted_means_by_domain(np.hstack([ordered.control, ordered.candidate]), ordered.weights, groups,
                                      {"all": slice(None), **blocks}, resamples=resamples,
@@ -308,15 +309,16 @@ def compare_strata_and_domains(sample: PairedSample, resamples: int, seed: int, 
 
 
 def _domain_deltas(ordered: PairedSample, columns: list[int], domains: Mapping[str, np.ndarray],
-                   means: Mapping[str, Replicates]) -> dict[str, DomainDelta]:
-    m = len(columns)
+                   deltas: Mapping[str, Replicates]) -> dict[str, DomainDelta]:
     out = {}
     for label, rows in domains.items():
-        part, rep = ordered.subset(rows), means[label]
-        delta = rep.map(lambda x: x[..., m:] - x[..., :m])
+        part, delta = ordered.subset(rows), deltas[label]
         residuals = (part.candidate[:, columns] - part.control[:, columns]) - delta.estimate
         factor = small_sample_factor(effective_df(part.weights, residuals))
-        out[label] = DomainDelta(part.n, rep.estimate[:m], rep.estimate[m:], delta.widen(factor))
+        total = float(part.weights.sum())
+        control, candidate = (part.weights @ values[:, columns] / total if total > 0 else
+                              np.full(len(columns), math.nan) for values in (part.control, part.candidate))
+        out[label] = DomainDelta(part.n, control, candidate, delta.widen(factor))
     return out
 
 

@@ -83,10 +83,9 @@ def variant_rankings(ctx: RunContext) -> pa.Table:
     return pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]).select(list(RANKING_COLUMNS))
 
 
-def item_stats(ctx: RunContext, manifest: Manifest, items: pa.Table) -> ItemStats:
+def item_stats(ctx: RunContext, items: pa.Table) -> ItemStats:
     """The pre-cutoff population popularity and the category of each item (the beyond-accuracy metrics')."""
-    return ItemStats.from_tables(slice_data.read(ctx, "population_events", ["item_id", "event_time"]), items,
-                                 manifest.time.cutoff)
+    return ItemStats.from_popularity(ctx.storage.read_parquet(ctx.layout.item_popularity), items)
 
 
 def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_user: pa.Table,
@@ -116,7 +115,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     ctx.storage.write_parquet(ctx.layout.labels, labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
-    items = item_stats(ctx, manifest, catalogue)
+    items = item_stats(ctx, catalogue)
     per_user = metrics.per_user_metrics(rankings, labels, k, items)
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)

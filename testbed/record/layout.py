@@ -151,6 +151,12 @@ class RunLayout:
         user's pre-cutoff events the lake-population features and the candidates' popularity read, no user_id"""
         return self.uri("slice", f"{name}.parquet")
 
+    @property
+    def item_popularity(self) -> str:
+        """slice/item_popularity.parquet: the extract's events per item in the popularity window (item_id, events;
+        testbed.core.beyond_accuracy.item_popularity); derived from population_events, so not in the slice digest"""
+        return self.uri("slice", "item_popularity.parquet")
+
     def batch_features(self, entity: str) -> str:
         return self.uri("features", f"batch_{entity}.parquet")
 
