@@ -159,13 +159,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"{label:<12}{value}" for label, value in rows]
     metrics = result.get("metrics") or []
     if metrics:
-        width = max(12, *(len(m["metric"]) for m in metrics)) + 2
+        labels = [facts.metric_label(m["metric"]) for m in metrics]
+        width = max(12, *(len(label) for label in labels)) + 2
         shown = facts.level(metrics[0].get("confidence"))  # one level for every metric interval of a run
         lines.append(f"{'metric':<{width}}{'control':>10}{'candidate':>11}{'delta':>10}  "
                      + (f"{shown} CI" if shown else "interval"))
-        for m in metrics:
+        for label, m in zip(labels, metrics, strict=True):
             lo, hi = m["interval"] or (None, None)
-            lines.append(f"{m['metric']:<{width}}{facts.num(m['control']):>10}{facts.num(m['candidate']):>11}"
+            lines.append(f"{label:<{width}}{facts.num(m['control']):>10}{facts.num(m['candidate']):>11}"
                          f"{facts.signed(m['delta']):>10}  [{facts.signed(lo)}, {facts.signed(hi)}]")
     tail: list[tuple[str, str]] = []
     if result.get("list_change"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
 from testbed.core.gates import STATISTICAL_KINDS, role_blocks
-from testbed.core.metrics import COVERAGE
+from testbed.core.metrics import COVERAGE, metric_named
 from testbed.record.base import OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_PASS, Number
 from testbed.record.drift import DriftDocument, DriftFeature
 from testbed.record.evaluation import MetricDelta, MetricsDocument, RetrainSpread
@@ -171,6 +171,16 @@ def top_deltas(metrics: MetricsDocument | None, count: int | None = None,
 
     ranked = sorted(deltas(metrics, stratum).items(), key=lambda item: (-size(item), item[0]))
     return ranked[:count] if count is not None else ranked
+
+
+def metric_label(name: str) -> str:
+    """A metric's name as a table shows it: marked when a lower value is better (arp, exposure_gini), so a
+    negative delta there reads as the gain it is."""
+    try:
+        lower = not metric_named(name).higher_is_better
+    except ValueError:  # a name this code does not register (an older record): shown as it is
+        lower = False
+    return f"{name} (lower is better)" if lower else name
 
 
 def model_value(metrics: MetricsDocument | None, model: str, metric: str, stratum: str = "all") -> Number | None:

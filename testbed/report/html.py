@@ -203,7 +203,8 @@ def metrics_section(data: RunData) -> str:
         for name, d in sorted(facts.deltas(data.metrics, stratum).items()):
             retrains = facts.retrain_text(facts.retrain_spread(data.metrics, name)) if stratum == "all" else None
             shown = facts.interval_at(d.interval, data.metric_confidence, sign=True)
-            rows.append([esc(stratum), esc(name), esc(facts.num(d.control)), esc(facts.num(d.candidate)),
+            rows.append([esc(stratum), esc(facts.metric_label(name)), esc(facts.num(d.control)),
+                         esc(facts.num(d.candidate)),
                          esc(facts.signed(d.delta)), esc(facts.percent(d.relative)),
                          esc(f"{shown}; {retrains}" if retrains else shown),
                          esc(facts.pvalue(d.p_value)), esc(facts.num(d.n))])

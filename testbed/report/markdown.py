@@ -53,7 +53,8 @@ def _deltas(data: RunData) -> list[str]:
     if not top or data.metrics is None:
         return []
     heading = f"## Top deltas (all users, K={data.k}; {data.metrics.interval})"
-    rows = [[name, facts.num(d.control), facts.num(d.candidate), facts.signed(d.delta), facts.percent(d.relative),
+    rows = [[facts.metric_label(name), facts.num(d.control), facts.num(d.candidate), facts.signed(d.delta),
+             facts.percent(d.relative),
              _with_retrains(facts.interval_at(d.interval, data.metric_confidence, sign=True),
                             facts.retrain_text(facts.retrain_spread(data.metrics, name)))] for name, d in top]
     coverage = facts.coverage_name(data.metrics)

@@ -30,6 +30,13 @@ def test_number_formats() -> None:
     assert not facts.is_number(True) and not facts.is_number("1") and facts.is_number(3)
 
 
+def test_metrics_better_when_lower_are_marked_in_tables() -> None:
+    assert facts.metric_label("arp@10") == "arp@10 (lower is better)"
+    assert facts.metric_label("exposure_gini@5") == "exposure_gini@5 (lower is better)"
+    assert facts.metric_label("ndcg@10") == "ndcg@10" and facts.metric_label("revenue_per_user@10") == "revenue_per_user@10"
+    assert facts.metric_label("retired_metric@10") == "retired_metric@10"  # an older record's name stays as it is
+
+
 def test_failed_gates_come_first_then_inconclusive_then_passed() -> None:
     ordered = facts.ordered_gates(report_run.gates_model())
     assert [(g.name, g.stratum, g.outcome) for g in ordered] == [
