@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 
 def loaded_from(layers: dict[str, str]) -> dict[str, list[str]]:
@@ -80,11 +81,16 @@ def task_scipy_stats(spec: dict) -> dict:
 
 
 def task_data(spec: dict) -> dict:
-    """pyarrow writes and reads Parquet; DuckDB queries it; the rest of the data layer imports and works."""
+    """What the steps do with the data layer, so that a trimmed library that loads lazily fails here: Parquet
+    written and read (file and buffer, columns, schema), datasets, JSON decoding, Acero's group-by, the compute
+    kernels the steps call, and DuckDB over Parquet and Arrow in both directions."""
+    import io
+
     import duckdb
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
     table = pa.table({"user_id": [f"u{i % 7}" for i in range(1000)], "x": list(range(1000))})
@@ -94,13 +100,67 @@ def task_data(spec: dict) -> dict:
         back = pq.read_table(path)
         assert back.equals(table), "Parquet round trip changed the table"
         assert ds.dataset(path, format="parquet").count_rows() == 1000
+        assert pq.read_schema(path) == table.schema
         assert pc.sum(back["x"]).as_py() == 499500
         con = duckdb.connect()
         [(users, total)] = con.execute("SELECT count(DISTINCT user_id), sum(x) FROM read_parquet(?)", [path]).fetchall()
         assert (users, total) == (7, 499500), (users, total)
         arrow = con.sql("SELECT user_id, sum(x) AS s FROM back GROUP BY 1 ORDER BY 1").to_arrow_table()
         assert arrow.num_rows == 7
-    return {"pyarrow": pa.__version__, "duckdb": duckdb.__version__, **smoke_data_libraries()}
+        con.register("registered", table)
+        assert con.sql("SELECT count(*) FROM registered").fetchall() == [(1000,)]
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    assert pq.read_table(pa.BufferReader(buffer.getvalue()), columns=["x"]).num_columns == 1
+    assert table.group_by("user_id").aggregate([("x", "count")]).num_rows == 7
+    decoded = pajson.read_json(io.BytesIO(b'{"user_id": "u1", "x": 3, "extra": 1}\n{"user_id": "u2", "x": 4}'),
+                               parse_options=pajson.ParseOptions(explicit_schema=table.schema,
+                                                                 unexpected_field_behavior="ignore"))
+    assert decoded.column_names == ["user_id", "x"] and decoded.num_rows == 2
+    return {"pyarrow": pa.__version__, "duckdb": duckdb.__version__, "compute_kernels": exercise_compute(pc, pa),
+            **smoke_data_libraries()}
+
+
+def exercise_compute(pc: Any, pa: Any) -> int:
+    """The compute kernels testbed calls (kernels are registered in libarrow_compute, loaded with pyarrow)."""
+    users = pa.array(["u2", "u1", None, "u2"])
+    lists = pa.array([[1, 2], [], [3]])
+    ints = pa.array([1, 5])
+    results = [
+        pc.index_in(users, value_set=pa.array(["u1", "u2"])), pc.is_in(users, value_set=pa.array(["u1"])),
+        pc.unique(users), pc.dictionary_encode(users), pc.fill_null(users, "none"), pc.count_distinct(users),
+        pc.sort_indices(users), pc.array_sort_indices(users), pc.is_valid(users), pc.invert(pc.is_valid(users)),
+        pc.binary_join_element_wise(users, users, "-"), pc.filter(users, pc.not_equal(users, "u1")),
+        pc.any(pc.equal(users, "u1")), pc.list_value_length(lists), pc.list_flatten(lists),
+        pc.if_else(pc.greater(ints, 2), 1, 0), pc.less(ints, 2), pc.less_equal(ints, 2), pc.greater_equal(ints, 2),
+        pc.and_(pa.array([True]), pa.array([False])), pc.and_kleene(pa.array([True]), pa.array([None], pa.bool_())),
+        pc.or_kleene(pa.array([False]), pa.array([True])), pc.round(pc.divide(pc.multiply(ints, 3), 2), 1),
+        pc.mean(ints), pc.min(ints), pc.max(ints),
+    ]
+    assert pc.utf8_lpad(pc.cast(ints, pa.string()), width=3, padding="0").to_pylist() == ["001", "005"]
+    return len(results)
+
+
+def task_powertools(spec: dict) -> dict:
+    """What testbed.observability does in Lambda: Logger, a Tracer subsegment with the tracer enabled (as it is
+    in Lambda, which patches boto3 and the standard library through aws-xray-sdk) and an EMF metric."""
+    os.environ.update(LAMBDA_TASK_ROOT=tempfile.gettempdir(), AWS_LAMBDA_FUNCTION_NAME="probe",
+                      _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")
+    from aws_lambda_powertools import Logger, Tracer
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    log = Logger(service="probe")
+    log.append_keys(step="probe")
+    log.set_correlation_id("run")
+    tracer = Tracer(service="probe")
+    assert not tracer.disabled, "the tracer is disabled: not exercising the Lambda path"
+    with tracer.provider.in_subsegment("## probe") as subsegment:
+        subsegment.put_annotation(key="run_id", value="run")
+    metrics = EphemeralMetrics(namespace="Probe", service="probe")
+    metrics.add_dimension(name="step", value="probe")
+    metrics.add_metric(name="StepSeconds", unit=MetricUnit.Seconds, value=1.0)
+    metrics.flush_metrics()
+    return {"xray_patched": sorted(name for name in sys.modules if name.startswith("aws_xray_sdk.ext."))}
 
 
 def smoke_data_libraries() -> dict:
@@ -128,7 +188,8 @@ def smoke_data_libraries() -> dict:
     return {"pydantic": pydantic.VERSION, "sqlglot": sqlglot.__version__, "pygal": pygal.__version__}
 
 
-TASKS = {"handler": task_handler, "lightgbm": task_lightgbm, "scipy_stats": task_scipy_stats, "data": task_data}
+TASKS = {"handler": task_handler, "lightgbm": task_lightgbm, "scipy_stats": task_scipy_stats, "data": task_data,
+         "powertools": task_powertools}
 
 
 def main() -> None:

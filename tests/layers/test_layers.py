@@ -7,6 +7,8 @@ twin instead). Without a build under build/layers the build tests are skipped; t
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +58,37 @@ def test_importtime_total_sums_only_top_level_entries() -> None:
     assert build.top_level_import_us(stderr) == (5300, 5000)
 
 
+def test_size_failures_name_the_function_over_budget_or_short_of_headroom() -> None:
+    def sized_at(total_mib: float) -> dict[str, object]:
+        return build.against_budget(int(total_mib * build.MIB))
+
+    assert build.size_failures({"fits": sized_at(200.0)}) == []
+    assert build.size_failures({"score": sized_at(235.5)}) == [
+        "score: 235.5 MiB leaves 14.5 MiB under 250.0 MiB, less than the 20.0 MiB headroom"]
+    assert build.size_failures({"score": sized_at(251.0)}) == ["score: 251.0 MiB > 250.0 MiB budget"]
+
+
+def test_sourceless_layers_keep_bytecode_beside_a_removed_source(tmp_path: Path) -> None:
+    """Legacy .pyc next to where the .py was import without it and name Lambda's path in tracebacks; a file that
+    does not compile keeps its source."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text("def where():\n    return where.__code__.co_filename\n")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    build.compile_bytecode(tmp_path, sys.executable, sourceless=True)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "broken.py", "pkg/__init__.pyc", "pkg/mod.pyc"]
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import pkg.mod; print(pkg.mod.where())"
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "/opt/python/pkg/mod.py"
+
+
+def test_a_sourceless_module_still_clashes_with_the_runtimes_source(tmp_path: Path) -> None:
+    (tmp_path / "six.pyc").write_bytes(b"")
+    (tmp_path / "pkg").mkdir()
+    assert build.top_level_names(tmp_path) == {"six.py", "pkg"}
+
+
 @pytest.fixture(scope="module")
 def sized() -> Any:
     """The build whose sizes count: the Lambda (cp312) build, else the host twin."""
@@ -81,6 +114,16 @@ def test_every_function_within_budget(sized: Any) -> None:
     assert set(functions) == {p.parent.name for p in (ROOT / "functions").glob("*/handler.py")}
     over = {step: f["total_mib"] for step, f in functions.items() if not f["within_budget"]}
     assert not over, f"over the {build.BUDGET_MIB} MiB unzipped budget: {over}"
+
+
+def test_every_function_keeps_the_headroom(sized: Any) -> None:
+    assert not build.size_failures(build.size_report(sized, zipped=False)["functions"])
+
+
+def test_third_party_layers_ship_bytecode_only(sized: Any) -> None:
+    info = json.loads(sized.info_file.read_text())
+    sources = [str(p) for layer in info["sourceless"] for p in sized.python_dir(layer).rglob("*.py")]
+    assert not sources
 
 
 def test_layers_do_not_overlap_and_dependencies_are_complete(sized: Any) -> None:
