@@ -1,9 +1,10 @@
 """Step 6: candidates per user from pre-cutoff data, scored by both models; top K and request latencies.
 
 A run may split users into shards (the deployed workflow maps over them); each shard writes its own
-`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. Seed variants of the models
-(manifest `seed_variants`) are ranked on their model's inputs into `seed_variants/shard-NNNNN.parquet`, apart
-from the two models' rankings and never timed. The what-if step ranks
+`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. Its counts and timings go to
+`scores/shard-NNNNN.result.json` (the record and the benchmarks sum them); it returns only that key and counts.
+Seed variants of the models (manifest `seed_variants`) are ranked on their model's inputs into
+`seed_variants/shard-NNNNN.parquet`, apart from the two models' rankings and never timed. The what-if step ranks
 through the same functions (`load_models`, `candidate_matrix`, `rank`).
 """
 
@@ -33,7 +34,7 @@ from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
 from testbed.record.attribution import ShardAttribution
-from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
+from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency, ShardResult
 from testbed.record.steps import ScoreResult
 
 
@@ -148,6 +149,8 @@ def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedMo
 
 
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
+    """Score one shard; its numbers go to its result document and only their key and counts are returned."""
+    started = time.perf_counter()
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     sets = feature_sets.by_role(ctx.storage, manifest)
     models = load_models(ctx.storage, manifest, sets)
@@ -179,6 +182,10 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
         users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"], paired=True,
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
-    return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
-                       predict_seconds=ranked.predict_seconds, attribution_users=attributed,
-                       attribution_seconds=attribution_seconds).model_dump(mode="json")
+    users, rows = int(len(starts) - 1), int(len(user_ids))
+    result = ctx.layout.shard_result(shard_index)
+    io.write(ctx.storage, result, ShardResult(
+        shard=shard_index, users=users, candidate_rows=rows, predict_seconds=ranked.predict_seconds,
+        attribution_users=attributed, attribution_seconds=attribution_seconds,
+        seconds=round(time.perf_counter() - started, 3)))
+    return ScoreResult(shard=shard_index, result=result.uri, users=users, candidate_rows=rows).model_dump(mode="json")
