@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError("--lake is required for a local run")
     with _progress(args) as progress, _workflow_error(progress):
         result = run_local(Path(args.manifest), args.lake, Path(args.out or "testbed-runs"), progress,
-                           settings=args.settings)
+                           settings=args.settings, watch=not args.quiet)
     if args.trace and not args.json:
         _print_trace(result.history)
     return int(_local_summary("run", args)(result.run_dir, result.decision, result.existing))

@@ -87,8 +87,10 @@ def deploy_local_workflow(aws: EmbeddedAWS, settings: Settings) -> str:
 
 
 def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | None = None,
-              settings: Settings | None = None) -> LocalResult:
-    """Run a manifest through the embedded workflow; `settings` default to the process environment's."""
+              settings: Settings | None = None, *, watch: bool = True) -> LocalResult:
+    """Run a manifest through the embedded workflow; `settings` default to the process environment's. Without a
+    progress callback, or with `watch` False (--quiet), the steps are reported once the execution ends: fetching
+    moto's whole history while it runs costs CPU the run's own thread needs."""
     raw = read_manifest_file(manifest_path)
     settings = settings or Settings.from_environment()
     if is_s3(lake):  # fetch the window's partitions with real credentials before AWS is emulated
@@ -109,7 +111,8 @@ def run_local(manifest_path: Path, lake: str, out: Path, progress: Progress | No
         execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}",
                                         input=json.dumps(state))
         ended = follow(sfn, execution["executionArn"], progress or (lambda *_: None),
-                       poll_s=LOCAL_FIRST_POLL_SECONDS, max_poll_s=LOCAL_MAX_POLL_SECONDS)
+                       poll_s=LOCAL_FIRST_POLL_SECONDS, max_poll_s=LOCAL_MAX_POLL_SECONDS,
+                       watch=watch and progress is not None)
         output = json.loads(ended.get("output") or "{}")
         run_id = (output.get("run") or {}).get("run_id") or run_id_from_history(ended["history"])
         there_first = local_records.publish(embedded, f"s3://{LOCAL_BUCKET}", run_id, out) if run_id else None

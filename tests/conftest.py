@@ -23,6 +23,21 @@ SMALL_LAKE = LakeSpec(users=1500, days=120, seed=11)
 PII_SECRET = "test-secret-0123456789abcdef"
 
 
+# The order xdist hands test files out in (pyproject: --dist loadfile --no-loadscope-reorder): the own-model example
+# first (it makes its own lake, so the other worker builds the shared one meanwhile), then the files of whole runs,
+# and the many quick unit files last, so that both workers finish together.
+FILE_ORDER = ("tests/e2e/test_own_model.py", "tests/e2e/", "tests/functional/", "tests/infra/", "tests/layers/",
+              "tests/steps/", "tests/unit/")
+
+
+def _file_rank(item: pytest.Item) -> int:
+    return next((rank for rank, prefix in enumerate(FILE_ORDER) if item.nodeid.startswith(prefix)), len(FILE_ORDER))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_file_rank)  # stable: each file's tests keep their order
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _pii_secret() -> None:
     os.environ["TESTBED_PII_SECRET"] = PII_SECRET
@@ -83,12 +98,14 @@ def small_models(small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             for role, path in paths.items()}
 
 
+# attribution_users 0 turns TreeSHAP off: only the runs whose tests read attribution.json ask for it (ATTRIBUTION).
+ATTRIBUTION = {"attribution_users": 20}
 BASE_MANIFEST: dict[str, Any] = {
     "name": "small-test",
     "segment": {"name": "everyone", "filters": []},
     "time": {"start": "2026-08-02T00:00:00Z", "cutoff": "2026-10-17T00:00:00Z", "end": "2026-10-31T00:00:00Z"},
     "sampling": {"strategy": "uniform", "rate": 0.5, "seed": 3, "min_events_per_user": 1},
-    "evaluation": {"k": 10, "candidates_per_user": 50, "latency_sample_users": 20, "attribution_users": 20},
+    "evaluation": {"k": 10, "candidates_per_user": 50, "latency_sample_users": 20, "attribution_users": 0},
     "gates": [
         {"name": "ndcg-not-worse", "kind": "non_inferiority", "metric": "ndcg@10", "margin": 0.02},
         {"name": "latency-p95", "kind": "latency", "percentile": 95, "bound": 1000},

@@ -35,15 +35,16 @@ def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
 
 
 def follow(sfn: Any, execution_arn: str, progress: Progress, *, poll_s: float = 2.0, max_poll_s: float = 10.0,
-           deadline_s: float = DEADLINE_SECONDS, stop_at_deadline: bool = True) -> dict[str, Any]:
-    """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
+           deadline_s: float = DEADLINE_SECONDS, stop_at_deadline: bool = True, watch: bool = True) -> dict[str, Any]:
+    """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes; unwatched
+    (`watch` False: nothing shows the steps as they go), the history is fetched once, when the execution ends."""
     seen, started, next_history = 0, time.monotonic(), 0.0
     events: list[dict[str, Any]] = []
     entered: dict[str, Any] = {}  # step -> when its state was first entered
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
         finished = described["status"] != "RUNNING"
-        if finished or time.monotonic() >= next_history:
+        if finished or (watch and time.monotonic() >= next_history):
             fetched = time.monotonic()
             events = history(sfn, execution_arn)
             # The whole history comes back each time (moto serialises it slowly, holding the GIL the execution's

@@ -24,7 +24,7 @@ import pytest
 from testbed.cli import main
 from testbed.core.pii import mask_value
 from testbed.local import run_local
-from tests.conftest import BASE_MANIFEST, PII_SECRET
+from tests.conftest import ATTRIBUTION, BASE_MANIFEST, PII_SECRET
 from tests.run_record_check import check_run_files
 
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3, "ERROR": 4}
@@ -83,7 +83,8 @@ def slice_users(run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def base_manifest(small_models: dict[str, dict[str, str]]) -> dict[str, Any]:
-    return make_manifest(small_models)
+    """The runs whose records are checked document by document, attribution.json included, ask for attribution."""
+    return make_manifest(small_models, evaluation={**BASE_MANIFEST["evaluation"], **ATTRIBUTION})
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def run_stratified(small_models: dict[str, dict[str, str]], small_lake: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Stratified over loyalty_tier at rate 0.1, with two gates that cannot pass on such a slice."""
     manifest = make_manifest(
-        small_models, name="stratified",
+        small_models, name="stratified", evaluation={**BASE_MANIFEST["evaluation"], **ATTRIBUTION},
         sampling={"strategy": "stratified", "rate": 0.1, "seed": 3, "strata": ["loyalty_tier"],
                   "min_events_per_user": 1},
         gates=[

@@ -148,7 +148,7 @@ def _manifest(foreign: dict[str, Any], name: str, filters: list[dict[str, Any]])
         "segment": {"name": "foreign", "filters": filters},
         "time": RUN_TIME,
         "sampling": {"strategy": "uniform", "rate": 1.0, "seed": 5, "min_events_per_user": 1},
-        "evaluation": {"k": 10, "candidates_per_user": 30, "latency_sample_users": 5},
+        "evaluation": {"k": 10, "candidates_per_user": 30, "latency_sample_users": 5, "attribution_users": 0},
         "gates": [{"name": "ndcg-not-worse", "kind": "non_inferiority", "metric": "ndcg@10", "margin": 0.05,
                    "min_users": 5}],
         "models": foreign["models"],
