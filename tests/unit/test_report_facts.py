@@ -33,7 +33,8 @@ def test_number_formats() -> None:
 def test_metrics_better_when_lower_are_marked_in_tables() -> None:
     assert facts.metric_label("arp@10") == "arp@10 (lower is better)"
     assert facts.metric_label("exposure_gini@5") == "exposure_gini@5 (lower is better)"
-    assert facts.metric_label("ndcg@10") == "ndcg@10" and facts.metric_label("revenue_per_user@10") == "revenue_per_user@10"
+    assert facts.metric_label("ndcg@10") == "ndcg@10"
+    assert facts.metric_label("revenue_per_user@10") == "revenue_per_user@10"
     assert facts.metric_label("retired_metric@10") == "retired_metric@10"  # an older record's name stays as it is
 
 
