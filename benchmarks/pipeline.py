@@ -378,7 +378,8 @@ def write_manifest(path: Path, scale_name: str, scale: Scale, models: Path, trai
 
 
 def merge_shards(value: Any) -> dict[str, Any]:
-    """A step's result; a Map step's list of shard results becomes one dict (counts and seconds summed)."""
+    """A step's result; a list of shard results (the scoring shards' documents) becomes one dict (counts and
+    seconds summed)."""
     if isinstance(value, dict):
         return value
     if not isinstance(value, list):
@@ -395,6 +396,15 @@ def merge_shards(value: Any) -> dict[str, Any]:
                 for k, v in item.items():
                     totals[k] = round(totals.get(k, 0) + v, 4)
     return merged
+
+
+def shard_results(run_dir: Path) -> list[dict[str, Any]]:
+    """The scoring shards' result documents (the workflow's state keeps only their number), each shard's own
+    `seconds` as its `elapsed_s`."""
+    from testbed.record.scores import ShardResult
+
+    docs = [ShardResult.model_validate_json(path.read_text()) for path in sorted(run_dir.glob("scores/*.result.json"))]
+    return [{**doc.model_dump(mode="json", exclude={"seconds"}), "elapsed_s": doc.seconds} for doc in docs]
 
 
 def step_rows(step: str, out: dict[str, Any], steps: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -448,6 +458,8 @@ def run_pipeline(workdir: Path, manifest_path: Path, lake: Path, profile: Path |
         raise SystemExit("benchmark: the run already existed, so no step ran; use a fresh --workdir")
     validate = next((e["result"] for e in res["progress"] if e["step"] == "validate" and e["result"]), {})
     steps_out = {"validate": validate, **{k: merge_shards(v) for k, v in (res["steps"] or {}).items()}}
+    if "score" in steps_out:
+        steps_out["score"] = merge_shards(shard_results(Path(res["run_dir"])))
     walls = observed_walls(res["progress"])
     order = [*NAMES, *(s for s in steps_out if s not in NAMES)]
     table: dict[str, Any] = {}

@@ -5,7 +5,11 @@ nothing else differs. Tasks use the plain function-ARN resource, so a handler's 
 result as is. Every task retries transient errors with backoff and catches everything else into
 RecordError, which writes decision ERROR; the execution then fails with the original error name and cause.
 Teardown runs after the record and after RecordError, so ephemeral resources go in both cases.
-Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES).
+Scoring is a Distributed Map over one S3 object per user shard (moto has no ItemBatcher; see FIELD-NOTES), at
+most the step's `max_concurrency` at once. The state is capped at 256 KiB, and the AWS docs name only ResultWriter
+(which moto lacks) for Map outputs over it, without saying that ResultPath or ResultSelector avoid the check; so
+each shard writes its numbers to its own result document (scores/shard-NNNNN.result.json), its item's output is
+`{}` (OutputPath null) and the Map keeps `{"shards": N}`: a few bytes per shard collected, none kept.
 Looping steps (replay, consume) checkpoint their progress and return `done`; a Choice calls them again until
 it is true, at most the step's `max_rounds` times (a counter at `$.rounds.<step>`); past that the run records
 ERROR (LoopLimitError). The concurrent steps (evaluate, drift, what-if) are the branches of one Parallel state.
@@ -50,6 +54,10 @@ def _task(arn: str, step: Step, result_path: str, next_state: str | None) -> dic
 
 
 def _score_map(arn: str, step: Step, next_state: str) -> dict[str, Any]:
+    """The Distributed Map over the shard objects. Each shard's numbers stay in its result document; the item's
+    output is `{}` (OutputPath null) and the Map keeps only the number of items, so the state does not grow with
+    the shard count (AWS checks the collected outputs against the 256 KiB cap, ResultSelector or not)."""
+    shard = f"{step.state}Shard"
     return {
         "Type": "Map",
         "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
@@ -59,9 +67,11 @@ def _score_map(arn: str, step: Step, next_state: str) -> dict[str, Any]:
         "MaxConcurrency": step.max_concurrency,
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-            "StartAt": f"{step.state}Shard",
-            "States": {f"{step.state}Shard": {"Type": "Task", "Resource": arn, "Retry": _retry(), "End": True}},
+            "StartAt": shard,
+            "States": {shard: {"Type": "Task", "Resource": arn, "Retry": _retry(), "OutputPath": None,
+                               "End": True}},
         },
+        "ResultSelector": {"shards.$": "States.ArrayLength($)"},
         "ResultPath": f"$.steps.{step.name}",
         "Catch": _catch(step),
         "Next": next_state,

@@ -15,7 +15,7 @@ from testbed.record import io
 from testbed.record.layout import DocumentPath, RunLayout
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "run-record"
-SHARD_FILE = re.compile(r"scores/shard-(\d{5})\.(latency|error)\.json")
+SHARD_FILE = re.compile(r"scores/shard-(\d{5})\.(result|latency|error)\.json")
 
 
 def document_path(layout: RunLayout, relative: str) -> DocumentPath[Any]:
@@ -23,7 +23,8 @@ def document_path(layout: RunLayout, relative: str) -> DocumentPath[Any]:
     shard = SHARD_FILE.fullmatch(relative)
     if shard:
         index = int(shard.group(1))
-        return layout.shard_latency(index) if shard.group(2) == "latency" else layout.shard_error(index)
+        return {"result": layout.shard_result, "latency": layout.shard_latency,
+                "error": layout.shard_error}[shard.group(2)](index)
     attribution = re.fullmatch(r"attribution/shard-(\d{5})\.json", relative)
     if attribution:
         return layout.shard_attribution(int(attribution.group(1)))

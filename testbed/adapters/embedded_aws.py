@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from testbed.adapters import moto_kinesis
+from testbed.adapters import moto_item_reader, moto_kinesis
 from testbed.adapters.aws import Clients, clients_for, reset_clients
 from testbed.settings import Settings
 
@@ -107,6 +107,7 @@ def embedded_aws(settings: Settings | None = None) -> Iterator[EmbeddedAWS]:
     # moto's interpreter logs every caught task failure at ERROR; the run record and the CLI report them.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     moto_kinesis.install()
+    moto_item_reader.install()
     original = LambdaFunction.invoke
     try:
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):

@@ -39,6 +39,7 @@ def follow(sfn: Any, execution_arn: str, progress: Progress, *, poll_s: float = 
     """Poll an execution to its end (bounded), reporting each tracked step as it starts and finishes."""
     seen, started, next_history = 0, time.monotonic(), 0.0
     events: list[dict[str, Any]] = []
+    entered: dict[str, Any] = {}  # step -> when its state was first entered
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
         finished = described["status"] != "RUNNING"
@@ -54,11 +55,15 @@ def follow(sfn: Any, execution_arn: str, progress: Progress, *, poll_s: float = 
                 step, phase = marked
                 index = steps.TRACKED.index(step) + 1
                 result = None
-                if phase == "exited":
+                if phase == "entered":
+                    entered.setdefault(step, event["timestamp"])
+                else:
                     output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
                     result = _step_result(output, step)
                     if not result and isinstance(output.get("error"), dict):  # caught: the step failed
                         result = {"failed": output["error"].get("Error", "Error")}
+                    elif "elapsed_s" not in result and step in entered:  # the scoring Map: no handler timed it
+                        result["elapsed_s"] = round((event["timestamp"] - entered[step]).total_seconds(), 3)
                 progress(step, index, len(steps.TRACKED), result)
         seen = len(events)
         if finished:
@@ -74,11 +79,7 @@ def follow(sfn: Any, execution_arn: str, progress: Progress, *, poll_s: float = 
 
 def _step_result(output: dict[str, Any], step: str) -> dict[str, Any]:
     value = output.get("run") if step == "validate" else (output.get("steps") or {}).get(step)
-    if isinstance(value, list):  # the scoring Map: one result per shard
-        done = [v for v in value if isinstance(v, dict)]
-        return {"shards": len(value), "users": sum(v.get("users", 0) for v in done),
-                "elapsed_s": max((v.get("elapsed_s", 0.0) for v in done), default=0.0)}
-    return value if isinstance(value, dict) else {}
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def raise_for_failure(error: str, cause: str) -> None:

@@ -21,8 +21,9 @@ from testbed.manifest import Manifest
 from testbed.pipeline import claim
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.report import write_run_reports
-from testbed.record import io
+from testbed.record import documents, io
 from testbed.record.gates import GateRow, GatesDocument, ParityFailureGates
+from testbed.record.layout import DocumentPath
 from testbed.record.run import (
     CostEstimate,
     ErrorRecord,
@@ -53,11 +54,14 @@ def cost_estimate(step_seconds: dict[str, float], bytes_scanned: int) -> dict[st
 
 
 def _step_seconds(steps: dict[str, Any]) -> dict[str, float]:
-    seconds = {}
-    for name, out in steps.items():
-        parts = out if isinstance(out, list) else [out]  # the scoring Map returns one result per shard
-        seconds[name] = round(sum(float(p.get("elapsed_s", 0.0)) for p in parts if isinstance(p, dict)), 3)
-    return seconds
+    return {name: round(float(out.get("elapsed_s", 0.0)), 3) for name, out in steps.items() if isinstance(out, dict)}
+
+
+def _score_seconds(ctx: RunContext) -> float:
+    """Every scoring shard's seconds, summed (Lambda bills each shard): from their result documents, since the
+    workflow's state keeps only the number of shards."""
+    keys = sorted(k for k in ctx.storage.list_keys(ctx.layout.scores + "/") if k.endswith(".result.json"))
+    return round(sum(io.read(ctx.storage, DocumentPath(k, documents.SHARD_RESULT)).seconds for k in keys), 3)
 
 
 def _parity_summary(ctx: RunContext) -> ParitySummary:
@@ -78,9 +82,10 @@ def run_record(ctx: RunContext, manifest: Manifest, validation: dict[str, Any],
     stats = io.read(storage, layout.slice_stats)
     replay = io.read(storage, layout.replay)
     stream = io.read(storage, layout.stream_stats)
-    # replay and consume loop: their last invocation's elapsed_s is not the step's time, their summaries are
+    # replay and consume loop: their last invocation's elapsed_s is not the step's time, their summaries are;
+    # the scoring Map's shards report theirs in their result documents
     timings = {"validate": float(validation.get("elapsed_s", 0.0)), **_step_seconds(steps),
-               "replay": replay.seconds, "consume": stream.seconds}
+               "replay": replay.seconds, "consume": stream.seconds, "score": _score_seconds(ctx)}
     draft = RunRecord(
         run_id=ctx.run_id,
         decision=decided.decision,

@@ -1,9 +1,10 @@
 """Step 6: candidates per user from pre-cutoff data, scored by both models; top K and request latencies.
 
 A run may split users into shards (the deployed workflow maps over them); each shard writes its own
-`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. Seed variants of the models
-(manifest `seed_variants`) are ranked on their model's inputs into `seed_variants/shard-NNNNN.parquet`, apart
-from the two models' rankings and never timed. The what-if step ranks
+`scores/shard-NNNNN.parquet` and latency file, and the evaluate step merges them. Its counts and timings go to
+`scores/shard-NNNNN.result.json` (the record and the benchmarks sum them); it returns only that key and counts.
+Seed variants of the models (manifest `seed_variants`) are ranked on their model's inputs into
+`seed_variants/shard-NNNNN.parquet`, apart from the two models' rankings and never timed. The what-if step ranks
 through the same functions (`load_models`, `candidate_matrix`, `rank`). A model given as a rankings file
 (manifest kind rankings) is not scored: its lists for the shard's users are written as they are, untimed.
 """
@@ -34,7 +35,7 @@ from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
 from testbed.record.attribution import ShardAttribution
-from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency
+from testbed.record.scores import ModelShardLatency, ShardError, ShardLatency, ShardResult
 from testbed.record.steps import ScoreResult
 
 
@@ -162,15 +163,17 @@ def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedMo
 
 
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
+    """Score one shard; its numbers go to its result document and only their key and counts are returned."""
+    started = time.perf_counter()
     windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     sets = feature_sets.by_role(ctx.storage, manifest)
     models = load_models(ctx.storage, manifest, sets)
     variants = load_seed_variants(ctx.storage, manifest, sets)
     inputs = feature_inputs(ctx, manifest, sets)
-    users = shard_users(ctx, shard_index, shard_count)
+    members = shard_users(ctx, shard_index, shard_count)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
-        session.candidates(users, manifest.evaluation.candidates_per_user)
+        session.candidates(members, manifest.evaluation.candidates_per_user)
         matrix = candidate_matrix(session, models, inputs)  # a variant reads its model's features
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
@@ -184,7 +187,7 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
             ms=timings[model.role].wall_ms.round(4).tolist(), cpu_ms=timings[model.role].cpu_ms.round(4).tolist(),
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
-    given = given_rankings(ctx, manifest, users)
+    given = given_rankings(ctx, manifest, members)
     rankings = pa.concat_tables([ranked.rankings.cast(RANKED_SCHEMA), given]) if given.num_rows else ranked.rankings
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), rankings, bulky=True)
     attributed, attribution_seconds = (write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
@@ -198,6 +201,10 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
         users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"],
         paired=len(models) == len(ROLES),
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
-    return ScoreResult(shard=shard_index, users=int(len(starts) - 1), candidate_rows=int(len(user_ids)),
-                       predict_seconds=ranked.predict_seconds, attribution_users=attributed,
-                       attribution_seconds=attribution_seconds).model_dump(mode="json")
+    users, rows = int(len(starts) - 1), int(len(user_ids))
+    result = ctx.layout.shard_result(shard_index)
+    io.write(ctx.storage, result, ShardResult(
+        shard=shard_index, users=users, candidate_rows=rows, predict_seconds=ranked.predict_seconds,
+        attribution_users=attributed, attribution_seconds=attribution_seconds,
+        seconds=round(time.perf_counter() - started, 3)))
+    return ScoreResult(shard=shard_index, result=result.uri, users=users, candidate_rows=rows).model_dump(mode="json")

@@ -16,7 +16,7 @@ from testbed.record.features import ParityDocument, StreamStats
 from testbed.record.gates import GatesFile
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ErrorRecord, RunFile
-from testbed.record.scores import ShardError, ShardLatency, ShardPlan
+from testbed.record.scores import ShardError, ShardLatency, ShardPlan, ShardResult
 from testbed.record.slice import SliceStats
 from testbed.record.whatif import WhatIfDocument
 
@@ -51,6 +51,10 @@ REPLAY = DocumentKind(
     "replay", "replay.json",
     "What the replay step published to the run's stream.",
     TypeAdapter(ReplayDocument))
+SHARD_RESULT = DocumentKind(
+    "shard-result", "scores/shard-NNNNN.result.json",
+    "What one scoring shard scored and how long it took.",
+    TypeAdapter(ShardResult))
 SHARD_LATENCY = DocumentKind(
     "shard-latency", "scores/shard-NNNNN.latency.json",
     "One scoring shard's timed requests.",
@@ -104,6 +108,6 @@ ERROR = DocumentKind(
     "One failure of a run.",
     TypeAdapter(ErrorRecord))
 
-ALL: tuple[DocumentKind[Any], ...] = (MANIFEST, SLICE_STATS, PARITY, STREAM_STATS, REPLAY, SHARD_LATENCY, SHARD_ERROR,
-                                      SHARD_ATTRIBUTION, SHARD_PLAN, METRICS, LATENCY, ATTRIBUTION, DRIFT, WHATIF,
-                                      GATES, RUN, CLAIM, ERROR)
+ALL: tuple[DocumentKind[Any], ...] = (MANIFEST, SLICE_STATS, PARITY, STREAM_STATS, REPLAY, SHARD_RESULT,
+                                      SHARD_LATENCY, SHARD_ERROR, SHARD_ATTRIBUTION, SHARD_PLAN, METRICS, LATENCY,
+                                      ATTRIBUTION, DRIFT, WHATIF, GATES, RUN, CLAIM, ERROR)

@@ -19,7 +19,7 @@ from testbed.record.features import ParityDocument, StreamStats
 from testbed.record.gates import GatesFile
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ErrorRecord, RunFile
-from testbed.record.scores import ShardError, ShardLatency, ShardPlan
+from testbed.record.scores import ShardError, ShardLatency, ShardPlan, ShardResult
 from testbed.record.slice import SliceStats
 from testbed.record.whatif import WhatIfDocument
 
@@ -123,6 +123,9 @@ class RunLayout:
     @property
     def claim(self) -> DocumentPath[RunClaim]:
         return self._doc(documents.CLAIM, "claim.json")
+
+    def shard_result(self, index: int) -> DocumentPath[ShardResult]:
+        return self._doc(documents.SHARD_RESULT, "scores", f"{shard_name(index)}.result.json")
 
     def shard_latency(self, index: int) -> DocumentPath[ShardLatency]:
         return self._doc(documents.SHARD_LATENCY, "scores", f"{shard_name(index)}.latency.json")

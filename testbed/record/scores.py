@@ -1,5 +1,6 @@
-"""The score step's files: scores/shard-NNNNN.latency.json, scores/shard-NNNNN.error.json, and the shard plan
-objects under the scratch prefix that the workflow's Distributed Map lists (testbed.pipeline.score, plan)."""
+"""The score step's files: scores/shard-NNNNN.result.json, scores/shard-NNNNN.latency.json,
+scores/shard-NNNNN.error.json, and the shard plan objects under the scratch prefix that the workflow's Distributed
+Map lists (testbed.pipeline.score, plan)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ class ShardLatency(Document):
     candidate: ModelShardLatency
     paired: bool = False
     measured_in: TimingSource = "local"
+
+
+class ShardResult(Document):
+    """What one shard scored and what it took: kept in S3, not in the workflow's state (testbed.workflow)."""
+
+    shard: int
+    users: int
+    candidate_rows: int
+    predict_seconds: dict[str, float]  # model -> seconds
+    attribution_users: int = 0  # users of the shard's attribution sample (attribution/shard-NNNNN.json)
+    attribution_seconds: float = 0.0  # what computing and writing its sums took
+    seconds: float  # the shard's scoring, from loading the models to writing this document
 
 
 class ShardError(Document):

@@ -80,12 +80,19 @@ class PlanResult(StepResult):
 
 
 class ScoreResult(StepResult):
+    """What one scoring shard returns: a key and counts. Its numbers are in its result document (`result`,
+    testbed.record.scores.ShardResult); the workflow keeps none of this in its state."""
+
     shard: int
+    result: str  # the URI of scores/shard-NNNNN.result.json
     users: int
     candidate_rows: int
-    predict_seconds: dict[str, float]  # model -> seconds
-    attribution_users: int = 0  # users of the shard's attribution sample (attribution/shard-NNNNN.json)
-    attribution_seconds: float = 0.0  # what computing and writing its sums took
+
+
+class ScoreMapResult(StepResult):
+    """What the scoring Map leaves at `$.steps.score`: how many shards it ran, whatever their number."""
+
+    shards: int
 
 
 class EvaluateResult(StepResult):

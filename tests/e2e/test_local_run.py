@@ -357,8 +357,8 @@ def test_every_file_of_the_record_is_a_published_document(run_a: dict[str, Any],
                                                           run_stratified: dict[str, Any]) -> None:
     """Each JSON file validates against its schema in schemas/run-record, loads into its testbed.record model,
     and the model dumps back to the file's bytes."""
-    documents = {"manifest", "slice-stats", "parity", "stream-stats", "replay", "shard-latency", "metrics",
-                 "shard-attribution", "attribution",
+    documents = {"manifest", "slice-stats", "parity", "stream-stats", "replay", "shard-result", "shard-latency",
+                 "metrics", "shard-attribution", "attribution",
                  "latency", "drift", "gates", "run", "claim"}
     assert check_run_files(run_a["dir"]) == documents
     assert check_run_files(run_stratified["dir"]) == documents

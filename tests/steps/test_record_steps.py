@@ -18,6 +18,7 @@ from testbed.pipeline.record import record_error, run_record
 from testbed.record import io
 from testbed.record.gates import ParityFailureGates
 from testbed.record.run import ErrorRecord, RunRecord
+from testbed.record.scores import ShardResult
 from tests.steps.conftest import load_fixture_run
 from tests.unit import report_run
 
@@ -25,8 +26,8 @@ MODELS = {role: {"uri": f"s3://models/{role}.txt", "sha256": "a" * 64, "bytes": 
           for role in ("control", "candidate")}
 VALIDATION = {"manifest_digest": "d" * 64, "lake_fingerprint": "f" * 64, "code_version": "test",
               "models": MODELS, "elapsed_s": 1.5, "bytes_scanned": 0}
-STEPS: dict[str, Any] = {"slice": {"elapsed_s": 2.0, "bytes_scanned": 0},
-                         "score": [{"elapsed_s": 1.0}, {"elapsed_s": 0.5}]}
+STEPS: dict[str, Any] = {"slice": {"elapsed_s": 2.0, "bytes_scanned": 0}, "score": {"shards": 2}}
+SHARD_SECONDS = (1.0, 0.5)  # the scoring shards' own seconds, in their result documents
 
 
 def test_plan_writes_one_shard_object_per_users_per_shard(memory: MemoryStorage, ctx: RunContext) -> None:
@@ -44,6 +45,10 @@ def test_plan_writes_one_shard_object_per_users_per_shard(memory: MemoryStorage,
 
 def _ready_for_record(memory: MemoryStorage, ctx: RunContext, tmp_path: Path) -> None:
     load_fixture_run(memory, ctx, tmp_path)
+    for index, seconds in enumerate(SHARD_SECONDS):
+        io.write(memory, ctx.layout.shard_result(index), ShardResult(
+            shard=index, users=200, candidate_rows=2000, predict_seconds={"control": 0.1, "candidate": 0.1},
+            seconds=seconds))
     io.write(memory, ctx.layout.replay, report_run.replay_model())
     io.write(memory, ctx.layout.stream_stats, report_run.stream_model())
 
