@@ -54,6 +54,13 @@ class ModelArtifactError(InputError):
     hint = "check the model's uri and sha256 in the manifest (`sha256sum FILE` prints it)"
 
 
+class RankingsFileError(InputError):
+    """A rankings file (a model of kind rankings) is unreadable or breaks the lists' contract."""
+
+    hint = ("fix the rankings file (README: 'Judging a model that is not LightGBM'), then put its new sha256 in "
+            "the manifest")
+
+
 class TrainingOverlapError(InputError):
     """A model was trained on events of the run's label window and the manifest makes that an error."""
 

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testbed.core.metrics import METRIC_NAMES, canonical_name, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
+from testbed.core.roles import ROLES
 from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
 
@@ -96,8 +97,18 @@ def _empty(value: list[Any]) -> bool:
     return not value
 
 
+ModelKind = Literal["lightgbm", "rankings"]
+
+
 class ModelRef(Strict):
-    uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file.")
+    kind: ModelKind = Field(
+        default="lightgbm", exclude_if=lambda value: value == "lightgbm",
+        description="lightgbm: `uri` is a LightGBM text model the run scores; rankings: `uri` is a Parquet of "
+                    "precomputed top-K lists (user_id, rank, item_id, optional score) used as they are: no "
+                    "scoring, latency, attribution, seed variants or what-ifs for this side (README: 'Judging a "
+                    "model that is not LightGBM').")
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a LightGBM model file (kind "
+                                               "rankings: of the rankings Parquet).")
     sha256: str = Field(pattern=SHA256.pattern)
     features: FeatureSetRef | None = Field(
         default=None, description="The model's feature set; absent: the testbed's retail-default set for "
@@ -108,6 +119,15 @@ class ModelRef(Strict):
                     "the same feature set: the run scores them too and reports, next to each gated metric's "
                     "sampling interval, how much the delta moves between retrains (metrics.json "
                     "training_variance).")
+
+    @model_validator(mode="after")
+    def _rankings_take_no_model_fields(self) -> ModelRef:
+        if self.kind == "rankings":
+            for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants))):
+                if given:
+                    raise ValueError(f"{name}: a rankings file (kind rankings) is not scored, so it takes no "
+                                     f"{name}; remove it or give a LightGBM model")
+        return self
 
     @model_validator(mode="after")
     def _variants_differ(self) -> ModelRef:
@@ -122,6 +142,10 @@ class ModelRef(Strict):
 class Models(Strict):
     control: ModelRef
     candidate: ModelRef
+
+    def roles_of(self, kind: ModelKind) -> list[str]:
+        """The roles whose model is of `kind`, control first."""
+        return [role for role in ROLES if getattr(self, role).kind == kind]
 
 
 class Relevance(Strict):
@@ -413,6 +437,10 @@ class Manifest(Strict):
             if scenario.category is not None and self.pii.masks("category"):
                 raise ValueError(f"whatif.scenarios.{i}.category: column category is masked (pii.mask); a "
                                  "price_shift names one of its raw values")
+        for role in self.models.roles_of("rankings"):
+            if self.pii.masks("user_id"):
+                raise ValueError(f"models.{role}.kind: a rankings file lists raw user_ids, which pii.mask masks "
+                                 "in the slice, so no list could be matched to its user")
         for i, column in enumerate(self.pii.allow):
             if self.pii.masks(column):
                 raise ValueError(f"pii.allow.{i}: column {column} is also in pii.mask; name it in one list")

@@ -94,6 +94,7 @@ class GateInputs:
     latency_cpu_ms: dict[str, np.ndarray] = field(default_factory=dict)  # the same requests' scoring CPU time
     eligible_users: dict[str, int] = field(default_factory=dict)  # stratum ("all" too) -> users the lake has
     unestimable: dict[str, str] = field(default_factory=dict)  # metric ("revenue") -> why no row can estimate it
+    untimed: tuple[str, ...] = ()  # roles given as rankings files: no request of theirs was timed or counted
 
 
 @dataclass(frozen=True)
@@ -363,8 +364,24 @@ def wilson_interval(errors: int, n: int, alpha: float) -> list[float] | None:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def _not_measurable(gate: Gate, inputs: GateInputs, roles: tuple[str, ...], label: str) -> GateResult | None:
+    """An inconclusive row, never a pass, when a model the gate times is a rankings file (None otherwise)."""
+    untimed = [role for role in roles if role in inputs.untimed]
+    if not untimed:
+        return None
+    role: str = ADVISORY if gate.kind == "latency" and not inputs.latency_trusted else gate.role
+    what = "is a rankings file" if len(untimed) == 1 else "are rankings files"
+    why = f"not measurable: {' and '.join(untimed)} {what} (precomputed lists: no request was timed or counted)"
+    return GateResult(gate.name, gate.kind, label, "all", None, None, gate.bound, None, "inconclusive", None, why,
+                      alpha=gate.alpha, confidence=round(1 - 2 * gate.alpha, 6), scale="absolute",
+                      method="not measured", role=role)
+
+
 def _safety(gate: Gate, inputs: GateInputs) -> GateResult:
     assert gate.bound is not None
+    label = f"p{gate.percentile} latency ms" if gate.kind == "latency" else "error rate"
+    if (unmeasured := _not_measurable(gate, inputs, ("candidate",), label)) is not None:
+        return unmeasured
     if gate.kind == "latency":
         samples = inputs.latency_ms.get("candidate", np.empty(0))
         value, label = percentile(samples, gate.percentile), f"p{gate.percentile} latency ms"
@@ -409,6 +426,8 @@ def _latency_ratio(gate: Gate, inputs: GateInputs, settings: GateSettings) -> Ga
     candidate = timings.get("candidate", np.empty(0))
     clock = "CPU time" if timings is cpu else "latency"
     label = f"p{gate.percentile} {clock} candidate/control"
+    if (unmeasured := _not_measurable(gate, inputs, ("control", "candidate"), label)) is not None:
+        return replace(unmeasured, scale="relative")
     conf = round(1 - 2 * gate.alpha, 6)
     method = (f"paired percentile bootstrap ({settings.resamples} resamples, seed {settings.seed}) over requests "
               f"timed interleaved ({'scoring-thread CPU time' if clock == 'CPU time' else 'wall clock'}); one-sided "

@@ -18,7 +18,7 @@ from testbed.core.roles import ROLES
 from testbed.core.stats import delta_summaries
 from testbed.errors import ERRORS_BY_NAME, StepError
 from testbed.manifest import Manifest
-from testbed.pipeline import cohorts, paired, slice_data
+from testbed.pipeline import cohorts, paired, rankings_file, slice_data
 from testbed.pipeline.attribution import write_attribution
 from testbed.pipeline.context import RunContext
 from testbed.record import documents, io
@@ -105,6 +105,21 @@ def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_us
             "metrics": {name: spread.as_dict() for name, spread in spreads.items()}}
 
 
+def rankings_coverage(ctx: RunContext, manifest: Manifest) -> dict[str, Any] | None:
+    """Per rankings-file role: slice users with and without a list, and the file's users outside the slice."""
+    given = manifest.models.roles_of("rankings")
+    if not given:
+        return None
+    users = ctx.storage.read_parquet(ctx.layout.slice_table("users"), ["user_id"]).column("user_id")
+    out = {}
+    for role in given:
+        listed = pc.unique(rankings_file.read(ctx.storage, manifest, role)[0].column("user_id"))
+        covered = int(pc.sum(pc.is_in(users, value_set=listed)).as_py() or 0)
+        out[role] = {"slice_users": len(users), "covered_users": covered, "uncovered_users": len(users) - covered,
+                     "users_outside_slice": len(listed) - covered}
+    return out
+
+
 def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
@@ -131,6 +146,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         **({"training_variance": spread} if spread is not None else {}),
         "list_change": list_change.summarise(list_change.per_user_change(rankings, k), k, strata or None),
         **({"cohorts": cohorts.as_document(worst)} if worst is not None else {}),
+        "rankings_coverage": rankings_coverage(ctx, manifest),
     })
     io.write(ctx.storage, ctx.layout.metrics, document)
     io.write(ctx.storage, ctx.layout.latency, LatencyDocument.model_validate(latency_summary(latency_shards)))

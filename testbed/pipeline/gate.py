@@ -17,7 +17,7 @@ from testbed.pipeline import paired
 from testbed.pipeline.context import RunContext
 from testbed.record import io
 from testbed.record.base import OUTCOMES, FinalDecision
-from testbed.record.evaluation import LatencyDocument, ModelLatency
+from testbed.record.evaluation import LatencyDocument, MetricsDocument, ModelLatency
 from testbed.record.gates import GateRow, GatesDocument, SampleRatioCheck
 from testbed.record.slice import SliceStats
 from testbed.record.steps import GateStepResult
@@ -53,6 +53,13 @@ def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
     return why
 
 
+def coverage_warnings(metrics: MetricsDocument) -> list[str]:
+    """One line per rankings file that left slice users without a list (they count as misses)."""
+    return [f"models.{role}: the rankings file has no list for {row.uncovered_users} of the {row.slice_users} slice "
+            "users; they count as empty lists (a miss on every metric)"
+            for role, row in (metrics.rankings_coverage or {}).items() if row.uncovered_users]
+
+
 def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
     layout, storage = ctx.layout, ctx.storage
     metrics = io.read(storage, layout.metrics)
@@ -77,6 +84,7 @@ def gate_inputs(ctx: RunContext, manifest: Manifest) -> gates.GateInputs:
         latency_paired=timing.paired,
         eligible_users=eligible_users(stats),
         unestimable=unestimable(storage.read_parquet(layout.labels), manifest),
+        untimed=tuple(manifest.models.roles_of("rankings")),
     )
 
 
@@ -100,7 +108,7 @@ def run_gate(ctx: RunContext, manifest: Manifest, validation_warnings: Sequence[
         sample_ratio=SampleRatioCheck.model_validate(inputs.sample_ratio.as_dict()) if inputs.sample_ratio else None,
         decision=decision,
         reasons=reasons,
-        warnings=[*validation_warnings, *warnings],
+        warnings=[*validation_warnings, *coverage_warnings(io.read(ctx.storage, ctx.layout.metrics)), *warnings],
         non_blocking=gates.notes(results),
     )
     io.write(ctx.storage, ctx.layout.gates, document)

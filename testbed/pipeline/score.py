@@ -5,7 +5,8 @@ A run may split users into shards (the deployed workflow maps over them); each s
 `scores/shard-NNNNN.result.json` (the record and the benchmarks sum them); it returns only that key and counts.
 Seed variants of the models (manifest `seed_variants`) are ranked on their model's inputs into
 `seed_variants/shard-NNNNN.parquet`, apart from the two models' rankings and never timed. The what-if step ranks
-through the same functions (`load_models`, `candidate_matrix`, `rank`).
+through the same functions (`load_models`, `candidate_matrix`, `rank`). A model given as a rankings file
+(manifest kind rankings) is not scored: its lists for the shard's users are written as they are, untimed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.adapters.storage import Storage
-from testbed.core import attribution, model_inputs, training_variance
+from testbed.core import attribution, model_inputs, rankings_lists, training_variance
 from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
@@ -29,7 +30,7 @@ from testbed.core.sampling import uniform_draw
 from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest, ModelRef, SeedVariant
-from testbed.pipeline import feature_sets, slice_data
+from testbed.pipeline import feature_sets, rankings_file, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
@@ -73,9 +74,10 @@ def _load(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures], 
 
 
 def load_models(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures]) -> list[LoadedModel]:
-    """Both models, after re-checking the SHA-256 that validate checked, each on its own feature set."""
+    """The LightGBM models (a rankings file is not scored), after re-checking the SHA-256 that validate checked,
+    each on its own feature set."""
     return [_load(storage, manifest, sets, role, name=role, where=f"models.{role}", ref=getattr(manifest.models, role))
-            for role in ROLES]
+            for role in manifest.models.roles_of("lightgbm")]
 
 
 def load_seed_variants(storage: Storage, manifest: Manifest, sets: dict[str, ModelFeatures]) -> list[LoadedModel]:
@@ -103,6 +105,10 @@ class CandidateMatrix:
     by_role: dict[str, np.ndarray]
 
 
+RANKED_SCHEMA = pa.schema([("user_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()),
+                           ("item_id", pa.string()), ("score", pa.float64())])
+
+
 @dataclass(frozen=True)
 class Ranked:
     rankings: pa.Table  # user_id, model, rank, item_id, score
@@ -119,8 +125,8 @@ def candidate_matrix(session: RankingSession, models: list[LoadedModel], inputs:
 
 
 def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
-    """Both models' scores and each user's top k (the score step's and the what-ifs' rankings)."""
-    parts, scores, seconds = [], {}, {}
+    """The models' scores and each user's top k (the score step's and the what-ifs' rankings)."""
+    parts, scores, seconds = [RANKED_SCHEMA.empty_table()] if not models else [], {}, {}
     for model in models:
         t0 = time.perf_counter()
         scores[model.role] = (np.asarray(model.booster.predict(matrix.by_role[model.role])) if len(matrix.user_ids)
@@ -129,6 +135,14 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
         ranked = top_k(matrix.user_ids, matrix.item_ids, scores[model.role], k)
         parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
     return Ranked(pa.concat_tables(parts), scores, seconds)
+
+
+def given_rankings(ctx: RunContext, manifest: Manifest, users: pa.Table) -> pa.Table:
+    """The shard's users' lists from every rankings file (manifest kind rankings), rank and score as given."""
+    ids = users.column("user_id").combine_chunks()
+    parts = [rankings_lists.for_users(rankings_file.read(ctx.storage, manifest, role)[0], ids, role)
+             for role in manifest.models.roles_of("rankings")]
+    return pa.concat_tables(parts).cast(RANKED_SCHEMA) if parts else RANKED_SCHEMA.empty_table()
 
 
 def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedModel], matrix: CandidateMatrix,
@@ -156,31 +170,36 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
     models = load_models(ctx.storage, manifest, sets)
     variants = load_seed_variants(ctx.storage, manifest, sets)
     inputs = feature_inputs(ctx, manifest, sets)
+    members = shard_users(ctx, shard_index, shard_count)
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(cutoff, windows)
-        session.candidates(shard_users(ctx, shard_index, shard_count), manifest.evaluation.candidates_per_user)
+        session.candidates(members, manifest.evaluation.candidates_per_user)
         matrix = candidate_matrix(session, models, inputs)  # a variant reads its model's features
     user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
     starts = group_starts(user_ids)
     sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
     ranked = rank(matrix, models, manifest.evaluation.k)
     timings = per_request_latency_ms(models, matrix.by_role, starts, sample)
-    latency = {}
+    latency = {role: ModelShardLatency(ms=[], errors=0) for role in manifest.models.roles_of("rankings")}
     for model in models:
         scores = ranked.scores[model.role]
         latency[model.role] = ModelShardLatency(
             ms=timings[model.role].wall_ms.round(4).tolist(), cpu_ms=timings[model.role].cpu_ms.round(4).tolist(),
             errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
         )
-    ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), ranked.rankings, bulky=True)
-    attributed, attribution_seconds = write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
-                                                        shard=(shard_index, shard_count))
+    given = given_rankings(ctx, manifest, members)
+    rankings = pa.concat_tables([ranked.rankings.cast(RANKED_SCHEMA), given]) if given.num_rows else ranked.rankings
+    ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), rankings, bulky=True)
+    attributed, attribution_seconds = (write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
+                                                         shard=(shard_index, shard_count))
+                                       if len(models) == len(ROLES) else (0, 0.0))  # TreeSHAP compares two models
     if variants:  # scored on their model's inputs, through the same ranking; kept apart from rankings.parquet
         inputs_of = {v.role: matrix.by_role[training_variance.role_of(v.role)] for v in variants}
         retrained = rank(CandidateMatrix(matrix.user_ids, matrix.item_ids, inputs_of), variants, manifest.evaluation.k)
         ctx.storage.write_parquet(ctx.layout.shard_variant_scores(shard_index), retrained.rankings, bulky=True)
     io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
-        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"], paired=True,
+        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"],
+        paired=len(models) == len(ROLES),
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
     users, rows = int(len(starts) - 1), int(len(user_ids))
     result = ctx.layout.shard_result(shard_index)

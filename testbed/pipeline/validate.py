@@ -18,6 +18,7 @@ from testbed.core.drift import EVENT_FIELDS
 from testbed.core.feature_check import check_against_lake
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.model_text import ModelTextError, check_model_text
+from testbed.core.roles import ROLES
 from testbed.core.scoring import load_model
 from testbed.core.slice_sql import (
     ADDED_USER_COLUMNS,
@@ -30,7 +31,7 @@ from testbed.core.slice_sql import (
 from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryInputError, TimeWindowError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline import claim, feature_sets
+from testbed.pipeline import claim, feature_sets, rankings_file
 from testbed.pipeline.checked_read import read_checked
 from testbed.pipeline.validate_lake_capabilities import lake_limitations
 from testbed.pipeline.validate_pii import check_unmasked_pii
@@ -178,11 +179,11 @@ def _model_file(storage: Storage, manifest: Manifest, sets: dict[str, feature_se
 
 def resolve_models(storage: Storage, manifest: Manifest,
                    sets: dict[str, feature_sets.ModelFeatures]) -> tuple[dict[str, ModelProvenance], list[str]]:
-    """Read each model file (and its seed variants), check its SHA-256, check it is a LightGBM model on its
-    feature set's features, and check its recorded training window against the run's label window.
+    """Read each LightGBM model file (and its seed variants), check its SHA-256, check it is a LightGBM model on
+    its feature set's features, and check its recorded training window against the run's label window.
     Returns the provenance by role and the training-overlap warnings."""
     out, warnings = {}, []
-    for role in ("control", "candidate"):
+    for role in manifest.models.roles_of("lightgbm"):
         ref = getattr(manifest.models, role)
         data, features = _model_file(storage, manifest, sets, role, where=f"models.{role}", uri=ref.uri,
                                      sha256=ref.sha256)
@@ -259,10 +260,14 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         check_segment(engine, manifest)
         sets = feature_sets.by_role(storage, manifest)
         limitations = lake_limitations(engine, manifest, [features.spec for features in sets.values()])
+        given = {role: rankings_file.check(engine, storage, manifest, role)
+                 for role in manifest.models.roles_of("rankings")}
     finally:
         engine.close()
     check_feature_set(storage, manifest, columns, sets)
-    models, warnings = resolve_models(storage, manifest, sets)
+    scored, warnings = resolve_models(storage, manifest, sets)
+    models = {role: scored[role] if role in scored else given[role][0] for role in ROLES}
+    warnings += [warning for role in given for warning in given[role][1]]
     existing = None
     if layout is not None:
         previous = io.read_if_present(storage, layout.record)

@@ -49,10 +49,14 @@ def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
 
 
 def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    """Score the what-if scenarios and write `whatif.json`; only SKIPPED (and no file) when there are none."""
+    """Score the what-if scenarios and write `whatif.json`; skipped (and no file) when there are none or a model
+    is a rankings file."""
     spec = manifest.whatif
     if spec is None:
         return SKIPPED.model_dump(mode="json")
+    if given := manifest.models.roles_of("rankings"):  # a fixed list cannot answer a changed catalogue
+        return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on a changed catalogue and "
+                             f"{' and '.join(given)} is a rankings file").model_dump(mode="json")
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
     users = whatif.pick_users(ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist(),

@@ -109,6 +109,16 @@ class ListChange(Document):
     strata: dict[str, ListChangeStratum]  # "all" first, then strata
 
 
+class RankingsCoverage(Document):
+    """A model given as a rankings file: how its lists met the slice. A slice user without a list counts as an
+    empty list (a miss on every metric), never dropped."""
+
+    slice_users: int
+    covered_users: int  # slice users the file has a list for
+    uncovered_users: int
+    users_outside_slice: int  # users with a list who are not in the slice: ignored
+
+
 class MetricsDocument(Document):
     """Every interval here (`deltas`) is over users only: it resamples which users were sampled, with the models
     held fixed. It does not cover how much the models themselves move between retrains (another LightGBM seed
@@ -123,6 +133,7 @@ class MetricsDocument(Document):
     training_variance: TrainingVariance | None = absent()  # absent: no seed variants declared
     cohorts: WorstCohorts | None = absent()  # absent: the primary metric has no per-user values
     list_change: ListChange | None = absent()  # absent: records from before list changes were measured
+    rankings_coverage: dict[str, RankingsCoverage] | None = absent()  # role -> coverage; only for rankings files
 
 
 class ModelLatency(Document):

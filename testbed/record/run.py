@@ -31,11 +31,22 @@ class SeedVariantProvenance(Document):
     bytes: int
 
 
+class RankingsFileSummary(Document):
+    """A model of kind rankings: what its file holds (testbed.core.rankings_lists checked it)."""
+
+    rows: int
+    users: int
+    longest_list: int
+    as_of: str | None = absent()  # ISO-8601: the date its Parquet metadata declares (as_of, created_at...)
+
+
 class ModelProvenance(Document):
     uri: str
     sha256: str
     bytes: int
-    features: int  # the model's feature count
+    features: int  # the model's feature count (0 for a rankings file)
+    kind: Literal["rankings"] | None = absent()  # absent: a LightGBM model
+    rankings: RankingsFileSummary | None = absent()  # only for kind rankings
     feature_names: list[str] | None = absent()  # in the model's own order (absent in records before feature sets)
     feature_set: FeatureSetProvenance | None = absent()
     training: TrainingWindowRecord | None = absent()  # absent: no sidecar recorded the window for this file

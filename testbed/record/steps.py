@@ -132,7 +132,8 @@ class WhatIfResult(StepResult):
 
 
 class WhatIfSkipped(StepResult):
-    """What the what-if step returns for a manifest without a whatif block (and it writes no whatif.json)."""
+    """What the what-if step returns for a manifest without a whatif block, or with a rankings file for a model
+    (and it writes no whatif.json)."""
 
     scenarios: int
     skipped: str

@@ -398,3 +398,20 @@ def drift_measure(feature: DriftFeature) -> tuple[str, float | None, float | Non
     if is_number(feature.psi):
         return "PSI", feature.psi, feature.psi_threshold
     return feature.method or "statistic", feature.statistic, feature.threshold
+
+
+def rankings_files(models: Mapping[str, Any], metrics: MetricsDocument | None) -> dict[str, str]:
+    """Per model given as a rankings file: one sentence on what the run did with it and the slice users it has no
+    list for (they count as misses)."""
+    out = {}
+    coverage = metrics.rankings_coverage or {} if metrics is not None else {}
+    for role in model_roles(models):
+        if getattr(models[role], "kind", None) != "rankings":
+            continue
+        text = "a rankings file: its lists are judged as given (no scoring, latency, attribution or what-ifs)"
+        row = coverage.get(role)
+        if row is not None:
+            text += (f"; no list for {row.uncovered_users} of {row.slice_users} slice users (counted as misses), "
+                     f"{row.users_outside_slice} listed users outside the slice ignored")
+        out[role] = text
+    return out

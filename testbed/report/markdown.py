@@ -110,6 +110,7 @@ def _slice_and_provenance(data: RunData) -> list[str]:
                 if m.feature_set is not None]
         if sets:
             lines.append("- features: " + ", ".join(sets))
+        lines += [f"- {role}: {text}" for role, text in facts.rankings_files(record.models, data.metrics).items()]
     return lines
 
 
