@@ -189,9 +189,16 @@ def worst_cohorts(deltas: Mapping[str, stats.DomainDelta], metric: str, domains:
     p_values = [float(stats.two_sided_p(deltas[key].delta)[0]) for key in keys]
     finite = [p if math.isfinite(p) else 1.0 for p in p_values]
     adjusted = stats.adjust_p_values(finite, correction)
+
+    def delta_of(index: int) -> float:
+        value = float(deltas[keys[index]].delta.estimate[0])
+        return value if math.isfinite(value) else math.inf
+
+    # only the shown cohorts need their corrected interval (a 128-step inversion each): rank first, then invert
+    order = sorted(range(len(keys)), key=lambda i: (delta_of(i), *keys[i].split("\x1f", 1)))
     found = []
-    for index, (key, p, p_adj) in enumerate(zip(keys, p_values, adjusted, strict=True)):
-        cmp = deltas[key]
+    for index in order[:WORST_SHOWN]:
+        key, p, p_adj, cmp = keys[index], p_values[index], adjusted[index], deltas[keys[index]]
         lo, hi = bca_interval(cmp.delta, alpha / 2.0)
         two_sided = _two_sided(family_rejects(finite, index, correction, alpha))
         lo_adj, hi_adj = inverted_interval(cmp.delta, two_sided, two_sided)
@@ -199,6 +206,5 @@ def worst_cohorts(deltas: Mapping[str, stats.DomainDelta], metric: str, domains:
         found.append(Finding(family_name, label, cmp.n, float(cmp.control[0]), float(cmp.candidate[0]),
                              float(cmp.delta.estimate[0]), (float(lo[0]), float(hi[0])), (lo_adj, hi_adj), p,
                              float(p_adj), not p_adj <= alpha))
-    found.sort(key=lambda f: (f.delta if math.isfinite(f.delta) else math.inf, f.family, f.cohort))
     return CohortReport(metric, domains.min_users, len(keys), domains.too_small, correction, confidence,
-                        found[:WORST_SHOWN])
+                        found)
