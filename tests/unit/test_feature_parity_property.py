@@ -246,6 +246,9 @@ MUTATIONS: dict[str, Mutation] = {
 }
 
 
+# A check of the property test itself (each mutant is found within 500 examples): ~20 CPU-s, so it runs under -m slow
+# beside the 3,000-example property; the 60-example property above stays in the default suite.
+@pytest.mark.slow
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_the_property_catches_a_mutated_fold(mutation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     MUTATIONS[mutation](monkeypatch)
