@@ -69,12 +69,6 @@ class ItemStats:
     total_events: int  # N: the population events in the window
 
     @classmethod
-    def from_tables(cls, population_events: pa.Table, items: pa.Table, cutoff: datetime) -> ItemStats:
-        """`population_events` (item_id, event_time), `items` (item_id, category): the slice's extract and
-        catalogue; only events in [cutoff - POPULARITY_DAYS, cutoff) count."""
-        return cls.from_popularity(item_popularity(population_events, cutoff), items)
-
-    @classmethod
     def from_popularity(cls, popularity: pa.Table, items: pa.Table) -> ItemStats:
         """`popularity` (item_id, events): `item_popularity` of the extract; `items` (item_id, category)."""
         popular = _str(popularity.column("item_id"))

@@ -384,12 +384,12 @@ def _safety(gate: Gate, inputs: GateInputs) -> GateResult:
         return unmeasured
     if gate.kind == "latency":
         samples = inputs.latency_ms.get("candidate", np.empty(0))
-        value, label = percentile(samples, gate.percentile), f"p{gate.percentile} latency ms"
+        value = percentile(samples, gate.percentile)
         n: int | None = int(samples.size)
         interval = quantile_interval(samples, gate.percentile / 100, gate.alpha)
         method = "point estimate vs an engineering bound; order-statistic interval"
     else:
-        value, label = inputs.error_rate.get("candidate", math.nan), "error rate"
+        value = inputs.error_rate.get("candidate", math.nan)
         n = inputs.scored_users.get("candidate")
         errors = round(value * n) if n and math.isfinite(value) else 0
         interval = wilson_interval(errors, n, gate.alpha) if n else None

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testbed.core import beyond_accuracy
-from testbed.core.beyond_accuracy import ItemStats
+from testbed.core.beyond_accuracy import ItemStats, item_popularity
 from testbed.core.metrics import TopKLists, aggregate, per_user_metrics
 
 CUTOFF = datetime(2024, 3, 1, tzinfo=UTC)
@@ -58,8 +58,8 @@ def _by_user(table: pa.Table, column: str) -> dict[str, float]:
 
 
 def test_item_stats_count_the_popularity_window_and_the_catalogue() -> None:
-    stats = ItemStats.from_tables(_population({"a": 3, "b": 1}, old={"a": 5, "c": 2}),
-                                  _items({"a": "x", "b": None, "d": "y"}), CUTOFF)
+    stats = ItemStats.from_popularity(item_popularity(_population({"a": 3, "b": 1}, old={"a": 5, "c": 2}), CUTOFF),
+                                      _items({"a": "x", "b": None, "d": "y"}))
     assert stats.total_events == 4  # the 45-day-old events are outside POPULARITY_DAYS (30)
     share, category = stats.share_and_category(pa.array(["a", "b", "c", "d", "e"]))
     assert share.tolist() == [0.75, 0.25, 0.0, 0.0, 0.0]
@@ -76,7 +76,7 @@ LISTS = {"u1": ["a", "b", "c"], "u2": ["e", "a", "a2"], "u3": ["d"]}  # a2: outs
 
 
 def _hand_table() -> pa.Table:
-    stats = ItemStats.from_tables(_population(POPULATION), _items(CATEGORIES), CUTOFF)
+    stats = ItemStats.from_popularity(item_popularity(_population(POPULATION), CUTOFF), _items(CATEGORIES))
     return per_user_metrics(_rankings(LISTS), _labels([*LISTS, "u4"]), 3, stats)
 
 
@@ -99,7 +99,7 @@ def test_intra_list_diversity_by_hand() -> None:
 
 
 def test_unknown_items_share_one_category() -> None:
-    stats = ItemStats.from_tables(_population({}), _items({"a": None}), CUTOFF)
+    stats = ItemStats.from_popularity(item_popularity(_population({}), CUTOFF), _items({"a": None}))
     table = per_user_metrics(_rankings({"u1": ["a", "q", "r"]}), _labels(["u1"]), 3, stats)
     assert _by_user(table, "intra_list_diversity@3") == {"u1": pytest.approx(1 / 3)}
     assert _by_user(table, "novelty@3") == {"u1": 0.0}  # N = 0: floor 1, nothing is news to nobody
@@ -197,7 +197,7 @@ def test_per_user_metrics_match_brute_force(lists: dict[str, list[str]], counts:
                                             categories: list[str | None], k: int) -> None:
     population = dict(zip(ITEMS, counts, strict=True))
     category = dict(zip(ITEMS, categories, strict=True))
-    stats = ItemStats.from_tables(_population(population), _items(category), CUTOFF)
+    stats = ItemStats.from_popularity(item_popularity(_population(population), CUTOFF), _items(category))
     table = per_user_metrics(_rankings(lists), _labels(list(lists)), k, stats)
     total = sum(counts)
     for user, items in lists.items():
