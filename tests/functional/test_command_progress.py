@@ -3,25 +3,22 @@ with --quiet, and the same model either way."""
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import pytest
 
 from testbed.cli import main
-from testbed.pipeline import train
 
 
 def _train(lake: Path, out: Path, *extra: str) -> None:
-    assert main(["train", "--lake", str(lake), "--out", str(out), "--users-rate", "0.1", *extra]) == 0
+    assert main(["train", "--lake", str(lake), "--out", str(out), "--users-rate", "0.1", "--trees", "40", *extra]) == 0
 
 
 def test_train_shows_its_phases_and_trees_in_plain_lines_and_nothing_with_quiet(
-        small_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        small_lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         library_logs_off_stderr: None) -> None:
     # 40 trees instead of the command's 150, and a tenth of the users: seconds on a loaded machine
-    monkeypatch.setattr(train, "train_model", functools.partial(train.train_model, num_trees=40))
     _train(small_lake, tmp_path / "shown.txt")
     out, err = capsys.readouterr()
     assert out.startswith(f"wrote {tmp_path / 'shown.txt'} (full, ")
