@@ -22,14 +22,14 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
 
 
 def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
-    """The slice's labels from the label window [cutoff, end), graded by the manifest's relevance."""
+    """The slice's labels from the label window [cutoff, end), graded by the manifest's declared event types."""
     return labels_of(read(ctx, "events"), manifest)
 
 
 def labels_of(events: pa.Table, manifest: Manifest) -> pa.Table:
     """`labels` from the slice's events table already read."""
     with RankingSession(events) as ranking:
-        return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.relevance.model_dump())
+        return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.vocabulary())
 
 
 def session(ctx: RunContext) -> RankingSession:
