@@ -39,7 +39,8 @@ def type_accepted(engine_type: str, accepted: tuple[str, ...]) -> bool:
 
 def row_checks(window: str, partitions: str,
                vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> list[tuple[str, str, str, str]]:
-    """(dataset, column, problem, Trino SQL returning one example row as a single string) per check.
+    """(dataset, column, problem, Trino SQL returning one example row) per check: its first column is the example
+    the message shows, further columns are shown beside it (the undeclared event_type).
 
     `window` and `partitions` are rendered predicates on alias `e` restricting events to the run's window and
     to its partitions (an event outside its partition may also be outside the window).
@@ -61,9 +62,8 @@ def row_checks(window: str, partitions: str,
          "ORDER BY e.event_id LIMIT 1"),
         ("events", "event_type", f"an event type that evaluation.event_types does not declare (declared: "
                                  f"{', '.join(vocabulary.names)})",
-         "SELECT 'event_type ' || coalesce(e.event_type, 'null') || ', event_id ' || coalesce(e.event_id, 'null') "
-         f"FROM events e WHERE {window} AND (e.event_type IS NULL OR NOT "
-         f"({declared})) ORDER BY e.event_type, e.event_id LIMIT 1"),
+         f"SELECT e.event_id, e.event_type FROM events e WHERE {window} AND (e.event_type IS NULL OR NOT "
+         f"({declared})) ORDER BY e.event_id LIMIT 1"),
         ("events", "user_id", "null user_id",
          f"SELECT e.event_id FROM events e WHERE {window} AND e.user_id IS NULL ORDER BY e.event_id LIMIT 1"),
         ("events", "item_id", "null item_id",

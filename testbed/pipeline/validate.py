@@ -92,10 +92,11 @@ def check_rows(engine: Engine, manifest: Manifest) -> None:
         with _reading(dataset):
             rows = engine.query(sql).to_pylist()
         if rows:
-            shown, example = next(iter(rows[0].items()))
+            (shown, example), *beside = rows[0].items()
             if manifest.pii.masks(shown):  # e.g. a masked user_id: name the problem, never the value
                 raise LakeError(f"lake {dataset}/: column {column}: {problem} (example withheld: {shown} is masked)")
-            raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r})")
+            more = "".join(f", {name} {value!r}" for name, value in beside if not manifest.pii.masks(name))
+            raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r}{more})")
     with _reading("events"):
         count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
     if count == 0:

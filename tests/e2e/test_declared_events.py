@@ -79,7 +79,8 @@ def _impressions_clicks_purchases(generated: Path, lake: Path, seed: int) -> Non
     shown_at = pc.subtract(clicks.column("event_time"), pa.scalar(timedelta(seconds=30), pa.duration(unit)))
     click_ids = clicks.column("event_id").combine_chunks()
     impressions = pa.table({
-        "event_id": pa.concat_arrays([pc.binary_join_element_wise(prefix, click_ids, "") for prefix in ("a-", "b-")]),
+        "event_id": pa.concat_arrays([pc.binary_join_element_wise(prefix, click_ids, "")
+                                      for prefix in ("imp-1-", "imp-2-")]),
         "event_time": pa.concat_arrays([shown_at.combine_chunks()] * 2),
         "user_id": pa.concat_arrays([clicks.column("user_id").combine_chunks()] * 2),
         "item_id": pa.concat_arrays([clicks.column("item_id").combine_chunks(), pa.array(other, pa.string())]),
@@ -191,7 +192,7 @@ def test_the_default_vocabulary_on_this_lake_is_exit_2_naming_the_type_and_a_row
     assert main(["validate", str(path), "--lake", str(declared["lake"])]) == 2
     err = capsys.readouterr().err
     assert "lake events/: column event_type: an event type that evaluation.event_types does not declare" in err
-    assert "(example: 'event_type click, event_id " in err
+    assert "(example: 'ev-" in err and ", event_type 'click')" in err
 
 
 def test_the_built_in_features_on_a_vocabulary_without_view_are_exit_2(
