@@ -2,9 +2,9 @@
 
 Each type has a relevance grade for labels (0: not a label), and may be a conversion (a line that carries
 revenue, price x quantity, and is what conversion@K counts), a click (what click_through@K counts) or an exposure
-(the item was shown, e.g. an impression with its `position` and `propensity`: it is kept in the slice and
-replayed, but it is not the user's interaction, so the built-in candidate generator reads no history from it).
-Without a declaration the vocabulary is SPEC §2's: view 1 (click), add_to_cart 2, purchase 3 (conversion).
+(the item was shown, e.g. an impression with its `position` and `propensity`: kept in the slice, replayed and
+readable by feature sets; an exposure cannot also be a click or a conversion). Without a declaration the
+vocabulary is SPEC §2's: view 1 (click), add_to_cart 2, purchase 3 (conversion).
 
 Type names are checked against NAME before they reach any SQL, so they are quoted as literals, never bound.
 """
