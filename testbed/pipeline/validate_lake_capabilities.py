@@ -71,7 +71,9 @@ def _features(sets: Iterable[FeatureSet], reads: str) -> list[str]:
 
 def _consequences(manifest: Manifest, metrics: list[str], features: list[str], empty: str) -> str:
     k = manifest.evaluation.k
-    parts = [f"{' and '.join(f'{m}@{k}' for m in metrics)} cannot be estimated"] if metrics else []
+    named = [f"{m}@{k}" for m in metrics]
+    listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else "".join(named)
+    parts = [f"{listed} cannot be estimated"] if metrics else []
     gates = _gates_on(manifest, metrics)
     if gates:
         parts.append(f"gate{'s' if len(gates) > 1 else ''} {', '.join(gates)} will be INCONCLUSIVE")

@@ -205,3 +205,18 @@ def test_the_built_in_features_on_a_vocabulary_without_view_are_exit_2(
     err = capsys.readouterr().err
     assert "feature set retail-default: aggregations: feature u_views_7d: events: 'view' is not a declared " \
            "event type (evaluation.event_types: impression, click, purchase)" in err
+
+
+def test_a_vocabulary_without_a_click_or_a_conversion_says_what_cannot_be_estimated(
+        declared: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = copy.deepcopy(declared["manifest"])
+    manifest["evaluation"]["event_types"] = [{**t, "click": False, "conversion": False} for t in EVENT_TYPES]
+    path = declared["root"] / "no-click-no-conversion.json"
+    path.write_text(json.dumps(manifest))
+    assert main(["validate", str(path), "--lake", str(declared["lake"])]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: evaluation.event_types declares no conversion: nobody converts and nothing carries revenue; revenue@10, "
+        "conversion@10 and aov@10 cannot be estimated; gate conversion will be INCONCLUSIVE",
+        "note: evaluation.event_types declares no click type: click_through@10 cannot be estimated; gate "
+        "click-through will be INCONCLUSIVE"]
