@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _phases(args, "train") as progress:
         meta = train_model(args.lake, Path(args.out), storage=_storage(args), cutoff=args.cutoff,
                            label_days=args.label_days, feature_set=args.feature_set, features=args.features,
-                           seed=args.seed, users_rate=args.users_rate, progress=progress)
+                           seed=args.seed, users_rate=args.users_rate, num_trees=args.trees, progress=progress)
     print(f"wrote {args.out} ({meta['feature_set']}, {len(meta['feature_names'])} features, "
           f"{meta['training']['users']} users) sha256 {meta['sha256']}")
     return 0
@@ -387,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="full: the set's training inputs; control: its item features (i_*) only")
     train.add_argument("--seed", type=_whole_number(0), default=1)
     train.add_argument("--users-rate", type=_share, default=1.0, help="share of users to train on")
+    train.add_argument("--trees", type=_whole_number(1), default=150, help="boosting rounds (default 150)")
     train.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     train.set_defaults(func=cmd_train)
 

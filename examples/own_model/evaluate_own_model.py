@@ -158,7 +158,7 @@ FEATURES = ["brand_views_14d", "category_purchases_60d", "days_since_visit", "it
             "log_clv", "taste_match", "discount"]
 
 
-def train_outside(table_path: Path, model_path: Path) -> None:
+def train_outside(table_path: Path, model_path: Path, rounds: int) -> None:
     """A LambdaRank model with plain LightGBM on the exported table: our names, one categorical feature."""
     table = pq.read_table(table_path)
     user_ids = table.column("user_id").to_numpy(zero_copy_only=False)
@@ -168,7 +168,7 @@ def train_outside(table_path: Path, model_path: Path) -> None:
     dataset = lgb.Dataset(x, label=y, group=sizes, feature_name=FEATURES, categorical_feature=["item_category"])
     params = {"objective": "lambdarank", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 40,
               "seed": 3, "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1}
-    booster = lgb.train(params, dataset, num_boost_round=120)
+    booster = lgb.train(params, dataset, num_boost_round=rounds)
     booster.save_model(str(model_path))
 
 
@@ -197,6 +197,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default="own-model-example", help="where the lake, models and runs go")
     parser.add_argument("--users", default="1500", help="users in the synthetic lake")
+    parser.add_argument("--trees", type=int, help="boosting rounds of both models (default: 150 for the control, "
+                                                  "120 for ours)")
     args = parser.parse_args()
     work = Path(args.dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -205,7 +207,7 @@ def main() -> int:
         testbed("generate", "--out", str(lake), "--users", args.users, "--days", "120")
     if not control.exists():
         testbed("train", "--lake", str(lake), "--out", str(control), "--feature-set", "control",
-                "--cutoff", TRAIN_CUTOFF.date().isoformat())
+                "--cutoff", TRAIN_CUTOFF.date().isoformat(), "--trees", str(args.trees or 150))
     profile, vectors, categories = external_tables(lake, work, [TRAIN_CUTOFF, CUTOFF])
     features = work / "features.yaml"
     features.write_text(FEATURE_SET.format(categories=json.dumps(categories), profile=profile,
@@ -216,7 +218,7 @@ def main() -> int:
     testbed("features", "export", "--lake", str(lake), "--features", str(features), "--out", str(table),
             "--cutoff", TRAIN_CUTOFF.date().isoformat())
     candidate = work / "my_ranker.txt"
-    train_outside(table, candidate)
+    train_outside(table, candidate, args.trees or 120)
     manifest_path = work / "manifest.json"
     manifest_path.write_text(json.dumps(manifest(control, candidate, features), indent=2) + "\n")
     result = subprocess.run([sys.executable, "-m", "testbed", "run", str(manifest_path), "--lake", str(lake),

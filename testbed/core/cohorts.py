@@ -28,14 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from testbed.core import stats
 from testbed.core.bootstrap import bca_interval
-from testbed.core.duck import fetch
-from testbed.core.feature_spec import epoch_us
 from testbed.core.gates import ADVISORY, COMPARISON_KINDS
 from testbed.core.inversion import family_rejects, inverted_interval
 from testbed.core.metrics import PRIMARY
@@ -114,29 +112,38 @@ def _activity_labels(counts: Mapping[str, int], users: Sequence[str]) -> dict[st
     return {u: label(int(d)) for u, d in zip(users, decile.tolist(), strict=True)}
 
 
-_HISTORY_SQL = """
-WITH history AS (
-    SELECT e.user_id, i.category FROM events e LEFT JOIN items i USING (item_id)
-    WHERE epoch_us(e.event_time) < $cutoff_us
-), per_category AS (
-    SELECT user_id, category, count(*) AS n FROM history WHERE category IS NOT NULL GROUP BY user_id, category
-)
-SELECT h.user_id, h.events, t.category AS top_category
-FROM (SELECT user_id, count(*) AS events FROM history GROUP BY user_id) h
-LEFT JOIN (SELECT user_id, arg_min(category, (-n, category)) AS category FROM per_category GROUP BY user_id) t
-USING (user_id)"""
+def user_history(events: pa.Table, items: pa.Table, cutoff: datetime) -> pa.Table:
+    """(user_id, events, top_category), users sorted, of every user with an event before `cutoff` in the slice's
+    `events`: the number of those events, and the category of most of them (ties: the smallest name; null when
+    none of their items has a category). The slice step writes it (slice/user_history.parquet), so the evaluate
+    step reads a row per user instead of every event."""
+    times = events.column("event_time")
+    before = events.select(["user_id", "item_id"]).filter(pc.less(times, pa.scalar(cutoff, type=times.type)))
+    users = pc.dictionary_encode(before.column("user_id").combine_chunks())
+    user = np.asarray(users.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    n_users = len(users.dictionary)
+    names = pc.unique(items.column("category").drop_null().combine_chunks())
+    names = names.take(pc.sort_indices(names))  # codes in name order: the first maximum is the smallest name
+    item_category = pc.fill_null(pc.index_in(items.column("category"), value_set=names), -1).to_numpy()
+    position = pc.index_in(before.column("item_id"), value_set=items.column("item_id").combine_chunks())
+    found = pc.is_valid(position).to_numpy(zero_copy_only=False)
+    category = np.full(user.size, -1, dtype=np.int64)
+    category[found] = item_category[position.filter(found).to_numpy()]
+    width = max(len(names), 1)  # one empty column when no item has a category
+    known = category >= 0
+    per_category = np.bincount(user[known] * width + category[known], minlength=n_users * width)
+    per_category = per_category.reshape(n_users, width)
+    labels = names.to_pylist()
+    top = [labels[code] if most else None
+           for code, most in zip(per_category.argmax(axis=1).tolist(), per_category.max(axis=1).tolist(), strict=True)]
+    table = pa.table({"user_id": users.dictionary.cast(pa.string()),
+                      "events": pa.array(np.bincount(user, minlength=n_users), pa.int64()),
+                      "top_category": pa.array(top, pa.string())})
+    return table.take(pc.sort_indices(table.column("user_id")))
 
 
-def families(events: pa.Table, items: pa.Table, users: Sequence[str], cutoff: datetime,
-             strata: Mapping[str, str] | None) -> list[Family]:
-    """The cohort families of `users` from the slice's events (pre-cutoff rows only) and its catalogue."""
-    con = duckdb.connect()
-    try:
-        con.register("events", events.select(["user_id", "item_id", "event_time"]))
-        con.register("items", items.select(["item_id", "category"]))
-        history = fetch(con, _HISTORY_SQL.replace("$cutoff_us", str(epoch_us(cutoff))))
-    finally:
-        con.close()
+def families(history: pa.Table, users: Sequence[str], strata: Mapping[str, str] | None) -> list[Family]:
+    """The cohort families of `users` from the slice's `user_history` and its strata."""
     ids = [str(u) for u in history.column("user_id").to_pylist()]
     counts = dict(zip(ids, history.column("events").to_pylist(), strict=True))
     top = {u: str(c) for u, c in zip(ids, history.column("top_category").to_pylist(), strict=True) if c is not None}

@@ -75,10 +75,11 @@ def per_user_change(rankings: pa.Table, k: int, control: str = "control", candid
                                            value_set=pa.array([control, candidate]))))
     users = pc.unique(top.column("user_id").cast(pa.string()))
     users = users.take(pc.sort_indices(users))
-    items = pc.unique(top.column("item_id").cast(pa.string()))
     n = len(users)
     user = _codes(top.column("user_id"), users)
-    item = _codes(top.column("item_id"), items)
+    # item codes only need to be equal for equal items: hashing, no sort
+    item = np.asarray(pc.dictionary_encode(top.column("item_id").cast(pa.string()).combine_chunks()).indices
+                      .to_numpy(zero_copy_only=False), dtype=np.int64)
     rank = np.asarray(top.column("rank").to_numpy(), dtype=np.int64)
     is_candidate = np.asarray(pc.equal(top.column("model").cast(pa.string()), candidate).to_numpy(
         zero_copy_only=False), dtype=bool)
@@ -87,12 +88,12 @@ def per_user_change(rankings: pa.Table, k: int, control: str = "control", candid
     grid = np.full((2, n, k), -1, dtype=np.int64)
     grid[is_candidate.astype(np.int64), user, rank - 1] = item
     length = (grid >= 0).sum(axis=2)
-    # a shared item enters the overlap at the deeper of its two ranks
-    key = user * len(items) + item
-    ctrl = ~is_candidate
-    _, in_ctrl, in_cand = np.intersect1d(key[ctrl], key[is_candidate], assume_unique=True, return_indices=True)
-    depth = np.maximum(rank[ctrl][in_ctrl], rank[is_candidate][in_cand])
-    entered = np.bincount(user[ctrl][in_ctrl] * k + depth - 1, minlength=n * k).reshape(n, k)
+    # a shared item enters the overlap at the deeper of its two ranks: compare every control slot with every
+    # candidate slot of the same user (K x K per user; an item is at most once in a list)
+    same = (grid[0][:, :, None] == grid[1][:, None, :]) & (grid[0] >= 0)[:, :, None]
+    at_user, at_control, at_candidate = np.nonzero(same)
+    depth = np.maximum(at_control, at_candidate)
+    entered = np.bincount(at_user * k + depth, minlength=n * k).reshape(n, k)
     overlap = np.cumsum(entered, axis=1).astype(np.float64)
 
     short, long = length.min(axis=0), length.max(axis=0)

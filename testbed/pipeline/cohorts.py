@@ -13,14 +13,14 @@ from testbed.core import cohorts, stats
 from testbed.manifest import Manifest
 
 
-def domains(manifest: Manifest, sample: stats.PairedSample, events: pa.Table, items: pa.Table,
+def domains(manifest: Manifest, sample: stats.PairedSample, history: pa.Table,
             strata: Mapping[str, str]) -> tuple[str, cohorts.CohortDomains] | None:
-    """The primary metric and its cohorts to test, from the slice's events, catalogue and strata (the evaluate
-    step reads them once); None when the metric has no per-user values (nothing to test user by user)."""
+    """The primary metric and its cohorts to test, from the slice's user history (cohorts.user_history) and
+    strata; None when the metric has no per-user values (nothing to test user by user)."""
     metric = cohorts.primary_metric(manifest.gates, manifest.evaluation.k)
     if metric not in sample.metrics:
         return None
-    found = cohorts.families(events, items, sample.users.tolist(), manifest.time.cutoff, strata or None)
+    found = cohorts.families(history, sample.users.tolist(), strata or None)
     return metric, cohorts.cohort_domains(sample.users.tolist(), found, manifest.evaluation.cohort_min_users)
 
 

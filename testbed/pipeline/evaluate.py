@@ -53,14 +53,14 @@ def merge_shards(ctx: RunContext) -> tuple[pa.Table, list[dict[str, Any]]]:
     return rankings.take(order), latency
 
 
-def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table, *, events: pa.Table, items: pa.Table,
+def paired_deltas(ctx: RunContext, manifest: Manifest, per_user: pa.Table,
                   strata: dict[str, str]) -> tuple[dict[str, Any], core_cohorts.CohortReport | None]:
     """Candidate minus control per metric, overall and per stratum, on the users both models were judged on:
     weighted by 1 / inclusion probability, with BCa bootstrap intervals (testbed.core.stats); and from the same
     resamples the worst cohorts of the primary metric (None when it has no per-user values)."""
     s = manifest.statistics
     sample = paired.sample(ctx, manifest, per_user)
-    wanted = cohorts.domains(manifest, sample, events, items, strata)
+    wanted = cohorts.domains(manifest, sample, ctx.storage.read_parquet(ctx.layout.user_history), strata)
     metric, domains = wanted if wanted is not None else (None, None)
     by_stratum, deltas = paired.with_domains(manifest, sample, metric, domains.rows if domains else {})
     worst = (core_cohorts.worst_cohorts(deltas, metric, domains, confidence=s.confidence, correction=s.correction)
@@ -124,9 +124,8 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     k = manifest.evaluation.k
     rankings, latency_shards = merge_shards(ctx)
     ctx.storage.write_parquet(ctx.layout.rankings, rankings)
-    events = slice_data.read(ctx, "events")  # read once: the labels and the cohorts' pre-cutoff history
     catalogue = slice_data.read(ctx, "items", ["item_id", "category"])
-    labels = slice_data.labels_of(events, manifest)
+    labels = slice_data.labels(ctx, manifest)
     ctx.storage.write_parquet(ctx.layout.labels, labels)
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
@@ -135,8 +134,7 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
     summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
     spread = retrain_spread(ctx, manifest, labels, per_user, items)
-    deltas, worst = paired_deltas(ctx, manifest, per_user, events=events, items=catalogue,
-                                  strata=strata)
+    deltas, worst = paired_deltas(ctx, manifest, per_user, strata)
     document = MetricsDocument.model_validate({
         "k": k,
         "models": summary["models"],

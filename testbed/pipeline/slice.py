@@ -3,8 +3,9 @@
 It also writes the population extract (slice/population_events.parquet): every lake user's pre-cutoff events
 that the run's lake-population features (item, category and global aggregations) and the candidates'
 popularity read, without user_id. Later steps compute those from it, never from the lake. From it, the item
-popularity of the beyond-accuracy metrics (slice/item_popularity.parquet), so evaluate reads a few thousand
-counts rather than the extract.
+popularity of the beyond-accuracy metrics (slice/item_popularity.parquet), and from the slice's events each
+user's pre-cutoff history of the worst cohorts (slice/user_history.parquet), so evaluate reads a few thousand
+counts rather than the extract and the events.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from testbed.adapters.engines import make_engine
 from testbed.adapters.storage import parquet_bytes
 from testbed.core.beyond_accuracy import item_popularity
 from testbed.core.catalogue import UnknownItems, count_unknown
+from testbed.core.cohorts import user_history
 from testbed.core.ranking_session import RankingSession
 from testbed.core.slice_sql import partition_range, population_extract, render
 from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
@@ -80,6 +82,8 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         ctx.storage.write_bytes(ctx.layout.slice_table(name), data, bulky=True)
     ctx.storage.write_parquet(ctx.layout.item_popularity,
                               item_popularity(tables["population_events"], manifest.time.cutoff))
+    ctx.storage.write_parquet(ctx.layout.user_history,
+                              user_history(tables["events"], tables["items"], manifest.time.cutoff))
     probabilities = tables["users"].column("inclusion_probability")
     stats = SliceStats.model_validate({
         "rows": {name: tables[name].num_rows for name in SLICE_TABLES},

@@ -21,14 +21,13 @@ def connect(ctx: RunContext, datasets: tuple[str, ...] = ("events", "users", "it
     return con
 
 
+# the events columns RankingSession.labels reads
+LABEL_INPUTS = ["user_id", "item_id", "event_type", "event_time", "quantity", "price"]
+
+
 def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
     """The slice's labels from the label window [cutoff, end), graded by the manifest's declared event types."""
-    return labels_of(read(ctx, "events"), manifest)
-
-
-def labels_of(events: pa.Table, manifest: Manifest) -> pa.Table:
-    """`labels` from the slice's events table already read."""
-    with RankingSession(events) as ranking:
+    with RankingSession(read(ctx, "events", LABEL_INPUTS)) as ranking:
         return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.vocabulary())
 
 

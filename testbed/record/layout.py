@@ -160,6 +160,12 @@ class RunLayout:
         testbed.core.beyond_accuracy.item_popularity); derived from population_events, so not in the slice digest"""
         return self.uri("slice", "item_popularity.parquet")
 
+    @property
+    def user_history(self) -> str:
+        """slice/user_history.parquet: each user's pre-cutoff events and top category (user_id, events,
+        top_category; testbed.core.cohorts.user_history, the worst cohorts'); derived, so not in the slice digest"""
+        return self.uri("slice", "user_history.parquet")
+
     def batch_features(self, entity: str) -> str:
         return self.uri("features", f"batch_{entity}.parquet")
 

@@ -29,7 +29,8 @@ SCRIPT = ROOT / "examples" / "own_model" / "evaluate_own_model.py"
 def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work = tmp_path_factory.mktemp("own-model")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(work), "--users", "900"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(work), "--users", "900",
+                           "--trees", "40"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     return work, done
 

@@ -33,9 +33,10 @@ if importlib.util.find_spec("aws_cdk") is None:
 
 ROOT = Path(__file__).resolve().parents[2]
 # The independent scanners (.ci/requirements-scan.txt, installed by .ci/run into their own venv): too big and
-# too tightly pinned for the dev venv, so their tests find them on PATH or through these variables.
-CHECKOV = os.environ.get("TESTBED_CHECKOV") or shutil.which("checkov")
-CFN_LINT = os.environ.get("TESTBED_CFN_LINT") or shutil.which("cfn-lint")
+# too tightly pinned for the dev venv, so their tests run only where these variables name them. A scanner that
+# happens to be on PATH is not used: it may be another version, and CI runs these tests with the pinned ones.
+CHECKOV = os.environ.get("TESTBED_CHECKOV")
+CFN_LINT = os.environ.get("TESTBED_CFN_LINT")
 SCANNER_TIMEOUT_S = 300
 ENVIRONMENTS = ("dev", "staging", "prod")
 MAX_SUPPRESSIONS = 19  # +1 run-scoped stream and table prefixes (issue 4); +3 scratch bucket, per-step writes (11)
@@ -643,8 +644,8 @@ def test_every_checkov_skip_is_explained(synthesized: Synthesized) -> None:
     assert not {check for _, check, _ in skips} & {"CKV_AWS_158", "CKV_AWS_149", "CKV_AWS_27"}
 
 
-@pytest.mark.skipif(CHECKOV is None, reason="checkov is not installed; .ci/run installs it "
-                                            "(.ci/requirements-scan.txt) and sets TESTBED_CHECKOV")
+@pytest.mark.skipif(CHECKOV is None, reason="TESTBED_CHECKOV is not set; .ci/run installs checkov "
+                                            "(.ci/requirements-scan.txt) and sets it")
 def test_checkov_finds_nothing_unsuppressed_and_every_skip_is_used(synthesized: Synthesized) -> None:
     done = subprocess.run([str(CHECKOV), "--directory", str(synthesized.outdir), "--framework", "cloudformation",
                            "--output", "json", "--compact", "--skip-download"],
@@ -658,8 +659,8 @@ def test_checkov_finds_nothing_unsuppressed_and_every_skip_is_used(synthesized: 
     assert skipped == checkov_skips(synthesized)  # no stale skip, and checkov read every comment
 
 
-@pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint is not installed; .ci/run installs it "
-                                             "(.ci/requirements-scan.txt) and sets TESTBED_CFN_LINT")
+@pytest.mark.skipif(CFN_LINT is None, reason="TESTBED_CFN_LINT is not set; .ci/run installs cfn-lint "
+                                             "(.ci/requirements-scan.txt) and sets it")
 def test_cfn_lint_finds_no_errors(synthesized: Synthesized) -> None:
     templates = sorted(str(path) for path in synthesized.outdir.glob("*.template.json"))
     assert len(templates) == 2

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testbed.core import cohorts, stats
 
@@ -25,7 +28,8 @@ def test_activity_deciles_put_equal_counts_together() -> None:
 
 def _events(rows: list[tuple[str, str, int]]) -> pa.Table:
     """(user, item, days from the cutoff; negative = before it)."""
-    return pa.table({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+    return pa.table({"user_id": pa.array([r[0] for r in rows], pa.string()),
+                     "item_id": pa.array([r[1] for r in rows], pa.string()),
                      "event_time": pa.array([CUTOFF + timedelta(days=r[2]) for r in rows], pa.timestamp("us", "UTC"))})
 
 
@@ -36,7 +40,10 @@ def test_families_read_only_pre_cutoff_history() -> None:
                       ("u2", "ghost", -4),  # an item missing from the catalogue has no category
                       ("u3", "tent", 1)])  # only label-window events: a new user
     items = pa.table({"item_id": ["shoe", "tent"], "category": ["footwear", "outdoor"]})
-    found = {f.name: dict(f.labels) for f in cohorts.families(events, items, ["u1", "u2", "u3"], CUTOFF,
+    history = cohorts.user_history(events, items, CUTOFF)
+    assert history.to_pylist() == [{"user_id": "u1", "events": 3, "top_category": "footwear"},
+                                   {"user_id": "u2", "events": 3, "top_category": "footwear"}]
+    found = {f.name: dict(f.labels) for f in cohorts.families(history, ["u1", "u2", "u3"],
                                                               {"u1": "tier=gold", "u2": "tier=gold", "u3": "tier=x"})}
     assert list(found) == ["stratum", "activity", "tenure", "top_category"]
     assert found["tenure"] == {"u1": "returning", "u2": "returning", "u3": "new"}
@@ -44,8 +51,40 @@ def test_families_read_only_pre_cutoff_history() -> None:
     assert found["stratum"] == {"u1": "tier=gold", "u2": "tier=gold", "u3": "tier=x"}
     assert found["activity"]["u3"] == "decile 1 (0 events)"
     assert found["activity"]["u1"] == found["activity"]["u2"] == "decile 4 (3 events)"
-    without = cohorts.families(events, items, ["u1"], CUTOFF, None)
+    without = cohorts.families(history, ["u1"], None)
     assert [f.name for f in without] == ["activity", "tenure", "top_category"]
+
+
+# the same history in SQL, as the evaluate step computed it before the slice step wrote it: the reference
+_HISTORY_SQL = """
+WITH history AS (
+    SELECT e.user_id, i.category FROM events e LEFT JOIN items i USING (item_id) WHERE e.event_time < $cutoff
+), per_category AS (
+    SELECT user_id, category, count(*) AS n FROM history WHERE category IS NOT NULL GROUP BY user_id, category
+)
+SELECT h.user_id, h.events, t.category AS top_category
+FROM (SELECT user_id, count(*) AS events FROM history GROUP BY user_id) h
+LEFT JOIN (SELECT user_id, arg_min(category, (-n, category)) AS category FROM per_category GROUP BY user_id) t
+USING (user_id) ORDER BY user_id"""
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(rows=st.lists(st.tuples(st.sampled_from(["u1", "u2", "U3", "ü4", "u10"]),
+                               st.sampled_from(["shoe", "tent", "mug", "ghost", "x-1"]),
+                               st.integers(-6, 3)), max_size=40),
+       categories=st.lists(st.sampled_from(["outdoor", "Home", "footwear", None]), min_size=4, max_size=4))
+def test_user_history_matches_sql(rows: list[tuple[str, str, int]], categories: list[str | None]) -> None:
+    """Odd ids, items missing from the catalogue, items without a category, a catalogue without any category."""
+    events = _events(rows)
+    items = pa.table({"item_id": ["shoe", "tent", "mug", "x-1"], "category": pa.array(categories, pa.string())})
+    con = duckdb.connect()
+    try:
+        con.register("events", events)
+        con.register("items", items)
+        expected = con.sql(_HISTORY_SQL, params={"cutoff": CUTOFF}).to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    assert cohorts.user_history(events, items, CUTOFF).to_pylist() == expected
 
 
 def _planted(seed: int = 3) -> tuple[stats.PairedSample, list[cohorts.Family]]:
