@@ -748,6 +748,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from testbed.settings import prefer_passive_openmp
+
+    prefer_passive_openmp()  # as the CLI does; the child processes inherit it
     args = parse_args(argv)
     if args.child:
         return child_main(args.child, args.child_io, args.phase_fd)

@@ -21,6 +21,7 @@ from infra.scratch import ATHENA_RESULTS_PREFIX, SCRATCH_PREFIX
 from testbed import steps
 from testbed.adapters import storage
 from testbed.record.layout import RunLayout
+from testbed.settings import OPENMP_ENVIRONMENT
 from testbed.steps import Step
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -71,6 +72,7 @@ class PipelineFunctions(Construct):
             "TESTBED_ARTIFACTS_URI": f"s3://{artifacts.bucket_name}",
             "TESTBED_SCRATCH_URI": f"s3://{scratch.bucket_name}/{SCRATCH_PREFIX.rstrip('/')}",
             "TESTBED_RESOURCE_PREFIX": config.run_resource_prefix,
+            **OPENMP_ENVIRONMENT,  # LightGBM's threads wait passively: a function may have less than two vCPUs
         }
         self.functions: dict[str, lambda_.Function] = {}
         for step in steps.STEPS:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from testbed.cli_support import say
 from testbed.errors import CredentialsError, InputError, TestbedError
-from testbed.settings import Settings
+from testbed.settings import Settings, prefer_passive_openmp
 
 if TYPE_CHECKING:
     from testbed.adapters.storage import Storage
@@ -431,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_openmp()
     args = build_parser().parse_args(argv)
     try:
         args.settings = Settings.from_environment()  # once per command; commands read args.settings

@@ -344,6 +344,7 @@ def test_one_python312_traced_function_per_step_with_its_layers(synthesized: Syn
         assert env["POWERTOOLS_SERVICE_NAME"] == "testbed"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Testbed"
         assert env["TESTBED_ENGINE"] == "athena"
+        assert env["OMP_WAIT_POLICY"] == "PASSIVE"  # LightGBM's threads sleep at barriers (testbed.settings)
         assert env["TESTBED_ATHENA_WORKGROUP"] == config.workgroup
         assert env["TESTBED_GLUE_DATABASE"] == config.glue_database
         assert flatten(env["TESTBED_SCRATCH_URI"]).startswith(f"s3://testbed-{config.env_name}-scratch-")

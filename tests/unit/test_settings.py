@@ -3,10 +3,14 @@ environment a Lambda function is configured with."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from testbed.errors import InputError, SettingsError
-from testbed.settings import Settings
+from testbed.settings import Settings, prefer_passive_openmp
 
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:1:secret:pii"
 DEPLOYED = {"TESTBED_ENGINE": "athena", "TESTBED_ATHENA_WORKGROUP": "wg", "TESTBED_GLUE_DATABASE": "lake",
@@ -62,3 +66,25 @@ def test_the_pii_secret_is_never_shown_and_must_be_long_enough() -> None:
     assert "short" not in repr(settings)
     with pytest.raises(InputError, match="at least 16 characters"):
         settings.pii_key(lambda arn: "")
+
+
+def test_openmp_waits_passively_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    prefer_passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice wins
+    prefer_passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_cli_sets_the_policy_before_anything_loads_lightgbm() -> None:
+    """libgomp reads the policy when LightGBM loads it, so importing the CLI must not load LightGBM, and main
+    sets the policy first (even for --help)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = ("import os, sys\n"
+            "from testbed.cli import main\n"
+            "loaded = 'lightgbm' in sys.modules\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(loaded, os.environ.get('OMP_WAIT_POLICY'))\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["False", "PASSIVE"]
