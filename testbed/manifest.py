@@ -6,12 +6,15 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
+from testbed.core.event_types import DEFAULT_VOCABULARY, DeclaredType, EventVocabulary
+from testbed.core.event_types import NAME as EVENT_TYPE_NAME
 from testbed.core.metrics import METRIC_NAMES, canonical_name, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
 from testbed.core.roles import ROLES
@@ -149,15 +152,44 @@ class Models(Strict):
 
 
 class Relevance(Strict):
+    """The grades of SPEC §2's three event types: the spelling of the default vocabulary's grades."""
+
     view: int = Field(default=1, ge=0, le=100)
     add_to_cart: int = Field(default=2, ge=0, le=100)
     purchase: int = Field(default=3, ge=0, le=100)
 
 
+class EventType(Strict):
+    """One declared event type of the lake (what each flag does: testbed.core.event_types)."""
+
+    name: str = Field(pattern=EVENT_TYPE_NAME.pattern, description="The events' event_type value.")
+    relevance: int = Field(default=0, ge=0, le=100, description="Label grade of such an event in the label window "
+                           "(a user-item pair takes its events' highest); 0: not a label.")
+    conversion: StrictBool = Field(default=False, description="A conversion carries revenue (price x quantity; a line "
+                             "with quantity <= 0 is a return: no grade, no revenue) and is what conversion@K, "
+                             "aov@K and revenue@K count.")
+    click: StrictBool = Field(default=False, description="What click_through@K counts.")
+    exposure: StrictBool = Field(default=False, description="The item was shown (an impression, with optional position "
+                           "and propensity columns): kept in the slice and replayed; neither a click nor a "
+                           "conversion.")
+
+    @model_validator(mode="after")
+    def _exposure_is_not_an_action(self) -> EventType:
+        for flag in ("conversion", "click"):
+            if self.exposure and getattr(self, flag):
+                raise ValueError(f"{flag}: an exposure (shown, not acted on) cannot also be a {flag}")
+        return self
+
+
 class Evaluation(Strict):
     k: int = Field(default=10, ge=1, le=100)
     candidates_per_user: int = Field(default=100, ge=1, le=1000)
-    relevance: Relevance = Field(default_factory=Relevance)
+    relevance: Relevance = Field(default_factory=Relevance, description="Grades of view, add_to_cart and "
+                                 "purchase when event_types is not declared.")
+    event_types: list[EventType] | None = Field(
+        default=None, min_length=1, max_length=64, exclude_if=lambda value: value is None,
+        description="The lake's event types; absent: view 1 (click), add_to_cart 2, purchase 3 (conversion) "
+                    "with evaluation.relevance's grades. Events of other types are invalid input.")
     users_per_shard: int = Field(default=5000, ge=100, le=100_000,
                                  description="Users per scoring shard (one Distributed Map item each).")
     latency_sample_users: int = Field(default=200, ge=0, le=10000,
@@ -179,6 +211,30 @@ class Evaluation(Strict):
         description="A model whose recorded training window (its `testbed train` sidecar) reads events of "
                     "[time.cutoff, time.end): warn (a warning in the record and the reports) or error (invalid "
                     "input, exit 2).")
+
+    @model_validator(mode="after")
+    def _one_vocabulary(self) -> Evaluation:
+        if self.event_types is None:
+            return self
+        if self.relevance != Relevance():
+            raise ValueError("relevance: give the grades in event_types[].relevance when event_types is declared")
+        names = [t.name for t in self.event_types]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"event_types.{i}.name: {name!r} is declared twice")
+        if not any(t.relevance > 0 for t in self.event_types):
+            raise ValueError("event_types: no type has a relevance above 0, so nothing could be a label")
+        return self
+
+    def vocabulary(self) -> EventVocabulary:
+        """The declared event types, or the default three graded by `relevance`."""
+        if self.event_types is None:
+            grades = self.relevance.model_dump()
+            return EventVocabulary(tuple(
+                replace(t, relevance=grades[t.name]) for t in DEFAULT_VOCABULARY.types))
+        return EventVocabulary(tuple(
+            DeclaredType(t.name, t.relevance, conversion=t.conversion, click=t.click,
+                                     exposure=t.exposure) for t in self.event_types))
 
 
 GateKind = Literal["non_inferiority", "superiority", "threshold", "latency", "latency_ratio", "error_rate"]

@@ -54,14 +54,14 @@ NULL_QUANTILE = 0.99
 NULL_SIZE_STEP = 1.1  # periods whose sizes are within 10 % share one null
 NULL_SEED = 16
 
-# event-level fields of table `event`: name -> (type, the event_type its rows are restricted to, or None)
-EVENT_FIELDS: dict[str, tuple[str, str | None]] = {
-    "price": (NUMERIC, None),  # unit price paid
-    "price_index": (NUMERIC, None),  # unit price paid / the item's catalogue price
-    "quantity": (NUMERIC, "purchase"),
-    "revenue": (NUMERIC, "purchase"),  # price x quantity of a purchase
-    "event_type": (CATEGORICAL, None),
-    "category": (CATEGORICAL, None),
+# event-level fields of table `event`: name -> (type, whether its rows are the conversions' alone)
+EVENT_FIELDS: dict[str, tuple[str, bool]] = {
+    "price": (NUMERIC, False),  # unit price paid
+    "price_index": (NUMERIC, False),  # unit price paid / the item's catalogue price
+    "quantity": (NUMERIC, True),
+    "revenue": (NUMERIC, True),  # price x quantity of a conversion (a purchase by default)
+    "event_type": (CATEGORICAL, False),
+    "category": (CATEGORICAL, False),
 }
 
 

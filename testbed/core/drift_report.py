@@ -136,7 +136,7 @@ class EventRows:
     """A side's event rows as numpy arrays, converted once (every field and group reads them)."""
 
     values: dict[str, np.ndarray]  # field -> float64 (NaN = missing) or str values
-    event_type: np.ndarray
+    conversion: np.ndarray  # the rows of a conversion type (what quantity and revenue read)
     category: np.ndarray
     day: np.ndarray
     pre_cutoff: np.ndarray
@@ -157,7 +157,8 @@ class EventRows:
         values = {field: text(field) if kind == CATEGORICAL
                   else table.column(field).to_numpy(zero_copy_only=False).astype(np.float64)
                   for field, (kind, _) in EVENT_FIELDS.items()}
-        return cls(values, values["event_type"], values["category"], text("day"),
+        conversion = table.column("conversion").to_numpy(zero_copy_only=False).astype(bool)
+        return cls(values, conversion, values["category"], text("day"),
                    table.column("pre_cutoff").to_numpy(zero_copy_only=False).astype(bool),
                    pc.dictionary_encode(table.column("user_id")).combine_chunks().indices.to_numpy(),
                    weights, strata)
@@ -166,9 +167,8 @@ class EventRows:
         """A field's rows (of its event type; the feature window, or every slice day), grouped by stratum or
         item category, and each row's day."""
         mask = self.pre_cutoff.copy() if pre_cutoff_only else np.ones(len(self.day), dtype=bool)
-        event_type = EVENT_FIELDS[field][1]
-        if event_type is not None:
-            mask &= self.event_type == event_type
+        if EVENT_FIELDS[field][1]:
+            mask &= self.conversion
         groups = self.category if by_category else self.strata
         sample = Sample(self.values[field][mask], None if self.weights is None else self.weights[mask],
                         None if groups is None else groups[mask], self.users[mask])

@@ -192,6 +192,15 @@ class _Lake:
             _fail(self.source, f"{where}: {shown} is {type_name}: {need}")
 
 
+def check_event_types(spec: FeatureSet, declared: tuple[str, ...], source: str) -> None:
+    """Every event type the set's aggregations keep is one the manifest declares (evaluation.event_types)."""
+    for agg in spec.aggregations:
+        for name in agg.events:
+            if name not in declared:
+                raise FeatureSetError(f"feature set {source}: aggregations: feature {agg.name}: events: {name!r} is "
+                                      f"not a declared event type (evaluation.event_types: {', '.join(declared)})")
+
+
 def check_against_lake(spec: FeatureSet, columns: Mapping[str, Mapping[str, str]], source: str,
                        external_columns: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """Every column the set names exists with a type that fits. `columns` is table (events, items, users) →

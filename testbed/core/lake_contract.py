@@ -1,13 +1,13 @@
 """The SPEC §2 lake contract as data, plus the SQL checks that prove a lake honours it.
 
-Returns: a purchase line with quantity <= 0 (a return or a cancelled line; a null quantity counts as 1) is not a
-relevant purchase: it grades no label (`purchase_line_sql`) and carries no revenue (`revenue_cents_sql`).
-`testbed validate --lake` counts such lines in the run's window and says so."""
+`event_type` is one of the manifest's declared types (testbed.core.event_types; SPEC §2's three by default).
+Returns: a conversion line (a purchase by default) with quantity <= 0 (a return or a cancelled line; a null
+quantity counts as 1) is not a relevant conversion: it grades no label (`conversion_line_sql`) and carries no
+revenue (`revenue_cents_sql`). `testbed validate --lake` counts such lines in the run's window and says so."""
 
 from __future__ import annotations
 
-EVENT_TYPES = ("view", "add_to_cart", "purchase")
-CLICK_EVENT_TYPES = ("view",)  # the event types that count as a click (click_through@K); one place to declare them
+from testbed.core.event_types import DEFAULT_VOCABULARY, EventVocabulary, type_in_sql
 
 _STRING = ("VARCHAR",)
 _TIMESTAMP = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP_NS")
@@ -37,13 +37,15 @@ def type_accepted(engine_type: str, accepted: tuple[str, ...]) -> bool:
     return base in accepted or (base.startswith("DECIMAL") and "DOUBLE" in accepted)
 
 
-def row_checks(window: str, partitions: str) -> list[tuple[str, str, str, str]]:
-    """(dataset, column, problem, Trino SQL returning one example row as a single string) per check.
+def row_checks(window: str, partitions: str,
+               vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> list[tuple[str, str, str, str]]:
+    """(dataset, column, problem, Trino SQL returning one example row) per check: its first column is the example
+    the message shows, further columns are shown beside it (the undeclared event_type).
 
     `window` and `partitions` are rendered predicates on alias `e` restricting events to the run's window and
     to its partitions (an event outside its partition may also be outside the window).
     """
-    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    declared = type_in_sql("e.event_type", vocabulary.names)
     return [
         ("events", "price", "price is not a finite number",
          f"SELECT e.event_id FROM events e WHERE {window} AND {_not_finite('e.price')} ORDER BY e.event_id LIMIT 1"),
@@ -58,9 +60,10 @@ def row_checks(window: str, partitions: str) -> list[tuple[str, str, str, str]]:
          f"SELECT e.event_id FROM events e WHERE {partitions} "
          "AND CAST(CAST(e.event_time AS DATE) AS VARCHAR) <> CAST(e.event_date AS VARCHAR) "
          "ORDER BY e.event_id LIMIT 1"),
-        ("events", "event_type", f"event_type not in ({', '.join(EVENT_TYPES)})",
-         f"SELECT e.event_id FROM events e WHERE {window} AND (e.event_type IS NULL OR e.event_type NOT IN ({types})) "
-         "ORDER BY e.event_id LIMIT 1"),
+        ("events", "event_type", f"an event type that evaluation.event_types does not declare (declared: "
+                                 f"{', '.join(vocabulary.names)})",
+         f"SELECT e.event_id, e.event_type FROM events e WHERE {window} AND (e.event_type IS NULL OR NOT "
+         f"({declared})) ORDER BY e.event_id LIMIT 1"),
         ("events", "user_id", "null user_id",
          f"SELECT e.event_id FROM events e WHERE {window} AND e.user_id IS NULL ORDER BY e.event_id LIMIT 1"),
         ("events", "item_id", "null item_id",
@@ -79,21 +82,21 @@ def _not_finite(column: str) -> str:
     return f"{value} - {value} <> 0"
 
 
-def purchase_line_sql(alias: str) -> str:
-    """A purchase line that counts: event_type purchase with quantity above 0 (null counts as 1); not a return."""
+def conversion_line_sql(alias: str, vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> str:
+    """A conversion line that counts: a conversion type with quantity above 0 (null counts as 1); not a return."""
     a = f"{alias}." if alias else ""
-    return f"({a}event_type = 'purchase' AND coalesce({a}quantity, 1) > 0)"
+    return f"({type_in_sql(f'{a}event_type', vocabulary.conversions)} AND coalesce({a}quantity, 1) > 0)"
 
 
-def click_sql(alias: str) -> str:
-    """An event of a type that counts as a click or view (`CLICK_EVENT_TYPES`)."""
+def click_sql(alias: str, vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> str:
+    """An event of a type that counts as a click (the vocabulary's click types: `view` by default)."""
     a = f"{alias}." if alias else ""
-    return f"({a}event_type IN ({', '.join(repr(t) for t in CLICK_EVENT_TYPES)}))"
+    return f"({type_in_sql(f'{a}event_type', vocabulary.clicks)})"
 
 
-def revenue_cents_sql(alias: str) -> str:
-    """Purchase revenue of one event in integer cents (exact on every engine); 0 for other event types and for
+def revenue_cents_sql(alias: str, vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> str:
+    """Conversion revenue of one event in integer cents (exact on every engine); 0 for other event types and for
     return lines (quantity <= 0)."""
     a = f"{alias}." if alias else ""
-    return (f"CASE WHEN {purchase_line_sql(alias)} THEN CAST(round(coalesce({a}price, 0) * coalesce({a}quantity, 1)"
-            f" * 100) AS BIGINT) ELSE 0 END")
+    return (f"CASE WHEN {conversion_line_sql(alias, vocabulary)} THEN CAST(round(coalesce({a}price, 0) * "
+            f"coalesce({a}quantity, 1) * 100) AS BIGINT) ELSE 0 END")

@@ -18,10 +18,10 @@ Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 
   denominators ``R`` and ``IDCG@K`` of the per-user metrics are always positive.
 * A user with ``R >= 1`` whom a model did not rank at all is a miss: every metric is 0.0.
 * Business KPIs (conversion, AOV, click-through) read two per-(user, item) label flags: ``bought(d)``, a
-  label-window purchase line of ``d`` with quantity above 0 (a null quantity counts as 1; the lines that grade
-  the purchase relevance and carry revenue), and ``clicked(d)``, a label-window event of a click type
-  (testbed.core.lake_contract ``CLICK_EVENT_TYPES``: ``view`` today). They are averaged over the same
-  evaluated users (``R >= 1``) as every other metric.
+  label-window conversion line of ``d`` with quantity above 0 (a null quantity counts as 1; the lines that
+  grade their conversion type and carry revenue), and ``clicked(d)``, a label-window event of a click type.
+  Conversion and click types are the manifest's declared event types (testbed.core.event_types; by default
+  ``purchase`` and ``view``). They are averaged over the same evaluated users (``R >= 1``) as every other metric.
 
 Ranks are taken as given. No tie-breaking happens here: the scorer already wrote the ``rank``
 column and breaks score ties by ``item_id`` ascending. (trec_eval itself ignores the ranks and
@@ -169,10 +169,10 @@ def map_at_k(s: RankingSums) -> np.ndarray:
 
 
 def revenue_at_k(s: RankingSums) -> np.ndarray:
-    """Label-window purchase revenue captured by the top ``k``.
+    """Label-window conversion revenue (purchases by default) captured by the top ``k``.
 
-    ``Revenue@K = sum_{i <= K} revenue(d_i)`` where ``revenue(d)`` is the user's label-window purchase
-    revenue for item ``d`` (0 when absent), whatever the item's grade.
+    ``Revenue@K = sum_{i <= K} revenue(d_i)`` where ``revenue(d)`` is the user's label-window conversion
+    revenue (price x quantity) for item ``d`` (0 when absent), whatever the item's grade.
     """
     return s.revenue
 
@@ -184,8 +184,9 @@ def revenue_at_k(s: RankingSums) -> np.ndarray:
 def conversion_at_k(s: RankingSums) -> np.ndarray:
     """Conversion at ``k``: whether the user bought at least one recommended item in the label window.
 
-    ``Conversion@K = 1`` if ``exists i <= K : bought(d_i)`` else ``0``, ``bought(d)`` = a label-window purchase
-    line of ``d`` with quantity above 0. A group's value is the share of its users who converted.
+    ``Conversion@K = 1`` if ``exists i <= K : bought(d_i)`` else ``0``, ``bought(d)`` = a label-window conversion
+    line of ``d`` with quantity above 0 (a purchase by default). A group's value is the share of its users who
+    converted.
     """
     return (s.bought > 0).astype(np.float64)
 

@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from testbed.core.duck import fetch
+from testbed.core.event_types import DEFAULT_VOCABULARY, EventVocabulary, type_in_sql
 from testbed.core.feature_spec import US_PER_DAY, epoch_us
-from testbed.core.lake_contract import click_sql, purchase_line_sql, revenue_cents_sql
+from testbed.core.lake_contract import click_sql, conversion_line_sql, revenue_cents_sql
 from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
 
 
@@ -188,29 +189,32 @@ ORDER BY c.user_id, c.item_id""")
         LEFT JOIN train_labels l ON l.user_id = p.user_id AND l.item_id = p.item_id
         ORDER BY p.user_id, p.item_id""").column(0).to_numpy().astype(np.float64)
 
-    def labels(self, cutoff: datetime, end: datetime, relevance: dict[str, int]) -> pa.Table:
-        """user_id, item_id, relevance (max grade over the user's label-window events), revenue (purchases),
-        purchased (a purchase line with quantity above 0: what conversion@K counts), clicked (an event of a click
-        type, testbed.core.lake_contract CLICK_EVENT_TYPES: what click_through@K counts). One row per (user,
-        item) with any of them."""
-        grade = " ".join(f"WHEN '{event_type}' THEN {int(value)}" for event_type, value in relevance.items())
-        graded = f"CASE WHEN event_type = 'purchase' AND NOT {purchase_line_sql('')} THEN 0 ELSE CASE event_type " \
-                 f"{grade} ELSE 0 END END"  # a return line (quantity <= 0) grades nothing
+    def labels(self, cutoff: datetime, end: datetime, vocabulary: EventVocabulary) -> pa.Table:
+        """user_id, item_id, relevance (max declared grade over the user's label-window events), revenue
+        (conversions), purchased (a conversion line with quantity above 0: what conversion@K counts), clicked (an
+        event of a click type: what click_through@K counts). One row per (user, item) with any of them."""
+        grade = " ".join(f"WHEN '{t.name}' THEN {int(t.relevance)}" for t in vocabulary.types)
+        graded = f"CASE event_type {grade} ELSE 0 END"
+        if vocabulary.conversions:  # a return line (quantity <= 0) grades nothing
+            graded = (f"CASE WHEN {type_in_sql('event_type', vocabulary.conversions)} AND NOT "
+                      f"{conversion_line_sql('', vocabulary)} THEN 0 ELSE {graded} END")
         return fetch(self._con, f"""
 SELECT user_id, item_id, relevance, revenue, purchased, clicked FROM (
   SELECT user_id, item_id, CAST(MAX({graded}) AS INTEGER) AS relevance,
-         CAST(SUM({revenue_cents_sql('')}) AS DOUBLE) / 100.0 AS revenue,
-         coalesce(bool_or({purchase_line_sql('')}), false) AS purchased,
-         coalesce(bool_or({click_sql('')}), false) AS clicked
+         CAST(SUM({revenue_cents_sql('', vocabulary)}) AS DOUBLE) / 100.0 AS revenue,
+         coalesce(bool_or({conversion_line_sql('', vocabulary)}), false) AS purchased,
+         coalesce(bool_or({click_sql('', vocabulary)}), false) AS clicked
   FROM events WHERE epoch_us(event_time) >= {epoch_us(cutoff)} AND epoch_us(event_time) < {epoch_us(end)}
   GROUP BY user_id, item_id)
 WHERE relevance > 0 OR revenue > 0 OR purchased OR clicked
 ORDER BY user_id, item_id""")
 
-    def event_rows(self, start: datetime, cutoff: datetime, windows: list[int]) -> pa.Table:
+    def event_rows(self, start: datetime, cutoff: datetime, windows: list[int],
+                   vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> pa.Table:
         """One row per event from the feature window's start on, with drift's event-level fields.
 
-        `pre_cutoff` marks the feature window [max(start, cutoff - longest window), cutoff).
+        `pre_cutoff` marks the feature window [max(start, cutoff - longest window), cutoff); `conversion` the
+        events of the vocabulary's conversion types (the rows of drift's quantity and revenue).
         """
         self._require(self._has_items, "event_rows", "an items table")
         since = max(start, cutoff - timedelta(days=max(windows)))
@@ -221,7 +225,8 @@ SELECT e.user_id, strftime(e.event_time, '%Y-%m-%d') AS day,
   CAST(e.price AS DOUBLE) / nullif(CAST(i.price AS DOUBLE), 0) AS price_index,
   CAST(coalesce(e.quantity, 1) AS DOUBLE) AS quantity,
   CAST(coalesce(e.price, 0) * coalesce(e.quantity, 1) AS DOUBLE) AS revenue,
-  e.event_type, coalesce(i.category, '<none>') AS category
+  e.event_type, coalesce({type_in_sql('e.event_type', vocabulary.conversions)}, false) AS conversion,
+  coalesce(i.category, '<none>') AS category
 FROM events e LEFT JOIN items i ON i.item_id = e.item_id
 WHERE epoch_us(e.event_time) >= {epoch_us(since)}
 ORDER BY e.user_id, e.event_time, e.event_id""")

@@ -139,11 +139,12 @@ def render(manifest: Manifest, extract: PopulationExtract | None = None) -> Slic
     strata_select = "".join(f", u.{c}" for c in strata)
     strata_cols = "".join(f", {c}" for c in strata)
     partition_by = f"PARTITION BY {', '.join(strata)} " if strata else ""
+    revenue = revenue_cents_sql("e", manifest.evaluation.vocabulary())  # what revenue_weighted weighs
     cte = f"""WITH segment_users AS (
   SELECT u.user_id{strata_select} FROM users u WHERE {where}
 ),
 pre_cutoff AS (
-  SELECT e.user_id, COUNT(*) AS _tb_pre_events, SUM({revenue_cents_sql('e')}) AS _tb_revenue_cents
+  SELECT e.user_id, COUNT(*) AS _tb_pre_events, SUM({revenue}) AS _tb_revenue_cents
   FROM events e
   WHERE {window_predicate('e', t.start, t.cutoff)}
   GROUP BY e.user_id

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from testbed.core import model_inputs, ranking_data
 from testbed.core.arrays import group_starts
+from testbed.core.event_types import DEFAULT_VOCABULARY, EventVocabulary
 from testbed.core.model_inputs import FeatureInputs
 from testbed.core.ranking_session import RankingSession
 
@@ -56,7 +57,7 @@ class TrainingConfig:
     feature_set: str = "full"  # "full" or "control" (item popularity only)
     seed: int = 1
     num_trees: int = 150
-    relevance: tuple[tuple[str, int], ...] = (("view", 1), ("add_to_cart", 2), ("purchase", 3))
+    vocabulary: EventVocabulary = DEFAULT_VOCABULARY  # the lake's event types: their grades are the labels
 
 
 def select_features(all_names: list[str], feature_set: str) -> list[str]:
@@ -79,7 +80,7 @@ def training_matrix(session: RankingSession, users: pa.Table, cfg: TrainingConfi
     session.candidates(users, cfg.candidates_per_user)
     names = inputs.spec.training_inputs()
     pairs, x = model_inputs.for_candidates(session, inputs, names)
-    y = session.pair_relevance(session.labels(cfg.cutoff, cfg.label_end, dict(cfg.relevance)))
+    y = session.pair_relevance(session.labels(cfg.cutoff, cfg.label_end, cfg.vocabulary))
     starts = group_starts(pairs.column("user_id").to_numpy(zero_copy_only=False))
     has_relevant = np.add.reduceat(y > 0, starts[:-1]) > 0 if len(y) else np.array([], bool)
     keep_rows = np.repeat(has_relevant, np.diff(starts))

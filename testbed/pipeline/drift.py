@@ -32,6 +32,7 @@ from testbed.adapters.storage import Storage
 from testbed.core import feature_sql
 from testbed.core.drift import DriftConfig
 from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, weighted_users
+from testbed.core.event_types import EventVocabulary
 from testbed.core.feature_spec import FeatureSet, describe
 from testbed.core.ranking_session import RankingSession
 from testbed.core.slice_sql import partition_range, population_extract, render
@@ -52,7 +53,7 @@ def _window(manifest: Manifest) -> tuple[datetime, datetime, list[int]]:
 
 def slice_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Side:
     with slice_data.session(ctx) as session:
-        events = session.event_rows(*_window(manifest))
+        events = session.event_rows(*_window(manifest), manifest.evaluation.vocabulary())
     users = slice_data.read(ctx, "users")
     return Side("slice", ctx.run_uri, slice_data.batch_features(ctx, spec),
                 weighted_users(users, users.column("stratum")), events)
@@ -78,7 +79,7 @@ def population_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Si
     tables = feature_sql.batch_tables(events, items, users, spec, manifest.time.cutoff,
                                       population=normalise_events(population))
     with RankingSession(events, items) as session:
-        rows = session.event_rows(*_window(manifest))
+        rows = session.event_rows(*_window(manifest), manifest.evaluation.vocabulary())
     strata = stratum_labels(users, manifest.sampling.strata) if users.num_rows else None
     source = (f"{ctx.lake}: segment {manifest.segment.name!r}, all {users.num_rows} eligible users"
               if rate == 1.0 else f"{ctx.lake}: segment {manifest.segment.name!r}, uniform {rate:.4f} of "
@@ -98,9 +99,9 @@ def reference_window(storage: Storage, manifest_uri: str) -> tuple[datetime, dat
     return time.start, time.cutoff, windows
 
 
-def reference_side(storage: Storage, uri: str, spec: FeatureSet) -> Side:
+def reference_side(storage: Storage, uri: str, spec: FeatureSet, vocabulary: EventVocabulary) -> Side:
     """An earlier run's feature tables (those of this run's key sets that it has); its slice (bulky, may have
-    expired) adds weights, strata and events."""
+    expired) adds weights, strata and events, whose conversions are this run's `vocabulary`'s."""
     uri = uri.rstrip("/")
     reference = RunLayout.at(uri)
     tables = {group: storage.read_parquet(reference.batch_features(group)) for group in spec.groups()
@@ -120,7 +121,7 @@ def reference_side(storage: Storage, uri: str, spec: FeatureSet) -> Side:
     if all(storage.exists(u) for u in slice_uris):
         window = reference_window(storage, reference.manifest.uri)
         with RankingSession(storage.read_parquet(slice_uris[0]), storage.read_parquet(slice_uris[1])) as session:
-            events = session.event_rows(*window)
+            events = session.event_rows(*window, vocabulary)
     return Side("reference_run", uri, tables, users, events)
 
 
@@ -142,7 +143,8 @@ def run_drift(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     """Compare the slice with its baseline and write `drift.json`; returns a short summary."""
     spec = feature_sets.run_set(ctx.storage, manifest)
     current = slice_side(ctx, manifest, spec)
-    baseline = (reference_side(ctx.storage, manifest.drift.baseline, spec) if manifest.drift.baseline
+    vocabulary = manifest.evaluation.vocabulary()
+    baseline = (reference_side(ctx.storage, manifest.drift.baseline, spec, vocabulary) if manifest.drift.baseline
                 else population_side(ctx, manifest, spec))
     raw = drift_document(baseline, current, config_of(manifest), daily_config(manifest))
     definitions = {agg.name: describe(agg) for agg in spec.aggregations}

@@ -36,16 +36,19 @@ def eligible_users(stats: SliceStats) -> dict[str, int]:
 
 def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
     """Metrics no gate row can estimate on this slice, with why: revenue when no label carries any (the lake's
-    label-window purchases have no price, or none has a quantity above 0; `testbed validate --lake` says which);
-    conversion when no label is a purchase, click_through when none is a click (labels' `purchased` / `clicked`
-    flags). A ratio metric (aov) is unestimable with its numerator or denominator (testbed.core.gates)."""
+    label-window conversions, purchases by default, have no price, or none has a quantity above 0; `testbed
+    validate --lake` says which); conversion when no label is a conversion, click_through when none is a click
+    (labels' `purchased` / `clicked` flags). A ratio metric (aov) is unestimable with its numerator or denominator
+    (testbed.core.gates)."""
     end = f"[{manifest.time.cutoff.isoformat()}, {manifest.time.end.isoformat()})"
+    conversion = "/".join(manifest.evaluation.vocabulary().conversions) or "conversion"  # purchase by default
     why = {}
     if not (pc.sum(labels.column("revenue")).as_py() if labels.num_rows else None):
-        why["revenue"] = (f"revenue cannot be estimated: no label-window purchase {end} of the slice has a price and "
-                          "a quantity above 0 (the lake has no prices, or no such purchases; see testbed validate "
+        why["revenue"] = (f"revenue cannot be estimated: no label-window {conversion} {end} of the slice has a price "
+                          "and a quantity above 0 (the lake has no prices, or no such purchases; see testbed validate "
                           "--lake)")
-    flags = {"conversion": ("purchased", "no label-window purchase line {end} of the slice has a quantity above 0"),
+    flags = {"conversion": ("purchased", f"no label-window {conversion} line {{end}} of the slice has a quantity "
+                                         "above 0"),
              "click_through": ("clicked", "no label-window event {end} of the slice is a click")}
     for metric, (flag, nobody) in flags.items():
         if flag in labels.column_names and not pc.any(labels.column(flag)).as_py():

@@ -39,7 +39,7 @@ def unknown_items(events: pa.Table, items: pa.Table, manifest: Manifest) -> Unkn
     """The slice's events and relevant label pairs whose item the items query did not find in items/."""
     t = manifest.time
     with RankingSession(events) as ranking:
-        labels = ranking.labels(t.cutoff, t.end, manifest.evaluation.relevance.model_dump())
+        labels = ranking.labels(t.cutoff, t.end, manifest.evaluation.vocabulary())
     relevant = labels.filter(pc.greater(labels.column("relevance"), 0)).column("item_id")
     return count_unknown(events.column("item_id"), relevant, items.column("item_id"))
 

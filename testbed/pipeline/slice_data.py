@@ -26,9 +26,9 @@ LABEL_INPUTS = ["user_id", "item_id", "event_type", "event_time", "quantity", "p
 
 
 def labels(ctx: RunContext, manifest: Manifest) -> pa.Table:
-    """The slice's labels from the label window [cutoff, end), graded by the manifest's relevance."""
+    """The slice's labels from the label window [cutoff, end), graded by the manifest's declared event types."""
     with RankingSession(read(ctx, "events", LABEL_INPUTS)) as ranking:
-        return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.relevance.model_dump())
+        return ranking.labels(manifest.time.cutoff, manifest.time.end, manifest.evaluation.vocabulary())
 
 
 def session(ctx: RunContext) -> RankingSession:

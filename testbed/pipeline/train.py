@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.adapters.storage import Storage, UriStorage
 from testbed.core import feature_sql, training
+from testbed.core.event_types import DEFAULT_VOCABULARY, EventVocabulary
 from testbed.core.feature_check import load_feature_set
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.feature_spec import FeatureSet
@@ -55,7 +56,8 @@ class TrainingData:
 
 def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: datetime | None, label_days: int,
                   feature_set: str, seed: int, users_rate: float, num_trees: int,
-                  progress: training.TrainingProgress | None = None) -> TrainingData:
+                  progress: training.TrainingProgress | None = None,
+                  vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> TrainingData:
     """The lake's candidates as of the cutoff with `spec`'s training inputs, built as a run builds them;
     `progress` hears two phases: reading the lake, then building the training matrix."""
     progress = progress or training.NoTrainingProgress()
@@ -64,7 +66,7 @@ def training_data(storage: Storage, lake: str, spec: FeatureSet, *, cutoff: date
     try:
         cut = cutoff or default_cutoff(engine, label_days)
         cfg = training.TrainingConfig(cutoff=cut, label_end=cut + timedelta(days=label_days), feature_set=feature_set,
-                                      seed=seed, num_trees=num_trees)
+                                      seed=seed, num_trees=num_trees, vocabulary=vocabulary)
         longest = max(timedelta(days=max(cfg.windows)), timedelta(microseconds=spec.longest_window_us()))
         since = cut - longest
         users = engine.query(
@@ -111,15 +113,18 @@ def export_table(lake: str, features: str | None, out: Path, *, cutoff: datetime
 def train_model(lake: str, out: Path, *, cutoff: datetime | None = None, label_days: int = 14,
                 feature_set: str = "full", features: str | None = None, seed: int = 1, users_rate: float = 1.0,
                 num_trees: int = 150, storage: Storage | None = None,
-                progress: training.TrainingProgress | None = None) -> dict[str, Any]:
+                progress: training.TrainingProgress | None = None,
+                vocabulary: EventVocabulary = DEFAULT_VOCABULARY) -> dict[str, Any]:
     """`features` is a feature set file (default: retail-default); `feature_set` picks all its training inputs
-    (full) or its item features only (control). `storage` reads an s3:// lake; by default only a local one.
+    (full) or its item features only (control); `vocabulary` the lake's event types, whose grades are the labels.
+    `storage` reads an s3:// lake; by default only a local one.
     `progress` hears each phase (reading, matrix, boosting tree by tree, writing); it never changes the model."""
     storage = storage or UriStorage()
     progress = progress or training.NoTrainingProgress()
     spec, provenance = _feature_set(storage, features)
     data = training_data(storage, lake, spec, cutoff=cutoff, label_days=label_days, feature_set=feature_set,
-                         seed=seed, users_rate=users_rate, num_trees=num_trees, progress=progress)
+                         seed=seed, users_rate=users_rate, num_trees=num_trees, progress=progress,
+                         vocabulary=vocabulary)
     selected = training.select_features(data.names, feature_set)
     if not selected:
         raise InputError(f"feature set {spec.name}: no item feature (i_*) to train a control model on")

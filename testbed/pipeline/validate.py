@@ -15,7 +15,7 @@ from testbed.adapters.engines import Engine, make_engine
 from testbed.adapters.storage import Storage
 from testbed.core import lake_contract
 from testbed.core.drift import EVENT_FIELDS
-from testbed.core.feature_check import check_against_lake
+from testbed.core.feature_check import check_against_lake, check_event_types
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.model_text import ModelTextError, check_model_text
 from testbed.core.roles import ROLES
@@ -87,14 +87,16 @@ def check_schema(engine: Engine) -> dict[str, dict[str, str]]:
 def check_rows(engine: Engine, manifest: Manifest) -> None:
     window = window_predicate("e", manifest.time.start, manifest.time.end)
     partitions = partition_predicate("e", manifest.time.start, manifest.time.end)
-    for dataset, column, problem, sql in lake_contract.row_checks(window, partitions):
+    for dataset, column, problem, sql in lake_contract.row_checks(window, partitions,
+                                                                      manifest.evaluation.vocabulary()):
         with _reading(dataset):
             rows = engine.query(sql).to_pylist()
         if rows:
-            shown, example = next(iter(rows[0].items()))
+            (shown, example), *beside = rows[0].items()
             if manifest.pii.masks(shown):  # e.g. a masked user_id: name the problem, never the value
                 raise LakeError(f"lake {dataset}/: column {column}: {problem} (example withheld: {shown} is masked)")
-            raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r})")
+            more = "".join(f", {name} {value!r}" for name, value in beside if not manifest.pii.masks(name))
+            raise LakeError(f"lake {dataset}/: column {column}: {problem} (example: {example!r}{more})")
     with _reading("events"):
         count = engine.query(f"SELECT COUNT(*) AS n FROM events e WHERE {window}").column(0)[0].as_py()
     if count == 0:
@@ -207,9 +209,11 @@ def resolve_models(storage: Storage, manifest: Manifest,
 
 def check_feature_set(storage: Storage, manifest: Manifest, columns: dict[str, dict[str, str]],
                       sets: dict[str, feature_sets.ModelFeatures]) -> None:
-    """Each model's feature set against the lake's columns, its external tables against their own, and the drift
-    thresholds against the features drift reports on."""
+    """Each model's feature set against the declared event types and the lake's columns, its external tables
+    against their own, and the drift thresholds against the features drift reports on."""
+    declared = manifest.evaluation.vocabulary().names
     for features in sets.values():
+        check_event_types(features.spec, declared, feature_sets.source_of(features))
         external = feature_sets.external_columns(feature_sets.external_tables(storage, features.spec))
         check_against_lake(features.spec, columns, feature_sets.source_of(features), external)
     spec = feature_sets.union(sets)

@@ -1,18 +1,21 @@
 """What this lake cannot measure: `testbed validate --lake` lists, one line each, the metrics, features and gates
-a run on it cannot compute, and why (a lake without prices, without purchase or add_to_cart events, without
-purchases or clicks in the label window, with return lines). None of them rejects the lake: the run goes ahead
-and its gates say the same in their reasons (testbed.pipeline.gate unestimable). Revenue-based KPIs follow
-revenue: aov@K (revenue per converting user) cannot be estimated when revenue@K cannot, nor when conversion@K
-cannot (no purchase line in the label window); click_through@K needs a click-type event in the label window."""
+a run on it cannot compute, and why (a lake without prices, without events of a graded type, without conversions
+or clicks in the label window, with return lines; a vocabulary that declares no conversion or no click type).
+None of them rejects the lake: the run goes ahead and its gates say the same in their reasons
+(testbed.pipeline.gate unestimable). Revenue-based KPIs follow revenue: aov@K (revenue per converting user) cannot
+be estimated when revenue@K cannot, nor when conversion@K cannot (no conversion line in the label window);
+click_through@K needs a click-type event in the label window. Conversions, clicks and grades are the manifest's
+declared event types (testbed.core.event_types)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from testbed.adapters.engines import Engine
+from testbed.core.event_types import DeclaredType, EventVocabulary, type_in_sql
 from testbed.core.feature_spec import REVENUE, FeatureSet
 from testbed.core.gates import STATISTICAL_KINDS
-from testbed.core.lake_contract import CLICK_EVENT_TYPES, click_sql, purchase_line_sql
+from testbed.core.lake_contract import click_sql, conversion_line_sql
 from testbed.core.metrics import AOV, CLICK_THROUGH, CONVERSION, metric_named
 from testbed.core.slice_sql import window_predicate
 from testbed.manifest import Manifest
@@ -20,18 +23,24 @@ from testbed.manifest import Manifest
 PRICE_INPUTS = ("price", REVENUE)  # aggregation inputs that read events.price (revenue: price x quantity)
 
 
-def _counts(engine: Engine, manifest: Manifest) -> dict[str, int]:
+def _graded(vocabulary: EventVocabulary) -> list[DeclaredType]:
+    """The graded types whose absence is its own line, highest grade first (a click type's is the click line)."""
+    return sorted((t for t in vocabulary.types if t.relevance > 0 and not t.click), key=lambda t: -t.relevance)
+
+
+def _counts(engine: Engine, manifest: Manifest, vocabulary: EventVocabulary) -> dict[str, int]:
     window = window_predicate("e", manifest.time.start, manifest.time.end)
     labels = window_predicate("e", manifest.time.cutoff, manifest.time.end)
+    conversion = type_in_sql("e.event_type", vocabulary.conversions)
+    per_type = "".join(f",\n       COUNT(*) FILTER (WHERE e.event_type = '{t.name}') AS type_{i}"
+                       for i, t in enumerate(_graded(vocabulary)))
     events = engine.query(f"""
 SELECT COUNT(*) FILTER (WHERE e.price IS NOT NULL) AS priced_events,
-       COUNT(*) FILTER (WHERE e.event_type = 'purchase') AS purchases,
-       COUNT(*) FILTER (WHERE e.event_type = 'add_to_cart') AS carts,
-       COUNT(*) FILTER (WHERE e.event_type = 'purchase' AND coalesce(e.quantity, 1) <= 0) AS returns,
-       COUNT(*) FILTER (WHERE {labels} AND e.event_type = 'purchase' AND e.price IS NOT NULL
+       COUNT(*) FILTER (WHERE {conversion} AND coalesce(e.quantity, 1) <= 0) AS returns,
+       COUNT(*) FILTER (WHERE {labels} AND {conversion} AND e.price IS NOT NULL
                         AND coalesce(e.quantity, 1) > 0) AS paid_label_purchases,
-       COUNT(*) FILTER (WHERE {labels} AND {purchase_line_sql('e')}) AS label_purchases,
-       COUNT(*) FILTER (WHERE {labels} AND {click_sql('e')}) AS label_clicks
+       COUNT(*) FILTER (WHERE {labels} AND {conversion_line_sql('e', vocabulary)}) AS label_purchases,
+       COUNT(*) FILTER (WHERE {labels} AND {click_sql('e', vocabulary)}) AS label_clicks{per_type}
 FROM events e WHERE {window}""").to_pylist()[0]
     items = engine.query("SELECT COUNT(*) FILTER (WHERE price IS NOT NULL) AS priced_items FROM items").to_pylist()[0]
     return {k: int(v or 0) for k, v in {**events, **items}.items()}
@@ -44,7 +53,7 @@ def _gates_on(manifest: Manifest, metrics: Iterable[str]) -> list[str]:
 
 
 def _features(sets: Iterable[FeatureSet], reads: str) -> list[str]:
-    """Aggregations that read prices (`price`) or keep only one event type (`add_to_cart`, `purchase`)."""
+    """Aggregations that read prices (`price`) or keep only the event type `reads`."""
     names: list[str] = []
     for spec in sets:
         for agg in spec.aggregations:
@@ -62,7 +71,9 @@ def _features(sets: Iterable[FeatureSet], reads: str) -> list[str]:
 
 def _consequences(manifest: Manifest, metrics: list[str], features: list[str], empty: str) -> str:
     k = manifest.evaluation.k
-    parts = [f"{' and '.join(f'{m}@{k}' for m in metrics)} cannot be estimated"] if metrics else []
+    named = [f"{m}@{k}" for m in metrics]
+    listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else "".join(named)
+    parts = [f"{listed} cannot be estimated"] if metrics else []
     gates = _gates_on(manifest, metrics)
     if gates:
         parts.append(f"gate{'s' if len(gates) > 1 else ''} {', '.join(gates)} will be INCONCLUSIVE")
@@ -73,31 +84,36 @@ def _consequences(manifest: Manifest, metrics: list[str], features: list[str], e
 
 def lake_limitations(engine: Engine, manifest: Manifest, sets: Iterable[FeatureSet]) -> list[str]:
     """One line per thing this lake cannot measure for this manifest (empty: it can measure everything)."""
-    counts, specs = _counts(engine, manifest), list(sets)
+    vocabulary = manifest.evaluation.vocabulary()
+    counts, specs = _counts(engine, manifest, vocabulary), list(sets)
+    conversions = "/".join(vocabulary.conversions)
     lines = []
     if counts["priced_events"] == 0:
         where = "items.price and events.price are all null" if counts["priced_items"] == 0 else \
             "events.price is null on every event of the window; revenue is events.price x quantity"
         lines.append(f"the lake has no prices ({where}): "
                      + _consequences(manifest, [REVENUE, AOV.name], _features(specs, "price"), "all zero or empty"))
-    elif counts["paid_label_purchases"] == 0:
-        lines.append("no purchase in the label window has a price and a quantity above 0: "
+    elif conversions and counts["paid_label_purchases"] == 0:
+        lines.append(f"no {conversions} in the label window has a price and a quantity above 0: "
                      + _consequences(manifest, [REVENUE, AOV.name], [], ""))
-    if counts["purchases"] == 0:
-        features = _features(specs, "purchase")
-        lines.append("the lake has no purchase events in the window: purchases grade no label"
-                     + (f"; {_consequences(manifest, [], features, 'all zero')}" if features else ""))
-    if counts["carts"] == 0:
-        features = _features(specs, "add_to_cart")
-        lines.append("the lake has no add_to_cart events in the window: add_to_cart grades no label"
-                     + (f"; {_consequences(manifest, [], features, 'all zero')}" if features else ""))
-    if counts["label_purchases"] == 0:
-        lines.append("no purchase line with a quantity above 0 in the label window: nobody converts; "
+    for i, declared in enumerate(_graded(vocabulary)):
+        if counts[f"type_{i}"] == 0:
+            features = _features(specs, declared.name)
+            lines.append(f"the lake has no {declared.name} events in the window: {declared.name} grades no label"
+                         + (f"; {_consequences(manifest, [], features, 'all zero')}" if features else ""))
+    if not conversions:
+        lines.append("evaluation.event_types declares no conversion: nobody converts and nothing carries revenue; "
+                     + _consequences(manifest, [REVENUE, CONVERSION.name, AOV.name], [], ""))
+    elif counts["label_purchases"] == 0:
+        lines.append(f"no {conversions} line with a quantity above 0 in the label window: nobody converts; "
                      + _consequences(manifest, [CONVERSION.name, AOV.name], [], ""))
-    if counts["label_clicks"] == 0:
-        lines.append(f"no click event ({', '.join(CLICK_EVENT_TYPES)}) in the label window: "
+    if not vocabulary.clicks:
+        lines.append("evaluation.event_types declares no click type: "
+                     + _consequences(manifest, [CLICK_THROUGH.name], [], ""))
+    elif counts["label_clicks"] == 0:
+        lines.append(f"no click event ({', '.join(vocabulary.clicks)}) in the label window: "
                      + _consequences(manifest, [CLICK_THROUGH.name], [], ""))
     if counts["returns"]:
-        lines.append(f"{counts['returns']} purchase lines with quantity <= 0 (returns) in the window: ignored for "
-                     "labels and revenue")
+        lines.append(f"{counts['returns']} {conversions} lines with quantity <= 0 (returns) in the window: ignored "
+                     "for labels and revenue")
     return lines

@@ -73,7 +73,7 @@ def test_a_lake_without_purchases_or_carts_says_so(lake: Path, manifest_data: di
     lines = _validate(lake, manifest_data, write_manifest, capsys)
     assert lines[0] == ("note: no purchase in the label window has a price and a quantity above 0: revenue@10 and "
                         "aov@10 cannot be estimated; gate revenue-not-worse will be INCONCLUSIVE")
-    assert lines[1].startswith("note: the lake has no purchase events in the window: purchases grade no label; "
+    assert lines[1].startswith("note: the lake has no purchase events in the window: purchase grades no label; "
                                "features ")
     assert lines[2].startswith("note: the lake has no add_to_cart events in the window: add_to_cart grades no label")
     assert lines[3:] == ["note: no purchase line with a quantity above 0 in the label window: nobody converts; "

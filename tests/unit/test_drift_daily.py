@@ -41,8 +41,8 @@ def events(day_counts: list[int], seed: int, *, category_shift: tuple[int, int, 
     event_type = np.full(n, "view")
     values = {"price": price, "price_index": np.ones(n), "quantity": np.full(n, np.nan),
               "revenue": np.full(n, np.nan), "event_type": event_type, "category": category}
-    return EventRows(values, event_type, category, (START + day).astype(str), np.full(n, pre_cutoff), users,
-                     None, None)
+    return EventRows(values, event_type == "purchase", category, (START + day).astype(str), np.full(n, pre_cutoff),
+                     users, None, None)
 
 
 def series(feature: str, base: EventRows, cur: EventRows, min_rows: int = 100) -> dict:

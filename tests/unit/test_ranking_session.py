@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from testbed.core import feature_sql, model_inputs
+from testbed.core.event_types import DEFAULT_VOCABULARY, DeclaredType, EventVocabulary
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.ranking_session import RankingSession, SessionOrderError
 from testbed.core.retail_default import retail_default
@@ -28,6 +29,12 @@ EVENTS = pa.table({
 
 
 SPEC = retail_default([7, 30])
+
+
+def graded(**grades: int) -> EventVocabulary:
+    """The default vocabulary with these grades (a type not named grades 0)."""
+    return EventVocabulary(tuple(DeclaredType(t.name, grades.get(t.name, 0), conversion=t.conversion, click=t.click)
+                                 for t in DEFAULT_VOCABULARY.types))
 NAMES = SPEC.inputs or []  # what `testbed train` trains on
 
 
@@ -71,7 +78,7 @@ def test_inputs_are_checked() -> None:
             session.prepare(CUTOFF, [7])
         with pytest.raises(SessionOrderError, match="event_rows needs an items table"):
             session.event_rows(CUTOFF - timedelta(days=30), CUTOFF, [7])
-        assert session.labels(CUTOFF - timedelta(days=3), CUTOFF, {"view": 1, "purchase": 3}).num_rows == 3
+        assert session.labels(CUTOFF - timedelta(days=3), CUTOFF, graded(view=1, purchase=3)).num_rows == 3
 
 
 def test_a_new_candidate_list_needs_new_pairs() -> None:
@@ -98,7 +105,7 @@ def test_a_restored_candidate_list_gives_the_same_inputs() -> None:
 def test_pair_relevance_follows_the_candidate_pairs() -> None:
     with ready(RankingSession(EVENTS, ITEMS)) as session:
         pairs = session.candidate_pairs()
-        assert session.pair_relevance(session.labels(CUTOFF, CUTOFF + timedelta(days=7), {"view": 1})).tolist() == [
+        assert session.pair_relevance(session.labels(CUTOFF, CUTOFF + timedelta(days=7), graded(view=1))).tolist() == [
             0.0] * pairs.num_rows  # no event after the cutoff
         last = pairs.slice(pairs.num_rows - 1).to_pylist()[0]
         labels = pa.table({"user_id": [last["user_id"]], "item_id": [last["item_id"]], "relevance": [3]})
@@ -117,7 +124,7 @@ def test_return_lines_grade_no_label_and_carry_no_revenue() -> None:
         "price": pa.array([10.0, 20.0, 20.0, 10.0, 5.0, 10.0], pa.float64()),
         "quantity": pa.array([r[3] for r in rows], pa.int32())})
     with RankingSession(events, ITEMS) as session:
-        labels = session.labels(CUTOFF, CUTOFF + timedelta(days=1), {"view": 1, "add_to_cart": 2, "purchase": 3})
+        labels = session.labels(CUTOFF, CUTOFF + timedelta(days=1), DEFAULT_VOCABULARY)
     assert labels.to_pylist() == [
         # the view; the 0-quantity line: nothing (not bought)
         {"user_id": "u1", "item_id": "i2", "relevance": 1, "revenue": 0.0, "purchased": False, "clicked": True},
