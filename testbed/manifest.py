@@ -416,8 +416,10 @@ class Manifest(Strict):
         if len(set(names)) != len(names):
             raise ValueError("gates: gate names must be unique")
         for i, gate in enumerate(self.gates):
-            if gate.metric and int(gate.metric.partition("@")[2]) != self.evaluation.k:
-                raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use k={self.evaluation.k}")
+            cut_off = metric_named(gate.metric).cut_off if gate.metric else "k"
+            wanted = getattr(self.evaluation, cut_off)
+            if gate.metric and int(gate.metric.partition("@")[2]) != wanted:
+                raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use {cut_off}={wanted}")
         return self
 
     @model_validator(mode="after")

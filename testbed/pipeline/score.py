@@ -7,6 +7,8 @@ Seed variants of the models (manifest `seed_variants`) are ranked on their model
 `seed_variants/shard-NNNNN.parquet`, apart from the two models' rankings and never timed. The what-if step ranks
 through the same functions (`load_models`, `candidate_matrix`, `rank`). A model given as a rankings file
 (manifest kind rankings) is not scored: its lists for the shard's users are written as they are, untimed.
+Every scored model's candidate set (the pairs it scored) goes to `candidates/shard-NNNNN.parquet`: evaluate
+measures the candidate stage's recall on it against the labels, which this step never reads.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class CandidateMatrix:
     by_role: dict[str, np.ndarray]
 
 
+CANDIDATES_SCHEMA = pa.schema([("model", pa.string()), ("user_id", pa.string()), ("item_id", pa.string())])
 RANKED_SCHEMA = pa.schema([("user_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()),
                            ("item_id", pa.string()), ("score", pa.float64())])
 
@@ -135,6 +138,13 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
         ranked = top_k(matrix.user_ids, matrix.item_ids, scores[model.role], k)
         parts.append(ranked.add_column(1, "model", pa.array([model.role] * ranked.num_rows, pa.string())))
     return Ranked(pa.concat_tables(parts), scores, seconds)
+
+
+def candidate_sets(matrix: CandidateMatrix, models: list[LoadedModel]) -> pa.Table:
+    """model, user_id, item_id of every candidate row each model scored (its candidate stage's output)."""
+    parts = [pa.table([pa.array([m.role] * len(matrix.user_ids), pa.string()), matrix.user_ids, matrix.item_ids],
+                      schema=CANDIDATES_SCHEMA) for m in models]
+    return pa.concat_tables(parts) if parts else CANDIDATES_SCHEMA.empty_table()
 
 
 def given_rankings(ctx: RunContext, manifest: Manifest, users: pa.Table) -> pa.Table:
@@ -189,6 +199,7 @@ def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_c
         )
     given = given_rankings(ctx, manifest, members)
     rankings = pa.concat_tables([ranked.rankings.cast(RANKED_SCHEMA), given]) if given.num_rows else ranked.rankings
+    ctx.storage.write_parquet(ctx.layout.shard_candidates(shard_index), candidate_sets(matrix, models), bulky=True)
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), rankings, bulky=True)
     attributed, attribution_seconds = (write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
                                                          shard=(shard_index, shard_count))

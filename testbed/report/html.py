@@ -24,7 +24,7 @@ from testbed.record.features import ParityDocument
 from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
-from testbed.report import attribution, charts, cohorts, facts, plain
+from testbed.report import attribution, candidate_stage, charts, cohorts, facts, plain
 from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
@@ -416,7 +416,8 @@ def _replay(replay: ReplayDocument | None) -> str:
 
 SECTIONS: list[tuple[str, Callable[[RunData], str]]] = [
     ("gates", gates_section), ("attribution", lambda data: attribution.html_section(data.attribution)),
-    ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section), ("slice", slice_section),
+    ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section),
+    ("candidate-stage", candidate_stage.html_section), ("slice", slice_section),
     ("drift", drift_section), ("models", models_section), ("whatif", whatif_section),
     ("list-change", list_change_report.html_section),
     ("provenance", provenance_section)]
