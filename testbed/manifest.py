@@ -93,6 +93,12 @@ class SeedVariant(Strict):
     sha256: str = Field(pattern=SHA256.pattern)
 
 
+class CandidatesRef(Strict):
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a Parquet candidates table: user_id, "
+                                               "item_id, optional retrieval_score and source.")
+    sha256: str = Field(pattern=SHA256.pattern)
+
+
 def _empty(value: list[Any]) -> bool:
     return not value
 
@@ -119,11 +125,17 @@ class ModelRef(Strict):
                     "the same feature set: the run scores them too and reports, next to each gated metric's "
                     "sampling interval, how much the delta moves between retrains (metrics.json "
                     "training_variance).")
+    candidates: CandidatesRef | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="The candidates the user's own retrieval stage produced as of time.cutoff (at most "
+                    "evaluation.candidates_per_user per user): the model scores exactly these (user, item) pairs "
+                    "instead of the built-in candidate stage's (README: 'A model's own candidate stage').")
 
     @model_validator(mode="after")
     def _rankings_take_no_model_fields(self) -> ModelRef:
         if self.kind == "rankings":
-            for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants))):
+            for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants)),
+                                ("candidates", self.candidates is not None)):
                 if given:
                     raise ValueError(f"{name}: a rankings file (kind rankings) is not scored, so it takes no "
                                      f"{name}; remove it or give a LightGBM model")
@@ -443,6 +455,10 @@ class Manifest(Strict):
             if self.pii.masks("user_id"):
                 raise ValueError(f"models.{role}.kind: a rankings file lists raw user_ids, which pii.mask masks "
                                  "in the slice, so no list could be matched to its user")
+        for role in ROLES:
+            if getattr(self.models, role).candidates is not None and self.pii.masks("user_id"):
+                raise ValueError(f"models.{role}.candidates: a candidates table lists raw user_ids, which pii.mask "
+                                 "masks in the slice, so no candidate could be matched to its user")
         for i, column in enumerate(self.pii.allow):
             if self.pii.masks(column):
                 raise ValueError(f"pii.allow.{i}: column {column} is also in pii.mask; name it in one list")

@@ -1,9 +1,9 @@
 """One DuckDB connection holding a slice's tables, and every query the ranking code runs over them.
 
 Order matters and is enforced: register the inputs (the constructor) → `prepare(cutoff, windows)` (the
-pre-cutoff events) → `candidates(users, n)` → `candidate_pairs()` → `pair_relevance(labels)`. `labels` and
-`event_rows` read the events alone and need no step before them. Calling a step early raises
-SessionOrderError naming what is missing. The temp-table names are this module's alone.
+pre-cutoff events) → `candidates(users, n)` (or `given_candidates(users, table)`) → `candidate_pairs()` →
+`pair_relevance(labels)`. `labels` and `event_rows` read the events alone and need no step before them. Calling
+a step early raises SessionOrderError naming what is missing. The temp-table names are this module's alone.
 
 What the candidates are is testbed.core.ranking_data's; the model inputs over the candidate pairs are
 testbed.core.feature_matrix's.
@@ -21,7 +21,7 @@ import pyarrow as pa
 from testbed.core.duck import fetch
 from testbed.core.feature_spec import US_PER_DAY, epoch_us
 from testbed.core.lake_contract import click_sql, purchase_line_sql, revenue_cents_sql
-from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
+from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TABLE_SOURCE, TOP_CATEGORIES
 
 
 class SessionOrderError(RuntimeError):
@@ -131,6 +131,20 @@ deduplicated AS (SELECT user_id, item_id, MIN(pos) AS priority FROM sources GROU
 SELECT user_id, item_id, priority FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, item_id) AS r FROM deduplicated)
 WHERE r <= {n}""")
+        self._has_candidates, self._has_snapshot, self._has_pairs = True, False, False
+
+    def given_candidates(self, users: pa.Table, table: pa.Table) -> None:
+        """The candidates of a model's own retrieval stage (`table`: user_id, item_id, retrieval_score) for each user
+        of `users`, in place of the built-in stage's; their priority is testbed.core.ranking_data TABLE_SOURCE's,
+        in the user's retrieval order."""
+        self._prepared("given_candidates")
+        self._con.register("score_users", users)
+        self._con.register("given_candidates", table)
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE candidates AS
+SELECT user_id, item_id, {TABLE_SOURCE * SOURCE_STRIDE}
+       + ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY retrieval_score DESC NULLS LAST, item_id) AS priority
+FROM given_candidates WHERE user_id IN (SELECT user_id FROM score_users)""")
         self._has_candidates, self._has_snapshot, self._has_pairs = True, False, False
 
     def snapshot_candidates(self) -> None:

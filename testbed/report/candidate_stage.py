@@ -1,9 +1,12 @@
 """The candidate stage's ceiling, for the reports: one sentence per model (report.md, report.html) and a table per
-stratum (report.html), from metrics.json's candidate_recall@N and candidate_hit_rate@N (testbed.core.metrics)."""
+stratum (report.html), from metrics.json's candidate_recall@N and candidate_hit_rate@N (testbed.core.metrics); and
+the provenance line of a model's own candidates table (run.json models.<role>.candidates)."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from typing import Any
 
 from testbed.core.metrics import CANDIDATE_HIT_RATE, CANDIDATE_RECALL
 from testbed.record.base import MetricValues
@@ -46,6 +49,17 @@ def sentences(metrics: MetricsDocument | None) -> dict[str, str]:
         out[role] = (f"the ranker can reach at most {_percent(recall[1])} of what users went on to buy or engage "
                      f"with ({recall[0]} = {facts.num(recall[1])}); {_percent(1 - hit_rate[1])} of users have no "
                      f"label item among their candidates ({hit_rate[0]} = {facts.num(hit_rate[1])})")
+    return out
+
+
+def tables(models: Mapping[str, Any]) -> dict[str, str]:
+    """Per model scored on its own candidates table: one sentence naming it (the others use the built-in stage)."""
+    out = {}
+    for role in facts.model_roles(models):
+        table = getattr(models[role], "candidates", None)
+        if table is not None:
+            out[role] = (f"its own candidates table {table.uri} (SHA-256 {table.sha256[:16]}…, {table.rows} rows for "
+                         f"{table.users} users) instead of the built-in candidate stage")
     return out
 
 

@@ -112,6 +112,7 @@ def _slice_and_provenance(data: RunData) -> list[str]:
         if sets:
             lines.append("- features: " + ", ".join(sets))
         lines += [f"- {role}: {text}" for role, text in facts.rankings_files(record.models, data.metrics).items()]
+        lines += [f"- {role}: {text}" for role, text in candidate_stage.tables(record.models).items()]
     return lines
 
 
