@@ -49,22 +49,33 @@ WHERE r <= {PER_USER} ORDER BY user_id, item_id""")
     pq.write_table(table.replace_schema_metadata({"as_of": "2026-11-01T00:00:00Z"}), path)
 
 
+def _manifest(small_models: dict[str, dict[str, str]], table: Path) -> dict[str, Any]:
+    data = copy.deepcopy(BASE_MANIFEST)
+    data["models"] = copy.deepcopy(small_models)
+    data["models"]["candidate"]["candidates"] = {"uri": str(table),
+                                                 "sha256": hashlib.sha256(table.read_bytes()).hexdigest()}
+    return data
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
 @pytest.fixture(scope="module")
 def run(small_models: dict[str, dict[str, str]], small_lake: Path,
         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("candidates-run")
     table = root / "candidates.parquet"
     _label_free_candidates(small_lake, table)
-    data = copy.deepcopy(BASE_MANIFEST)
-    data["models"] = copy.deepcopy(small_models)
-    data["models"]["candidate"]["candidates"] = {"uri": str(table),
-                                                 "sha256": hashlib.sha256(table.read_bytes()).hexdigest()}
+    data = _manifest(small_models, table)
     data["gates"] = [*data["gates"], {"name": "reach", "kind": "threshold", "metric": f"candidate_recall@{N}",
                                       "bound": 0.05, "role": "advisory"}]
     manifest = root / "manifest.json"
     manifest.write_text(json.dumps(data))
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = main(["run", str(manifest), "--lake", str(small_lake), "--out", str(root / "out"), "--quiet"])
+    code, _ = _cli(["run", str(manifest), "--lake", str(small_lake), "--out", str(root / "out"), "--quiet"])
     runs = sorted((root / "out" / "runs").iterdir())
     assert len(runs) == 1
     return {"code": code, "dir": runs[0], "table": table}
@@ -115,3 +126,17 @@ def test_the_record_names_the_table_and_warns_of_its_date(run: dict[str, Any]) -
         assert f"its own candidates table {run['table']}" in (run["dir"] / report).read_text()
     assert _json(run, "latency.json")["paired"] is False  # the two models scored different candidates
     assert run["code"] == {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}[record["decision"]]
+
+
+def test_a_table_with_an_item_the_lake_lacks_is_exit_2_naming_it(
+        run: dict[str, Any], small_models: dict[str, dict[str, str]], small_lake: Path, tmp_path: Path) -> None:
+    table = pq.read_table(run["table"])
+    path = tmp_path / "unknown-item.parquet"
+    pq.write_table(table.set_column(1, "item_id", pa.array(["no-such-item"] + table.column("item_id").to_pylist()[1:])),
+                   path)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(_manifest(small_models, path)))
+    code, err = _cli(["validate", str(manifest), "--lake", str(small_lake)])
+    assert code == 2
+    assert (f"manifest: models.candidate.candidates.uri ({path}): item_id not in the lake's items/ (example row: "
+            "user_id=") in err.strip().splitlines()[0]
