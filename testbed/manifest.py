@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testbed.core.metrics import METRIC_NAMES, canonical_name, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
+from testbed.core.ranking_data import GeneratorKind
 from testbed.core.roles import ROLES
 from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
@@ -99,6 +100,16 @@ class CandidatesRef(Strict):
     sha256: str = Field(pattern=SHA256.pattern)
 
 
+class CandidateGenerator(Strict):
+    kind: GeneratorKind = Field(description="recent_items: the user's own pre-cutoff items, most recent first; "
+                                            "category_top: best-sellers of the user's top three categories; "
+                                            "global_top: best-sellers; co_occurrence: items sharing pre-cutoff "
+                                            "sessions (baskets) with the user's own items, most shared first.")
+    quota: int | None = Field(default=None, ge=1, le=1000, description="The generator offers its top `quota` "
+                              "items per user (an item an earlier generator offered stays the earlier one's); "
+                              "absent: evaluation.candidates_per_user.")
+
+
 def _empty(value: list[Any]) -> bool:
     return not value
 
@@ -131,11 +142,28 @@ class ModelRef(Strict):
                     "evaluation.candidates_per_user per user): the model scores exactly these (user, item) pairs "
                     "instead of the built-in candidate stage's (README: 'A model's own candidate stage').")
 
+    generators: list[CandidateGenerator] | None = Field(
+        default=None, min_length=1, max_length=8, exclude_if=lambda value: value is None,
+        description="The built-in candidate stage as a list of generators with quotas, in priority order; absent: "
+                    "recent_items (half the list), category_top, global_top (README: 'Declared candidate "
+                    "generators').")
+
+    @model_validator(mode="after")
+    def _one_candidate_stage(self) -> ModelRef:
+        if self.generators is not None and self.candidates is not None:
+            raise ValueError("generators: a model scores either its candidates table or the built-in generators; "
+                             "remove one")
+        kinds = [g.kind for g in self.generators or []]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("generators: each generator kind may appear once")
+        return self
+
     @model_validator(mode="after")
     def _rankings_take_no_model_fields(self) -> ModelRef:
         if self.kind == "rankings":
             for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants)),
-                                ("candidates", self.candidates is not None)):
+                                ("candidates", self.candidates is not None),
+                                ("generators", self.generators is not None)):
                 if given:
                     raise ValueError(f"{name}: a rankings file (kind rankings) is not scored, so it takes no "
                                      f"{name}; remove it or give a LightGBM model")

@@ -27,6 +27,7 @@ from testbed.core import candidates_table as core_candidates
 from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
+from testbed.core.ranking_data import Generator
 from testbed.core.ranking_session import RankingSession
 from testbed.core.roles import ROLES
 from testbed.core.sampling import uniform_draw
@@ -176,13 +177,27 @@ def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedMo
 BUILT_IN = "built-in"
 
 
+def declared_generators(manifest: Manifest, role: str) -> tuple[Generator, ...] | None:
+    """The role's declared built-in generators (None: the default list)."""
+    declared = getattr(manifest.models, role).generators
+    return None if declared is None else tuple(Generator(g.kind, g.quota) for g in declared)
+
+
+def stage_key(manifest: Manifest, role: str) -> str:
+    """BUILT_IN, a candidates table's SHA-256 or the declared generators: models with equal keys share a stage."""
+    ref = getattr(manifest.models, role)
+    if ref.candidates is not None:
+        return str(ref.candidates.sha256)
+    generators = declared_generators(manifest, role)
+    return BUILT_IN if generators is None else repr(generators)
+
+
 def stages_of(manifest: Manifest, models: list[LoadedModel]) -> dict[str, list[LoadedModel]]:
-    """The scored models by candidate stage: BUILT_IN, or a candidates table's SHA-256 (one table given to both
-    models is one stage), in model order. Without scored models: the built-in stage alone (the shard's users)."""
+    """The scored models by candidate stage (stage_key), in model order. Without scored models: the default
+    built-in stage alone (the shard's users)."""
     out: dict[str, list[LoadedModel]] = {}
     for model in models:
-        table = getattr(manifest.models, model.role).candidates
-        out.setdefault(table.sha256 if table is not None else BUILT_IN, []).append(model)
+        out.setdefault(stage_key(manifest, model.role), []).append(model)
     return out or {BUILT_IN: []}
 
 
@@ -211,10 +226,11 @@ def stage_matrices(ctx: RunContext, manifest: Manifest, stages: dict[str, list[L
     with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
         session.prepare(manifest.time.cutoff, manifest.features.windows_days)
         for key, models in stages.items():
-            if key == BUILT_IN:
-                session.candidates(members, manifest.evaluation.candidates_per_user)
-            else:
+            if key in tables:
                 session.given_candidates(members, core_candidates.for_users(tables[key], ids))
+            else:
+                generators = declared_generators(manifest, models[0].role) if models else None
+                session.candidates(members, manifest.evaluation.candidates_per_user, generators)
             out[key] = candidate_matrix(session, models, inputs)  # a variant reads its model's features
     return out
 

@@ -60,6 +60,9 @@ def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     if retrieved := candidates_table.roles(manifest):  # nor can a fixed candidate set (it never saw new items)
         return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on a changed catalogue and "
                              f"{' and '.join(retrieved)} scores a fixed candidates table").model_dump(mode="json")
+    if declared := [role for role in ROLES if getattr(manifest.models, role).generators is not None]:
+        return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on the default candidate stage "
+                             f"and {' and '.join(declared)} declares its own generators").model_dump(mode="json")
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
     users = whatif.pick_users(ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist(),

@@ -1,6 +1,6 @@
-"""A model's own candidate stage (issue 13, point 2's candidates table, and point 3): the candidate model scores a
-user-supplied candidates table that omits every label item, the control keeps the built-in stage, on the small
-lake. One whole run: both models' candidate_recall@N are reported, the candidate's is 0 and the reports say so,
+"""A model's own candidate stage (issue 13, points 2 and 3): the candidate model scores a user-supplied candidates
+table that omits every label item, the control a declared list of built-in generators with co-occurrence, on the
+small lake. One whole run: both models' candidate_recall@N are reported, the candidate's is 0 and the reports say so,
 the candidate ranked exactly the table's pairs, a gate reads the metric, and the table's future date is a leak
 warning. The malformed tables are in tests/unit/test_candidates_table.py.
 """
@@ -27,6 +27,9 @@ from tests.run_record_check import check_run_files
 
 N = BASE_MANIFEST["evaluation"]["candidates_per_user"]
 PER_USER = 20  # candidates per user in the table
+# the control declares its built-in stage: its recent items, then items bought or viewed with them, then best-sellers
+CONTROL_GENERATORS = [{"kind": "recent_items", "quota": 10}, {"kind": "co_occurrence", "quota": 20},
+                      {"kind": "global_top"}]
 CUTOFF, END = BASE_MANIFEST["time"]["cutoff"], BASE_MANIFEST["time"]["end"]
 
 
@@ -71,6 +74,7 @@ def run(small_models: dict[str, dict[str, str]], small_lake: Path,
     table = root / "candidates.parquet"
     _label_free_candidates(small_lake, table)
     data = _manifest(small_models, table)
+    data["models"]["control"]["generators"] = CONTROL_GENERATORS
     data["gates"] = [*data["gates"], {"name": "reach", "kind": "threshold", "metric": f"candidate_recall@{N}",
                                       "bound": 0.05, "role": "advisory"}]
     manifest = root / "manifest.json"
@@ -112,7 +116,11 @@ def test_the_candidate_ranked_exactly_the_tables_pairs(run: dict[str, Any]) -> N
     ranked = pq.read_table(run["dir"] / "rankings.parquet").to_pylist()
     assert all((r["user_id"], r["item_id"]) in scored for r in ranked if r["model"] == "candidate")
     control = {(r["user_id"], r["item_id"]) for r in shards.to_pylist() if r["model"] == "control"}
-    assert control != scored  # the control kept the built-in stage
+    assert control != scored  # the control kept its declared built-in stage
+    per_user = pa.table({"u": [u for u, _ in control]}).group_by("u").aggregate([([], "count_all")])
+    assert max(per_user.column("count_all").to_pylist()) <= N
+    assert _json(run, "manifest.json")["models"]["control"]["generators"][1] == {"kind": "co_occurrence",
+                                                                                 "quota": 20}
 
 
 def test_the_record_names_the_table_and_warns_of_its_date(run: dict[str, Any]) -> None:
