@@ -61,6 +61,14 @@ class RankingsFileError(InputError):
             "the manifest")
 
 
+class CandidatesTableError(InputError):
+    """A candidates table (a model's `candidates`: its own retrieval stage's output) is unreadable or breaks the
+    table's contract."""
+
+    hint = ("fix the candidates table (README: 'A model's own candidate stage'), then put its new sha256 in the "
+            "manifest")
+
+
 class TrainingOverlapError(InputError):
     """A model was trained on events of the run's label window and the manifest makes that an error."""
 

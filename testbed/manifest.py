@@ -17,6 +17,7 @@ from testbed.core.event_types import DEFAULT_VOCABULARY, DeclaredType, EventVoca
 from testbed.core.event_types import NAME as EVENT_TYPE_NAME
 from testbed.core.metrics import METRIC_NAMES, canonical_name, metric_named
 from testbed.core.predicates import COLUMN, Filter, Strict
+from testbed.core.ranking_data import GeneratorKind
 from testbed.core.roles import ROLES
 from testbed.errors import ManifestError, ManifestFileError
 from testbed.strict_json import DocumentError, check_json_data, loads_json, loads_yaml
@@ -96,6 +97,22 @@ class SeedVariant(Strict):
     sha256: str = Field(pattern=SHA256.pattern)
 
 
+class CandidatesRef(Strict):
+    uri: str = Field(min_length=1, description="Local path or s3:// URI of a Parquet candidates table: user_id, "
+                                               "item_id, optional retrieval_score and source.")
+    sha256: str = Field(pattern=SHA256.pattern)
+
+
+class CandidateGenerator(Strict):
+    kind: GeneratorKind = Field(description="recent_items: the user's own pre-cutoff items, most recent first; "
+                                            "category_top: best-sellers of the user's top three categories; "
+                                            "global_top: best-sellers; co_occurrence: items sharing pre-cutoff "
+                                            "sessions (baskets) with the user's own items, most shared first.")
+    quota: int | None = Field(default=None, ge=1, le=1000, description="The generator offers its top `quota` "
+                              "items per user (an item an earlier generator offered stays the earlier one's); "
+                              "absent: evaluation.candidates_per_user.")
+
+
 def _empty(value: list[Any]) -> bool:
     return not value
 
@@ -122,11 +139,34 @@ class ModelRef(Strict):
                     "the same feature set: the run scores them too and reports, next to each gated metric's "
                     "sampling interval, how much the delta moves between retrains (metrics.json "
                     "training_variance).")
+    candidates: CandidatesRef | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="The candidates the user's own retrieval stage produced as of time.cutoff (at most "
+                    "evaluation.candidates_per_user per user): the model scores exactly these (user, item) pairs "
+                    "instead of the built-in candidate stage's (README: 'A model's own candidate stage').")
+
+    generators: list[CandidateGenerator] | None = Field(
+        default=None, min_length=1, max_length=8, exclude_if=lambda value: value is None,
+        description="The built-in candidate stage as a list of generators with quotas, in priority order; absent: "
+                    "recent_items (half the list), category_top, global_top (README: 'Declared candidate "
+                    "generators').")
+
+    @model_validator(mode="after")
+    def _one_candidate_stage(self) -> ModelRef:
+        if self.generators is not None and self.candidates is not None:
+            raise ValueError("generators: a model scores either its candidates table or the built-in generators; "
+                             "remove one")
+        kinds = [g.kind for g in self.generators or []]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("generators: each generator kind may appear once")
+        return self
 
     @model_validator(mode="after")
     def _rankings_take_no_model_fields(self) -> ModelRef:
         if self.kind == "rankings":
-            for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants))):
+            for name, given in (("features", self.features is not None), ("seed_variants", bool(self.seed_variants)),
+                                ("candidates", self.candidates is not None),
+                                ("generators", self.generators is not None)):
                 if given:
                     raise ValueError(f"{name}: a rankings file (kind rankings) is not scored, so it takes no "
                                      f"{name}; remove it or give a LightGBM model")
@@ -472,8 +512,10 @@ class Manifest(Strict):
         if len(set(names)) != len(names):
             raise ValueError("gates: gate names must be unique")
         for i, gate in enumerate(self.gates):
-            if gate.metric and int(gate.metric.partition("@")[2]) != self.evaluation.k:
-                raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use k={self.evaluation.k}")
+            cut_off = metric_named(gate.metric).cut_off if gate.metric else "k"
+            wanted = getattr(self.evaluation, cut_off)
+            if gate.metric and int(gate.metric.partition("@")[2]) != wanted:
+                raise ValueError(f"gates.{i}.metric: gate {gate.name}: {gate.metric} must use {cut_off}={wanted}")
         return self
 
     @model_validator(mode="after")
@@ -497,6 +539,10 @@ class Manifest(Strict):
             if self.pii.masks("user_id"):
                 raise ValueError(f"models.{role}.kind: a rankings file lists raw user_ids, which pii.mask masks "
                                  "in the slice, so no list could be matched to its user")
+        for role in ROLES:
+            if getattr(self.models, role).candidates is not None and self.pii.masks("user_id"):
+                raise ValueError(f"models.{role}.candidates: a candidates table lists raw user_ids, which pii.mask "
+                                 "masks in the slice, so no candidate could be matched to its user")
         for i, column in enumerate(self.pii.allow):
             if self.pii.masks(column):
                 raise ValueError(f"pii.allow.{i}: column {column} is also in pii.mask; name it in one list")

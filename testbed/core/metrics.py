@@ -17,6 +17,10 @@ Conventions (per user, ``K`` = cut-off, ``rel(d)`` = label grade of item ``d``, 
   ``revenue@K`` and ``coverage@K``); they are counted separately (see :func:`aggregate`). So the
   denominators ``R`` and ``IDCG@K`` of the per-user metrics are always positive.
 * A user with ``R >= 1`` whom a model did not rank at all is a miss: every metric is 0.0.
+* The candidate-stage metrics (``candidate_recall@N``, ``candidate_hit_rate@N``) are at ``N`` =
+  ``evaluation.candidates_per_user``, not ``K``: they look at every (user, item) pair the model scored (its
+  candidate set, :class:`CandidateSets`), the ceiling of what any ranking of it can reach. They follow the same
+  ``R >= 1`` rule; a model without a candidate stage (a rankings file) gets NaN for them: not applicable.
 * Business KPIs (conversion, AOV, click-through) read two per-(user, item) label flags: ``bought(d)``, a
   label-window conversion line of ``d`` with quantity above 0 (a null quantity counts as 1; the lines that
   grade their conversion type and carry revenue), and ``clicked(d)``, a label-window event of a click type.
@@ -35,7 +39,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +51,7 @@ from testbed.core.beyond_accuracy import ItemStats, RecommendedItems
 
 __all__ = [
     "ALIASES",
+    "CANDIDATE_STAGE",
     "COVERAGE",
     "METRICS",
     "METRIC_NAMES",
@@ -59,6 +64,8 @@ __all__ = [
     "RankingSums",
     "RatioMetric",
     "TopKLists",
+    "CandidateSets",
+    "CutOff",
     "aggregate",
     "canonical_name",
     "metric_named",
@@ -96,6 +103,18 @@ class RankingSums:
     bought: np.ndarray
     clicked: np.ndarray
     recommended: RecommendedItems | None = None  # the cells' top-K rows; None without item stats
+    in_candidates: np.ndarray | None = None
+    """``|{d in C_u : rel(d) >= 1}|`` with ``C_u`` the user's candidate set; NaN for a model without a candidate
+    stage; None without candidate sets."""
+
+
+@dataclass(frozen=True)
+class CandidateSets:
+    """The (user, item) pairs each model scored: its candidate stage's output, the score step's candidates."""
+
+    pairs: pa.Table  # model, user_id, item_id
+    per_user: int  # N = evaluation.candidates_per_user, the candidate metrics' cut-off
+    staged: tuple[str, ...]  # the models that have a candidate stage (the others: not applicable)
 
 
 @dataclass(frozen=True)
@@ -214,6 +233,35 @@ def aov_at_k(revenue: np.ndarray, converted: np.ndarray, weights: np.ndarray | N
 
 
 # --------------------------------------------------------------------------------------------------
+# candidate-stage metrics (the ranker's ceiling: what no ordering of the candidates can exceed)
+
+
+def _scored_candidates(s: RankingSums) -> np.ndarray:
+    if s.in_candidates is None:
+        raise ValueError("candidate-stage metrics need the candidate sets (per_user_metrics candidates=)")
+    return s.in_candidates
+
+
+def candidate_recall_at_n(s: RankingSums) -> np.ndarray:
+    """Recall of the candidate stage at ``N`` = ``evaluation.candidates_per_user``.
+
+    ``CandidateRecall@N = |{d in C_u : rel(d) >= 1}| / R`` with ``C_u`` the (at most ``N``) candidates the model
+    scored for the user. No ranking of those candidates has ``recall@K`` above it. NaN: no candidate stage.
+    """
+    return _scored_candidates(s) / s.n_relevant
+
+
+def candidate_hit_rate_at_n(s: RankingSums) -> np.ndarray:
+    """Hit rate of the candidate stage at ``N``: whether any of the user's label items is a candidate.
+
+    ``CandidateHR@N = 1`` if ``exists d in C_u : rel(d) >= 1`` else ``0``; ``1 - CandidateHR@N`` over a group is the
+    share of its users with no label item among their candidates. NaN: no candidate stage.
+    """
+    found = _scored_candidates(s)
+    return np.where(np.isnan(found), math.nan, found > 0)
+
+
+# --------------------------------------------------------------------------------------------------
 # list-level metrics
 
 
@@ -229,6 +277,9 @@ def coverage_at_k(lists: TopKLists) -> float:
 # the registry
 
 
+CutOff = Literal["k", "candidates_per_user"]
+
+
 @dataclass(frozen=True)
 class _Named:
     name: str
@@ -238,10 +289,16 @@ class _Named:
     """Every gate reads a higher value as better; a metric where higher is worse cannot be gated (the manifest
     says which metric to gate instead), only reported."""
     gate_instead: str | None = field(default=None, kw_only=True)
+    cut_off: CutOff = field(default="k", kw_only=True)
+    """The evaluation field its cut-off is (the candidate-stage metrics are at ``candidates_per_user``)."""
 
     def at(self, k: int) -> str:
         """The metric's name at cut-off ``k``, as in the per-user columns, metrics.json and the gates."""
         return f"{self.name}@{k}"
+
+    def named(self, k: int, candidates_per_user: int) -> str:
+        """The metric's name at its own cut-off: ``k`` or ``candidates_per_user`` (:attr:`cut_off`)."""
+        return self.at(candidates_per_user if self.cut_off == "candidates_per_user" else k)
 
 
 @dataclass(frozen=True)
@@ -251,6 +308,8 @@ class PerUserMetric(_Named):
     column: Callable[[RankingSums], np.ndarray]
     needs_items: bool = field(default=False, kw_only=True)
     """Reads the items' population statistics: computed only when per_user_metrics is given them."""
+    needs_candidates: bool = field(default=False, kw_only=True)
+    """Reads the candidate sets: computed only when per_user_metrics is given them."""
     has_per_user_values: ClassVar[bool] = True
     paired: ClassVar[bool] = True  # compared user by user with the paired bootstrap (else on point values)
 
@@ -292,6 +351,13 @@ COVERAGE = ListMetric("coverage", coverage_at_k)
 CONVERSION = PerUserMetric("conversion", conversion_at_k)
 AOV = RatioMetric("aov", REVENUE, CONVERSION, aov_at_k, bounds=(0.0, math.inf))
 CLICK_THROUGH = PerUserMetric("click_through", click_through_at_k)
+
+# the candidate stage's ceiling, at N = evaluation.candidates_per_user
+CANDIDATE_RECALL = PerUserMetric("candidate_recall", candidate_recall_at_n, needs_candidates=True,
+                                 cut_off="candidates_per_user")
+CANDIDATE_HIT_RATE = PerUserMetric("candidate_hit_rate", candidate_hit_rate_at_n, needs_candidates=True,
+                                   cut_off="candidates_per_user")
+CANDIDATE_STAGE: tuple[PerUserMetric, ...] = (CANDIDATE_RECALL, CANDIDATE_HIT_RATE)
 ALIASES: Mapping[str, Metric] = {"revenue_per_user": REVENUE}
 """Other names a manifest may use for a metric. metrics.json and gates.json carry the registered name
 (``revenue@K``: SPEC §4 lists it, and the records of earlier runs carry it)."""
@@ -309,7 +375,7 @@ PERSONALISATION = ListMetric("personalisation", beyond_accuracy.personalisation_
 BEYOND_ACCURACY: tuple[Metric, ...] = (NOVELTY, DIVERSITY, ARP, EXPOSURE_GINI, EXPOSURE_ENTROPY, PERSONALISATION)
 
 METRICS: tuple[Metric, ...] = (NDCG, PRECISION, RECALL, MRR, HIT_RATE, MAP, REVENUE, COVERAGE,
-                               CONVERSION, AOV, CLICK_THROUGH, *BEYOND_ACCURACY)
+                               CONVERSION, AOV, CLICK_THROUGH, *BEYOND_ACCURACY, *CANDIDATE_STAGE)
 """Every metric, in the order of the per-user columns and of each group's values in metrics.json."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
@@ -390,17 +456,43 @@ def _label_stats(
     return n_rel, idcg
 
 
-def _computed(with_items: bool) -> tuple[PerUserMetric, ...]:
-    return tuple(m for m in PER_USER_METRICS if with_items or not m.needs_items)
+def _computed(with_items: bool, with_candidates: bool = False) -> tuple[PerUserMetric, ...]:
+    return tuple(m for m in PER_USER_METRICS
+                 if (with_items or not m.needs_items) and (with_candidates or not m.needs_candidates))
 
 
-def _empty_per_user(k: int, with_items: bool) -> pa.Table:
+def _empty_per_user(k: int, with_items: bool, candidates: CandidateSets | None) -> pa.Table:
+    n = candidates.per_user if candidates is not None else k
     fields = [
         pa.field("model", pa.string()),
         pa.field("user_id", pa.string()),
         pa.field("n_relevant", pa.int64()),
-    ] + [pa.field(metric.at(k), pa.float64()) for metric in _computed(with_items)]
+    ] + [pa.field(metric.named(k, n), pa.float64()) for metric in _computed(with_items, candidates is not None)]
     return pa.schema(fields).empty_table()
+
+
+def _in_candidates(candidates: CandidateSets, vocabs: tuple[pa.Array, pa.Array, pa.Array],
+                   relevant_keys: np.ndarray, eval_index: np.ndarray) -> np.ndarray:
+    """Per (model, evaluated user) cell: how many of the user's relevant label items (``relevant_keys``, sorted
+    user * n_items + item codes) the model's candidate set holds; NaN in the cells of a model without a stage."""
+    model_vocab, user_vocab, item_vocab = vocabs
+    n_eval = int(eval_index.max()) + 1 if eval_index.size else 0
+    pairs = candidates.pairs
+    _require_columns(pairs, ("model", "user_id", "item_id"), "candidates")
+    codes = [pc.index_in(_as_str(pairs.column(c)), value_set=v)
+             for c, v in (("model", model_vocab), ("user_id", user_vocab), ("item_id", item_vocab))]
+    known = pc.and_(pc.and_(pc.is_valid(codes[0]), pc.is_valid(codes[1])), pc.is_valid(codes[2]))
+    model, user, item = (np.asarray(c.filter(known).to_numpy(zero_copy_only=False), dtype=np.int64) for c in codes)
+    key = user * len(item_vocab) + item
+    pos = np.minimum(np.searchsorted(relevant_keys, key), max(relevant_keys.size - 1, 0))
+    labelled = relevant_keys[pos] == key if relevant_keys.size else np.zeros(key.size, dtype=bool)
+    hit = labelled & (eval_index[user] >= 0)
+    cell_key = np.unique((model[hit] * n_eval + eval_index[user[hit]]) * len(item_vocab) + item[hit])  # distinct pairs
+    found = np.bincount(cell_key // len(item_vocab), minlength=len(model_vocab) * n_eval).astype(np.float64)
+    for index, name in enumerate(model_vocab.to_pylist()):
+        if name not in candidates.staged:
+            found[index * n_eval:(index + 1) * n_eval] = math.nan
+    return found
 
 
 def _recommended(cells: np.ndarray, item_codes: np.ndarray, item_vocab: pa.Array, n_cells: int,
@@ -410,7 +502,8 @@ def _recommended(cells: np.ndarray, item_codes: np.ndarray, item_vocab: pa.Array
                             floor=1.0 / (items.total_events + 1))
 
 
-def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemStats | None = None) -> pa.Table:
+def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemStats | None = None,
+                     candidates: CandidateSets | None = None) -> pa.Table:
     """Per-(model, user) metrics at cut-off ``k``, vectorised with numpy / pyarrow.
 
     ``rankings``: ``user_id``, ``model``, ``rank`` (1-based, already tie-broken), ``item_id`` (a
@@ -426,7 +519,8 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     are dropped. Columns: ``model``, ``user_id``, ``n_relevant`` (int64) and one float64 column
     per metric in :data:`PER_USER_METRICS`, named ``metric.at(k)``, computed by the metric's function from
     the shared :class:`RankingSums`. Sorted by (model, user_id). The metrics that read the items' population
-    statistics (``needs_items``) are computed only when ``items`` is given.
+    statistics (``needs_items``) are computed only when ``items`` is given, the candidate-stage ones (named at
+    ``candidates.per_user``) only when ``candidates`` is.
     """
     _check_k(k)
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
@@ -464,7 +558,7 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
     eval_index = np.full(n_users, -1, dtype=np.int64)
     eval_index[eval_users] = np.arange(n_eval)
     if n_models == 0 or n_eval == 0:
-        return _empty_per_user(k, items is not None)
+        return _empty_per_user(k, items is not None, candidates)
 
     # ---- rankings: keep rank <= k, sort by (model, user, rank), validate ranks 1..n
     rank_all = np.asarray(rankings.column("rank").to_numpy(), dtype=np.int64)
@@ -522,35 +616,40 @@ def per_user_metrics(rankings: pa.Table, labels: pa.Table, k: int, items: ItemSt
         clicked[cell] = np.add.reduceat(row_clicked, starts)[evaluated]
 
     user_r = np.tile(n_rel[eval_users], n_models)
+    in_candidates = None if candidates is None else _in_candidates(
+        candidates, (model_vocab, user_vocab, item_vocab), l_key[l_grade >= 1], eval_index)
     sums = RankingSums(k=k, n_relevant=user_r, idcg=np.tile(idcg[eval_users], n_models), dcg=dcg, hits=hits,
-                       ap_sum=ap_sum, rr=rr, revenue=rev, bought=bought, clicked=clicked, recommended=recommended)
+                       ap_sum=ap_sum, rr=rr, revenue=rev, bought=bought, clicked=clicked, recommended=recommended,
+                       in_candidates=in_candidates)
     model_col = model_vocab.take(pa.array(np.repeat(np.arange(n_models), n_eval)))
     user_col = user_vocab.take(pa.array(np.tile(eval_users, n_models)))
     arrays: list[Any] = [model_col, user_col, pa.array(user_r, type=pa.int64())]
-    arrays += [pa.array(metric.column(sums), type=pa.float64()) for metric in _computed(items is not None)]
-    return pa.Table.from_arrays(arrays, schema=_empty_per_user(k, items is not None).schema)
+    computed = _computed(items is not None, candidates is not None)
+    arrays += [pa.array(metric.column(sums), type=pa.float64()) for metric in computed]
+    return pa.Table.from_arrays(arrays, schema=_empty_per_user(k, items is not None, candidates).schema)
 
 
 def _group_summary(
     metric_values: Mapping[str, np.ndarray],
     mask: np.ndarray,
     lists: TopKLists,
-    k: int,
+    column_of: Mapping[str, str],
 ) -> dict[str, float | int]:
     n = int(mask.sum())
     out: dict[str, float | int] = {}
     for metric in METRICS:
         if isinstance(metric, PerUserMetric) and metric.name not in metric_values:
             continue
+        name = column_of[metric.name]
         if not n:
-            out[metric.at(k)] = math.nan
+            out[name] = math.nan
         elif isinstance(metric, PerUserMetric):
-            out[metric.at(k)] = float(np.mean(metric_values[metric.name][mask]))
+            out[name] = float(np.mean(metric_values[metric.name][mask]))
         elif isinstance(metric, RatioMetric):
-            out[metric.at(k)] = metric.value(metric_values[metric.numerator.name][mask],
-                                             metric_values[metric.denominator.name][mask], None)
+            out[name] = metric.value(metric_values[metric.numerator.name][mask],
+                                     metric_values[metric.denominator.name][mask], None)
         else:
-            out[metric.at(k)] = metric.value(lists)
+            out[name] = metric.value(lists)
     out["users"] = n
     return out
 
@@ -561,13 +660,16 @@ def aggregate(
     k: int,
     catalogue_size: int,
     strata: Mapping[str, str] | None = None,
+    *,
+    candidates_per_user: int | None = None,
 ) -> dict[str, Any]:
     """Every registered metric (means of the per-user ones) and excluded-user counts, per model and stratum.
 
     ``per_user`` is the output of :func:`per_user_metrics` for the same ``k`` (evaluated users only,
     i.e. ``R >= 1``); ``rankings`` is the table it was computed from (used for coverage and for the
     excluded users). ``strata`` maps ``user_id`` -> stratum label (e.g. ``"loyalty_tier=gold"``);
-    users absent from it count only in ``"all"``. ``None`` means only ``"all"``.
+    users absent from it count only in ``"all"``. ``None`` means only ``"all"``. ``candidates_per_user`` is the
+    ``N`` the candidate-stage columns of ``per_user`` are named at (None: it has none).
 
     Returns::
 
@@ -581,6 +683,8 @@ def aggregate(
     * List metrics (``coverage@k``, see :func:`coverage_at_k`) read the distinct items in the top-``k``
       lists of the group's evaluated users and ``catalogue_size``.
     * Excluded users are the users present in a model's rankings but not evaluated (``R = 0``).
+    * A per-user metric whose values are all NaN for a model's evaluated users is not applicable to it (the
+      candidate-stage metrics of a model without a candidate stage): it is left out of that model's groups.
     * Models are sorted; within a model ``"all"`` comes first, then strata sorted. Under ``"models"`` a
       stratum appears when it has at least one evaluated user; under ``"excluded_users"`` every stratum
       with an evaluated or an excluded user of that model appears (possibly with 0). ``"all"`` is always
@@ -589,14 +693,16 @@ def aggregate(
     _check_k(k)
     if catalogue_size <= 0:
         raise ValueError(f"catalogue_size must be positive, got {catalogue_size!r}")
-    present = _computed(all(m.at(k) in per_user.column_names for m in PER_USER_METRICS if m.needs_items))
-    _require_columns(per_user, ["model", "user_id", *(metric.at(k) for metric in present)], "per_user")
+    column_of = {m.name: m.named(k, candidates_per_user or k) for m in METRICS}
+    present = _computed(all(m.at(k) in per_user.column_names for m in PER_USER_METRICS if m.needs_items),
+                        candidates_per_user is not None)
+    _require_columns(per_user, ["model", "user_id", *(column_of[metric.name] for metric in present)], "per_user")
     _require_columns(rankings, _RANKING_COLUMNS, "rankings")
 
     pu_model = np.asarray(_as_str(per_user.column("model")).to_pylist(), dtype=object)
     pu_user = np.asarray(_as_str(per_user.column("user_id")).to_pylist(), dtype=object)
     pu_values = {
-        metric.name: np.asarray(per_user.column(metric.at(k)).to_numpy(), dtype=np.float64)
+        metric.name: np.asarray(per_user.column(column_of[metric.name]).to_numpy(), dtype=np.float64)
         for metric in present
     }
     r_model = _as_str(rankings.column("model"))
@@ -610,7 +716,8 @@ def aggregate(
         rows = pu_model == model
         users = pu_user[rows]
         evaluated = set(users.tolist())
-        values = {name: col[rows] for name, col in pu_values.items()}
+        values = {name: col[rows] for name, col in pu_values.items()
+                  if not (rows.any() and np.isnan(col[rows]).all())}  # all NaN: not applicable to the model
         user_strata = np.asarray([stratum_of.get(u) for u in users], dtype=object)
         eval_strata = sorted({s for s in user_strata.tolist() if s is not None})
 
@@ -631,7 +738,7 @@ def aggregate(
             in_group = mask[row_user]
             item = row_item[in_group]
             lists = TopKLists(int(np.unique(item).size), catalogue_size, row_user[in_group], item)
-            groups[label] = _group_summary(values, mask, lists, k)
+            groups[label] = _group_summary(values, mask, lists, column_of)
         result_models[model] = groups
 
         excluded_strata = Counter(stratum_of[u] for u in excluded if u in stratum_of)

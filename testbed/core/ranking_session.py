@@ -1,9 +1,9 @@
 """One DuckDB connection holding a slice's tables, and every query the ranking code runs over them.
 
 Order matters and is enforced: register the inputs (the constructor) → `prepare(cutoff, windows)` (the
-pre-cutoff events) → `candidates(users, n)` → `candidate_pairs()` → `pair_relevance(labels)`. `labels` and
-`event_rows` read the events alone and need no step before them. Calling a step early raises
-SessionOrderError naming what is missing. The temp-table names are this module's alone.
+pre-cutoff events) → `candidates(users, n)` (or `given_candidates(users, table)`) → `candidate_pairs()` →
+`pair_relevance(labels)`. `labels` and `event_rows` read the events alone and need no step before them. Calling
+a step early raises SessionOrderError naming what is missing. The temp-table names are this module's alone.
 
 What the candidates are is testbed.core.ranking_data's; the model inputs over the candidate pairs are
 testbed.core.feature_matrix's.
@@ -11,6 +11,7 @@ testbed.core.feature_matrix's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -22,7 +23,15 @@ from testbed.core.duck import fetch
 from testbed.core.event_types import DEFAULT_VOCABULARY, EventVocabulary, type_in_sql
 from testbed.core.feature_spec import US_PER_DAY, epoch_us
 from testbed.core.lake_contract import click_sql, conversion_line_sql, revenue_cents_sql
-from testbed.core.ranking_data import POPULARITY_DAYS, SOURCE_STRIDE, TOP_CATEGORIES
+from testbed.core.ranking_data import (
+    POPULARITY_DAYS,
+    SOURCE_STRIDE,
+    SOURCES,
+    TABLE_SOURCE,
+    TOP_CATEGORIES,
+    Generator,
+    default_generators,
+)
 
 
 class SessionOrderError(RuntimeError):
@@ -89,16 +98,36 @@ WHERE epoch_us(p.event_time) < {cutoff_us} AND epoch_us(p.event_time) >= {oldest
         self._window = (cutoff, list(windows))
         self._has_candidates = self._has_snapshot = self._has_pairs = False
 
-    def candidates(self, users: pa.Table, n: int) -> None:
-        """At most `n` candidates for each user of `users` (a `user_id` column), and their pre-cutoff history."""
-        cutoff, _ = self._prepared("candidates")
+    def candidates(self, users: pa.Table, n: int, generators: Sequence[Generator] | None = None) -> None:
+        """At most `n` candidates for each user of `users` (a `user_id` column), and their pre-cutoff history:
+        each of `generators` offers its top `quota` items, an item offered twice belongs to the earlier one, and
+        the first `n` in list order are kept (None: testbed.core.ranking_data default_generators). Priority = the
+        generator's source * SOURCE_STRIDE + the item's position in it."""
+        cutoff, windows = self._prepared("candidates")
+        steps = tuple(generators) if generators is not None else default_generators(n)
         self._con.register("score_users", users)
-        since = epoch_us(cutoff) - POPULARITY_DAYS * US_PER_DAY
         self._con.execute("""
 CREATE OR REPLACE TEMP TABLE user_item AS
 SELECT user_id, item_id, COUNT(*) AS ui_events, MAX(t_us) AS ui_last_us,
        COUNT(*) FILTER (WHERE event_type = 'purchase') AS ui_purchases
 FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, item_id""")
+        since = epoch_us(cutoff) - POPULARITY_DAYS * US_PER_DAY
+        ranked = {"recent_items": f"""SELECT user_id, item_id, pos FROM (SELECT user_id, item_id,
+    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ui_last_us DESC, item_id) AS pos FROM user_item)
+  WHERE pos <= {n}""",
+                  "category_top": f"""SELECT uc.user_id, ct.item_id,
+    (ct.pos - 1) * {TOP_CATEGORIES} + uc.cat_rank AS pos
+  FROM user_categories uc JOIN category_top ct ON ct.category = uc.category""",
+                  "global_top": "SELECT su.user_id, gt.item_id, gt.pos FROM score_users su CROSS JOIN global_top gt",
+                  "co_occurrence": f"""SELECT user_id, item_id, pos FROM (SELECT user_id, item_id,
+    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY score DESC, item_id) AS pos FROM co_scores) WHERE pos <= {n}"""}
+        sources = "\n  UNION ALL\n  ".join(  # each generator's top `quota` (its positions may skip numbers)
+            f"SELECT user_id, item_id, {i * SOURCE_STRIDE} + pos AS step_pos, {SOURCES[g.kind] * SOURCE_STRIDE} + pos "
+            f"AS priority FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY pos) AS offered "
+            f"FROM ({ranked[g.kind]})) WHERE offered <= {g.quota if g.quota is not None else n}"
+            for i, g in enumerate(steps))
+        declared = {g.kind for g in steps}
+        co_occurrence = self._co_occurrence_sql(cutoff, windows) if "co_occurrence" in declared else ""
         self._con.execute(f"""
 CREATE OR REPLACE TEMP TABLE candidates AS
 WITH popularity AS (
@@ -117,21 +146,52 @@ user_categories AS (
     ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, category) AS cat_rank
     FROM pre_events WHERE user_id IN (SELECT user_id FROM score_users) GROUP BY user_id, category)
   WHERE cat_rank <= {TOP_CATEGORIES}
-),
+),{co_occurrence}
 sources AS (
-  SELECT user_id, item_id, pos FROM (SELECT user_id, item_id,
-    ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ui_last_us DESC, item_id) AS pos FROM user_item)
-  WHERE pos <= {max(1, n // 2)}
-  UNION ALL
-  SELECT uc.user_id, ct.item_id, {SOURCE_STRIDE} + (ct.pos - 1) * {TOP_CATEGORIES} + uc.cat_rank
-  FROM user_categories uc JOIN category_top ct ON ct.category = uc.category
-  UNION ALL
-  SELECT su.user_id, gt.item_id, {2 * SOURCE_STRIDE} + gt.pos FROM score_users su CROSS JOIN global_top gt
+  {sources}
 ),
-deduplicated AS (SELECT user_id, item_id, MIN(pos) AS priority FROM sources GROUP BY user_id, item_id)
+deduplicated AS (  -- an item offered by several generators belongs to the first
+  SELECT user_id, item_id, MIN(step_pos) AS step_pos, arg_min(priority, step_pos) AS priority
+  FROM sources GROUP BY user_id, item_id
+)
 SELECT user_id, item_id, priority FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, item_id) AS r FROM deduplicated)
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY step_pos, item_id) AS r FROM deduplicated)
 WHERE r <= {n}""")
+        self._has_candidates, self._has_snapshot, self._has_pairs = True, False, False
+
+    @staticmethod
+    def _co_occurrence_sql(cutoff: datetime, windows: list[int]) -> str:
+        """co_scores: per user and item, the pre-cutoff sessions (within the longest window) the item shares
+        with each of the user's own items, summed; the user's own items are seeds, not excluded."""
+        cutoff_us = epoch_us(cutoff)
+        oldest = cutoff_us - max(windows) * US_PER_DAY
+        return f"""
+co_sessions AS (
+  SELECT DISTINCT session_id, item_id FROM events
+  WHERE session_id IS NOT NULL AND epoch_us(event_time) < {cutoff_us} AND epoch_us(event_time) >= {oldest}
+),
+co_pairs AS (
+  SELECT a.item_id AS seed, b.item_id, COUNT(*) AS together
+  FROM co_sessions a JOIN co_sessions b ON a.session_id = b.session_id AND a.item_id <> b.item_id
+  GROUP BY a.item_id, b.item_id
+),
+co_scores AS (
+  SELECT ui.user_id, p.item_id, SUM(p.together) AS score
+  FROM user_item ui JOIN co_pairs p ON p.seed = ui.item_id GROUP BY ui.user_id, p.item_id
+),"""
+
+    def given_candidates(self, users: pa.Table, table: pa.Table) -> None:
+        """The candidates of a model's own retrieval stage (`table`: user_id, item_id, retrieval_score) for each user
+        of `users`, in place of the built-in stage's; their priority is testbed.core.ranking_data TABLE_SOURCE's,
+        in the user's retrieval order."""
+        self._prepared("given_candidates")
+        self._con.register("score_users", users)
+        self._con.register("given_candidates", table)
+        self._con.execute(f"""
+CREATE OR REPLACE TEMP TABLE candidates AS
+SELECT user_id, item_id, {TABLE_SOURCE * SOURCE_STRIDE}
+       + ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY retrieval_score DESC NULLS LAST, item_id) AS priority
+FROM given_candidates WHERE user_id IN (SELECT user_id FROM score_users)""")
         self._has_candidates, self._has_snapshot, self._has_pairs = True, False, False
 
     def snapshot_candidates(self) -> None:

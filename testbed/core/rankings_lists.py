@@ -31,18 +31,19 @@ def example(row: dict[str, object]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in row.items() if key in ("user_id", "rank", "item_id"))
 
 
-def _first(table: pa.Table, mask: pa.ChunkedArray | pa.Array) -> dict[str, object] | None:
+def first_row(table: pa.Table, mask: pa.ChunkedArray | pa.Array) -> dict[str, object] | None:
+    """The first row where `mask` holds, or None."""
     hits = table.filter(mask)
     return hits.slice(0, 1).to_pylist()[0] if hits.num_rows else None
 
 
-def _repeated(table: pa.Table, keys: list[str]) -> dict[str, object] | None:
+def repeated_row(table: pa.Table, keys: list[str]) -> dict[str, object] | None:
     """The first row (in user, rank order) whose `keys` another row shares."""
     counts = table.group_by(keys).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1)).drop_columns(["count_all"])
     if not repeated.num_rows:
         return None
-    return _first(table, pc.is_in(_key(table, keys), value_set=_key(repeated, keys).combine_chunks()))
+    return first_row(table, pc.is_in(_key(table, keys), value_set=_key(repeated, keys).combine_chunks()))
 
 
 def _key(table: pa.Table, keys: list[str]) -> pa.ChunkedArray:
@@ -70,22 +71,22 @@ def checked_lists(table: pa.Table, k: int, source: str) -> pa.Table:
                       "score": score})
     lists = lists.sort_by([("user_id", "ascending"), ("rank", "ascending"), ("item_id", "ascending")])
     for column in ("user_id", "rank", "item_id"):
-        if (row := _first(lists, pc.is_null(lists.column(column)))) is not None:
+        if (row := first_row(lists, pc.is_null(lists.column(column)))) is not None:
             raise RankingsFileError(f"{source}: null {column} (example row: {example(row)})")
     rank = lists.column("rank")
-    if (row := _first(lists, pc.less(rank, 1))) is not None:
+    if (row := first_row(lists, pc.less(rank, 1))) is not None:
         raise RankingsFileError(f"{source}: rank below 1 (ranks start at 1; example row: {example(row)})")
-    if (row := _first(lists, pc.greater(rank, k))) is not None:
+    if (row := first_row(lists, pc.greater(rank, k))) is not None:
         raise RankingsFileError(f"{source}: rank beyond evaluation.k={k} (example row: {example(row)})")
-    if (row := _repeated(lists, ["user_id", "rank"])) is not None:
+    if (row := repeated_row(lists, ["user_id", "rank"])) is not None:
         raise RankingsFileError(f"{source}: duplicate rank for a user (example row: {example(row)})")
-    if (row := _repeated(lists, ["user_id", "item_id"])) is not None:
+    if (row := repeated_row(lists, ["user_id", "item_id"])) is not None:
         raise RankingsFileError(f"{source}: duplicate item for a user (example row: {example(row)})")
     sizes = lists.group_by("user_id").aggregate([("rank", "max"), ([], "count_all")])
     gaps = sizes.filter(pc.not_equal(sizes.column("rank_max"), sizes.column("count_all")))
     if gaps.num_rows:
         user = gaps.sort_by("user_id").column("user_id")[0].as_py()
-        row = _first(lists, pc.equal(lists.column("user_id"), user))
+        row = first_row(lists, pc.equal(lists.column("user_id"), user))
         assert row is not None
         raise RankingsFileError(f"{source}: a user's ranks skip a number (they must run 1, 2, ..., n; example "
                                 f"row: {example(row)})")
@@ -94,7 +95,7 @@ def checked_lists(table: pa.Table, k: int, source: str) -> pa.Table:
 
 def unknown_item(lists: pa.Table, known: pa.Array) -> dict[str, object] | None:
     """The first row whose item is not in `known` (the lake's items/), or None."""
-    return _first(lists, pc.invert(pc.is_in(lists.column("item_id"), value_set=known)))
+    return first_row(lists, pc.invert(pc.is_in(lists.column("item_id"), value_set=known)))
 
 
 def for_users(lists: pa.Table, users: pa.Array, role: str) -> pa.Table:

@@ -83,6 +83,18 @@ def variant_rankings(ctx: RunContext) -> pa.Table:
     return pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]).select(list(RANKING_COLUMNS))
 
 
+def candidate_sets(ctx: RunContext, manifest: Manifest) -> metrics.CandidateSets:
+    """Every shard's candidate sets (the pairs each scored model scored); fails closed unless each scored shard
+    left its file. A rankings file has no candidate stage: its candidate metrics are not applicable."""
+    keys = sorted(k for k in ctx.storage.list_keys(ctx.layout.candidates + "/") if k.endswith(".parquet"))
+    shards = [k for k in ctx.storage.list_keys(ctx.layout.scores + "/") if k.endswith(".parquet")]
+    if len(keys) != len(shards):
+        raise StepError(f"scoring left candidate sets for {len(keys)} of {len(shards)} shards")
+    return metrics.CandidateSets(pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]),
+                                 manifest.evaluation.candidates_per_user,
+                                 tuple(manifest.models.roles_of("lightgbm")))
+
+
 def item_stats(ctx: RunContext, items: pa.Table) -> ItemStats:
     """The pre-cutoff population popularity and the category of each item (the beyond-accuracy metrics')."""
     return ItemStats.from_popularity(ctx.storage.read_parquet(ctx.layout.item_popularity), items)
@@ -96,9 +108,11 @@ def retrain_spread(ctx: RunContext, manifest: Manifest, labels: pa.Table, per_us
     if not any(counts.values()):
         return None
     retrained = metrics.per_user_metrics(variant_rankings(ctx), labels, manifest.evaluation.k, items)
-    gated = sorted({g.metric for g in manifest.gates if g.metric and g.metric in per_user.column_names})
+    # a retrain scores its model's candidates: the candidate-stage metrics do not move between retrains
+    gated = sorted({g.metric for g in manifest.gates if g.metric and g.metric in retrained.column_names})
     pairs = training_variance.retrain_pairs(counts["control"], counts["candidate"])
-    spreads = training_variance.spreads(pa.concat_tables([per_user, retrained]), pairs, gated,
+    spreads = training_variance.spreads(pa.concat_tables([per_user.select(retrained.column_names), retrained]),
+                                        pairs, gated,
                                         slice_data.inclusion_probabilities(ctx))
     return {"stratum": "all", "method": training_variance.METHOD,
             "retrains": [{"control": _sha256_of(manifest, c), "candidate": _sha256_of(manifest, d)} for c, d in pairs],
@@ -130,9 +144,11 @@ def run_evaluate(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     stats = io.read(ctx.storage, ctx.layout.slice_stats)
     items = item_stats(ctx, catalogue)
-    per_user = metrics.per_user_metrics(rankings, labels, k, items)
+    candidates = candidate_sets(ctx, manifest)
+    per_user = metrics.per_user_metrics(rankings, labels, k, items, candidates)
     ctx.storage.write_parquet(ctx.layout.per_user, per_user)
-    summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None)
+    summary = metrics.aggregate(per_user, rankings, k, stats.catalogue_size, strata or None,
+                                candidates_per_user=candidates.per_user)
     spread = retrain_spread(ctx, manifest, labels, per_user, items)
     deltas, worst = paired_deltas(ctx, manifest, per_user, strata)
     document = MetricsDocument.model_validate({

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from testbed.core import catalogue, gates
+from testbed.core.metrics import CANDIDATE_STAGE
 from testbed.core.roles import ROLES
 from testbed.core.sample_ratio import sample_ratio_test
 from testbed.manifest import Manifest
@@ -38,8 +39,8 @@ def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
     """Metrics no gate row can estimate on this slice, with why: revenue when no label carries any (the lake's
     label-window conversions, purchases by default, have no price, or none has a quantity above 0; `testbed
     validate --lake` says which); conversion when no label is a conversion, click_through when none is a click
-    (labels' `purchased` / `clicked` flags). A ratio metric (aov) is unestimable with its numerator or denominator
-    (testbed.core.gates)."""
+    (labels' `purchased` / `clicked` flags); the candidate-stage metrics when a model is a rankings file. A ratio
+    metric (aov) is unestimable with its numerator or denominator (testbed.core.gates)."""
     end = f"[{manifest.time.cutoff.isoformat()}, {manifest.time.end.isoformat()})"
     conversion = "/".join(manifest.evaluation.vocabulary().conversions) or "conversion"  # purchase by default
     why = {}
@@ -53,6 +54,10 @@ def unestimable(labels: pa.Table, manifest: Manifest) -> dict[str, str]:
     for metric, (flag, nobody) in flags.items():
         if flag in labels.column_names and not pc.any(labels.column(flag)).as_py():
             why[metric] = f"{metric} cannot be estimated: {nobody.format(end=end)} (see testbed validate --lake)"
+    for role in manifest.models.roles_of("rankings"):
+        for stage_metric in CANDIDATE_STAGE:
+            why[stage_metric.name] = (f"{stage_metric.name} is not applicable: models.{role} is a rankings file, "
+                                      "which has no candidate stage to measure")
     return why
 
 

@@ -26,12 +26,17 @@ def fixed_stratum_sizes(manifest: Manifest) -> bool:
     return manifest.sampling.strategy == "stratified"
 
 
+def _not_applicable(manifest: Manifest, column: str) -> bool:
+    """The candidate-stage metrics have no delta when a model is a rankings file (it has no candidate stage)."""
+    return metrics.metric_named(column).cut_off == "candidates_per_user" and bool(manifest.models.roles_of("rankings"))
+
+
 def sample(ctx: RunContext, manifest: Manifest, per_user: pa.Table) -> stats.PairedSample:
     """Both models' per-user values of every metric on the same users, with strata and 1 / inclusion weights;
     ratio metrics (aov@K) are recomputed as ratios of sums in every resample."""
     strata = slice_data.strata(ctx) if manifest.sampling.strata else {}
     probabilities = slice_data.inclusion_probabilities(ctx)
-    names = [c for c in per_user.column_names if "@" in c]
+    names = [c for c in per_user.column_names if "@" in c and not _not_applicable(manifest, c)]
     k = manifest.evaluation.k
     ratios = [stats.Ratio(m.at(k), m.numerator.at(k), m.denominator.at(k)) for m in metrics.RATIO_METRICS
               if m.numerator.at(k) in names and m.denominator.at(k) in names]  # per_user's metrics only

@@ -49,22 +49,28 @@ def read(storage: Storage, manifest: Manifest, role: str) -> tuple[pa.Table, byt
 def leak_warnings(engine: Engine, manifest: Manifest, role: str, lists: pa.Table,
                   metadata: pq.FileMetaData) -> list[str]:
     """Signs the lists were made with the label window in view (never proof either way: README)."""
-    cutoff, out = manifest.time.cutoff, []
     where = f"models.{role}: rankings file {getattr(manifest.models, role).uri}"
+    return future_signs(engine, manifest, where, lists.column("item_id"), metadata, made="the lists", verb="ranks")
+
+
+def future_signs(engine: Engine, manifest: Manifest, where: str, item_ids: pa.ChunkedArray,
+                 metadata: pq.FileMetaData, *, made: str, verb: str) -> list[str]:
+    """A file's signs of knowing the label window: a Parquet date after time.cutoff, items first seen after it."""
+    cutoff, out = manifest.time.cutoff, []
     declared = rankings_lists.declared_as_of(metadata.metadata)
     if declared is not None and declared[1] > cutoff:
         out.append(f"{where} says {declared[0]} {declared[1].isoformat()} in its Parquet metadata, after "
-                   f"time.cutoff {cutoff.isoformat()}: the lists may have been made knowing the label window")
+                   f"time.cutoff {cutoff.isoformat()}: {made} may have been made knowing the label window")
     window = window_predicate("e", manifest.time.start, manifest.time.end)
     late = engine.query(f"SELECT e.item_id AS item_id FROM events e WHERE {window} GROUP BY e.item_id "
                         f"HAVING MIN(e.event_time) >= {ts_literal(cutoff)}").column("item_id").combine_chunks()
-    listed = pc.unique(lists.column("item_id"))
+    listed = pc.unique(item_ids)
     leaked = pc.filter(listed, pc.is_in(listed, value_set=late.cast(pa.string())))
     if len(leaked):
         first = sorted(leaked.to_pylist())[0]
-        out.append(f"{where} ranks {len(leaked)} items whose first event in [time.start, time.end) is after "
-                   f"time.cutoff {cutoff.isoformat()} (e.g. {first!r}): lists made as of the cutoff could not "
-                   "have known them")
+        out.append(f"{where} {verb} {len(leaked)} items whose first event in [time.start, time.end) is after "
+                   f"time.cutoff {cutoff.isoformat()} (e.g. {first!r}): {made.removeprefix('the ')} made as of the "
+                   "cutoff could not have known them")
     return out
 
 

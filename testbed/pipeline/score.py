@@ -7,6 +7,8 @@ Seed variants of the models (manifest `seed_variants`) are ranked on their model
 `seed_variants/shard-NNNNN.parquet`, apart from the two models' rankings and never timed. The what-if step ranks
 through the same functions (`load_models`, `candidate_matrix`, `rank`). A model given as a rankings file
 (manifest kind rankings) is not scored: its lists for the shard's users are written as they are, untimed.
+Every scored model's candidate set (the pairs it scored) goes to `candidates/shard-NNNNN.parquet`: evaluate
+measures the candidate stage's recall on it against the labels, which this step never reads.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import pyarrow as pa
 
 from testbed.adapters.storage import Storage
 from testbed.core import attribution, model_inputs, rankings_lists, training_variance
+from testbed.core import candidates_table as core_candidates
 from testbed.core.arrays import group_starts
 from testbed.core.feature_matrix import MatrixInputs
 from testbed.core.model_inputs import FeatureInputs
+from testbed.core.ranking_data import Generator
 from testbed.core.ranking_session import RankingSession
 from testbed.core.roles import ROLES
 from testbed.core.sampling import uniform_draw
-from testbed.core.scoring import LoadedModel, load_model, per_request_latency_ms, top_k
+from testbed.core.scoring import LoadedModel, RequestTimings, load_model, per_request_latency_ms, top_k
 from testbed.errors import ModelArtifactError
 from testbed.manifest import Manifest, ModelRef, SeedVariant
-from testbed.pipeline import feature_sets, rankings_file, slice_data
+from testbed.pipeline import candidates_table, feature_sets, rankings_file, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.feature_sets import ModelFeatures
 from testbed.record import io
@@ -105,6 +109,7 @@ class CandidateMatrix:
     by_role: dict[str, np.ndarray]
 
 
+CANDIDATES_SCHEMA = pa.schema([("model", pa.string()), ("user_id", pa.string()), ("item_id", pa.string())])
 RANKED_SCHEMA = pa.schema([("user_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()),
                            ("item_id", pa.string()), ("score", pa.float64())])
 
@@ -137,6 +142,13 @@ def rank(matrix: CandidateMatrix, models: list[LoadedModel], k: int) -> Ranked:
     return Ranked(pa.concat_tables(parts), scores, seconds)
 
 
+def candidate_sets(matrix: CandidateMatrix, models: list[LoadedModel]) -> pa.Table:
+    """model, user_id, item_id of every candidate row each model scored (its candidate stage's output)."""
+    parts = [pa.table([pa.array([m.role] * len(matrix.user_ids), pa.string()), matrix.user_ids, matrix.item_ids],
+                      schema=CANDIDATES_SCHEMA) for m in models]
+    return pa.concat_tables(parts) if parts else CANDIDATES_SCHEMA.empty_table()
+
+
 def given_rankings(ctx: RunContext, manifest: Manifest, users: pa.Table) -> pa.Table:
     """The shard's users' lists from every rankings file (manifest kind rankings), rank and score as given."""
     ids = users.column("user_id").combine_chunks()
@@ -162,46 +174,136 @@ def write_attribution(ctx: RunContext, manifest: Manifest, models: list[LoadedMo
     return sums.users, round(time.perf_counter() - t0, 4)
 
 
+BUILT_IN = "built-in"
+
+
+def declared_generators(manifest: Manifest, role: str) -> tuple[Generator, ...] | None:
+    """The role's declared built-in generators (None: the default list)."""
+    declared = getattr(manifest.models, role).generators
+    return None if declared is None else tuple(Generator(g.kind, g.quota) for g in declared)
+
+
+def stage_key(manifest: Manifest, role: str) -> str:
+    """BUILT_IN, a candidates table's SHA-256 or the declared generators: models with equal keys share a stage."""
+    ref = getattr(manifest.models, role)
+    if ref.candidates is not None:
+        return str(ref.candidates.sha256)
+    generators = declared_generators(manifest, role)
+    return BUILT_IN if generators is None else repr(generators)
+
+
+def stages_of(manifest: Manifest, models: list[LoadedModel]) -> dict[str, list[LoadedModel]]:
+    """The scored models by candidate stage (stage_key), in model order. Without scored models: the default
+    built-in stage alone (the shard's users)."""
+    out: dict[str, list[LoadedModel]] = {}
+    for model in models:
+        out.setdefault(stage_key(manifest, model.role), []).append(model)
+    return out or {BUILT_IN: []}
+
+
+@dataclass(frozen=True)
+class StageScores:
+    """One candidate stage's matrix, the scores and top K of its models, and their timed requests."""
+
+    models: list[LoadedModel]
+    matrix: CandidateMatrix
+    starts: np.ndarray
+    ranked: Ranked
+    timings: dict[str, RequestTimings]
+
+    @property
+    def users(self) -> np.ndarray:
+        return np.asarray(self.matrix.user_ids.to_numpy(zero_copy_only=False))[self.starts[:-1]]
+
+
+def stage_matrices(ctx: RunContext, manifest: Manifest, stages: dict[str, list[LoadedModel]], inputs: FeatureInputs,
+                   members: pa.Table) -> dict[str, CandidateMatrix]:
+    """Each stage's candidates of the shard's users and its models' inputs over them."""
+    tables = {getattr(manifest.models, role).candidates.sha256: candidates_table.read(ctx.storage, manifest, role)[0]
+              for role in candidates_table.roles(manifest)}
+    ids = members.column("user_id").combine_chunks()
+    out = {}
+    with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
+        session.prepare(manifest.time.cutoff, manifest.features.windows_days)
+        for key, models in stages.items():
+            if key in tables:
+                session.given_candidates(members, core_candidates.for_users(tables[key], ids))
+            else:
+                generators = declared_generators(manifest, models[0].role) if models else None
+                session.candidates(members, manifest.evaluation.candidates_per_user, generators)
+            out[key] = candidate_matrix(session, models, inputs)  # a variant reads its model's features
+    return out
+
+
+def score_stage(manifest: Manifest, models: list[LoadedModel], matrix: CandidateMatrix) -> StageScores:
+    """Rank the stage's candidates with its models, then time their requests on a sample of its users."""
+    user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
+    starts = group_starts(user_ids)
+    sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
+    ranked = rank(matrix, models, manifest.evaluation.k)
+    return StageScores(models, matrix, starts, ranked, per_request_latency_ms(models, matrix.by_role, starts, sample))
+
+
+def model_latency(stage: StageScores, role: str) -> ModelShardLatency:
+    scores, timings = stage.ranked.scores[role], stage.timings[role]
+    return ModelShardLatency(
+        ms=timings.wall_ms.round(4).tolist(), cpu_ms=timings.cpu_ms.round(4).tolist(),
+        errors=int(np.add.reduceat(np.isnan(scores), stage.starts[:-1]).astype(bool).sum()) if len(scores) else 0)
+
+
+def merged(stages: list[StageScores]) -> Ranked:
+    """The stages' rankings, scores and predict times together."""
+    return Ranked(pa.concat_tables([stage.ranked.rankings.cast(RANKED_SCHEMA) for stage in stages]),
+                  {role: v for stage in stages for role, v in stage.ranked.scores.items()},
+                  {role: v for stage in stages for role, v in stage.ranked.predict_seconds.items()})
+
+
+def variant_rankings(variants: list[LoadedModel], scored: dict[str, StageScores], k: int) -> pa.Table:
+    """The seed variants' top K, each on its model's stage and inputs, through the same ranking."""
+    stage_of = {m.role: stage for stage in scored.values() for m in stage.models}
+    parts = []
+    for stage in scored.values():
+        mine = [v for v in variants if stage_of[training_variance.role_of(v.role)] is stage]
+        if mine:
+            inputs_of = {v.role: stage.matrix.by_role[training_variance.role_of(v.role)] for v in mine}
+            parts.append(rank(CandidateMatrix(stage.matrix.user_ids, stage.matrix.item_ids, inputs_of), mine,
+                              k).rankings)
+    return pa.concat_tables(parts)
+
+
 def run_score(ctx: RunContext, manifest: Manifest, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
-    """Score one shard; its numbers go to its result document and only their key and counts are returned."""
+    """Score one shard; its numbers go to its result document and only their key and counts are returned. Models
+    on different candidate stages are scored and timed each on its own candidates (their timings do not pair)."""
     started = time.perf_counter()
-    windows, cutoff = manifest.features.windows_days, manifest.time.cutoff
     sets = feature_sets.by_role(ctx.storage, manifest)
     models = load_models(ctx.storage, manifest, sets)
     variants = load_seed_variants(ctx.storage, manifest, sets)
     inputs = feature_inputs(ctx, manifest, sets)
     members = shard_users(ctx, shard_index, shard_count)
-    with slice_data.session(ctx) as session:  # closed (DuckDB's tables gone) before the models predict
-        session.prepare(cutoff, windows)
-        session.candidates(members, manifest.evaluation.candidates_per_user)
-        matrix = candidate_matrix(session, models, inputs)  # a variant reads its model's features
-    user_ids = matrix.user_ids.to_numpy(zero_copy_only=False)
-    starts = group_starts(user_ids)
-    sample = latency_groups(user_ids, starts, manifest.evaluation.latency_sample_users, manifest.sampling.seed)
-    ranked = rank(matrix, models, manifest.evaluation.k)
-    timings = per_request_latency_ms(models, matrix.by_role, starts, sample)
+    stages = stages_of(manifest, models)
+    matrices = stage_matrices(ctx, manifest, stages, inputs, members)
+    scored = {key: score_stage(manifest, stage_models, matrices[key]) for key, stage_models in stages.items()}
     latency = {role: ModelShardLatency(ms=[], errors=0) for role in manifest.models.roles_of("rankings")}
-    for model in models:
-        scores = ranked.scores[model.role]
-        latency[model.role] = ModelShardLatency(
-            ms=timings[model.role].wall_ms.round(4).tolist(), cpu_ms=timings[model.role].cpu_ms.round(4).tolist(),
-            errors=int(np.add.reduceat(np.isnan(scores), starts[:-1]).astype(bool).sum()) if len(scores) else 0,
-        )
+    latency |= {m.role: model_latency(stage, m.role) for stage in scored.values() for m in stage.models}
+    one = next(iter(scored.values())) if len(scored) == 1 else None
+    ranked = one.ranked if one is not None else merged(list(scored.values()))
     given = given_rankings(ctx, manifest, members)
     rankings = pa.concat_tables([ranked.rankings.cast(RANKED_SCHEMA), given]) if given.num_rows else ranked.rankings
+    sets_scored = pa.concat_tables([candidate_sets(stage.matrix, stage.models) for stage in scored.values()])
+    ctx.storage.write_parquet(ctx.layout.shard_candidates(shard_index), sets_scored, bulky=True)
     ctx.storage.write_parquet(ctx.layout.shard_scores(shard_index), rankings, bulky=True)
-    attributed, attribution_seconds = (write_attribution(ctx, manifest, models, matrix, ranked, starts=starts,
-                                                         shard=(shard_index, shard_count))
-                                       if len(models) == len(ROLES) else (0, 0.0))  # TreeSHAP compares two models
-    if variants:  # scored on their model's inputs, through the same ranking; kept apart from rankings.parquet
-        inputs_of = {v.role: matrix.by_role[training_variance.role_of(v.role)] for v in variants}
-        retrained = rank(CandidateMatrix(matrix.user_ids, matrix.item_ids, inputs_of), variants, manifest.evaluation.k)
-        ctx.storage.write_parquet(ctx.layout.shard_variant_scores(shard_index), retrained.rankings, bulky=True)
+    paired = one is not None and len(models) == len(ROLES)  # TreeSHAP and paired timings compare two models
+    attributed, attribution_seconds = (write_attribution(ctx, manifest, models, one.matrix, one.ranked,
+                                                         starts=one.starts, shard=(shard_index, shard_count))
+                                       if paired and one is not None else (0, 0.0))
+    if variants:  # kept apart from rankings.parquet
+        ctx.storage.write_parquet(ctx.layout.shard_variant_scores(shard_index),
+                                  variant_rankings(variants, scored, manifest.evaluation.k), bulky=True)
+    users = int(len(np.unique(np.concatenate([stage.users for stage in scored.values()]))))
+    rows = int(sum(len(stage.matrix.user_ids) for stage in scored.values()))
     io.write(ctx.storage, ctx.layout.shard_latency(shard_index), ShardLatency(
-        users=int(len(starts) - 1), control=latency["control"], candidate=latency["candidate"],
-        paired=len(models) == len(ROLES),
+        users=users, control=latency["control"], candidate=latency["candidate"], paired=paired,
         measured_in="lambda" if ctx.invocation.settings.lambda_runtime else "local"))
-    users, rows = int(len(starts) - 1), int(len(user_ids))
     result = ctx.layout.shard_result(shard_index)
     io.write(ctx.storage, result, ShardResult(
         shard=shard_index, users=users, candidate_rows=rows, predict_seconds=ranked.predict_seconds,

@@ -31,7 +31,7 @@ from testbed.core.slice_sql import (
 from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryInputError, TimeWindowError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
-from testbed.pipeline import claim, feature_sets, rankings_file
+from testbed.pipeline import candidates_table, claim, feature_sets, rankings_file
 from testbed.pipeline.checked_read import read_checked
 from testbed.pipeline.validate_lake_capabilities import lake_limitations
 from testbed.pipeline.validate_pii import check_unmasked_pii
@@ -266,12 +266,17 @@ def validate(invocation: Invocation, raw_manifest: Any, lake: str, artifacts: st
         limitations = lake_limitations(engine, manifest, [features.spec for features in sets.values()])
         given = {role: rankings_file.check(engine, storage, manifest, role)
                  for role in manifest.models.roles_of("rankings")}
+        retrieved = {role: candidates_table.check(engine, storage, manifest, role)
+                     for role in candidates_table.roles(manifest)}
     finally:
         engine.close()
     check_feature_set(storage, manifest, columns, sets)
     scored, warnings = resolve_models(storage, manifest, sets)
+    for role, (summary, _) in retrieved.items():
+        scored[role] = scored[role].model_copy(update={"candidates": summary})
     models = {role: scored[role] if role in scored else given[role][0] for role in ROLES}
     warnings += [warning for role in given for warning in given[role][1]]
+    warnings += [warning for role in retrieved for warning in retrieved[role][1]]
     existing = None
     if layout is not None:
         previous = io.read_if_present(storage, layout.record)

@@ -21,7 +21,7 @@ from testbed.core import metrics, whatif
 from testbed.core.roles import ROLES
 from testbed.errors import ManifestError
 from testbed.manifest import Manifest, WhatIfScenario
-from testbed.pipeline import feature_sets, slice_data
+from testbed.pipeline import candidates_table, feature_sets, slice_data
 from testbed.pipeline.context import RunContext
 from testbed.pipeline.score import candidate_matrix, feature_inputs, load_models, rank
 from testbed.record import io
@@ -50,13 +50,19 @@ def perturb(scenario: WhatIfScenario, index: int, items: pa.Table,
 
 def run_whatif(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     """Score the what-if scenarios and write `whatif.json`; skipped (and no file) when there are none or a model
-    is a rankings file."""
+    is a rankings file or brings its own candidates table."""
     spec = manifest.whatif
     if spec is None:
         return SKIPPED.model_dump(mode="json")
     if given := manifest.models.roles_of("rankings"):  # a fixed list cannot answer a changed catalogue
         return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on a changed catalogue and "
                              f"{' and '.join(given)} is a rankings file").model_dump(mode="json")
+    if retrieved := candidates_table.roles(manifest):  # nor can a fixed candidate set (it never saw new items)
+        return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on a changed catalogue and "
+                             f"{' and '.join(retrieved)} scores a fixed candidates table").model_dump(mode="json")
+    if declared := [role for role in ROLES if getattr(manifest.models, role).generators is not None]:
+        return WhatIfSkipped(scenarios=0, skipped=f"what-ifs re-score both models on the default candidate stage "
+                             f"and {' and '.join(declared)} declares its own generators").model_dump(mode="json")
     k = manifest.evaluation.k
     rng = np.random.default_rng(spec.seed)
     users = whatif.pick_users(ctx.storage.read_parquet(ctx.layout.slice_table("users")).column("user_id").to_pylist(),

@@ -183,6 +183,14 @@ class RunLayout:
     def variant_scores(self) -> str:
         return self.uri("seed_variants")
 
+    def shard_candidates(self, index: int) -> str:
+        """The shard's candidate sets: every (model, user_id, item_id) a model with a candidate stage scored."""
+        return self.uri("candidates", f"{shard_name(index)}.parquet")
+
+    @property
+    def candidates(self) -> str:
+        return self.uri("candidates")
+
     @property
     def scores(self) -> str:
         """The prefix every shard's files are under."""

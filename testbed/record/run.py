@@ -40,6 +40,17 @@ class RankingsFileSummary(Document):
     as_of: str | None = absent()  # ISO-8601: the date its Parquet metadata declares (as_of, created_at...)
 
 
+class CandidatesTableSummary(Document):
+    """A model's own candidates table (manifest models.<role>.candidates; testbed.core.candidates_table checked
+    it)."""
+
+    uri: str
+    sha256: str
+    rows: int
+    users: int
+    as_of: str | None = absent()  # ISO-8601: the date its Parquet metadata declares (as_of, created_at...)
+
+
 class ModelProvenance(Document):
     uri: str
     sha256: str
@@ -47,6 +58,7 @@ class ModelProvenance(Document):
     features: int  # the model's feature count (0 for a rankings file)
     kind: Literal["rankings"] | None = absent()  # absent: a LightGBM model
     rankings: RankingsFileSummary | None = absent()  # only for kind rankings
+    candidates: CandidatesTableSummary | None = absent()  # absent: the built-in candidate stage
     feature_names: list[str] | None = absent()  # in the model's own order (absent in records before feature sets)
     feature_set: FeatureSetProvenance | None = absent()
     training: TrainingWindowRecord | None = absent()  # absent: no sidecar recorded the window for this file

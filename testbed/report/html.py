@@ -24,7 +24,7 @@ from testbed.record.features import ParityDocument
 from testbed.record.gates import GateRow
 from testbed.record.replay import ReplayDocument
 from testbed.record.run import ParitySummary
-from testbed.report import attribution, charts, cohorts, facts, plain
+from testbed.report import attribution, candidate_stage, charts, cohorts, facts, plain
 from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
@@ -369,6 +369,7 @@ def provenance_section(data: RunData) -> str:
             rows.append([f"seed: {esc(name)}", f"<code>{esc(seed)}</code>"])
     models = record.models if record is not None else {}
     given = facts.rankings_files(models, data.metrics)
+    retrieved = candidate_stage.tables(models)
     for role in facts.model_roles(models):
         rows.append([f"{esc(role)} model", f"<code>{esc(models[role].uri)}</code><br>SHA-256 "
                                            f"<code>{esc(models[role].sha256)}</code>"])
@@ -380,6 +381,8 @@ def provenance_section(data: RunData) -> str:
                          f"<br><small>{esc(', '.join(names))}</small>"])
         if role in given:
             rows.append([f"{esc(role)} model kind", esc(given[role])])
+        if role in retrieved:
+            rows.append([f"{esc(role)} candidates", esc(retrieved[role])])
     if record is not None and record.slice.content_sha256:
         rows.append(["slice content SHA-256", f"<code>{esc(record.slice.content_sha256)}</code>"])
     out = '<h2 id="provenance">Provenance</h2>' + _table(["", ""], rows)
@@ -416,7 +419,8 @@ def _replay(replay: ReplayDocument | None) -> str:
 
 SECTIONS: list[tuple[str, Callable[[RunData], str]]] = [
     ("gates", gates_section), ("attribution", lambda data: attribution.html_section(data.attribution)),
-    ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section), ("slice", slice_section),
+    ("deltas", forest_section), ("cohorts", cohorts_section), ("metrics", metrics_section),
+    ("candidate-stage", candidate_stage.html_section), ("slice", slice_section),
     ("drift", drift_section), ("models", models_section), ("whatif", whatif_section),
     ("list-change", list_change_report.html_section),
     ("provenance", provenance_section)]

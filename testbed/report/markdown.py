@@ -1,19 +1,20 @@
 """report.md: the compact summary for GitHub job summaries and PR comments.
 
 Decision and headline (why, primary metric, guardrails, next step; then the worst cohorts, the features behind
-the difference and how much the lists change, a line each), one plain sentence per gate that held PASS back,
-warnings (also a retraining line per gate whose seed variants' deltas could change it), the gates that did not
-pass but did not count (advisory gates, inconclusive guardrails), the failed and inconclusive gates first (all
-gates when there are few, every number in its unit), the largest metric deltas (with their seed-to-seed spread
-when the run has seed variants), the most drifted features (only the largest shift when none drifted), one line
-each of slice and provenance, and a link to report.html. It stays short (within 60 lines for the demo run, also
-with its models swapped) and is a pure function of the run data, so re-rendering a record gives the same bytes.
+the difference, how much the lists change and what the candidate stages let a ranker reach, a line each), one
+plain sentence per gate that held PASS back, warnings (also a retraining line per gate whose seed variants' deltas
+could change it), the gates that did not pass but did not count (advisory gates, inconclusive guardrails), the
+failed and inconclusive gates first (all gates when there are few, every number in its unit), the largest metric
+deltas (with their seed-to-seed spread when the run has seed variants), the most drifted features (only the
+largest shift when none drifted), one line each of slice and provenance, and a link to report.html. It stays short
+(within 60 lines for the demo run, also with its models swapped) and is a pure function of the run data, so
+re-rendering a record gives the same bytes.
 """
 
 from __future__ import annotations
 
 from testbed.record.base import ERROR, OUTCOME_PASS
-from testbed.report import attribution, cohorts, facts, plain
+from testbed.report import attribution, candidate_stage, cohorts, facts, plain
 from testbed.report import list_change as list_change_report
 from testbed.report.inputs import RunData
 
@@ -111,6 +112,7 @@ def _slice_and_provenance(data: RunData) -> list[str]:
         if sets:
             lines.append("- features: " + ", ".join(sets))
         lines += [f"- {role}: {text}" for role, text in facts.rankings_files(record.models, data.metrics).items()]
+        lines += [f"- {role}: {text}" for role, text in candidate_stage.tables(record.models).items()]
     return lines
 
 
@@ -121,6 +123,7 @@ def _headline(data: RunData) -> list[str]:
     worst = cohorts.summary(data)
     lines += [f"- **Cohorts:** {worst}"] if worst else []
     lines += attribution.markdown_lines(data.attribution) + list_change_report.markdown_lines(data.metrics)
+    lines += candidate_stage.markdown_lines(data.metrics)
     reasons = plain.reason_lines(data)
     notes = [f"**Warning:** {warning}" for warning in data.warnings]
     notes += [f"**Retraining:** {line}" for line in facts.retrain_warnings(data.metrics, data.gates)]

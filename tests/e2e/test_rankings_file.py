@@ -125,6 +125,17 @@ def test_uncovered_slice_users_count_as_misses_and_are_reported(run: dict[str, A
         assert "rankings file" in text and f"{coverage['uncovered_users']} of {coverage['slice_users']}" in text
 
 
+def test_a_rankings_file_has_no_candidate_stage_to_measure(run: dict[str, Any]) -> None:
+    n = BASE_MANIFEST["evaluation"]["candidates_per_user"]
+    everyone = {role: groups["all"] for role, groups in _json(run, "metrics.json")["models"].items()}
+    assert 0.0 < everyone["control"][f"candidate_recall@{n}"] <= 1.0  # the control's built-in stage is measured
+    assert f"candidate_recall@{n}" not in everyone["candidate"]  # not applicable: no number
+    assert f"candidate_recall@{n}" not in _json(run, "metrics.json")["deltas"]["all"]
+    for report in ("report.md", "report.html"):
+        assert "candidate_recall not applicable (a rankings file has no candidate stage)" in \
+            (run["dir"] / report).read_text()
+
+
 def test_the_candidates_metrics_equal_pytrec_evals_on_the_same_lists(run: dict[str, Any], lists: Path) -> None:
     labels = pq.read_table(run["dir"] / "labels.parquet").to_pylist()
     per_user = [row for row in pq.read_table(run["dir"] / "evaluation" / "per_user.parquet").to_pylist()

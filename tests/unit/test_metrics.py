@@ -33,7 +33,8 @@ from testbed.core.metrics import (
 from testbed.manifest import Gate
 
 L2 = math.log2
-PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS if not m.needs_items)  # computed without item stats
+PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS  # computed without item stats and candidate sets
+                       if not (m.needs_items or m.needs_candidates))
 LIST_NAMES_AFTER_COVERAGE = ("exposure_gini", "exposure_entropy", "personalisation")
 
 
@@ -186,12 +187,16 @@ def test_coverage_hand_computed() -> None:
 def test_registry_is_explicit_and_complete() -> None:
     assert METRIC_NAMES[:11] == ("ndcg", "precision", "recall", "mrr", "hit_rate", "map", "revenue", "coverage",
                                  "conversion", "aov", "click_through")
-    assert METRIC_NAMES[11:] == ("novelty", "intra_list_diversity", "arp", *LIST_NAMES_AFTER_COVERAGE)
+    assert METRIC_NAMES[11:17] == ("novelty", "intra_list_diversity", "arp", *LIST_NAMES_AFTER_COVERAGE)
+    assert METRIC_NAMES[17:] == ("candidate_recall", "candidate_hit_rate")
+    assert metrics.CANDIDATE_STAGE == METRICS[17:]
+    assert all(m.cut_off == "candidates_per_user" for m in METRICS[17:])
+    assert all(m.cut_off == "k" for m in METRICS[:17])
     assert [m.name for m in METRICS] == list(METRIC_NAMES)
     assert PER_USER_METRICS == tuple(m for m in METRICS if isinstance(m, PerUserMetric))
     assert PER_USER_METRICS[:9] == METRICS[:7] + (metrics.CONVERSION, metrics.CLICK_THROUGH)
     assert isinstance(COVERAGE, ListMetric) and METRICS[7] is COVERAGE
-    expected = [True] * 7 + [False, True, False, True] + [True] * 3 + [False] * 3
+    expected = [True] * 7 + [False, True, False, True] + [True] * 3 + [False] * 3 + [True] * 2
     assert [m.has_per_user_values for m in METRICS] == expected
     assert PRIMARY.at(10) == "ndcg@10"
     for metric in PER_USER_METRICS:
@@ -541,7 +546,8 @@ def test_aggregate_tiny_by_hand() -> None:
     assert list(out["models"]["m1"]) == ["all", "tier=gold", "tier=silver"]
     assert list(out["models"]["m2"]) == ["all", "tier=gold", "tier=silver"]  # bronze has no evaluated user
     assert list(out["models"]["m1"]["all"]) == [  # registry order; no item stats: no novelty, diversity, arp
-        *(m.at(2) for m in METRICS if not getattr(m, "needs_items", False)), "users"]
+        *(m.at(2) for m in METRICS
+          if not (getattr(m, "needs_items", False) or getattr(m, "needs_candidates", False))), "users"]
 
     m1, m2 = out["models"]["m1"], out["models"]["m2"]
     # m1: evaluated u1 (gold), u2 (silver), u4 (silver); u3 (R=0) excluded
