@@ -94,9 +94,11 @@ class Storage(ABC):
     def write_parquet(self, uri: str, table: pa.Table, *, bulky: bool = False) -> None:
         self.write_bytes(uri, parquet_bytes(table), bulky=bulky)
 
-    def read_parquet(self, uri: str, columns: list[str] | None = None) -> pa.Table:
-        """The whole table, or only `columns` (the others are not decoded)."""
-        return pq.read_table(io.BytesIO(self.read_bytes(uri)), columns=columns)
+    def read_parquet(self, uri: str, columns: list[str] | None = None,
+                     dictionary: list[str] | None = None) -> pa.Table:
+        """The whole table, or only `columns` (the others are not decoded); `dictionary` columns stay
+        dictionary-encoded (their distinct values once, and an index per row)."""
+        return pq.read_table(io.BytesIO(self.read_bytes(uri)), columns=columns, read_dictionary=dictionary)
 
 
 class UriStorage(Storage):

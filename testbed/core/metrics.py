@@ -471,6 +471,14 @@ def _empty_per_user(k: int, with_items: bool, candidates: CandidateSets | None) 
     return pa.schema(fields).empty_table()
 
 
+def _lookup(column: pa.ChunkedArray, vocab: pa.Array) -> pa.ChunkedArray:
+    """``pc.index_in`` of each value of ``column`` in ``vocab`` (null: not in it). A dictionary-encoded chunk (the
+    candidate sets are read so: millions of rows, a few thousand distinct ids) looks up its dictionary once."""
+    return pa.chunked_array([pc.index_in(chunk.dictionary.cast(pa.string()), value_set=vocab).take(chunk.indices)
+                             if pa.types.is_dictionary(chunk.type) else pc.index_in(_as_str(chunk), value_set=vocab)
+                             for chunk in column.chunks], type=pa.int32())
+
+
 def _in_candidates(candidates: CandidateSets, vocabs: tuple[pa.Array, pa.Array, pa.Array],
                    relevant_keys: np.ndarray, eval_index: np.ndarray) -> np.ndarray:
     """Per (model, evaluated user) cell: how many of the user's relevant label items (``relevant_keys``, sorted
@@ -479,10 +487,14 @@ def _in_candidates(candidates: CandidateSets, vocabs: tuple[pa.Array, pa.Array, 
     n_eval = int(eval_index.max()) + 1 if eval_index.size else 0
     pairs = candidates.pairs
     _require_columns(pairs, ("model", "user_id", "item_id"), "candidates")
-    codes = [pc.index_in(_as_str(pairs.column(c)), value_set=v)
+    codes = [_lookup(pairs.column(c), v)
              for c, v in (("model", model_vocab), ("user_id", user_vocab), ("item_id", item_vocab))]
     known = pc.and_(pc.and_(pc.is_valid(codes[0]), pc.is_valid(codes[1])), pc.is_valid(codes[2]))
     model, user, item = (np.asarray(c.filter(known).to_numpy(zero_copy_only=False), dtype=np.int64) for c in codes)
+    relevant_item = np.zeros(len(item_vocab), dtype=bool)
+    relevant_item[relevant_keys % max(len(item_vocab), 1)] = True
+    keep = relevant_item[item]  # only a pair of some user's relevant item can count: search those alone
+    model, user, item = model[keep], user[keep], item[keep]
     key = user * len(item_vocab) + item
     pos = np.minimum(np.searchsorted(relevant_keys, key), max(relevant_keys.size - 1, 0))
     labelled = relevant_keys[pos] == key if relevant_keys.size else np.zeros(key.size, dtype=bool)

@@ -90,7 +90,8 @@ def candidate_sets(ctx: RunContext, manifest: Manifest) -> metrics.CandidateSets
     shards = [k for k in ctx.storage.list_keys(ctx.layout.scores + "/") if k.endswith(".parquet")]
     if len(keys) != len(shards):
         raise StepError(f"scoring left candidate sets for {len(keys)} of {len(shards)} shards")
-    return metrics.CandidateSets(pa.concat_tables([ctx.storage.read_parquet(k) for k in keys]),
+    pairs = [ctx.storage.read_parquet(k, dictionary=["model", "user_id", "item_id"]) for k in keys]
+    return metrics.CandidateSets(pa.concat_tables(pairs),
                                  manifest.evaluation.candidates_per_user,
                                  tuple(manifest.models.roles_of("lightgbm")))
 
