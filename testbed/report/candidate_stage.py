@@ -67,6 +67,8 @@ def markdown_lines(metrics: MetricsDocument | None) -> list[str]:
     said = sentences(metrics)
     if not said:
         return []
+    if len(said) > 1 and len(set(said.values())) == 1:  # one stage for both: say it once
+        return [f"- **Candidate stage:** both models: {next(iter(said.values()))}."]
     return ["- **Candidate stage:** " + "; ".join(f"{role}: {text}" for role, text in said.items()) + "."]
 
 
