@@ -68,11 +68,6 @@ def checked_candidates(table: pa.Table, per_user: int, source: str) -> pa.Table:
     return candidates
 
 
-def unknown_item(candidates: pa.Table, known: pa.Array) -> dict[str, object] | None:
-    """The first row whose item is not in `known` (the lake's items/), or None."""
-    return first_row(candidates, pc.invert(pc.is_in(candidates.column("item_id"), value_set=known)))
-
-
 def for_users(candidates: pa.Table, users: pa.Array) -> pa.Table:
     """The candidates of `users` (a shard's members)."""
     return candidates.filter(pc.is_in(candidates.column("user_id"), value_set=users))

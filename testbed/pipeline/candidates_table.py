@@ -17,7 +17,7 @@ from testbed.core import candidates_table, rankings_lists
 from testbed.errors import CandidatesTableError
 from testbed.manifest import CandidatesRef, Manifest
 from testbed.pipeline.checked_read import read_checked
-from testbed.pipeline.rankings_file import future_signs
+from testbed.pipeline.rankings_file import future_signs, require_lake_items
 from testbed.record.run import CandidatesTableSummary
 
 
@@ -57,11 +57,7 @@ def check(engine: Engine, storage: Storage, manifest: Manifest, role: str) -> tu
     """Validate's check of a candidates table: its contract, every item in the lake's items/, the leak signs;
     returns its summary for the record and the warnings."""
     candidates, data, metadata = read(storage, manifest, role)
-    known = engine.query("SELECT item_id FROM items").column("item_id").combine_chunks().cast(pa.string())
-    row = candidates_table.unknown_item(candidates, known)
-    if row is not None:
-        raise CandidatesTableError(f"{source(manifest, role)}: item_id not in the lake's items/ (example row: "
-                                   f"{rankings_lists.example(row)})")
+    require_lake_items(engine, candidates, source(manifest, role), CandidatesTableError)
     ref = _ref(manifest, role)
     assert ref is not None  # read checked it
     declared = rankings_lists.declared_as_of(metadata.metadata)

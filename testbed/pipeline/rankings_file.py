@@ -15,7 +15,7 @@ from testbed.adapters.engines import Engine
 from testbed.adapters.storage import Storage
 from testbed.core import rankings_lists
 from testbed.core.slice_sql import ts_literal, window_predicate
-from testbed.errors import RankingsFileError
+from testbed.errors import InputError, RankingsFileError
 from testbed.manifest import Manifest
 from testbed.pipeline.checked_read import read_checked
 from testbed.record.run import ModelProvenance, RankingsFileSummary
@@ -74,15 +74,19 @@ def future_signs(engine: Engine, manifest: Manifest, where: str, item_ids: pa.Ch
     return out
 
 
+def require_lake_items(engine: Engine, table: pa.Table, where: str, error: type[InputError]) -> None:
+    """`error` naming `where` and an example row unless every `item_id` of `table` is in the lake's items/."""
+    known = engine.query("SELECT item_id FROM items").column("item_id").combine_chunks().cast(pa.string())
+    row = rankings_lists.unknown_item(table, known)
+    if row is not None:
+        raise error(f"{where}: item_id not in the lake's items/ (example row: {rankings_lists.example(row)})")
+
+
 def check(engine: Engine, storage: Storage, manifest: Manifest, role: str) -> tuple[ModelProvenance, list[str]]:
     """Validate's check of a rankings file: the lists' contract, every item in the lake's items/, the leak
     signs; returns its provenance and the warnings."""
     lists, data, metadata = read(storage, manifest, role)
-    known = engine.query("SELECT item_id FROM items").column("item_id").combine_chunks().cast(pa.string())
-    row = rankings_lists.unknown_item(lists, known)
-    if row is not None:
-        raise RankingsFileError(f"{source(manifest, role)}: item_id not in the lake's items/ (example row: "
-                                f"{rankings_lists.example(row)})")
+    require_lake_items(engine, lists, source(manifest, role), RankingsFileError)
     ref = getattr(manifest.models, role)
     declared = rankings_lists.declared_as_of(metadata.metadata)
     summary = RankingsFileSummary(

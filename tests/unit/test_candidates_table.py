@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.adapters.storage import UriStorage
-from testbed.core import candidates_table
+from testbed.core import candidates_table, rankings_lists
 from testbed.core.ranking_data import SOURCE_STRIDE, TABLE_SOURCE
 from testbed.core.ranking_session import RankingSession
 from testbed.errors import CandidatesTableError, ManifestError
@@ -74,8 +74,8 @@ def test_a_broken_rule_is_one_line_naming_the_table_and_an_example_row(table: pa
 
 def test_unknown_items_and_a_shards_users() -> None:
     checked = candidates_table.checked_candidates(_candidates(), 2, SOURCE)
-    assert candidates_table.unknown_item(checked, pa.array(["a", "b"])) is None
-    assert candidates_table.unknown_item(checked, pa.array(["a"])) == {
+    assert rankings_lists.unknown_item(checked, pa.array(["a", "b"])) is None
+    assert rankings_lists.unknown_item(checked, pa.array(["a"])) == {
         "user_id": "u1", "item_id": "b", "retrieval_score": 0.5, "source": "cooc"}
     assert candidates_table.for_users(checked, pa.array(["u2"])).column("item_id").to_pylist() == ["a"]
 
