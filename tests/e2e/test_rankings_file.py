@@ -3,7 +3,8 @@ ranker that is not LightGBM (examples/rankings/popular_in_category.py, DuckDB), 
 control on the small lake.
 
 One whole run: the lists leave some slice users out (they must count as misses), the candidate's per-user metrics
-must equal pytrec_eval's on the same lists, the ndcg gate decides as usual, and latency gates are not measurable.
+must equal pytrec_eval's and ranx's on the same lists (ranx in CI, tests/ranx_reference.py), the ndcg gate decides
+as usual, and latency gates are not measurable.
 A few malformed files go through `testbed validate` (exit 2, one line naming the file); the rest of the table is
 in tests/unit/test_rankings_lists.py.
 """
@@ -28,6 +29,7 @@ import pytrec_eval
 from examples.rankings.popular_in_category import write_lists
 from testbed.cli import main
 from tests.conftest import BASE_MANIFEST
+from tests.ranx_reference import RANX, SKIP_REASON, ranx_scores
 from tests.run_record_check import check_run_files
 
 K = 10
@@ -155,6 +157,30 @@ def test_the_candidates_metrics_equal_pytrec_evals_on_the_same_lists(run: dict[s
         expected = reference.get(row["user_id"], dict.fromkeys(TREC.values(), 0.0))
         for ours, theirs in TREC.items():
             assert row[ours] == pytest.approx(expected[theirs], abs=1e-9), (row["user_id"], ours)
+
+
+@pytest.mark.skipif(RANX is None, reason=SKIP_REASON)
+def test_the_candidates_metrics_equal_ranx_on_the_same_lists(run: dict[str, Any], lists: Path) -> None:
+    """Per user and for the whole slice: ranx on the file's lists and the run's labels gives the run's numbers."""
+    qrels: dict[str, dict[str, int]] = {}
+    for row in pq.read_table(run["dir"] / "labels.parquet").to_pylist():
+        qrels.setdefault(row["user_id"], {})[row["item_id"]] = int(row["relevance"])
+    per_user = {row["user_id"]: row for row in pq.read_table(run["dir"] / "evaluation" / "per_user.parquet")
+                .to_pylist() if row["model"] == "candidate"}
+    qrels = {user: grades for user, grades in qrels.items() if user in per_user}
+    ranked: dict[str, dict[str, float]] = {}
+    for row in pq.read_table(lists).to_pylist():
+        if row["user_id"] in per_user:
+            ranked.setdefault(row["user_id"], {})[row["item_id"]] = 1000.0 - row["rank"]
+    names = [f"{name}@{K}" for name in ("ndcg", "precision", "recall", "map", "mrr", "hit_rate")]
+    reference = ranx_scores(qrels, ranked, names)
+    assert set(qrels) == set(per_user) and len(per_user) > 100 and len(ranked) < len(per_user)  # misses included
+    everyone = _json(run, "metrics.json")["models"]["candidate"]["all"]
+    for name in names:
+        for user, row in per_user.items():
+            assert row[name] == pytest.approx(reference[name][user], abs=1e-9), (user, name)
+        mean = sum(reference[name].values()) / len(reference[name])  # uniform sampling: equal weights
+        assert everyone[name] == pytest.approx(mean, abs=1e-9), name
 
 
 def _broken(lists: Path, tmp: Path, change: Any, name: str) -> Path:

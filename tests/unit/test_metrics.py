@@ -31,6 +31,7 @@ from testbed.core.metrics import (
     per_user_metrics,
 )
 from testbed.manifest import Gate
+from tests.ranx_reference import RANX, SKIP_REASON, ranx_scores
 
 L2 = math.log2
 PER_USER_NAMES = tuple(m.name for m in PER_USER_METRICS  # computed without item stats and candidate sets
@@ -373,6 +374,25 @@ def test_agreement_with_pytrec_eval() -> None:
             trec_mean = sum(trec.get(u, {}).get(trec_name, 0.0) for u in evaluated) / len(evaluated)
             assert sums[name] / len(evaluated) == pytest.approx(trec_mean, abs=1e-9)
     assert max_diff <= 1e-9
+
+
+@pytest.mark.skipif(RANX is None, reason=SKIP_REASON)
+def test_agreement_with_ranx() -> None:
+    """The same random instance against ranx (its own venv), both models in one call: users are keyed model|user."""
+    k = 10
+    labels, lists = _random_instance(seed=20240601, n_users=400, k=k)
+    evaluated = sorted(u for u, lab in labels.items() if _n_rel(lab) >= 1)
+    qrels = {f"{m}|{u}": {it: g for it, (g, _) in labels[u].items()} for m in lists for u in evaluated}
+    run = {f"{m}|{u}": {it: 1000.0 - r for r, it in enumerate(model_lists[u], 1)}
+           for m, model_lists in lists.items() for u in evaluated if u in model_lists}
+    names = [f"{name}@{k}" for name in ("ndcg", "precision", "recall", "map", "mrr", "hit_rate")]
+    reference = ranx_scores(qrels, run, names)
+    per_user = _rows(per_user_metrics(_rankings_table(lists), _labels_table(labels), k))
+    assert {key for key, _ in per_user.items() if key[1] in evaluated} == {tuple(q.split("|")) for q in qrels}
+    for key, scores in ((tuple(q.split("|")), {n: reference[n][q] for n in names}) for q in qrels):
+        for name in names:
+            assert per_user[key][name] == pytest.approx(scores[name], abs=1e-9), (key, name)
+    assert sum(reference[f"ndcg@{k}"].values()) > 0  # the instance has hits
 
 
 _POOL = [f"i{j}" for j in range(8)]
