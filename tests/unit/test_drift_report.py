@@ -7,10 +7,20 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from testbed.core import feature_sql
+from testbed.core import drift_stats, feature_sql
 from testbed.core.drift import EVENT_FIELDS, DriftConfig
-from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_document, event_field_of, weighted_users
+from testbed.core.drift_report import (
+    DailyConfig,
+    Side,
+    baseline_rate,
+    column_labels,
+    drift_document,
+    event_field_of,
+    weighted_users,
+)
 from testbed.core.ranking_session import RankingSession
 from testbed.core.retail_default import retail_default
 
@@ -58,3 +68,18 @@ def test_the_document_against_a_population_skips_aggregates_not_keyed_by_user() 
     assert {f["feature"] for f in document["features"] if f["table"] == "event"} == set(EVENT_FIELDS)
     assert len(document["daily"]) <= 2
     assert document["defaults"]["psi"] == pytest.approx(0.2)
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=8), min_size=1, max_size=3))
+def test_column_labels_are_the_labels_of_each_row(chunks: list[list[str | None]]) -> None:
+    """The dictionary-encoded labels equal labels_of on the rows as Python objects, nulls and chunks included."""
+    column = pa.chunked_array([pa.array(chunk, pa.string()) for chunk in chunks], pa.string())
+    expected = drift_stats.labels_of(np.asarray(column.to_pylist(), dtype=object))
+    got = column_labels(column)
+    assert got.dtype.kind == "U" and got.tolist() == expected.tolist()
+
+
+def test_column_labels_of_a_date_column_read_as_iso_days() -> None:
+    days = pa.chunked_array([pa.array([datetime(2026, 10, 1).date(), None, datetime(2026, 10, 2).date()])])
+    assert column_labels(days).tolist() == ["2026-10-01", "<null>", "2026-10-02"]
