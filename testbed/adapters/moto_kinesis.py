@@ -13,12 +13,18 @@ size limits and sequence numbers; only three hot spots change:
 - Each record's arrival time went through moto's `utcnow` and `unix_time`, which import `datetime.UTC` and rebuild
   the epoch on every call (about a fifth of a replay's CPU); the same two values now come from a module-level
   UTC and epoch.
+- The stream holds every record until teardown, so its size is the local run's largest single allocation at scale
+  (828 bytes per record of a 211-byte payload with moto's own `Record`). A slotted record keeps the payload as
+  bytes instead of its base64 text, the arrival time as one float (the datetime is derived when asked for) and the
+  partition key interned (a user's key repeats over their events). Every attribute reads as moto's does.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import UTC, datetime
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 _installed = False
@@ -62,6 +68,32 @@ def _unix_time(dt: datetime | None = None) -> float:
     return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))
 
 
+class CompactRecord:
+    """moto's kinesis `Record` in about half the memory: the same constructor and attributes."""
+
+    __slots__ = ("_payload", "created_at", "explicit_hash_key", "partition_key", "sequence_number")
+
+    def __init__(self, partition_key: str, data: str, sequence_number: int, explicit_hash_key: str):
+        self.partition_key = sys.intern(partition_key)
+        self._payload = base64.b64decode(data)
+        self.sequence_number = sequence_number
+        self.explicit_hash_key = explicit_hash_key
+        self.created_at = _unix_time()
+
+    @property
+    def data(self) -> str:
+        """The payload as base64 text, as moto's record holds it (botocore sends canonical base64)."""
+        return base64.b64encode(self._payload).decode("ascii")
+
+    @property
+    def created_at_datetime(self) -> datetime:
+        return _EPOCH + timedelta(seconds=self.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Data": self._payload, "PartitionKey": self.partition_key,
+                "SequenceNumber": str(self.sequence_number), "ApproximateArrivalTimestamp": self.created_at_datetime}
+
+
 def _put_records_response(self: Any) -> str:
     result = self.kinesis_backend.put_records(self._get_param("StreamARN"), self._get_param("StreamName"),
                                               self._get_param("Records"))
@@ -89,6 +121,7 @@ def install() -> None:
     models.Shard.get_min_sequence_number = _min_sequence  # type: ignore[method-assign]
     models.Shard.get_records = _fast_get_records(models.Shard.get_records)  # type: ignore[method-assign]
     models.utcnow = _utcnow  # the names Record.__init__ reads the arrival time through
+    models.Record = CompactRecord  # type: ignore[misc,assignment]  # the name Shard.put_record builds records through
     models.unix_time = _unix_time
     responses.KinesisResponse.put_records = _put_records_response  # type: ignore[method-assign,assignment]
     responses.KinesisResponse.get_records = _get_records_response  # type: ignore[method-assign,assignment]
