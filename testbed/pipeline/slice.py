@@ -23,7 +23,7 @@ from testbed.core.beyond_accuracy import item_popularity
 from testbed.core.catalogue import UnknownItems, count_unknown
 from testbed.core.cohorts import user_history
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, population_extract, render
+from testbed.core.slice_sql import partition_range, population_extract, render, sampled_table
 from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
 from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
@@ -45,14 +45,16 @@ def unknown_items(events: pa.Table, items: pa.Table, manifest: Manifest) -> Unkn
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    queries = render(manifest, population_extract(manifest, feature_sets.run_set(ctx.storage, manifest)))
+    table = sampled_table(ctx.run_id)
+    queries = render(manifest, population_extract(manifest, feature_sets.run_set(ctx.storage, manifest)), table)
     engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("slice"))
     try:
-        users = engine.query(queries.users, queries.params)
-        events = engine.query(queries.events, queries.params)
-        items = engine.query(queries.items, queries.params)
-        population = engine.query(queries.population, queries.params)
+        engine.materialise(table, queries.sampling, queries.params)  # the sampling once, not once per statement
+        users = engine.query(queries.users)
+        events = engine.query(queries.events)
+        items = engine.query(queries.items)
+        population = engine.query(queries.population)
         population_events = engine.query(queries.population_events)
         catalogue_size = engine.query("SELECT COUNT(*) FROM items").column(0)[0].as_py()
     except QueryInputError as exc:  # either engine: a filter value that does not fit its column

@@ -1,5 +1,5 @@
-"""The cloud engine against moto's Athena and Glue: UNLOAD wrapping, escaped parameters, read-back, schema, and
-failures classified by Athena's error codes (never by message text)."""
+"""The cloud engine against moto's Athena and Glue: UNLOAD wrapping, the CTAS of the sampling and its cleanup,
+escaped parameters, read-back, schema, and failures classified by Athena's error codes (never by message text)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from testbed.adapters.athena_engine import AthenaEngine, literal
 from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.storage import UriStorage
-from testbed.core.slice_sql import render
+from testbed.core.slice_sql import plain_statements, render, sampled_table
 from testbed.errors import TransientError
 from testbed.manifest import parse_manifest
 
@@ -51,11 +51,11 @@ def aws() -> Any:
 
 def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: EmbeddedAWS) -> None:
     manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": "x'; DROP TABLE users; --"}]
-    queries = render(parse_manifest(manifest_data))
+    plain, params = plain_statements(parse_manifest(manifest_data))
     canned = pa.table({"user_id": ["C1", "C2"], "inclusion_probability": [0.5, 0.5]})
     UriStorage(aws.client("s3")).write_parquet("s3://scratch/runs/r1/unload/t1/part-0.parquet", canned)
     engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", token=lambda: "t1", poll_s=0.01)
-    result = engine.query(queries.users, queries.params)
+    result = engine.query(plain["users"], params)
     assert result.equals(canned)
     executions = aws.client("athena").list_query_executions()["QueryExecutionIds"]
     detail = aws.client("athena").get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
@@ -64,6 +64,39 @@ def test_query_unloads_binds_and_reads_back(manifest_data: dict[str, Any], aws: 
     assert "DROP TABLE" not in detail["Query"]
     assert detail["WorkGroup"] == "testbed-wg"
     assert detail["QueryExecutionContext"]["Database"] == "lake"
+
+
+def _glue_table(aws: EmbeddedAWS, name: str) -> None:
+    """What Athena's CTAS leaves in the catalogue (moto's Athena runs no SQL, so the test puts it there)."""
+    aws.client("glue").create_table(DatabaseName="lake", TableInput={
+        "Name": name, "StorageDescriptor": {"Columns": [{"Name": "user_id", "Type": "string"}]}})
+
+
+def test_the_sampling_is_one_ctas_under_scratch_then_dropped(manifest_data: dict[str, Any],
+                                                             aws: EmbeddedAWS) -> None:
+    evil = "x'; DROP TABLE users; --"
+    manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": evil}]
+    table = sampled_table("r1")
+    queries = render(parse_manifest(manifest_data), sampled=table)
+    storage = UriStorage(aws.client("s3"))
+    stale = f"s3://scratch/runs/r1/tables/{table}/earlier-attempt.parquet"
+    storage.write_bytes(stale, b"left by an attempt that died")
+    _glue_table(aws, table)  # so was the table: CTAS needs both gone
+    engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", poll_s=0.01)
+    engine.materialise(table, queries.sampling, queries.params)
+    assert list(storage.list_keys(f"s3://scratch/runs/r1/tables/{table}/")) == []
+    athena = aws.client("athena")
+    (query_id,) = athena.list_query_executions()["QueryExecutionIds"]
+    detail = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert detail["Query"].startswith(f'CREATE TABLE "{table}" WITH (format = \'PARQUET\'')
+    assert f"external_location = 's3://scratch/runs/r1/tables/{table}/'" in detail["Query"]
+    assert evil not in detail["Query"] and detail["ExecutionParameters"] == ["'x''; DROP TABLE users; --'"]
+    assert detail["WorkGroup"] == "testbed-wg" and detail["QueryExecutionContext"]["Database"] == "lake"
+    _glue_table(aws, table)  # what the CTAS created
+    engine.close()
+    names = [t["Name"] for t in aws.client("glue").get_tables(DatabaseName="lake")["TableList"]]
+    assert names == ["events"]
+    engine.close()  # nothing left to drop: no error
 
 
 def test_columns_come_from_glue(aws: EmbeddedAWS) -> None:
