@@ -73,11 +73,11 @@ class AthenaEngine:
         return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
 
     def materialise(self, table: str, sql: str, params: Sequence[Any] = ()) -> None:
-        """CTAS `table` (a name of lowercase letters, digits and `_`) from one SELECT, its Parquet under the
-        scratch prefix; a table or files left by an earlier attempt are removed first, as CTAS needs."""
-        location = f"{self.scratch_uri}/tables/{table}/"
+        """CTAS `table` (a name of lowercase letters, digits and `_`) from one SELECT, its Parquet in a fresh
+        folder under the scratch prefix (CTAS needs an empty one); a table left by an earlier attempt is dropped
+        first."""
+        location = f"{self.scratch_uri}/tables/{table}/{self.token()}/"
         drop_table(self.glue, self.database, table)
-        self.storage.delete(list(self.storage.list_keys(location)))
         self.tables.append(table)
         self._run(f"CREATE TABLE \"{table}\" WITH (format = 'PARQUET', write_compression = 'ZSTD', "
                   f"external_location = '{location}') AS {sql}", params)

@@ -13,7 +13,11 @@ from testbed.adapters.embedded_aws import EmbeddedAWS, embedded_aws
 from testbed.adapters.storage import UriStorage
 from testbed.core.slice_sql import plain_statements, render, sampled_table
 from testbed.errors import TransientError
+from testbed.invocation import Invocation
 from testbed.manifest import parse_manifest
+from testbed.pipeline import teardown
+from testbed.pipeline.context import RunContext
+from testbed.settings import Settings
 
 
 def unlimited() -> float:
@@ -78,18 +82,15 @@ def test_the_sampling_is_one_ctas_under_scratch_then_dropped(manifest_data: dict
     manifest_data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "eq", "value": evil}]
     table = sampled_table("r1")
     queries = render(parse_manifest(manifest_data), sampled=table)
-    storage = UriStorage(aws.client("s3"))
-    stale = f"s3://scratch/runs/r1/tables/{table}/earlier-attempt.parquet"
-    storage.write_bytes(stale, b"left by an attempt that died")
-    _glue_table(aws, table)  # so was the table: CTAS needs both gone
-    engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", poll_s=0.01)
+    _glue_table(aws, table)  # left by an attempt that died: CTAS needs it gone
+    engine = engine_on(aws, "testbed-wg", "s3://scratch/runs/r1", token=lambda: "t2", poll_s=0.01)
     engine.materialise(table, queries.sampling, queries.params)
-    assert list(storage.list_keys(f"s3://scratch/runs/r1/tables/{table}/")) == []
+    assert [t["Name"] for t in aws.client("glue").get_tables(DatabaseName="lake")["TableList"]] == ["events"]
     athena = aws.client("athena")
     (query_id,) = athena.list_query_executions()["QueryExecutionIds"]
     detail = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     assert detail["Query"].startswith(f'CREATE TABLE "{table}" WITH (format = \'PARQUET\'')
-    assert f"external_location = 's3://scratch/runs/r1/tables/{table}/'" in detail["Query"]
+    assert f"external_location = 's3://scratch/runs/r1/tables/{table}/t2/'" in detail["Query"]
     assert evil not in detail["Query"] and detail["ExecutionParameters"] == ["'x''; DROP TABLE users; --'"]
     assert detail["WorkGroup"] == "testbed-wg" and detail["QueryExecutionContext"]["Database"] == "lake"
     _glue_table(aws, table)  # what the CTAS created
@@ -115,3 +116,19 @@ def test_polling_stops_before_the_lambda_times_out(aws: EmbeddedAWS, monkeypatch
     with pytest.raises(TransientError, match="Lambda time ran out"):
         engine.query("SELECT 1")
     assert len(stopped) == 1
+
+
+def test_teardown_drops_the_sampling_table_a_dead_slice_step_left() -> None:
+    settings = Settings.from_environment({"TESTBED_ENGINE": "athena", "TESTBED_ATHENA_WORKGROUP": "wg",
+                                          "TESTBED_GLUE_DATABASE": "lake"})
+    with embedded_aws(settings) as aws:
+        aws.client("s3").create_bucket(Bucket="art")
+        aws.client("glue").create_database(DatabaseInput={"Name": "lake"})
+        ctx = RunContext("dead-000000000001", "s3://art/runs/dead-000000000001", "s3://lake",
+                         Invocation.outside_lambda(settings))
+        _glue_table(aws, sampled_table("dead-000000000001"))
+        _glue_table(aws, sampled_table("other-000000000002"))  # another run's: kept
+        assert teardown.run_teardown(ctx)["sampled_table_deleted"] is True
+        names = [t["Name"] for t in aws.client("glue").get_tables(DatabaseName="lake")["TableList"]]
+        assert names == [sampled_table("other-000000000002")]
+        assert teardown.run_teardown(ctx)["sampled_table_deleted"] is False
