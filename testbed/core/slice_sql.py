@@ -2,14 +2,15 @@
 
 The sampling (every eligible user with its stratum, inclusion probability and whether it was drawn) is one
 statement, materialised once per slice (a DuckDB temp table, an Athena CTAS) as `sampled_table(run_id)`. The
-sampled users (with inclusion probability), their events in [start, end), the catalogue rows those events or the
-population extract touch and the eligible users per stratum read that table. `plain_statements` gives the same
-users, events and items as single statements that each recompute the sampling (the bare-DuckDB benchmark's
-baseline). The sampling's own columns are namespaced (`INTERNAL_PREFIX`) so that no lake column used as a stratum
-can collide with them. Column names are checked against the lake and quoted; values are bound; times are rendered
-from validated datetimes.
+sampled users (with inclusion probability), their events in [start, end) and the eligible users per stratum read
+that table; the catalogue rows those events or the population extract touch are kept from the whole catalogue
+(`slice_tables.touched_items`) rather than found by scanning the events twice more. `plain_statements` gives the
+same users, events and items as single statements that each recompute the sampling (validate, drift and the
+bare-DuckDB benchmark baseline). The sampling's own columns are namespaced (`INTERNAL_PREFIX`) so that no lake
+column used as a stratum can collide with them. Column names are checked against the lake and quoted; values are
+bound; times are rendered from validated datetimes.
 
-A fourth statement, the population extract, takes no parameters: every lake user's events in
+The population extract takes no parameters: every lake user's events in
 [max(start, cutoff - the longest lake-population window), cutoff), whatever the segment and the sample, with
 only the columns the lake-population aggregations and the candidates' popularity read, and no user_id. Item
 and category statistics are then the lake's, as production serves them, not the sampled users'.
@@ -58,9 +59,9 @@ class SliceQueries:
     params: tuple[Any, ...]  # bound to `sampling`: the segment filter values, in order
     users: str  # the statements below read the materialised sampling and take no parameters
     events: str
-    items: str
     population: str  # eligible users per stratum (for sample-ratio checks and inclusion probabilities)
     population_events: str  # the population extract
+    catalogue: str  # every items/ row by item_id: the step keeps those the events or the extract touch
 
 
 def sampled_table(run_id: str) -> str:
@@ -214,8 +215,10 @@ def render(manifest: Manifest, extract: PopulationExtract | None = None,
     cte, strata = _sampling_cte(manifest, params)
     keep = "".join(f", {c}" for c in strata)
     sampling = f"{cte}\nSELECT user_id{keep}, _tb_inclusion_probability, _tb_selected FROM probabilities"
-    return SliceQueries(sampling=sampling, params=tuple(params), **_reading(manifest, extract, strata, quote(sampled)),
-                        population_events=population_events_sql(manifest, extract))
+    reading = _reading(manifest, extract, strata, quote(sampled))
+    return SliceQueries(sampling=sampling, params=tuple(params), users=reading["users"], events=reading["events"],
+                        population=reading["population"], population_events=population_events_sql(manifest, extract),
+                        catalogue="SELECT i.* FROM items i ORDER BY i.item_id")
 
 
 def population_events_sql(manifest: Manifest, extract: PopulationExtract) -> str:
