@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra import acknowledge, skip_checkov
 from infra.config import EnvironmentConfig
+from testbed.core.slice_sql import SAMPLED_TABLE_PREFIX
 
 # SPEC §2 required columns as Glue types. Integers are bigint: Athena widens Parquet INT32 to bigint but cannot
 # narrow INT64 to int, and the lake contract accepts either width.
@@ -106,6 +107,20 @@ class DataLake(Construct):
                     location=location, input_format=_PARQUET["input_format"], output_format=_PARQUET["output_format"],
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=_PARQUET["serde"]),
                     columns=[glue.CfnTable.ColumnProperty(name=name, type=kind) for name, kind in columns])))
+
+    def grant_sampled_tables(self, grantee: iam.IGrantable, actions: list[str]) -> tuple[iam.Grant, str]:
+        """`actions` on the runs' materialised samplings (Glue tables `tb_sampled_<hash of run id>`, created by
+        the slice step's CTAS) in this database only; returns the grant and the table ARN pattern."""
+        stack = Stack.of(self)
+
+        def arn(resource: str, name: str | None = None) -> str:
+            return stack.format_arn(service="glue", resource=resource, resource_name=name,
+                                    arn_format=ArnFormat.SLASH_RESOURCE_NAME)
+
+        tables = arn("table", f"{self.database_name}/{SAMPLED_TABLE_PREFIX}*")
+        grant = iam.Grant.add_to_principal(grantee=grantee, actions=actions,
+                                           resource_arns=[arn("catalog"), arn("database", self.database_name), tables])
+        return grant, tables
 
     def grant_catalog_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the table definitions Athena needs: the catalog, this database and exactly its three tables."""

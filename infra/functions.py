@@ -92,6 +92,12 @@ class PipelineFunctions(Construct):
                 buckets.append(lake)
             if step.stream_actions or step.table_actions:
                 self._grant_run_resources(step, role)
+            if step.sampled_table_actions:
+                _, tables = catalog.grant_sampled_tables(fn, list(step.sampled_table_actions))
+                acknowledge(role.node.find_child("DefaultPolicy"),
+                            f"AwsSolutions-IAM5[Resource::{nag_resource(role, tables)}]",
+                            "Each run materialises its sampling as its own Glue table tb_sampled_<hash of run id>, "
+                            "named at run time; the statement covers only that prefix in the lake database.")
             if step.masks_pii:
                 pii_key.grant_read(fn)
                 key.grant_decrypt(fn)  # the secret is encrypted with the data key

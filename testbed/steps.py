@@ -41,6 +41,8 @@ class Step:
     writes_record: bool = False  # run.json: only record and record_error
     writes_scratch: bool = False  # Athena UNLOAD output, shard plans, stream chunks
     deletes_scratch: bool = False  # s3:DeleteObject under the scratch prefix
+    # on the Glue tables of runs' materialised samplings (slice_sql.sampled_table, `<database>/tb_sampled_*`)
+    sampled_table_actions: tuple[str, ...] = ()
 
     @property
     def folder(self) -> str:
@@ -57,7 +59,7 @@ STEPS: tuple[Step, ...] = (
          table_actions=("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable",
                         "dynamodb:TagResource")),
     Step("slice", "Slice", "slice", size="heavy", reads_lake=True, masks_pii=True, writes_run=True,
-         writes_scratch=True),
+         writes_scratch=True, sampled_table_actions=("glue:CreateTable", "glue:GetTable", "glue:DeleteTable")),
     Step("replay", "Replay", "replay", size="heavy", loops=True, stream_actions=("kinesis:PutRecords",),
          table_actions=("dynamodb:GetItem", "dynamodb:PutItem"), writes_run=True),
     Step("consume", "Consume", "consume", size="heavy", loops=True,
@@ -74,7 +76,7 @@ STEPS: tuple[Step, ...] = (
     Step("record", "Record", "record", writes_run=True, writes_record=True),
     Step(RECORD_ERROR, "RecordError", "record", recovery=True, writes_run=True, writes_record=True),
     Step(TEARDOWN, "Teardown", "teardown", recovery=True, stream_actions=("kinesis:DeleteStream",),
-         table_actions=("dynamodb:DeleteTable",), deletes_scratch=True),
+         table_actions=("dynamodb:DeleteTable",), deletes_scratch=True, sampled_table_actions=("glue:DeleteTable",)),
 )
 NAMES = tuple(step.name for step in STEPS)
 TRACKED = tuple(name for name in NAMES if name != RECORD_ERROR)  # what a run's progress shows, in order

@@ -5,6 +5,9 @@ GetQueryResults API; they are read back as Parquet. Filter values go in Executio
 literals, never into the statement. Polling is bounded by the Lambda invocation's remaining time. A failed query
 is classified by Athena's error category and retryable flag (the AthenaError of GetQueryExecution), never by its
 message: a USER error is the input's fault (exit 2, as on DuckDB), a retryable one is transient.
+
+`materialise` is a CTAS: Parquet under the scratch prefix, a Glue table in the run's database, deleted again by
+`close` (and by teardown if the step dies first).
 """
 
 from __future__ import annotations
@@ -60,10 +63,26 @@ class AthenaEngine:
         self.workgroup, self.database, self.scratch_uri = workgroup, database, scratch_uri.rstrip("/")
         self.remaining_s, self.token, self.poll_s = remaining_s, token, poll_s
         self.bytes_scanned = 0
+        self.tables: list[str] = []
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         destination = f"{self.scratch_uri}/unload/{self.token()}/"
-        statement = f"UNLOAD ({sql}) TO '{destination}' WITH (format = 'PARQUET', compression = 'ZSTD')"
+        self._run(f"UNLOAD ({sql}) TO '{destination}' WITH (format = 'PARQUET', compression = 'ZSTD')", params)
+        parts = [self.storage.read_parquet(uri) for uri in self.storage.list_keys(destination)
+                 if not uri.endswith("/")]
+        return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+
+    def materialise(self, table: str, sql: str, params: Sequence[Any] = ()) -> None:
+        """CTAS `table` (a name of lowercase letters, digits and `_`) from one SELECT, its Parquet in a fresh
+        folder under the scratch prefix (CTAS needs an empty one); a table left by an earlier attempt is dropped
+        first."""
+        location = f"{self.scratch_uri}/tables/{table}/{self.token()}/"
+        drop_table(self.glue, self.database, table)
+        self.tables.append(table)
+        self._run(f"CREATE TABLE \"{table}\" WITH (format = 'PARQUET', write_compression = 'ZSTD', "
+                  f"external_location = '{location}') AS {sql}", params)
+
+    def _run(self, statement: str, params: Sequence[Any]) -> None:
         kwargs: dict[str, Any] = {"QueryString": statement, "WorkGroup": self.workgroup,
                                   "QueryExecutionContext": {"Database": self.database}}
         if params:
@@ -73,9 +92,6 @@ class AthenaEngine:
         except self.athena.exceptions.TooManyRequestsException as exc:  # throttled after botocore's retries
             raise TransientError(f"Athena throttled the query: {exc}") from None
         self._wait(query_id)
-        parts = [self.storage.read_parquet(uri) for uri in self.storage.list_keys(destination)
-                 if not uri.endswith("/")]
-        return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
 
     def _wait(self, query_id: str) -> None:
         delay = self.poll_s
@@ -99,4 +115,16 @@ class AthenaEngine:
         return {c["Name"]: GLUE_TO_ENGINE.get(c["Type"].lower(), c["Type"].upper()) for c in cols}
 
     def close(self) -> None:
-        """Nothing to release: each query is its own Athena execution."""
+        """Delete the tables `materialise` created (their files go with the scratch prefix at teardown)."""
+        for table in self.tables:
+            drop_table(self.glue, self.database, table)
+        self.tables = []
+
+
+def drop_table(glue: Any, database: str, table: str) -> bool:
+    """Delete a Glue table; False if it was not there."""
+    try:
+        glue.delete_table(DatabaseName=database, Name=table)
+    except glue.exceptions.EntityNotFoundException:
+        return False
+    return True

@@ -145,6 +145,15 @@ class DuckDBEngine:
         except _INPUT_ERRORS as exc:
             raise QueryInputError(str(exc).splitlines()[0]) from None
 
+    def materialise(self, table: str, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> None:
+        """Run one Trino-dialect SELECT once into a temp table `table` that later statements read (replaced if
+        there, gone at close)."""
+        name = '"' + table.replace('"', '""') + '"'
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {to_duckdb(sql)}", list(params))
+        except _INPUT_ERRORS as exc:
+            raise QueryInputError(str(exc).splitlines()[0]) from None
+
     def columns(self, dataset: str) -> dict[str, str]:
         """Column name → DuckDB type of a lake dataset."""
         rows = self.con.execute(f"DESCRIBE SELECT * FROM {dataset}").fetchall()

@@ -1,11 +1,16 @@
 """Render the slice as SQL in the Athena (Trino) dialect, with filter values as `?` parameters.
 
-Three statements share one `sampled` CTE: sampled users (with inclusion probability), their events in
-[start, end) and the catalogue rows those events or the population extract touch. The CTEs' own columns are
-namespaced (`INTERNAL_PREFIX`) so that no lake column used as a stratum can collide with them. Column names are
-checked against the lake and quoted; values are bound; times are rendered from validated datetimes.
+The sampling (every eligible user with its stratum, inclusion probability and whether it was drawn) is one
+statement, materialised once per slice (a DuckDB temp table, an Athena CTAS) as `sampled_table(run_id)`. The
+sampled users (with inclusion probability), their events in [start, end) and the eligible users per stratum read
+that table; the catalogue rows those events or the population extract touch are kept from the whole catalogue
+(`slice_tables.touched_items`) rather than found by scanning the events twice more. `plain_statements` gives the
+same users, events and items as single statements that each recompute the sampling (validate, drift and the
+bare-DuckDB benchmark baseline). The sampling's own columns are namespaced (`INTERNAL_PREFIX`) so that no lake
+column used as a stratum can collide with them. Column names are checked against the lake and quoted; values are
+bound; times are rendered from validated datetimes.
 
-A fourth statement, the population extract, takes no parameters: every lake user's events in
+The population extract takes no parameters: every lake user's events in
 [max(start, cutoff - the longest lake-population window), cutoff), whatever the segment and the sample, with
 only the columns the lake-population aggregations and the candidates' popularity read, and no user_id. Item
 and category statistics are then the lake's, as production serves them, not the sampled users'.
@@ -13,6 +18,7 @@ and category statistics are then the lake's, as production serves them, not the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +33,7 @@ Params = list[Any]
 INTERNAL_PREFIX = "_tb_"  # the slice SQL's own columns; a stratum column with this prefix is refused at validate
 ADDED_USER_COLUMNS = ("inclusion_probability", "stratum")  # published in slice/users.parquet next to users/'s own
 POPULATION_COLUMNS = ("item_id", "event_time", "event_type")  # what the candidates' popularity reads
+SAMPLED_TABLE_PREFIX = "tb_sampled_"  # + a hash of the run id: the Glue tables the slice step may create
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,19 @@ def population_extract(manifest: Manifest, spec: FeatureSet | None = None) -> Po
 
 @dataclass(frozen=True)
 class SliceQueries:
-    users: str
+    sampling: str  # every eligible user: id, strata, _tb_inclusion_probability, _tb_selected; materialised once
+    params: tuple[Any, ...]  # bound to `sampling`: the segment filter values, in order
+    users: str  # the statements below read the materialised sampling and take no parameters
     events: str
-    items: str
-    params: tuple[Any, ...]  # bound to every statement above: the segment filter values, in order
     population: str  # eligible users per stratum (for sample-ratio checks and inclusion probabilities)
-    population_events: str  # the population extract (no parameters)
+    population_events: str  # the population extract
+    catalogue: str  # every items/ row by item_id: the step keeps those the events or the extract touch
+
+
+def sampled_table(run_id: str) -> str:
+    """The name of a run's materialised sampling: lowercase hex only (a valid Glue table name whatever the run
+    id), with a fixed prefix that IAM grants and teardown match."""
+    return SAMPLED_TABLE_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:24]
 
 
 def quote(identifier: str) -> str:
@@ -128,12 +142,9 @@ def _probability(manifest: Manifest) -> str:
             f"_tb_stratum_rank <= {take} AS _tb_selected")
 
 
-def render(manifest: Manifest, extract: PopulationExtract | None = None) -> SliceQueries:
-    """The slice statements for a manifest whose columns were already checked against the lake; `extract`
-    defaults to what the candidates alone read."""
-    extract = extract or population_extract(manifest)
+def _sampling_cte(manifest: Manifest, params: Params) -> tuple[str, list[str]]:
+    """The CTEs up to `probabilities` (one row per eligible user) and the quoted strata columns."""
     t, s = manifest.time, manifest.sampling
-    params: Params = []
     where = " AND ".join(_predicate(f, params) for f in manifest.segment.filters) or "TRUE"
     strata = [quote(c) for c in s.strata]
     strata_select = "".join(f", u.{c}" for c in strata)
@@ -168,27 +179,59 @@ ranked AS (
 probabilities AS (
   SELECT user_id{strata_cols}, _tb_pre_events, _tb_revenue_cents, _tb_draw, {_probability(manifest)}
   FROM ranked
-),
-sampled AS (
-  SELECT user_id, _tb_inclusion_probability FROM probabilities WHERE _tb_selected
 )"""
-    users = (f"{cte}\nSELECT u.*, s._tb_inclusion_probability AS inclusion_probability FROM users u JOIN sampled s"
+    return cte, strata
+
+
+def _reading(manifest: Manifest, extract: PopulationExtract, strata: list[str], sampled: str) -> dict[str, str]:
+    """The users, events, items and population statements over `sampled` (a relation shaped like
+    `probabilities`)."""
+    t = manifest.time
+    chosen = f"(SELECT user_id, _tb_inclusion_probability FROM {sampled} WHERE _tb_selected)"
+    users = (f"SELECT u.*, s._tb_inclusion_probability AS inclusion_probability FROM users u JOIN {chosen} s"
              f" ON s.user_id = u.user_id\nORDER BY u.user_id")
-    events = (f"{cte}\nSELECT e.* FROM events e JOIN sampled s ON s.user_id = e.user_id"
+    events = (f"SELECT e.* FROM events e JOIN {chosen} s ON s.user_id = e.user_id"
               f"\nWHERE {window_predicate('e', t.start, t.end)}\nORDER BY e.user_id, e.event_time, e.event_id")
     window = window_predicate("e", t.start, t.end)
     population_window = window_predicate("e", extract.start, t.cutoff)
-    items = (f"{cte}\nSELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT e.item_id FROM events e"
-             f" JOIN sampled s ON s.user_id = e.user_id\n  WHERE {window}\n  UNION\n"
+    items = (f"SELECT i.* FROM items i WHERE i.item_id IN (\n  SELECT e.item_id FROM events e"
+             f" JOIN {chosen} s ON s.user_id = e.user_id\n  WHERE {window}\n  UNION\n"
              f"  SELECT e.item_id FROM events e WHERE {population_window})\nORDER BY i.item_id")
-    columns = ", ".join(f"e.{quote(c)}" for c in extract.columns)
-    population_events = (f"SELECT {columns} FROM events e WHERE {population_window}\n"
-                         f"ORDER BY {', '.join(str(i + 1) for i in range(len(extract.columns)))}")
-    group = f"{strata_cols.lstrip(', ')}, " if strata else ""
-    keys = strata_cols.lstrip(", ")
-    population = (f"{cte}\nSELECT {group}COUNT(*) AS _tb_eligible_users,"
+    keys = ", ".join(strata)
+    group = f"{keys}, " if strata else ""
+    population = (f"SELECT {group}COUNT(*) AS _tb_eligible_users,"
                   f" SUM(_tb_inclusion_probability) AS _tb_expected_users,"
-                  f" SUM(CASE WHEN _tb_selected THEN 1 ELSE 0 END) AS _tb_sampled_users\nFROM probabilities"
+                  f" SUM(CASE WHEN _tb_selected THEN 1 ELSE 0 END) AS _tb_sampled_users\nFROM {sampled}"
                   + (f"\nGROUP BY {keys}\nORDER BY {keys}" if strata else ""))
-    return SliceQueries(users=users, events=events, items=items, params=tuple(params), population=population,
-                        population_events=population_events)
+    return {"users": users, "events": events, "items": items, "population": population}
+
+
+def render(manifest: Manifest, extract: PopulationExtract | None = None,
+           sampled: str = SAMPLED_TABLE_PREFIX + "local") -> SliceQueries:
+    """The slice statements for a manifest whose columns were already checked against the lake, reading the
+    sampling materialised as table `sampled`; `extract` defaults to what the candidates alone read."""
+    extract = extract or population_extract(manifest)
+    params: Params = []
+    cte, strata = _sampling_cte(manifest, params)
+    keep = "".join(f", {c}" for c in strata)
+    sampling = f"{cte}\nSELECT user_id{keep}, _tb_inclusion_probability, _tb_selected FROM probabilities"
+    reading = _reading(manifest, extract, strata, quote(sampled))
+    return SliceQueries(sampling=sampling, params=tuple(params), users=reading["users"], events=reading["events"],
+                        population=reading["population"], population_events=population_events_sql(manifest, extract),
+                        catalogue="SELECT i.* FROM items i ORDER BY i.item_id")
+
+
+def population_events_sql(manifest: Manifest, extract: PopulationExtract) -> str:
+    """The population extract's statement (no parameters), in a total order."""
+    columns = ", ".join(f"e.{quote(c)}" for c in extract.columns)
+    return (f"SELECT {columns} FROM events e WHERE {window_predicate('e', extract.start, manifest.time.cutoff)}\n"
+            f"ORDER BY {', '.join(str(i + 1) for i in range(len(extract.columns)))}")
+
+
+def plain_statements(manifest: Manifest, extract: PopulationExtract | None = None) -> tuple[dict[str, str], Params]:
+    """The users, events, items and population statements each with the sampling inline (no materialised table),
+    and their parameters (bound to each statement): what `render`'s statements produce, the plain way."""
+    params: Params = []
+    cte, strata = _sampling_cte(manifest, params)
+    reading = _reading(manifest, extract or population_extract(manifest), strata, "probabilities")
+    return {name: f"{cte}\n{sql}" for name, sql in reading.items()}, params

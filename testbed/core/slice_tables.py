@@ -26,6 +26,14 @@ def normalise_events(events: pa.Table) -> pa.Table:
     return events.set_column(index, "event_time", events.column(index).cast(pa.timestamp("us", tz="UTC")))
 
 
+def touched_items(catalogue: pa.Table, *item_ids: pa.ChunkedArray) -> pa.Table:
+    """The catalogue rows whose item_id is among `item_ids` (a null id matches nothing, as in SQL's IN), in the
+    catalogue's order."""
+    wanted = pa.chunked_array([c for ids in item_ids for c in ids.chunks], catalogue.schema.field("item_id").type)
+    keep = pc.is_in(catalogue.column("item_id"), value_set=pc.unique(wanted).drop_null(), skip_nulls=True)
+    return catalogue.filter(keep)
+
+
 def mask(tables: dict[str, pa.Table], columns: list[str], secret: bytes) -> dict[str, pa.Table]:
     """Every table with the named PII columns it has replaced by their keyed hashes (testbed.core.pii)."""
     out = {}

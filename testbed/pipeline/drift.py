@@ -35,7 +35,7 @@ from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_do
 from testbed.core.event_types import EventVocabulary
 from testbed.core.feature_spec import FeatureSet, describe
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, population_extract, render
+from testbed.core.slice_sql import partition_range, plain_statements, population_events_sql, population_extract
 from testbed.core.slice_tables import normalise_events, stratum_labels
 from testbed.errors import ManifestError
 from testbed.manifest import Features, Manifest, TimeWindow
@@ -65,14 +65,16 @@ def population_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Si
     rate = baseline_rate(eligible, manifest.drift.max_baseline_users)
     sampling = manifest.sampling.model_copy(update={"strategy": "uniform", "rate": rate,
                                                     "seed": (manifest.sampling.seed + 1) % 2**63})
-    queries = render(manifest.model_copy(update={"sampling": sampling}), population_extract(manifest, spec))
+    baseline = manifest.model_copy(update={"sampling": sampling})
+    extract = population_extract(manifest, spec)
+    statements, params = plain_statements(baseline, extract)  # one pass each: no table to create or drop
     engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("drift"))
     try:
-        users = engine.query(queries.users, queries.params)
-        events = engine.query(queries.events, queries.params)
-        items = engine.query(queries.items, queries.params)
-        population = engine.query(queries.population_events)  # the lake-population tables, as the slice's
+        users = engine.query(statements["users"], params)
+        events = engine.query(statements["events"], params)
+        items = engine.query(statements["items"], params)
+        population = engine.query(population_events_sql(baseline, extract))  # the lake-population tables
     finally:
         engine.close()
     events = normalise_events(events)

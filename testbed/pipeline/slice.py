@@ -23,8 +23,8 @@ from testbed.core.beyond_accuracy import item_popularity
 from testbed.core.catalogue import UnknownItems, count_unknown
 from testbed.core.cohorts import user_history
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, population_extract, render
-from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
+from testbed.core.slice_sql import partition_range, population_extract, render, sampled_table
+from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats, touched_items
 from testbed.errors import ManifestError, QueryInputError
 from testbed.manifest import Manifest
 from testbed.pipeline import feature_sets
@@ -45,16 +45,17 @@ def unknown_items(events: pa.Table, items: pa.Table, manifest: Manifest) -> Unkn
 
 
 def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
-    queries = render(manifest, population_extract(manifest, feature_sets.run_set(ctx.storage, manifest)))
+    table = sampled_table(ctx.run_id)
+    queries = render(manifest, population_extract(manifest, feature_sets.run_set(ctx.storage, manifest)), table)
     engine = make_engine(ctx.invocation, ctx.lake, partition_range(manifest.time.start, manifest.time.end),
                          ctx.scratch("slice"))
     try:
-        users = engine.query(queries.users, queries.params)
-        events = engine.query(queries.events, queries.params)
-        items = engine.query(queries.items, queries.params)
-        population = engine.query(queries.population, queries.params)
+        engine.materialise(table, queries.sampling, queries.params)  # the sampling once, not once per statement
+        users = engine.query(queries.users)
+        events = engine.query(queries.events)
+        population = engine.query(queries.population)
         population_events = engine.query(queries.population_events)
-        catalogue_size = engine.query("SELECT COUNT(*) FROM items").column(0)[0].as_py()
+        catalogue = engine.query(queries.catalogue)
     except QueryInputError as exc:  # either engine: a filter value that does not fit its column
         raise ManifestError(f"manifest: segment.filters: a value does not fit its column "
                             f"({str(exc).splitlines()[0][:100]})") from None
@@ -67,8 +68,9 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
     if not engine.preserves_order:  # Athena's UNLOAD writes files in no particular order: same bytes everywhere
         users = users.sort_by([("user_id", "ascending")])
         events = events.sort_by([("user_id", "ascending"), ("event_time", "ascending"), ("event_id", "ascending")])
-        items = items.sort_by([("item_id", "ascending")])
+        catalogue = catalogue.sort_by([("item_id", "ascending")])
         population_events = population_events.sort_by([(c, "ascending") for c in population_events.column_names])
+    items = touched_items(catalogue, events.column("item_id"), population_events.column("item_id"))
     events = normalise_events(events)
     unknown = unknown_items(events, items, manifest)
     users = users.append_column("stratum", stratum_labels(users, manifest.sampling.strata))
@@ -89,7 +91,7 @@ def run_slice(ctx: RunContext, manifest: Manifest) -> dict[str, Any]:
         "rows": {name: tables[name].num_rows for name in SLICE_TABLES},
         "users": tables["users"].num_rows,
         "eligible_users": int(pc.sum(population.column("_tb_eligible_users")).as_py() or 0),
-        "catalogue_size": catalogue_size,
+        "catalogue_size": catalogue.num_rows,
         "unknown_items": asdict(unknown),
         "strategy": manifest.sampling.strategy,
         "seed": manifest.sampling.seed,

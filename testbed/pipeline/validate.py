@@ -25,7 +25,7 @@ from testbed.core.slice_sql import (
     INTERNAL_PREFIX,
     partition_predicate,
     partition_range,
-    render,
+    plain_statements,
     window_predicate,
 )
 from testbed.errors import LakeError, ManifestError, ModelArtifactError, QueryInputError, TimeWindowError
@@ -106,10 +106,10 @@ def check_rows(engine: Engine, manifest: Manifest) -> None:
 
 def check_segment(engine: Engine, manifest: Manifest) -> None:
     """The segment selects eligible users and the sampling keeps some: otherwise the slice step would fail."""
-    queries = render(manifest)
+    statements, params = plain_statements(manifest)
     try:
         with _reading("users"):
-            population = engine.query(queries.population, queries.params)
+            population = engine.query(statements["population"], params)
     except QueryInputError as exc:  # either engine: a filter value that does not fit its column
         raise ManifestError(f"manifest: segment.filters: a value does not fit its column "
                             f"({str(exc).splitlines()[0][:100]})") from None

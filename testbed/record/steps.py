@@ -118,6 +118,7 @@ class TeardownResult(StepResult):
     deleted_objects: int
     stream_deleted: bool
     table_deleted: bool
+    sampled_table_deleted: bool = False  # the slice's Glue table (Athena only), left when the slice step died
 
 
 class DriftResult(StepResult):

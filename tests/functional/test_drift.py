@@ -23,7 +23,7 @@ from testbed.adapters.storage import UriStorage
 from testbed.core import feature_sql
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
-from testbed.core.slice_sql import population_extract, render
+from testbed.core.slice_sql import plain_statements, population_events_sql, population_extract
 from testbed.errors import ManifestError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
@@ -141,10 +141,11 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     expected = drift.population_side(local, manifest, spec)
     population = manifest.model_copy(update={"sampling": manifest.sampling.model_copy(
         update={"strategy": "uniform", "rate": 1.0, "seed": manifest.sampling.seed + 1})})
-    queries = render(population, population_extract(manifest, spec))
+    extract = population_extract(manifest, spec)
+    plain, params = plain_statements(population, extract)
     duck = DuckDBEngine(str(small_lake))
-    answers = [duck.query(sql, queries.params) for sql in (queries.users, queries.events, queries.items)]
-    answers.append(duck.query(queries.population_events))
+    answers = [duck.query(plain[name], params) for name in ("users", "events", "items")]
+    answers.append(duck.query(population_events_sql(population, extract)))
     duck.close()
     with embedded_aws() as aws:
         aws.client("s3").create_bucket(Bucket="art")

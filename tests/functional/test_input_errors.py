@@ -580,18 +580,19 @@ def test_quoted_filter_values_never_widen_the_segment(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A value bound as a parameter matches literally; rendered into SQL it could select everyone."""
     from testbed.adapters.duckdb_engine import DuckDBEngine
-    from testbed.core.slice_sql import render
+    from testbed.core.slice_sql import render, sampled_table
     from testbed.manifest import parse_manifest
 
     manifest_data["segment"] = {"name": "quotes", "filters": [{"column": "region", "op": "eq", "value": value}]}
     code, _, err = call(["validate", str(write_manifest(manifest_data)), "--lake", str(small_lake)], capsys)
     assert code == 2
     assert_one_line_error(err, "segment", "'quotes'", "selects no eligible user")  # it matched nobody
-    queries = render(parse_manifest(manifest_data))
-    assert value not in queries.users  # the value is a parameter, not part of the statement
+    queries = render(parse_manifest(manifest_data), sampled=sampled_table("quotes"))
+    assert value not in queries.sampling  # the value is a parameter, not part of the statement
     engine = DuckDBEngine(str(small_lake))
     try:
-        assert engine.query(queries.users, queries.params).num_rows == 0
+        engine.materialise(sampled_table("quotes"), queries.sampling, queries.params)
+        assert engine.query(queries.users).num_rows == 0
         assert engine.query("SELECT COUNT(*) AS n FROM users").column(0)[0].as_py() == 1500
     finally:
         engine.close()

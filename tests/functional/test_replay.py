@@ -351,7 +351,7 @@ def test_teardown_deletes_stream_table_and_scratch(staged: StreamRun) -> None:
     assert staged.dynamodb.list_tables()["TableNames"] == []
     assert list(staged.ctx.storage.list_keys(staged.ctx.scratch() + "/")) == []
     assert teardown.run_teardown(staged.ctx) == {"deleted_objects": 0, "stream_deleted": False,
-                                                 "table_deleted": False}
+                                                 "table_deleted": False, "sampled_table_deleted": False}
 
 
 def test_a_stream_value_that_differs_fails_parity_naming_the_feature(

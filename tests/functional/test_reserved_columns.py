@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from testbed.adapters.duckdb_engine import DuckDBEngine
-from testbed.core.slice_sql import render
+from testbed.core.slice_sql import SAMPLED_TABLE_PREFIX, render
 from testbed.manifest import parse_manifest
 from tests.conftest import BASE_MANIFEST
 from tests.functional.test_input_errors import assert_one_line_error, call
@@ -41,7 +41,8 @@ def sampled_users(lake: Path, strata: list[str], strategy: str) -> list[tuple[st
     queries = render(parse_manifest(data))
     engine = DuckDBEngine(str(lake))
     try:
-        users = engine.query(queries.users, queries.params)
+        engine.materialise(SAMPLED_TABLE_PREFIX + "local", queries.sampling, queries.params)
+        users = engine.query(queries.users)
     finally:
         engine.close()
     return list(zip(users.column("user_id").to_pylist(), users.column("inclusion_probability").to_pylist(),

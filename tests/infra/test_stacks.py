@@ -39,7 +39,8 @@ CHECKOV = os.environ.get("TESTBED_CHECKOV")
 CFN_LINT = os.environ.get("TESTBED_CFN_LINT")
 SCANNER_TIMEOUT_S = 300
 ENVIRONMENTS = ("dev", "staging", "prod")
-MAX_SUPPRESSIONS = 19  # +1 run-scoped stream and table prefixes (issue 4); +3 scratch bucket, per-step writes (11)
+# +1 run-scoped stream and table prefixes (issue 4); +3 scratch bucket, per-step writes (11); +1 sampling tables (17)
+MAX_SUPPRESSIONS = 20
 EXPECTED_SCHEDULES = {"dev": 0, "staging": 1, "prod": 2}
 
 
@@ -414,6 +415,11 @@ def test_function_roles_are_least_privilege(synthesized: Synthesized) -> None:
         assert ("athena:StartQueryExecution" in athena) == reads_lake
         glue_tables = actions_on(statements, f":table/{synthesized.config.glue_database}/events")
         assert ("glue:GetTable" in glue_tables) == reads_lake
+        sampled = actions_on(statements, f":table/{synthesized.config.glue_database}/tb_sampled_*")
+        assert sampled == set(steps.step(step).sampled_table_actions), step  # slice creates, teardown deletes
+        writes = {a for st in statements for a in as_list(st["Action"])
+                  if a in ("glue:CreateTable", "glue:DeleteTable")}
+        assert writes <= sampled, step  # never on the lake's own tables
         secret_actions = {a for st in statements for a in as_list(st["Action"]) if a.startswith("secretsmanager:")}
         assert bool(secret_actions) == (step == "slice"), step
         key_actions = {a for st in statements for a in as_list(st["Action"]) if a.startswith("kms:")}

@@ -16,7 +16,8 @@ from testbed.adapters.duckdb_engine import DuckDBEngine
 from testbed.core.feature_spec import FeatureSet
 from testbed.core.ranking_data import POPULARITY_DAYS
 from testbed.core.sampling import uniform_draw
-from testbed.core.slice_sql import partition_range, population_extract, render
+from testbed.core.slice_sql import partition_range, plain_statements, population_extract, render, sampled_table
+from testbed.core.slice_tables import touched_items
 from testbed.manifest import parse_manifest
 
 MODELS = {"control": {"uri": "c", "sha256": "0" * 64}, "candidate": {"uri": "d", "sha256": "0" * 64}}
@@ -42,10 +43,25 @@ def engine(small_lake: Path) -> DuckDBEngine:
 
 
 def _slice(engine: DuckDBEngine, data: dict[str, Any]) -> dict[str, Any]:
+    """The slice over the materialised sampling, checked against the plain statements that recompute it."""
     manifest = parse_manifest(data)
-    q = render(manifest)
-    out = {name: engine.query(getattr(q, name), q.params) for name in ("users", "events", "items", "population")}
-    return {**out, "population_events": engine.query(q.population_events)}
+    q = render(manifest, sampled="tb_sampled_test")
+    engine.materialise("tb_sampled_test", q.sampling, q.params)
+    out = {name: engine.query(getattr(q, name)) for name in ("users", "events", "population", "population_events")}
+    out["items"] = touched_items(engine.query(q.catalogue), out["events"].column("item_id"),
+                                 out["population_events"].column("item_id"))
+    plain, params = plain_statements(manifest)
+    for name, table in out.items():
+        if name == "population_events":
+            continue
+        expected, got = engine.query(plain[name], params), table
+        if name == "population":  # a float SUM: its order, so its last bits, follow the plan (stats round it)
+            sums = [t.column("_tb_expected_users").to_pylist() for t in (got, expected)]
+            assert [v is None for v in sums[0]] == [v is None for v in sums[1]]  # None: nobody eligible
+            assert [v for v in sums[0] if v is not None] == pytest.approx([v for v in sums[1] if v is not None])
+            got, expected = got.drop_columns("_tb_expected_users"), expected.drop_columns("_tb_expected_users")
+        assert expected.equals(got), name
+    return out
 
 
 def test_uniform_rate_within_three_standard_errors(engine: DuckDBEngine) -> None:
@@ -159,10 +175,20 @@ def test_filter_values_are_bound_never_rendered() -> None:
     data["segment"]["filters"] = [{"column": "loyalty_tier", "op": "in", "value": ["gold", evil]},
                                   {"column": "prior_orders", "op": "between", "value": [0, 3]}]
     q = render(parse_manifest(data))
-    for sql in (q.users, q.events, q.items, q.population):
+    plain, params = plain_statements(parse_manifest(data))
+    for sql in (q.sampling, q.users, q.events, q.population, q.catalogue, *plain.values()):
         assert evil not in sql and "gold" not in sql
         sqlglot.parse_one(sql, read="trino")  # valid Trino
-    assert q.params == ("gold", evil, 0, 3)
+    for sql in (q.users, q.events, q.population, q.catalogue):
+        assert "?" not in sql  # only the sampling takes the values
+    assert q.params == tuple(params) == ("gold", evil, 0, 3)
+
+
+def test_the_sampled_table_is_named_from_the_run_id_only() -> None:
+    name = sampled_table("x'; DROP TABLE users; --")
+    assert name.startswith("tb_sampled_") and len(name) == len("tb_sampled_") + 24
+    assert set(name[len("tb_sampled_"):]) <= set("0123456789abcdef")
+    assert sampled_table("run-1") == sampled_table("run-1") != sampled_table("run-2")
 
 
 def test_injection_value_is_just_data(engine: DuckDBEngine) -> None:

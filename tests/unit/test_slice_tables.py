@@ -1,4 +1,4 @@
-"""The slice's tables: stratum labels, one event_time type, masking, per-stratum counts; and latency.json."""
+"""The slice's tables: stratum labels, one event_time type, touched items, masking, stratum counts; latency.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from testbed.core.latency import latency_summary
-from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats
+from testbed.core.slice_tables import mask, normalise_events, stratum_labels, stratum_stats, touched_items
 
 
 def test_stratum_labels_join_the_named_columns() -> None:
@@ -20,6 +20,15 @@ def test_stratum_labels_join_the_named_columns() -> None:
 def test_event_time_becomes_utc_microseconds() -> None:
     events = pa.table({"event_time": pa.array([datetime(2026, 1, 1)], pa.timestamp("ms"))})
     assert normalise_events(events).schema.field("event_time").type == pa.timestamp("us", tz="UTC")
+
+
+def test_touched_items_keep_the_catalogue_order_and_match_no_null() -> None:
+    catalogue = pa.table({"item_id": ["a", "b", None, "c", "d"], "price": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    events, extract = pa.chunked_array([["d", None, "a"], ["d"]]), pa.chunked_array([["c", "x"]])
+    kept = touched_items(catalogue, events, extract)
+    assert kept.column("item_id").to_pylist() == ["a", "c", "d"]  # no duplicate, no null, unknown x ignored
+    assert kept.column("price").to_pylist() == [1.0, 4.0, 5.0]
+    assert touched_items(catalogue, pa.chunked_array([], pa.string())).num_rows == 0
 
 
 def test_mask_touches_only_the_named_columns_present() -> None:
