@@ -80,7 +80,8 @@ def test_a_second_execution_records_and_deletes_nothing(memory: MemoryStorage, c
     second = dataclasses.replace(ctx, execution=SECOND.id)
     before = dict(memory.objects)
     assert record_error(second, "provision", "RunInProgressError", "in progress")["recorded"] is False
-    assert run_teardown(second) == {"deleted_objects": 0, "stream_deleted": False, "table_deleted": False}
+    assert run_teardown(second) == {"deleted_objects": 0, "stream_deleted": False, "table_deleted": False,
+                                    "sampled_table_deleted": False}
     with pytest.raises(RunInProgressError):
         claim.require(second)
     assert memory.objects == before
