@@ -49,8 +49,9 @@ synth: install node_modules/.bin/cdk
 layers: install
 	$(BIN)/python layers/build.py
 
+# The scale report at small: runs benchmarks/pipeline.py once (its JSON kept in /tmp/testbed-scale/small.json).
 bench: install
-	$(BIN)/python benchmarks/pipeline.py --scale small
+	$(BIN)/python benchmarks/scale.py --scale small
 
 clean:
 	rm -rf $(VENV) testbed-demo build cdk.out node_modules
