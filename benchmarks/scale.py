@@ -40,8 +40,8 @@ KINESIS_BYTES_PER_S = 1_000_000
 # Queries over the window's events per step, counted in the SQL: lake_contract's 7 checks + validate's count;
 # slice_sql's population, users, events and the items statement's two event scans; drift's population baseline.
 ATHENA_SCANS = {"validate": 8, "slice": 5, "drift": 1}
-# Steps whose work does not grow with the events (resources, shard plans, gates over a few numbers): with one
-# measured size they are projected as constants rather than proportional to the events.
+# Steps whose work does not grow with the events (resources, shard plans, gates over a few numbers): projected
+# as constants at the largest measured size's figures.
 FIXED_COST = frozenset({"provision", "plan_shards", "whatif", "gate", "record", "teardown"})
 METHOD_IN_RUN = "in-run step-tagged VmRSS (one process for all steps: includes what earlier steps left)"
 
@@ -167,12 +167,13 @@ def project(points: list[dict[str, Any]], users_per_shard: int = 5_000) -> dict[
         else:
             ys_s = [float(r["seconds"]) for r in rows]
         ys_m = [float(r["peak_rss_mb"]) for r in rows]
-        if len(set(xs)) < 2 and name in FIXED_COST:
-            time_fit, mem_fit = Fit(ys_s[0], 0.0, "constant"), Fit(ys_m[0], 0.0, "constant")
+        if name in FIXED_COST:  # the largest size's figures (their in-run RSS growth is earlier steps' leftovers)
+            time_fit, mem_fit = Fit(ys_s[-1], 0.0, "constant"), Fit(ys_m[-1], 0.0, "constant")
         else:
             time_fit = fit_linear(xs, ys_s)
             mem_fit = fit_linear(xs, ys_m, base=min(ys_m[0], largest.get("base_rss_mb") or 0.0))
-        seconds, peak = max(0.0, time_fit.at(x_target)), max(0.0, mem_fit.at(x_target))
+        # A projection never goes below the largest size's measurement (a flat step's fit can dip on noise).
+        seconds, peak = max(ys_s[-1], time_fit.at(x_target)), max(ys_m[-1], mem_fit.at(x_target))
         steps[name] = {"x": "shard users" if name == "score" else "lake events" if reads_lake else "slice events",
                        "x_target": round(x_target), "memory_method": rows[-1]["memory_method"],
                        "seconds_fit": vars(time_fit), "peak_mb_fit": vars(mem_fit),

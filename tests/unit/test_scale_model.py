@@ -105,3 +105,14 @@ def test_one_size_above_a_base_and_fixed_cost_steps() -> None:
     assert proj["steps"]["features"]["local"]["peak_rss_mb"] == 410
     # slice: 600 MB over a 450 MB base at 1M lake events -> 450 + 150 x 100
     assert proj["steps"]["slice"]["local"]["peak_rss_mb"] == 15450
+
+
+def test_projection_never_below_the_largest_measurement() -> None:
+    # features' time falls from 0.5 s to 0.4 s between the sizes (noise): the fit goes negative at 100M
+    a, b = point("a", 1_000_000, 150_000, 200, 1.0), point("b", 2_000_000, 300_000, 400, 2.0)
+    b["steps"]["features"]["seconds"] = 0.4
+    a["steps"]["gate"] = {**a["steps"]["features"], "seconds": 0.6, "peak_rss_mb": 700.0}
+    b["steps"]["gate"] = {**b["steps"]["features"], "seconds": 0.5, "peak_rss_mb": 900.0}
+    proj = scale.project([a, b])
+    assert proj["steps"]["features"]["local"]["seconds"] == 0.4
+    assert proj["steps"]["gate"]["local"] == {"seconds": 0.5, "peak_rss_mb": 900}
