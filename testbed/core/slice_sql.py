@@ -4,11 +4,12 @@ The sampling (every eligible user with its stratum, inclusion probability and wh
 statement, materialised once per slice (a DuckDB temp table, an Athena CTAS) as `sampled_table(run_id)`. The
 sampled users (with inclusion probability), their events in [start, end) and the eligible users per stratum read
 that table; the catalogue rows those events or the population extract touch are kept from the whole catalogue
-(`slice_tables.touched_items`) rather than found by scanning the events twice more. `plain_statements` gives the
-same users, events and items as single statements that each recompute the sampling (validate, drift and the
-bare-DuckDB benchmark baseline). The sampling's own columns are namespaced (`INTERNAL_PREFIX`) so that no lake
-column used as a stratum can collide with them. Column names are checked against the lake and quoted; values are
-bound; times are rendered from validated datetimes.
+(`CATALOGUE_SQL`, `slice_tables.touched_items`) rather than found by scanning the events twice more.
+`plain_statements` gives the same users, events and items as single statements that each recompute the sampling
+(validate and drift, which keep the touched catalogue rows the same way, and the bare-DuckDB benchmark baseline).
+The sampling's own columns are namespaced (`INTERNAL_PREFIX`) so that no lake column used as a stratum can collide
+with them. Column names are checked against the lake and quoted; values are bound; times are rendered from
+validated datetimes.
 
 The population extract takes no parameters: every lake user's events in
 [max(start, cutoff - the longest lake-population window), cutoff), whatever the segment and the sample, with
@@ -34,6 +35,7 @@ INTERNAL_PREFIX = "_tb_"  # the slice SQL's own columns; a stratum column with t
 ADDED_USER_COLUMNS = ("inclusion_probability", "stratum")  # published in slice/users.parquet next to users/'s own
 POPULATION_COLUMNS = ("item_id", "event_time", "event_type")  # what the candidates' popularity reads
 SAMPLED_TABLE_PREFIX = "tb_sampled_"  # + a hash of the run id: the Glue tables the slice step may create
+CATALOGUE_SQL = "SELECT i.* FROM items i ORDER BY i.item_id"  # what slice_tables.touched_items filters
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def render(manifest: Manifest, extract: PopulationExtract | None = None,
     reading = _reading(manifest, extract, strata, quote(sampled))
     return SliceQueries(sampling=sampling, params=tuple(params), users=reading["users"], events=reading["events"],
                         population=reading["population"], population_events=population_events_sql(manifest, extract),
-                        catalogue="SELECT i.* FROM items i ORDER BY i.item_id")
+                        catalogue=CATALOGUE_SQL)
 
 
 def population_events_sql(manifest: Manifest, extract: PopulationExtract) -> str:

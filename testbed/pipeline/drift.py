@@ -35,8 +35,14 @@ from testbed.core.drift_report import DailyConfig, Side, baseline_rate, drift_do
 from testbed.core.event_types import EventVocabulary
 from testbed.core.feature_spec import FeatureSet, describe
 from testbed.core.ranking_session import RankingSession
-from testbed.core.slice_sql import partition_range, plain_statements, population_events_sql, population_extract
-from testbed.core.slice_tables import normalise_events, stratum_labels
+from testbed.core.slice_sql import (
+    CATALOGUE_SQL,
+    partition_range,
+    plain_statements,
+    population_events_sql,
+    population_extract,
+)
+from testbed.core.slice_tables import normalise_events, stratum_labels, touched_items
 from testbed.errors import ManifestError
 from testbed.manifest import Features, Manifest, TimeWindow
 from testbed.pipeline import feature_sets, slice_data
@@ -73,10 +79,11 @@ def population_side(ctx: RunContext, manifest: Manifest, spec: FeatureSet) -> Si
     try:
         users = engine.query(statements["users"], params)
         events = engine.query(statements["events"], params)
-        items = engine.query(statements["items"], params)
+        catalogue = engine.query(CATALOGUE_SQL)
         population = engine.query(population_events_sql(baseline, extract))  # the lake-population tables
     finally:
         engine.close()
+    items = touched_items(catalogue, events.column("item_id"), population.column("item_id"))  # as the slice's
     events = normalise_events(events)
     tables = feature_sql.batch_tables(events, items, users, spec, manifest.time.cutoff,
                                       population=normalise_events(population))

@@ -23,7 +23,7 @@ from testbed.adapters.storage import UriStorage
 from testbed.core import feature_sql
 from testbed.core.drift import EVENT_FIELDS
 from testbed.core.generate import generate_lake
-from testbed.core.slice_sql import plain_statements, population_events_sql, population_extract
+from testbed.core.slice_sql import CATALOGUE_SQL, plain_statements, population_events_sql, population_extract
 from testbed.errors import ManifestError
 from testbed.invocation import Invocation
 from testbed.manifest import Manifest, parse_manifest
@@ -131,8 +131,8 @@ def test_a_reference_without_features_is_a_manifest_error(small_lake: Path, tmp_
 
 def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Athena path: the same three slice statements at rate 1 and the population extract, as UNLOADs under the
-    run's scratch prefix.
+    """Athena path: the slice's users and events statements at rate 1, the catalogue and the population extract,
+    as UNLOADs under the run's scratch prefix.
 
     moto's Athena runs no SQL, so DuckDB computes the answers and they are placed where each UNLOAD writes.
     """
@@ -144,8 +144,8 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
     extract = population_extract(manifest, spec)
     plain, params = plain_statements(population, extract)
     duck = DuckDBEngine(str(small_lake))
-    answers = [duck.query(plain[name], params) for name in ("users", "events", "items")]
-    answers.append(duck.query(population_events_sql(population, extract)))
+    answers = [duck.query(plain[name], params) for name in ("users", "events")]
+    answers += [duck.query(CATALOGUE_SQL), duck.query(population_events_sql(population, extract))]
     duck.close()
     with embedded_aws() as aws:
         aws.client("s3").create_bucket(Bucket="art")
@@ -171,7 +171,8 @@ def test_the_population_goes_through_the_engine_with_the_slice_sql(small_lake: P
         sent = [aws.client("athena").get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     statements = sorted(s["Query"] for s in sent if s["Query"].startswith("UNLOAD (WITH segment_users AS"))
     extract = [s["Query"] for s in sent if s["Query"].startswith('UNLOAD (SELECT e."item_id"')]
-    assert len(statements) == 3 and len(extract) == 1 and len(sent) == 4
+    catalogue = [s["Query"] for s in sent if s["Query"].startswith(f"UNLOAD ({CATALOGUE_SQL})")]
+    assert len(statements) == 2 and len(extract) == 1 and len(catalogue) == 1 and len(sent) == 4
     assert all("CAST(1.0 AS DOUBLE) AS _tb_inclusion_probability" in s for s in statements)
     assert all(f"'{manifest.sampling.seed + 1}:'" in s for s in statements)
     assert all(s["WorkGroup"] == "wg" and s["QueryExecutionContext"]["Database"] == "lakedb" for s in sent)
