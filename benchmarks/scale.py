@@ -37,9 +37,10 @@ HEADROOM = 1.25  # memory asked for = projected peak x this
 ATHENA_USD_PER_TB = 5.0
 KINESIS_RECORDS_PER_S = 1_000  # per shard write limit
 KINESIS_BYTES_PER_S = 1_000_000
-# Queries over the window's events per step, counted in the SQL: lake_contract's 7 checks + validate's count;
-# slice_sql's population, users, events and the items statement's two event scans; drift's population baseline.
-ATHENA_SCANS = {"validate": 8, "slice": 5, "drift": 1}
+# Scans of the window's events per step, counted in the SQL: validate = lake_contract's 7 row checks, its count
+# and the segment check's sampling; slice = the sampling's CTAS, the events statement and the population extract;
+# drift = its users statement's sampling, its events statement (sampling + window) and the population extract.
+ATHENA_SCANS = {"validate": 9, "slice": 3, "drift": 4}
 # Steps whose work does not grow with the events (resources, shard plans, gates over a few numbers): projected
 # as constants at the largest measured size's figures.
 FIXED_COST = frozenset({"provision", "plan_shards", "whatif", "gate", "record", "teardown"})

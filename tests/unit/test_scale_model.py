@@ -76,8 +76,8 @@ def test_projection_to_100m_events() -> None:
     assert score["x_target"] == 5000 and score["local"]["seconds"] == pytest.approx(5.0)
     assert proj["flagged_over_lambda_limits"] == ["slice"]
     assert proj["athena"]["window_bytes"] == 4_000_000_000  # 40 B per event
-    assert proj["athena"]["bytes"] == 14 * 4_000_000_000  # 8 + 5 + 1 scans
-    assert proj["athena"]["usd"] == pytest.approx(0.28)
+    assert proj["athena"]["bytes"] == 16 * 4_000_000_000  # validate 9 + slice 3 + drift 4 scans
+    assert proj["athena"]["usd"] == pytest.approx(0.32)
     # replay: 2 s per 150k slice events -> 200 s for 15M, 75,000 events/s -> 75 shards by record count
     assert proj["kinesis"]["events_per_s"] == 75_000 and proj["kinesis"]["shards"] == 75
 
