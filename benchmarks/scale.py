@@ -202,7 +202,12 @@ def project(points: list[dict[str, Any]], users_per_shard: int = 5_000) -> dict[
                         "shards": max(math.ceil(rate / KINESIS_RECORDS_PER_S),
                                       math.ceil(rate * record_bytes / KINESIS_BYTES_PER_S))})
     flagged = [n for n, s in steps.items() if s["deployed"]["over_lambda_limits"]]
-    return {"target": {"lake_events": TARGET_EVENTS, "lake_users": TARGET_USERS,
+    basis = {"sizes": len({p["lake_events"] for p in points}), "note": None}
+    if basis["sizes"] < 2:  # a line through one point cannot tell fixed cost from growth
+        basis["note"] = ("one size measured: each fit is proportional from that point, so the projection and its "
+                         "flags are an upper bound; fit growth from two or more sizes "
+                         "(--scale 1m --scale 5m --scale 20m)")
+    return {"basis": basis, "target": {"lake_events": TARGET_EVENTS, "lake_users": TARGET_USERS,
                        "slice_events": round(target_slice_events), "slice_users": round(target_slice_users),
                        "slice_fraction_basis": largest["scale"]},
             "score_shards": shards, "users_per_shard": users_per_shard, "steps": steps, "athena": athena,
@@ -236,6 +241,8 @@ def markdown(points: list[dict[str, Any]], proj: dict[str, Any]) -> str:
     kin = proj["kinesis"]
     if "shards" in kin:
         lines.append(f"Kinesis: {kin['shards']} shards for {kin['events_per_s']:,} events/s.")
+    if proj["basis"]["note"]:
+        lines.append(f"Note: {proj['basis']['note']}.")
     return "\n".join(lines) + "\n"
 
 

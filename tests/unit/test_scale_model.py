@@ -105,6 +105,8 @@ def test_one_size_above_a_base_and_fixed_cost_steps() -> None:
     assert proj["steps"]["features"]["local"]["peak_rss_mb"] == 410
     # slice: 600 MB over a 450 MB base at 1M lake events -> 450 + 150 x 100
     assert proj["steps"]["slice"]["local"]["peak_rss_mb"] == 15450
+    assert proj["basis"]["sizes"] == 1
+    assert "Note: one size measured" in scale.markdown([one], proj)
 
 
 def test_projection_never_below_the_largest_measurement() -> None:
@@ -116,3 +118,5 @@ def test_projection_never_below_the_largest_measurement() -> None:
     proj = scale.project([a, b])
     assert proj["steps"]["features"]["local"]["seconds"] == 0.4
     assert proj["steps"]["gate"]["local"] == {"seconds": 0.5, "peak_rss_mb": 900}
+    assert proj["basis"] == {"sizes": 2, "note": None}
+    assert "Note:" not in scale.markdown([a, b], proj)
