@@ -204,8 +204,8 @@ def project(points: list[dict[str, Any]], users_per_shard: int = 5_000) -> dict[
     flagged = [n for n, s in steps.items() if s["deployed"]["over_lambda_limits"]]
     basis = {"sizes": len({p["lake_events"] for p in points}), "note": None}
     if basis["sizes"] < 2:  # a line through one point cannot tell fixed cost from growth
-        basis["note"] = ("one size measured: each fit is proportional from that point, so the projection and its "
-                         "flags are an upper bound; fit growth from two or more sizes "
+        basis["note"] = ("one size measured: each fit is a line from zero (time) or the process's base (memory) "
+                         "through it, so a step's fixed cost is projected as growth; fit from two or more sizes "
                          "(--scale 1m --scale 5m --scale 20m)")
     return {"basis": basis, "target": {"lake_events": TARGET_EVENTS, "lake_users": TARGET_USERS,
                        "slice_events": round(target_slice_events), "slice_users": round(target_slice_users),
